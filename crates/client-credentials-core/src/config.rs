@@ -1,0 +1,710 @@
+//! Client configuration: built once with [`ConfigBuilder`], validated once, shared after.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::Uri;
+
+use crate::secret::ClientSecret;
+
+/// Parameters that only the library sets. Extra parameters may not use these names.
+pub const RESERVED_PARAMETERS: &[&str] = &[
+    "grant_type",
+    "scope",
+    "client_id",
+    "client_secret",
+    "client_assertion",
+    "client_assertion_type",
+    "resource",
+    "audience",
+];
+
+/// The default cap on a token response body: 1 MiB. Real token responses are a few KiB even
+/// with large JWTs; anything bigger is a misbehaving server.
+pub const DEFAULT_MAX_BODY: usize = 1024 * 1024;
+
+/// How the client authenticates to the token endpoint (RFC 6749 §2.3).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AuthMethod {
+    /// `client_secret_basic`: HTTP Basic with the client id and secret each
+    /// `application/x-www-form-urlencoded` before base64, as RFC 6749 §2.3.1 requires.
+    /// The default, and what certified servers such as `oidc-provider` expect.
+    ClientSecretBasic,
+    /// HTTP Basic with the raw client id and secret, not form-urlencoded first. Only for
+    /// servers that compare unencoded values; with those, a secret holding `+`, `%`, `:` or a
+    /// space fails under [`AuthMethod::ClientSecretBasic`]. The client id may not hold `:`.
+    ClientSecretBasicRaw,
+    /// `client_secret_post`: the credentials as body parameters.
+    ClientSecretPost {
+        /// Name of the client id parameter (default `client_id`).
+        client_id_param: String,
+        /// Name of the client secret parameter (default `client_secret`).
+        client_secret_param: String,
+    },
+    /// `none`: a public client; only `client_id` is sent, in the body.
+    None,
+}
+
+impl AuthMethod {
+    /// `client_secret_post` with the standard parameter names.
+    #[must_use]
+    pub fn client_secret_post() -> Self {
+        Self::ClientSecretPost {
+            client_id_param: "client_id".to_owned(),
+            client_secret_param: "client_secret".to_owned(),
+        }
+    }
+
+    /// The registered name of the method (RFC 7591 §2), `client_secret_basic` for both
+    /// Basic variants.
+    #[must_use]
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::ClientSecretBasic | Self::ClientSecretBasicRaw => "client_secret_basic",
+            Self::ClientSecretPost { .. } => "client_secret_post",
+            Self::None => "none",
+        }
+    }
+
+    fn needs_secret(&self) -> bool {
+        !matches!(self, Self::None)
+    }
+}
+
+/// The encoding of the request body.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum BodyFormat {
+    /// `application/x-www-form-urlencoded`, as RFC 6749 §4.4.2 requires. The default.
+    #[default]
+    Form,
+    /// `application/json`, for servers that take only JSON (some Auth0 set-ups do).
+    Json,
+}
+
+/// What to do when a token response has no `expires_in` (or `null`).
+///
+/// RFC 6749 §5.1 makes `expires_in` only RECOMMENDED, so a missing lifetime is legal; it is
+/// never read as 0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum MissingLifetime {
+    /// Treat the token as living this long. The default is five minutes: long enough that a
+    /// busy service fetches at most a few tokens an hour, short enough that a token which in
+    /// fact lives shorter is not served for long after it died (a 401 from the resource server
+    /// invalidates it sooner anyway).
+    Assume(Duration),
+    /// Keep the token until a resource server rejects it (see `invalidate`).
+    NeverExpires,
+    /// Refuse the response as invalid.
+    Reject,
+}
+
+impl Default for MissingLifetime {
+    fn default() -> Self {
+        Self::Assume(Duration::from_secs(300))
+    }
+}
+
+/// A configuration value that was refused, with what was wrong.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The token endpoint is not an absolute URL.
+    #[error("token endpoint is not a valid absolute URL: {0}")]
+    InvalidUrl(String),
+    /// The token endpoint uses `http://` and its host is not loopback.
+    #[error("token endpoint must use https (http is allowed only for loopback hosts): {0}")]
+    InsecureUrl(String),
+    /// The token endpoint carries user info (`user:pass@host`) or a fragment.
+    #[error("token endpoint must not contain user info or a fragment")]
+    UrlCredentials,
+    /// No token endpoint was set.
+    #[error("no token endpoint was set")]
+    MissingTokenUrl,
+    /// The client id is empty or holds control characters.
+    #[error("client id is empty or contains control characters")]
+    InvalidClientId,
+    /// The auth method needs a client secret and none was set.
+    #[error("auth method {0} needs a client secret")]
+    MissingSecret(&'static str),
+    /// The raw Basic variant cannot carry a client id that holds `:` (RFC 7617).
+    #[error("raw client_secret_basic cannot carry a client id containing ':'")]
+    ColonInClientId,
+    /// A parameter name for `client_secret_post` is empty, reserved or used twice.
+    #[error("client_secret_post parameter name {0:?} is empty, reserved or duplicated")]
+    InvalidCredentialParam(String),
+    /// A scope is empty or holds characters RFC 6749 §3.3 does not allow (space, `"`, `\`,
+    /// controls).
+    #[error("scope {0:?} is not a valid scope token (RFC 6749 §3.3)")]
+    InvalidScope(String),
+    /// The scope separator is empty.
+    #[error("scope separator is empty")]
+    EmptyScopeSeparator,
+    /// An audience or resource indicator is empty, or a resource is not an absolute URI
+    /// without a fragment (RFC 8707 §2).
+    #[error("{kind} {value:?} is invalid")]
+    InvalidTarget {
+        /// `audience` or `resource`.
+        kind: &'static str,
+        /// The refused value.
+        value: String,
+    },
+    /// An extra parameter would overwrite a parameter that the library sets.
+    #[error("extra parameter {0:?} is reserved")]
+    ReservedParameter(String),
+    /// An extra parameter has an empty name.
+    #[error("extra parameter name is empty")]
+    EmptyParameterName,
+    /// The body cap is zero.
+    #[error("response body cap must be greater than zero")]
+    ZeroBodyCap,
+    /// A token type to accept is empty or not a valid token.
+    #[error("token type {0:?} is not a valid token type")]
+    InvalidTokenType(String),
+}
+
+/// A validated client configuration. Cheap to clone (shared behind an [`Arc`]).
+///
+/// ```
+/// use client_credentials_core::{AuthMethod, Config};
+///
+/// let config = Config::builder()
+///     .token_url("https://auth.example.com/oauth2/token")
+///     .client_id("my-service")
+///     .client_secret("s3cr3t")
+///     .auth_method(AuthMethod::client_secret_post())
+///     .scopes(["orders.read", "orders.write"])
+///     .build()?;
+/// assert_eq!(config.client_id(), "my-service");
+/// # Ok::<_, client_credentials_core::ConfigError>(())
+/// ```
+#[derive(Clone)]
+pub struct Config {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) token_url: Uri,
+    pub(crate) client_id: String,
+    pub(crate) client_secret: Option<ClientSecret>,
+    pub(crate) auth_method: AuthMethod,
+    pub(crate) body_format: BodyFormat,
+    pub(crate) scope_separator: String,
+    pub(crate) defaults: crate::request::Params,
+    pub(crate) max_body: usize,
+    pub(crate) missing_lifetime: MissingLifetime,
+    /// Lower-case token types accepted besides `bearer`.
+    pub(crate) extra_token_types: Vec<String>,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let i = &self.inner;
+        f.debug_struct("Config")
+            .field("token_url", &i.token_url)
+            .field("client_id", &i.client_id)
+            .field("client_secret", &i.client_secret)
+            .field("auth_method", &i.auth_method)
+            .field("body_format", &i.body_format)
+            .field("defaults", &i.defaults)
+            .field("max_body", &i.max_body)
+            .field("missing_lifetime", &i.missing_lifetime)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Config {
+    /// Starts a builder.
+    #[must_use]
+    pub fn builder() -> ConfigBuilder {
+        ConfigBuilder::default()
+    }
+
+    /// The token endpoint.
+    #[must_use]
+    pub fn token_url(&self) -> &Uri {
+        &self.inner.token_url
+    }
+
+    /// The client id.
+    #[must_use]
+    pub fn client_id(&self) -> &str {
+        &self.inner.client_id
+    }
+
+    /// The client secret, if one is set.
+    #[must_use]
+    pub fn client_secret(&self) -> Option<&ClientSecret> {
+        self.inner.client_secret.as_ref()
+    }
+
+    /// The client authentication method.
+    #[must_use]
+    pub fn auth_method(&self) -> &AuthMethod {
+        &self.inner.auth_method
+    }
+
+    /// The request body format.
+    #[must_use]
+    pub fn body_format(&self) -> BodyFormat {
+        self.inner.body_format
+    }
+
+    /// The cap on response bodies, in bytes.
+    #[must_use]
+    pub fn max_body(&self) -> usize {
+        self.inner.max_body
+    }
+
+    /// The policy for responses without `expires_in`.
+    #[must_use]
+    pub fn missing_lifetime(&self) -> MissingLifetime {
+        self.inner.missing_lifetime
+    }
+
+    /// Whether a token of this type (compared case-insensitively) is accepted.
+    #[must_use]
+    pub fn accepts_token_type(&self, token_type: &str) -> bool {
+        token_type.eq_ignore_ascii_case("bearer")
+            || self
+                .inner
+                .extra_token_types
+                .iter()
+                .any(|t| t.eq_ignore_ascii_case(token_type))
+    }
+
+    /// The separator that joins scopes in the request.
+    #[must_use]
+    pub fn scope_separator(&self) -> &str {
+        &self.inner.scope_separator
+    }
+
+    pub(crate) fn inner(&self) -> &Inner {
+        &self.inner
+    }
+
+    /// Whether two configurations are the same `Arc` (cheap identity check).
+    #[must_use]
+    pub fn ptr_eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+}
+
+/// Builder for [`Config`]. Every setter is infallible; [`ConfigBuilder::build`] validates.
+#[derive(Default)]
+pub struct ConfigBuilder {
+    token_url: Option<String>,
+    client_id: String,
+    client_secret: Option<ClientSecret>,
+    auth_method: Option<AuthMethod>,
+    body_format: BodyFormat,
+    scope_separator: Option<String>,
+    defaults: crate::request::TokenParams,
+    max_body: Option<usize>,
+    missing_lifetime: MissingLifetime,
+    extra_token_types: Vec<String>,
+}
+
+impl fmt::Debug for ConfigBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConfigBuilder")
+            .field("token_url", &self.token_url)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &self.client_secret)
+            .field("auth_method", &self.auth_method)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ConfigBuilder {
+    /// The token endpoint. `https` is required unless the host is loopback (`localhost`,
+    /// `127.0.0.0/8`, `[::1]`).
+    #[must_use]
+    pub fn token_url(mut self, url: impl Into<String>) -> Self {
+        self.token_url = Some(url.into());
+        self
+    }
+
+    /// The client id.
+    #[must_use]
+    pub fn client_id(mut self, id: impl Into<String>) -> Self {
+        self.client_id = id.into();
+        self
+    }
+
+    /// The client secret.
+    #[must_use]
+    pub fn client_secret(mut self, secret: impl Into<ClientSecret>) -> Self {
+        self.client_secret = Some(secret.into());
+        self
+    }
+
+    /// The client authentication method (default [`AuthMethod::ClientSecretBasic`], or
+    /// [`AuthMethod::None`] when no secret is set).
+    #[must_use]
+    pub fn auth_method(mut self, method: AuthMethod) -> Self {
+        self.auth_method = Some(method);
+        self
+    }
+
+    /// The request body format (default [`BodyFormat::Form`]).
+    #[must_use]
+    pub fn body_format(mut self, format: BodyFormat) -> Self {
+        self.body_format = format;
+        self
+    }
+
+    /// Default scopes, sent when a request does not name its own. Empty means no `scope`
+    /// parameter.
+    #[must_use]
+    pub fn scopes<I, S>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.defaults = self.defaults.scopes(scopes);
+        self
+    }
+
+    /// The separator that joins scopes (default one space, per RFC 6749 §3.3; some
+    /// providers want a comma).
+    #[must_use]
+    pub fn scope_separator(mut self, separator: impl Into<String>) -> Self {
+        self.scope_separator = Some(separator.into());
+        self
+    }
+
+    /// Default `audience` parameter (Auth0, Okta and others).
+    #[must_use]
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.defaults = self.defaults.audience(audience);
+        self
+    }
+
+    /// Adds a default resource indicator (RFC 8707); may be called several times.
+    #[must_use]
+    pub fn resource(mut self, resource: impl Into<String>) -> Self {
+        let mut resources = self.defaults.resources.take().unwrap_or_default();
+        resources.push(resource.into());
+        self.defaults.resources = Some(resources);
+        self
+    }
+
+    /// Adds an extra body parameter sent with every request. Reserved names
+    /// ([`RESERVED_PARAMETERS`]) are refused by [`ConfigBuilder::build`].
+    #[must_use]
+    pub fn extra_param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.defaults = self.defaults.extra_param(name, value);
+        self
+    }
+
+    /// The cap on response bodies in bytes (default [`DEFAULT_MAX_BODY`]).
+    #[must_use]
+    pub fn max_body(mut self, bytes: usize) -> Self {
+        self.max_body = Some(bytes);
+        self
+    }
+
+    /// The policy for responses without `expires_in` (default: assume five minutes).
+    #[must_use]
+    pub fn missing_lifetime(mut self, policy: MissingLifetime) -> Self {
+        self.missing_lifetime = policy;
+        self
+    }
+
+    /// Accepts tokens of this type besides `Bearer` (for example `DPoP`, `N_A` or `mac`).
+    #[must_use]
+    pub fn accept_token_type(mut self, token_type: impl Into<String>) -> Self {
+        self.extra_token_types.push(token_type.into());
+        self
+    }
+
+    /// Validates everything and builds the configuration.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the first value that was refused.
+    pub fn build(self) -> Result<Config, ConfigError> {
+        let token_url = validate_token_url(self.token_url.as_deref())?;
+        if self.client_id.is_empty() || self.client_id.chars().any(char::is_control) {
+            return Err(ConfigError::InvalidClientId);
+        }
+        let auth_method = match self.auth_method {
+            Some(m) => m,
+            None if self.client_secret.is_none() => AuthMethod::None,
+            None => AuthMethod::ClientSecretBasic,
+        };
+        if auth_method.needs_secret() && self.client_secret.is_none() {
+            return Err(ConfigError::MissingSecret(auth_method.name()));
+        }
+        match &auth_method {
+            AuthMethod::ClientSecretBasicRaw if self.client_id.contains(':') => {
+                return Err(ConfigError::ColonInClientId);
+            }
+            AuthMethod::ClientSecretPost {
+                client_id_param,
+                client_secret_param,
+            } => {
+                for p in [client_id_param, client_secret_param] {
+                    let reserved = RESERVED_PARAMETERS
+                        .iter()
+                        .filter(|r| !matches!(**r, "client_id" | "client_secret"))
+                        .any(|r| r == p);
+                    if p.is_empty() || reserved {
+                        return Err(ConfigError::InvalidCredentialParam(p.clone()));
+                    }
+                }
+                if client_id_param == client_secret_param {
+                    return Err(ConfigError::InvalidCredentialParam(client_id_param.clone()));
+                }
+            }
+            _ => {}
+        }
+        let scope_separator = self.scope_separator.unwrap_or_else(|| " ".to_owned());
+        if scope_separator.is_empty() {
+            return Err(ConfigError::EmptyScopeSeparator);
+        }
+        let max_body = self.max_body.unwrap_or(DEFAULT_MAX_BODY);
+        if max_body == 0 {
+            return Err(ConfigError::ZeroBodyCap);
+        }
+        for t in &self.extra_token_types {
+            if t.is_empty() || !t.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(ConfigError::InvalidTokenType(t.clone()));
+            }
+        }
+        let defaults =
+            crate::request::Params::resolve(&crate::request::Params::EMPTY, &self.defaults)?;
+        Ok(Config {
+            inner: Arc::new(Inner {
+                token_url,
+                client_id: self.client_id,
+                client_secret: self.client_secret,
+                auth_method,
+                body_format: self.body_format,
+                scope_separator,
+                defaults,
+                max_body,
+                missing_lifetime: self.missing_lifetime,
+                extra_token_types: self.extra_token_types,
+            }),
+        })
+    }
+}
+
+fn validate_token_url(url: Option<&str>) -> Result<Uri, ConfigError> {
+    let raw = url.ok_or(ConfigError::MissingTokenUrl)?;
+    if raw.contains('#') {
+        return Err(ConfigError::UrlCredentials);
+    }
+    let uri: Uri = raw
+        .parse()
+        .map_err(|_| ConfigError::InvalidUrl(raw.to_owned()))?;
+    let authority = uri
+        .authority()
+        .ok_or_else(|| ConfigError::InvalidUrl(raw.to_owned()))?;
+    if authority.as_str().contains('@') {
+        return Err(ConfigError::UrlCredentials);
+    }
+    let host = authority.host();
+    if host.is_empty() {
+        return Err(ConfigError::InvalidUrl(raw.to_owned()));
+    }
+    match uri.scheme_str() {
+        Some(s) if s.eq_ignore_ascii_case("https") => Ok(uri),
+        Some(s) if s.eq_ignore_ascii_case("http") => {
+            if is_loopback_host(host) {
+                Ok(uri)
+            } else {
+                Err(ConfigError::InsecureUrl(raw.to_owned()))
+            }
+        }
+        _ => Err(ConfigError::InvalidUrl(raw.to_owned())),
+    }
+}
+
+/// Whether `host` (as it appears in a URL authority) names the loopback interface.
+#[must_use]
+pub fn is_loopback_host(host: &str) -> bool {
+    let host = host.trim_end_matches('.');
+    if host.eq_ignore_ascii_case("localhost") || host.to_ascii_lowercase().ends_with(".localhost") {
+        return true;
+    }
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    bare.parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> ConfigBuilder {
+        Config::builder()
+            .token_url("https://as.example.com/token")
+            .client_id("c")
+            .client_secret("s")
+    }
+
+    #[test]
+    fn https_is_required_except_on_loopback() {
+        assert!(base().build().is_ok());
+        for ok in [
+            "http://localhost:8080/token",
+            "http://127.0.0.1/token",
+            "http://127.1.2.3:9/t",
+            "http://[::1]:80/token",
+            "http://api.localhost/token",
+        ] {
+            assert!(base().token_url(ok).build().is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://as.example.com/token",
+            "http://10.0.0.1/token",
+            "http://localhost.example.com/token",
+        ] {
+            assert!(
+                matches!(
+                    base().token_url(bad).build(),
+                    Err(ConfigError::InsecureUrl(_))
+                ),
+                "{bad}"
+            );
+        }
+        assert!(matches!(
+            base().token_url("ftp://as.example.com/token").build(),
+            Err(ConfigError::InvalidUrl(_))
+        ));
+        assert!(matches!(
+            base().token_url("/token").build(),
+            Err(ConfigError::InvalidUrl(_))
+        ));
+        assert_eq!(
+            base()
+                .token_url("https://u:p@as.example.com/t")
+                .build()
+                .err(),
+            Some(ConfigError::UrlCredentials)
+        );
+        assert_eq!(
+            base().token_url("https://as.example.com/t#x").build().err(),
+            Some(ConfigError::UrlCredentials)
+        );
+        assert_eq!(
+            Config::builder().client_id("c").build().err(),
+            Some(ConfigError::MissingTokenUrl)
+        );
+    }
+
+    #[test]
+    fn secrets_and_methods() {
+        let no_secret = Config::builder()
+            .token_url("https://as.example.com/token")
+            .client_id("c");
+        assert_eq!(
+            no_secret.build().map(|c| c.auth_method().clone()),
+            Ok(AuthMethod::None)
+        );
+        let no_secret = Config::builder()
+            .token_url("https://as.example.com/token")
+            .client_id("c")
+            .auth_method(AuthMethod::ClientSecretBasic);
+        assert_eq!(
+            no_secret.build().err(),
+            Some(ConfigError::MissingSecret("client_secret_basic"))
+        );
+        assert_eq!(
+            base()
+                .client_id("a:b")
+                .auth_method(AuthMethod::ClientSecretBasicRaw)
+                .build()
+                .err(),
+            Some(ConfigError::ColonInClientId)
+        );
+        assert!(
+            base().client_id("a:b").build().is_ok(),
+            "encoded Basic carries ':'"
+        );
+        assert_eq!(
+            base().client_id("").build().err(),
+            Some(ConfigError::InvalidClientId)
+        );
+        let clash = AuthMethod::ClientSecretPost {
+            client_id_param: "scope".into(),
+            client_secret_param: "secret".into(),
+        };
+        assert!(matches!(
+            base().auth_method(clash).build(),
+            Err(ConfigError::InvalidCredentialParam(_))
+        ));
+        let same = AuthMethod::ClientSecretPost {
+            client_id_param: "x".into(),
+            client_secret_param: "x".into(),
+        };
+        assert!(base().auth_method(same).build().is_err());
+    }
+
+    #[test]
+    fn parameters_are_validated() {
+        assert_eq!(
+            base().scopes(["a b"]).build().err(),
+            Some(ConfigError::InvalidScope("a b".into()))
+        );
+        assert_eq!(
+            base().scopes([""]).build().err(),
+            Some(ConfigError::InvalidScope(String::new()))
+        );
+        assert_eq!(
+            base().extra_param("grant_type", "password").build().err(),
+            Some(ConfigError::ReservedParameter("grant_type".into()))
+        );
+        assert_eq!(
+            base().extra_param("Client_Secret", "x").build().err(),
+            Some(ConfigError::ReservedParameter("Client_Secret".into()))
+        );
+        assert!(matches!(
+            base().resource("relative/path").build(),
+            Err(ConfigError::InvalidTarget {
+                kind: "resource",
+                ..
+            })
+        ));
+        assert!(matches!(
+            base().resource("https://api.example.com/#frag").build(),
+            Err(ConfigError::InvalidTarget {
+                kind: "resource",
+                ..
+            })
+        ));
+        assert!(base().resource("https://api.example.com/").build().is_ok());
+        assert_eq!(
+            base().max_body(0).build().err(),
+            Some(ConfigError::ZeroBodyCap)
+        );
+        assert_eq!(
+            base().scope_separator("").build().err(),
+            Some(ConfigError::EmptyScopeSeparator)
+        );
+        assert!(base().accept_token_type("bad type").build().is_err());
+    }
+
+    #[test]
+    fn debug_hides_the_secret() {
+        let c = base().client_secret("very-secret-value").build().unwrap();
+        let s = format!("{c:?}");
+        assert!(!s.contains("very-secret-value"), "{s}");
+        let b = base().client_secret("very-secret-value");
+        assert!(!format!("{b:?}").contains("very-secret-value"));
+    }
+
+    #[test]
+    fn token_types() {
+        let c = base().accept_token_type("DPoP").build().unwrap();
+        assert!(c.accepts_token_type("bearer"));
+        assert!(c.accepts_token_type("BEARER"));
+        assert!(c.accepts_token_type("dpop"));
+        assert!(!c.accepts_token_type("mac"));
+    }
+}

@@ -1,0 +1,399 @@
+//! The error a token fetch ends with, and what the caller can do about it.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::StatusCode;
+
+/// An OAuth error code (RFC 6749 §5.2, RFC 8707 §2, and the codes servers send in practice).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// `invalid_request`: the request is malformed.
+    InvalidRequest,
+    /// `invalid_client`: client authentication failed.
+    InvalidClient,
+    /// `invalid_grant`: the grant is invalid (rare for client credentials).
+    InvalidGrant,
+    /// `unauthorized_client`: the client may not use this grant.
+    UnauthorizedClient,
+    /// `unsupported_grant_type`: the server does not support client credentials.
+    UnsupportedGrantType,
+    /// `invalid_scope`: a requested scope is invalid or not allowed.
+    InvalidScope,
+    /// `invalid_target`: a resource indicator is invalid or not allowed (RFC 8707).
+    InvalidTarget,
+    /// `server_error`: the server failed.
+    ServerError,
+    /// `temporarily_unavailable`: the server is overloaded or in maintenance.
+    TemporarilyUnavailable,
+    /// Any other code, kept verbatim (bounded in length).
+    Unknown(String),
+}
+
+impl ErrorCode {
+    /// Parses a code as the server sent it (exact match, as the RFC defines them).
+    #[must_use]
+    pub fn parse(code: &str) -> Self {
+        match code {
+            "invalid_request" => Self::InvalidRequest,
+            "invalid_client" => Self::InvalidClient,
+            "invalid_grant" => Self::InvalidGrant,
+            "unauthorized_client" => Self::UnauthorizedClient,
+            "unsupported_grant_type" => Self::UnsupportedGrantType,
+            "invalid_scope" => Self::InvalidScope,
+            "invalid_target" => Self::InvalidTarget,
+            "server_error" => Self::ServerError,
+            "temporarily_unavailable" => Self::TemporarilyUnavailable,
+            other => Self::Unknown(crate::response::bounded(other, 64)),
+        }
+    }
+
+    /// The code as sent on the wire.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::InvalidRequest => "invalid_request",
+            Self::InvalidClient => "invalid_client",
+            Self::InvalidGrant => "invalid_grant",
+            Self::UnauthorizedClient => "unauthorized_client",
+            Self::UnsupportedGrantType => "unsupported_grant_type",
+            Self::InvalidScope => "invalid_scope",
+            Self::InvalidTarget => "invalid_target",
+            Self::ServerError => "server_error",
+            Self::TemporarilyUnavailable => "temporarily_unavailable",
+            Self::Unknown(s) => s,
+        }
+    }
+
+    /// Whether the code says that trying again later may succeed.
+    #[must_use]
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::ServerError | Self::TemporarilyUnavailable)
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An RFC 6749 §5.2 error response body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OAuthError {
+    /// The `error` code.
+    pub code: ErrorCode,
+    /// `error_description`, bounded in length, with the client secret scrubbed.
+    pub description: Option<String>,
+    /// `error_uri`.
+    pub uri: Option<String>,
+}
+
+impl fmt::Display for OAuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.code)?;
+        if let Some(d) = &self.description {
+            write!(f, ": {d}")?;
+        }
+        if let Some(u) = &self.uri {
+            write!(f, " (see {u})")?;
+        }
+        Ok(())
+    }
+}
+
+/// A bounded, sanitised excerpt of a response body, for diagnostics.
+///
+/// It holds at most [`Excerpt::MAX_CHARS`] characters of a non-success body, control
+/// characters replaced, the client secret scrubbed, and every run of 24 or more token-like
+/// characters (what an access token, a JWT or a secret looks like) replaced by `[redacted]`.
+/// Bodies of successful responses are never excerpted.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Excerpt(String);
+
+impl Excerpt {
+    /// The maximum length of an excerpt, in characters.
+    pub const MAX_CHARS: usize = 200;
+
+    /// The sanitised text.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub(crate) fn new(text: String) -> Self {
+        Self(text)
+    }
+}
+
+impl fmt::Debug for Excerpt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Display for Excerpt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What was wrong with a response that could not be understood.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ResponseProblem {
+    /// A success status with a body that is not JSON or a form (HTML, empty, truncated…).
+    Unparseable,
+    /// The body parsed, but has no usable `access_token` (missing, empty, not a string, or
+    /// with characters that cannot go in an HTTP header).
+    MissingAccessToken,
+    /// The token type is not one the configuration accepts.
+    UnsupportedTokenType(String),
+    /// `expires_in` is present but not a non-negative number.
+    InvalidExpiresIn,
+    /// The response has no `expires_in` and the policy is [`crate::MissingLifetime::Reject`].
+    MissingExpiresIn,
+    /// A non-success status whose body is not an OAuth error.
+    NotAnOAuthError,
+    /// A status that is neither success nor error (1xx, 3xx: redirects are never followed).
+    UnexpectedStatus,
+}
+
+impl fmt::Display for ResponseProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Unparseable => f.write_str("body is neither JSON nor a form"),
+            Self::MissingAccessToken => f.write_str("no usable access_token"),
+            Self::UnsupportedTokenType(t) => write!(f, "token type {t:?} is not accepted"),
+            Self::InvalidExpiresIn => f.write_str("expires_in is not a non-negative number"),
+            Self::MissingExpiresIn => f.write_str("expires_in is missing"),
+            Self::NotAnOAuthError => f.write_str("error response is not an OAuth error"),
+            Self::UnexpectedStatus => f.write_str("unexpected status (redirects are not followed)"),
+        }
+    }
+}
+
+/// What kind of transport failure happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TransportErrorKind {
+    /// Could not connect (refused, unreachable, DNS).
+    Connect,
+    /// A connect, read or overall timeout.
+    Timeout,
+    /// TLS failed.
+    Tls,
+    /// The connection broke while sending or reading.
+    Io,
+    /// The transport was misconfigured or refused the request itself.
+    Other,
+}
+
+/// A transport failure, reported by an adapter. Carries its source error.
+#[derive(Clone)]
+pub struct TransportError {
+    kind: TransportErrorKind,
+    source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+}
+
+impl TransportError {
+    /// A transport error of this kind, caused by `source`. The source's `Display` is shown,
+    /// so it must not hold secrets (HTTP clients' errors name the URL, not the body).
+    #[must_use]
+    pub fn new(
+        kind: TransportErrorKind,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Self {
+            kind,
+            source: Some(Arc::from(source.into())),
+        }
+    }
+
+    /// A transport error of this kind with no source.
+    #[must_use]
+    pub fn from_kind(kind: TransportErrorKind) -> Self {
+        Self { kind, source: None }
+    }
+
+    /// The kind.
+    #[must_use]
+    pub fn kind(&self) -> TransportErrorKind {
+        self.kind
+    }
+}
+
+impl fmt::Debug for TransportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TransportError")
+            .field("kind", &self.kind)
+            .field("source", &self.source.as_ref().map(ToString::to_string))
+            .finish()
+    }
+}
+
+impl fmt::Display for TransportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = match self.kind {
+            TransportErrorKind::Connect => "could not connect",
+            TransportErrorKind::Timeout => "timed out",
+            TransportErrorKind::Tls => "TLS failed",
+            TransportErrorKind::Io => "connection failed",
+            TransportErrorKind::Other => "transport failed",
+        };
+        match &self.source {
+            Some(s) => write!(f, "{what}: {s}"),
+            None => f.write_str(what),
+        }
+    }
+}
+
+impl std::error::Error for TransportError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|s| s as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// Why a token could not be obtained. Cheap to clone: one outcome is shared by every caller
+/// that waited for it.
+///
+/// Use [`TokenError::is_retryable`] rather than matching on variants to decide whether to
+/// try again; the session already does, and honours [`TokenError::retry_after`].
+#[derive(Clone, Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TokenError {
+    /// The server refused the request with an OAuth error (RFC 6749 §5.2).
+    #[error("token request rejected (HTTP {}): {error}", status.as_u16())]
+    Rejected {
+        /// The HTTP status (a 2xx when an `error` member came in a success body).
+        status: StatusCode,
+        /// The OAuth error.
+        error: OAuthError,
+        /// The `WWW-Authenticate` header of a 401, bounded.
+        www_authenticate: Option<String>,
+    },
+    /// The server answered 429 Too Many Requests.
+    #[error("token endpoint rate limited the client (HTTP {}){}", status.as_u16(), fmt_retry(*retry_after))]
+    RateLimited {
+        /// The HTTP status (429).
+        status: StatusCode,
+        /// How long the server asked us to wait (`Retry-After`).
+        retry_after: Option<Duration>,
+        /// The OAuth error, if the body carried one.
+        error: Option<OAuthError>,
+    },
+    /// The server failed (5xx, or a `server_error` / `temporarily_unavailable` code).
+    #[error("token endpoint failed (HTTP {}){}{}", status.as_u16(), fmt_opt_error(error.as_ref()), fmt_retry(*retry_after))]
+    Server {
+        /// The HTTP status.
+        status: StatusCode,
+        /// How long the server asked us to wait (`Retry-After`), if it said.
+        retry_after: Option<Duration>,
+        /// The OAuth error, if the body carried one.
+        error: Option<OAuthError>,
+        /// An excerpt of a body that was not an OAuth error.
+        excerpt: Option<Excerpt>,
+    },
+    /// The response could not be understood.
+    #[error("invalid token response (HTTP {}, content type {}): {problem}{}", status.as_u16(), content_type.as_deref().unwrap_or("none"), fmt_excerpt(excerpt.as_ref()))]
+    InvalidResponse {
+        /// The HTTP status.
+        status: StatusCode,
+        /// The `Content-Type`, bounded.
+        content_type: Option<String>,
+        /// What was wrong.
+        problem: ResponseProblem,
+        /// An excerpt of the body (never of a success body).
+        excerpt: Option<Excerpt>,
+    },
+    /// The response body was larger than the configured cap.
+    #[error("token response body exceeds the {limit}-byte cap")]
+    TooLarge {
+        /// The HTTP status, when known.
+        status: Option<StatusCode>,
+        /// The cap, in bytes.
+        limit: usize,
+    },
+    /// The request did not complete: connect, TLS, timeout or I/O.
+    #[error("token request failed: {0}")]
+    Transport(#[from] TransportError),
+}
+
+fn fmt_retry(d: Option<Duration>) -> String {
+    d.map(|d| format!(", retry after {}s", d.as_secs()))
+        .unwrap_or_default()
+}
+
+fn fmt_opt_error(e: Option<&OAuthError>) -> String {
+    e.map(|e| format!(": {e}")).unwrap_or_default()
+}
+
+fn fmt_excerpt(e: Option<&Excerpt>) -> String {
+    e.map(|e| format!("; body starts {:?}", e.as_str()))
+        .unwrap_or_default()
+}
+
+impl TokenError {
+    /// The HTTP status of the response, if there was one.
+    #[must_use]
+    pub fn status(&self) -> Option<StatusCode> {
+        match self {
+            Self::Rejected { status, .. }
+            | Self::RateLimited { status, .. }
+            | Self::Server { status, .. }
+            | Self::InvalidResponse { status, .. } => Some(*status),
+            Self::TooLarge { status, .. } => *status,
+            Self::Transport(_) => None,
+        }
+    }
+
+    /// The OAuth error, if the server sent one.
+    #[must_use]
+    pub fn oauth_error(&self) -> Option<&OAuthError> {
+        match self {
+            Self::Rejected { error, .. } => Some(error),
+            Self::RateLimited { error, .. } | Self::Server { error, .. } => error.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// The OAuth error code, if the server sent one.
+    #[must_use]
+    pub fn oauth_code(&self) -> Option<&ErrorCode> {
+        self.oauth_error().map(|e| &e.code)
+    }
+
+    /// How long the server asked the client to wait before trying again.
+    #[must_use]
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::RateLimited { retry_after, .. } | Self::Server { retry_after, .. } => {
+                *retry_after
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether trying again later may succeed: server errors (5xx), rate limiting (429),
+    /// `temporarily_unavailable` / `server_error`, timeouts and transport failures are
+    /// retryable; rejections (`invalid_client`, `invalid_scope`, `unauthorized_client`,
+    /// `invalid_request`…), unusable success responses and oversized bodies are not, because
+    /// asking again gets the same answer.
+    #[must_use]
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::RateLimited { .. } | Self::Server { .. } | Self::Transport(_) => true,
+            Self::Rejected { error, .. } => error.code.is_retryable(),
+            Self::InvalidResponse { status, .. } => {
+                status.is_server_error()
+                    || *status == StatusCode::REQUEST_TIMEOUT
+                    || *status == StatusCode::TOO_MANY_REQUESTS
+            }
+            Self::TooLarge { .. } => false,
+        }
+    }
+}

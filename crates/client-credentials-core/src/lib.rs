@@ -1,0 +1,54 @@
+//! The sans-IO core of `client-credentials`: the OAuth 2.0 Client Credentials grant
+//! (RFC 6749 §4.4) as plain values. It builds token requests as `http::Request<Vec<u8>>`,
+//! parses whatever a real authorization server answers into a [`Token`] or a typed
+//! [`TokenError`], and never touches the network, a clock or a thread.
+//!
+//! ```
+//! use std::time::{Duration, SystemTime};
+//! use client_credentials_core::{Config, TokenParams};
+//! use http::{HeaderMap, StatusCode};
+//!
+//! let config = Config::builder()
+//!     .token_url("https://auth.example.com/oauth2/token")
+//!     .client_id("s6BhdRkqt3")
+//!     .client_secret("7Fjfp0ZBr1KtDRbnfVdmIw")
+//!     .build()?;
+//! let request = config.request(&TokenParams::new().scopes(["orders.read"]))?;
+//!
+//! // 1. Build the request; any HTTP client can send it.
+//! let http_request = request.to_http();
+//! assert_eq!(http_request.body(), b"grant_type=client_credentials&scope=orders.read");
+//!
+//! // 2. Hand the answer back, with the time the request was sent.
+//! let sent_at = SystemTime::now();
+//! let body = br#"{"access_token":"2YotnFZFEjr1zCsicMWpAA","token_type":"Bearer","expires_in":3600}"#;
+//! let token = request.parse_response(sent_at, StatusCode::OK, &HeaderMap::new(), body)?;
+//! assert_eq!(token.expires_at(), Some(sent_at + Duration::from_secs(3600)));
+//! assert!(!token.expires_within(sent_at, Duration::from_secs(60)));
+//! # Ok::<_, Box<dyn std::error::Error>>(())
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+mod config;
+mod error;
+mod request;
+mod response;
+mod secret;
+mod token;
+
+pub use config::{
+    AuthMethod, BodyFormat, Config, ConfigBuilder, ConfigError, DEFAULT_MAX_BODY, MissingLifetime,
+    RESERVED_PARAMETERS, is_loopback_host,
+};
+pub use error::{
+    ErrorCode, Excerpt, OAuthError, ResponseProblem, TokenError, TransportError, TransportErrorKind,
+};
+pub use request::{CacheKey, HttpRequest, Params, TokenParams, TokenRequest};
+pub use response::{BodyBuffer, MAX_LIFETIME};
+pub use secret::{AccessToken, ClientSecret, constant_time_eq};
+pub use token::{Deviation, ScopeSource, StorableToken, Token};
+
+/// Re-export of the `http` crate whose types appear in this API.
+pub use http;

@@ -1,0 +1,512 @@
+//! Building token requests (RFC 6749 §4.4.2) as `http::Request<Vec<u8>>`.
+
+use std::fmt;
+use std::ops::Deref;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use http::{HeaderValue, Method};
+
+use crate::config::{AuthMethod, BodyFormat, Config, ConfigError, RESERVED_PARAMETERS};
+
+/// Per-request overrides of the configured defaults: scopes, audience, resources and extra
+/// parameters. A field left unset uses the configuration's default.
+///
+/// ```
+/// use client_credentials_core::TokenParams;
+/// let params = TokenParams::new().scopes(["reports.read"]).resource("https://api.example.com/");
+/// # let _ = params;
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TokenParams {
+    pub(crate) scopes: Option<Vec<String>>,
+    pub(crate) audience: Option<Option<String>>,
+    pub(crate) resources: Option<Vec<String>>,
+    pub(crate) extra: Vec<(String, String)>,
+}
+
+impl TokenParams {
+    /// No overrides: the configuration's defaults.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Replaces the default scopes. An empty list sends no `scope` parameter.
+    #[must_use]
+    pub fn scopes<I, S>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.scopes = Some(scopes.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Replaces the default audience.
+    #[must_use]
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audience = Some(Some(audience.into()));
+        self
+    }
+
+    /// Sends no audience, even if the configuration has one.
+    #[must_use]
+    pub fn without_audience(mut self) -> Self {
+        self.audience = Some(None);
+        self
+    }
+
+    /// Adds a resource indicator (RFC 8707). The first call replaces the default resources.
+    #[must_use]
+    pub fn resource(mut self, resource: impl Into<String>) -> Self {
+        self.resources
+            .get_or_insert_with(Vec::new)
+            .push(resource.into());
+        self
+    }
+
+    /// Replaces the default resources with these (an empty list sends none).
+    #[must_use]
+    pub fn resources<I, S>(mut self, resources: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.resources = Some(resources.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Adds an extra parameter. A name given here replaces the configuration's values for
+    /// that name; giving a name twice sends it twice.
+    #[must_use]
+    pub fn extra_param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.extra.push((name.into(), value.into()));
+        self
+    }
+}
+
+/// Validated request parameters, after the per-request overrides were applied.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Params {
+    scopes: Vec<String>,
+    audience: Option<String>,
+    resources: Vec<String>,
+    extra: Vec<(String, String)>,
+}
+
+impl Params {
+    pub(crate) const EMPTY: Params = Params {
+        scopes: Vec::new(),
+        audience: None,
+        resources: Vec::new(),
+        extra: Vec::new(),
+    };
+
+    /// Scopes to request, in the order given, without duplicates.
+    #[must_use]
+    pub fn scopes(&self) -> &[String] {
+        &self.scopes
+    }
+
+    /// The `audience` parameter, if any.
+    #[must_use]
+    pub fn audience(&self) -> Option<&str> {
+        self.audience.as_deref()
+    }
+
+    /// The resource indicators (RFC 8707).
+    #[must_use]
+    pub fn resources(&self) -> &[String] {
+        &self.resources
+    }
+
+    /// Extra parameters, in the order they are sent.
+    #[must_use]
+    pub fn extra(&self) -> &[(String, String)] {
+        &self.extra
+    }
+
+    pub(crate) fn resolve(
+        defaults: &Params,
+        overrides: &TokenParams,
+    ) -> Result<Params, ConfigError> {
+        let mut scopes: Vec<String> = Vec::new();
+        for s in overrides.scopes.as_ref().unwrap_or(&defaults.scopes) {
+            if !is_scope_token(s) {
+                return Err(ConfigError::InvalidScope(s.clone()));
+            }
+            if !scopes.contains(s) {
+                scopes.push(s.clone());
+            }
+        }
+        let audience = match &overrides.audience {
+            Some(a) => a.clone(),
+            None => defaults.audience.clone(),
+        };
+        if let Some(a) = audience
+            .as_ref()
+            .filter(|a| a.is_empty() || a.chars().any(char::is_control))
+        {
+            return Err(ConfigError::InvalidTarget {
+                kind: "audience",
+                value: a.clone(),
+            });
+        }
+        let resources = overrides
+            .resources
+            .clone()
+            .unwrap_or_else(|| defaults.resources.clone());
+        for r in &resources {
+            if !is_resource_indicator(r) {
+                return Err(ConfigError::InvalidTarget {
+                    kind: "resource",
+                    value: r.clone(),
+                });
+            }
+        }
+        for (name, _) in &overrides.extra {
+            if name.is_empty() {
+                return Err(ConfigError::EmptyParameterName);
+            }
+            if RESERVED_PARAMETERS
+                .iter()
+                .any(|r| r.eq_ignore_ascii_case(name))
+            {
+                return Err(ConfigError::ReservedParameter(name.clone()));
+            }
+        }
+        let mut extra: Vec<(String, String)> = defaults
+            .extra
+            .iter()
+            .filter(|(n, _)| !overrides.extra.iter().any(|(o, _)| o == n))
+            .cloned()
+            .collect();
+        extra.extend(overrides.extra.iter().cloned());
+        Ok(Params {
+            scopes,
+            audience,
+            resources,
+            extra,
+        })
+    }
+}
+
+/// RFC 6749 §3.3: `scope-token = 1*( %x21 / %x23-5B / %x5D-7E )`.
+fn is_scope_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
+}
+
+/// RFC 8707 §2: an absolute URI without a fragment.
+fn is_resource_indicator(s: &str) -> bool {
+    if s.contains('#') || s.chars().any(|c| c.is_control() || c == ' ') {
+        return false;
+    }
+    match s.split_once(':') {
+        Some((scheme, rest)) => {
+            !rest.is_empty()
+                && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+        }
+        None => false,
+    }
+}
+
+/// Identifies one shape of token request: everything that shapes the request (endpoint,
+/// client id, auth method, body format, normalised scopes, audience, resources, extra
+/// parameters), and never the secret. Two requests with different keys never share a token.
+///
+/// The key is a canonical string; [`CacheKey::as_str`] is stable across releases of the same
+/// major version, so it can name a shared cache entry (hash it before using it as a store key).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CacheKey(Arc<str>);
+
+impl CacheKey {
+    /// The canonical form.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    fn new(config: &Config, params: &Params) -> Self {
+        let i = config.inner();
+        let mut scopes = params.scopes.clone();
+        scopes.sort();
+        let mut resources = params.resources.clone();
+        resources.sort();
+        resources.dedup();
+        let mut extra = params.extra.clone();
+        extra.sort();
+        let method = match &i.auth_method {
+            AuthMethod::ClientSecretBasic => "basic".to_owned(),
+            AuthMethod::ClientSecretBasicRaw => "basic-raw".to_owned(),
+            AuthMethod::ClientSecretPost {
+                client_id_param,
+                client_secret_param,
+            } => format!("post:{client_id_param}:{client_secret_param}"),
+            AuthMethod::None => "none".to_owned(),
+        };
+        let format = match i.body_format {
+            BodyFormat::Form => "form",
+            BodyFormat::Json => "json",
+        };
+        // A JSON array is an unambiguous encoding of these strings.
+        let canonical = serde_json::json!([
+            "cc1",
+            i.token_url.to_string(),
+            i.client_id,
+            method,
+            format,
+            scopes,
+            params.audience,
+            resources,
+            extra,
+        ]);
+        Self(Arc::from(canonical.to_string()))
+    }
+}
+
+impl fmt::Debug for CacheKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("CacheKey").field(&&*self.0).finish()
+    }
+}
+
+/// One shape of token request: a configuration with resolved parameters. Cheap to clone.
+///
+/// ```
+/// use client_credentials_core::{Config, TokenParams};
+/// let config = Config::builder()
+///     .token_url("https://as.example.com/token")
+///     .client_id("c")
+///     .client_secret("s")
+///     .build()?;
+/// let request = config.request(&TokenParams::new().scopes(["a", "b"]))?;
+/// let http = request.to_http();
+/// assert_eq!(http.body(), b"grant_type=client_credentials&scope=a+b");
+/// # Ok::<_, client_credentials_core::ConfigError>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct TokenRequest {
+    config: Config,
+    params: Arc<Params>,
+    key: CacheKey,
+}
+
+impl PartialEq for TokenRequest {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key
+    }
+}
+
+impl Config {
+    /// The request with the configured defaults.
+    #[must_use]
+    pub fn default_request(&self) -> TokenRequest {
+        let params = self.inner().defaults.clone();
+        TokenRequest {
+            key: CacheKey::new(self, &params),
+            params: Arc::new(params),
+            config: self.clone(),
+        }
+    }
+
+    /// The request with these overrides applied to the defaults.
+    ///
+    /// # Errors
+    /// [`ConfigError`] when an override is invalid (a bad scope, a reserved extra parameter…).
+    pub fn request(&self, overrides: &TokenParams) -> Result<TokenRequest, ConfigError> {
+        let params = Params::resolve(&self.inner().defaults, overrides)?;
+        Ok(TokenRequest {
+            key: CacheKey::new(self, &params),
+            params: Arc::new(params),
+            config: self.clone(),
+        })
+    }
+}
+
+impl TokenRequest {
+    /// The configuration.
+    #[must_use]
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The resolved parameters.
+    #[must_use]
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+
+    /// The cache key of this request shape.
+    #[must_use]
+    pub fn cache_key(&self) -> &CacheKey {
+        &self.key
+    }
+
+    /// The scopes joined with the configured separator, or `None` when there are none.
+    #[must_use]
+    pub fn scope_string(&self) -> Option<String> {
+        (!self.params.scopes.is_empty())
+            .then(|| self.params.scopes.join(self.config.scope_separator()))
+    }
+
+    /// Builds the HTTP request: `POST` to the token endpoint with `Accept: application/json`,
+    /// the body in the configured format with parameters in a fixed order (`grant_type`,
+    /// `scope`, `audience`, `resource`…, extra parameters, then body credentials), and the
+    /// credentials either in a sensitive `Authorization` header or in the body, never both.
+    #[must_use]
+    pub fn to_http(&self) -> HttpRequest {
+        let i = self.config.inner();
+        let mut fields: Vec<(&str, &str)> = vec![("grant_type", "client_credentials")];
+        let scope = self.scope_string();
+        if let Some(s) = &scope {
+            fields.push(("scope", s));
+        }
+        if let Some(a) = &self.params.audience {
+            fields.push(("audience", a));
+        }
+        for r in &self.params.resources {
+            fields.push(("resource", r));
+        }
+        for (n, v) in &self.params.extra {
+            fields.push((n, v));
+        }
+        let secret = i.client_secret.as_ref().map(|s| s.expose_secret());
+        let mut authorization = None;
+        match &i.auth_method {
+            AuthMethod::ClientSecretBasic => {
+                let id = form_encode(&i.client_id);
+                let secret = form_encode(secret.unwrap_or_default());
+                authorization = Some(basic(&id, &secret));
+            }
+            AuthMethod::ClientSecretBasicRaw => {
+                authorization = Some(basic(&i.client_id, secret.unwrap_or_default()));
+            }
+            AuthMethod::ClientSecretPost {
+                client_id_param,
+                client_secret_param,
+            } => {
+                fields.push((client_id_param, &i.client_id));
+                fields.push((client_secret_param, secret.unwrap_or_default()));
+            }
+            AuthMethod::None => fields.push(("client_id", &i.client_id)),
+        }
+        let (content_type, body) = match i.body_format {
+            BodyFormat::Form => {
+                let mut ser = form_urlencoded::Serializer::new(String::new());
+                for (n, v) in &fields {
+                    ser.append_pair(n, v);
+                }
+                (
+                    "application/x-www-form-urlencoded",
+                    ser.finish().into_bytes(),
+                )
+            }
+            BodyFormat::Json => ("application/json", json_body(&fields)),
+        };
+        let mut builder = http::Request::builder()
+            .method(Method::POST)
+            .uri(i.token_url.clone())
+            .header(CONTENT_TYPE, HeaderValue::from_static(content_type))
+            .header(ACCEPT, HeaderValue::from_static("application/json"));
+        if let Some(mut value) = authorization {
+            value.set_sensitive(true);
+            builder = builder.header(AUTHORIZATION, value);
+        }
+        // Every part was validated when the configuration was built: the URI is a parsed
+        // `Uri`, the header values are static or base64.
+        let request = builder
+            .body(body)
+            .unwrap_or_else(|_| unreachable!("token request parts are pre-validated"));
+        HttpRequest(request)
+    }
+}
+
+fn form_encode(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+fn basic(id: &str, secret: &str) -> HeaderValue {
+    let mut raw = zeroize::Zeroizing::new(String::with_capacity(id.len() + secret.len() + 1));
+    raw.push_str(id);
+    raw.push(':');
+    raw.push_str(secret);
+    let encoded = zeroize::Zeroizing::new(format!("Basic {}", BASE64.encode(raw.as_bytes())));
+    HeaderValue::from_str(&encoded)
+        .unwrap_or_else(|_| unreachable!("base64 is a valid header value"))
+}
+
+/// A JSON object with the fields in order; repeated names (`resource`, repeated extras) become
+/// arrays at the position of their first occurrence.
+fn json_body(fields: &[(&str, &str)]) -> Vec<u8> {
+    let mut out = String::from("{");
+    let mut seen: Vec<&str> = Vec::new();
+    for (name, _) in fields {
+        if seen.contains(name) {
+            continue;
+        }
+        seen.push(name);
+        if out.len() > 1 {
+            out.push(',');
+        }
+        out.push_str(&serde_json::Value::from(*name).to_string());
+        out.push(':');
+        let values: Vec<&str> = fields
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| *v)
+            .collect();
+        let always_array = *name == "resource";
+        let value = if values.len() == 1 && !always_array {
+            serde_json::Value::from(values[0])
+        } else {
+            serde_json::Value::from(values)
+        };
+        out.push_str(&value.to_string());
+    }
+    out.push('}');
+    out.into_bytes()
+}
+
+/// A token request ready to send: an `http::Request<Vec<u8>>` whose `Debug` shows only the
+/// method, the URI, the header names and the body length (the body may hold the secret).
+pub struct HttpRequest(http::Request<Vec<u8>>);
+
+impl HttpRequest {
+    /// The request, for the transport to send.
+    #[must_use]
+    pub fn into_inner(self) -> http::Request<Vec<u8>> {
+        self.0
+    }
+}
+
+impl Deref for HttpRequest {
+    type Target = http::Request<Vec<u8>>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl fmt::Debug for HttpRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = self
+            .0
+            .headers()
+            .keys()
+            .map(http::HeaderName::as_str)
+            .collect();
+        f.debug_struct("HttpRequest")
+            .field("method", self.0.method())
+            .field("uri", self.0.uri())
+            .field("headers", &names)
+            .field("body_len", &self.0.body().len())
+            .finish()
+    }
+}

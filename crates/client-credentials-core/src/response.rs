@@ -1,0 +1,696 @@
+//! Parsing token responses (RFC 6749 §5.1, §5.2) into a [`Token`] or a [`TokenError`].
+//!
+//! Tolerant where real servers deviate, strict where safety needs it. Every tolerated
+//! deviation is listed on the token ([`Token::deviations`]).
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use http::header::{CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use http::{HeaderMap, StatusCode};
+use serde_json::{Map, Value};
+
+use crate::MissingLifetime;
+use crate::error::{ErrorCode, Excerpt, OAuthError, ResponseProblem, TokenError};
+use crate::request::TokenRequest;
+use crate::secret::AccessToken;
+use crate::token::{Deviation, ScopeSource, Token, is_header_safe};
+
+/// Lifetimes beyond ten years are capped: no real token lives that long, and the cap keeps
+/// time arithmetic far from overflow.
+pub const MAX_LIFETIME: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
+const MAX_DESCRIPTION: usize = 512;
+const MAX_HEADER_EXCERPT: usize = 256;
+
+/// Accumulates a response body up to a cap, for transports that read in chunks.
+///
+/// ```
+/// use client_credentials_core::BodyBuffer;
+/// let mut body = BodyBuffer::new(8);
+/// body.push(b"1234")?;
+/// assert!(body.push(b"56789").is_err());
+/// # Ok::<_, client_credentials_core::TokenError>(())
+/// ```
+#[derive(Debug)]
+pub struct BodyBuffer {
+    bytes: Vec<u8>,
+    cap: usize,
+}
+
+impl BodyBuffer {
+    /// An empty buffer that accepts at most `cap` bytes.
+    #[must_use]
+    pub fn new(cap: usize) -> Self {
+        Self {
+            bytes: Vec::new(),
+            cap,
+        }
+    }
+
+    /// Checks a declared `Content-Length` before reading: refuses a body announced larger
+    /// than the cap, and reserves room for a smaller one.
+    ///
+    /// # Errors
+    /// [`TokenError::TooLarge`] when `len` exceeds the cap.
+    pub fn expect_len(&mut self, len: u64) -> Result<(), TokenError> {
+        match usize::try_from(len) {
+            Ok(len) if len <= self.cap => {
+                self.bytes.reserve(len.saturating_sub(self.bytes.len()));
+                Ok(())
+            }
+            _ => Err(self.too_large()),
+        }
+    }
+
+    /// Appends a chunk.
+    ///
+    /// # Errors
+    /// [`TokenError::TooLarge`] when the body would exceed the cap; the buffer is then
+    /// unchanged.
+    pub fn push(&mut self, chunk: &[u8]) -> Result<(), TokenError> {
+        if self.bytes.len().saturating_add(chunk.len()) > self.cap {
+            return Err(self.too_large());
+        }
+        self.bytes.extend_from_slice(chunk);
+        Ok(())
+    }
+
+    /// Room left before the cap, for sizing the next read.
+    #[must_use]
+    pub fn remaining(&self) -> usize {
+        self.cap - self.bytes.len()
+    }
+
+    /// The body read so far.
+    #[must_use]
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.bytes
+    }
+
+    fn too_large(&self) -> TokenError {
+        TokenError::TooLarge {
+            status: None,
+            limit: self.cap,
+        }
+    }
+}
+
+impl TokenRequest {
+    /// Parses the answer to this request. `now` is when the request was sent: the token's
+    /// expiry counts from it, and an HTTP-date `Retry-After` is measured against it.
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use client_credentials_core::{Config, TokenError, ErrorCode};
+    /// use http::{HeaderMap, StatusCode};
+    ///
+    /// let config = Config::builder()
+    ///     .token_url("https://as.example.com/token")
+    ///     .client_id("c")
+    ///     .client_secret("s")
+    ///     .build()?;
+    /// let request = config.default_request();
+    /// let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    ///
+    /// let ok = br#"{"access_token":"2YotnFZFEjr1zCsicMWpAA","token_type":"example","expires_in":3600}"#;
+    /// let err = request.parse_response(now, StatusCode::OK, &HeaderMap::new(), ok).unwrap_err();
+    /// assert!(matches!(err, TokenError::InvalidResponse { .. }), "unknown token types are refused");
+    ///
+    /// let ok = br#"{"access_token":"2YotnFZFEjr1zCsicMWpAA","token_type":"bearer","expires_in":"3600"}"#;
+    /// let token = request.parse_response(now, StatusCode::OK, &HeaderMap::new(), ok).unwrap();
+    /// assert_eq!(token.expires_at(), Some(now + Duration::from_secs(3600)));
+    ///
+    /// let bad = br#"{"error":"invalid_client"}"#;
+    /// let err = request.parse_response(now, StatusCode::UNAUTHORIZED, &HeaderMap::new(), bad).unwrap_err();
+    /// assert_eq!(err.oauth_code(), Some(&ErrorCode::InvalidClient));
+    /// assert!(!err.is_retryable());
+    /// # Ok::<_, client_credentials_core::ConfigError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// The [`TokenError`] that the response amounts to.
+    pub fn parse_response(
+        &self,
+        now: SystemTime,
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<Token, TokenError> {
+        let cap = self.config().max_body();
+        if body.len() > cap {
+            return Err(TokenError::TooLarge {
+                status: Some(status),
+                limit: cap,
+            });
+        }
+        let ctx = Context::new(self, now, status, headers, body);
+        if status.is_success() {
+            ctx.success()
+        } else {
+            Err(ctx.error(None))
+        }
+    }
+
+    /// [`TokenRequest::parse_response`] on an `http::Response`.
+    ///
+    /// # Errors
+    /// As [`TokenRequest::parse_response`].
+    pub fn parse_http_response<B: AsRef<[u8]>>(
+        &self,
+        now: SystemTime,
+        response: &http::Response<B>,
+    ) -> Result<Token, TokenError> {
+        self.parse_response(
+            now,
+            response.status(),
+            response.headers(),
+            response.body().as_ref(),
+        )
+    }
+
+    /// Classifies a response that is known to be an error (any status), without looking for a
+    /// token. Revocation and introspection use this for their error answers.
+    #[must_use]
+    pub fn parse_error_response(
+        &self,
+        now: SystemTime,
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> TokenError {
+        let cap = self.config().max_body();
+        if body.len() > cap {
+            return TokenError::TooLarge {
+                status: Some(status),
+                limit: cap,
+            };
+        }
+        Context::new(self, now, status, headers, body).error(None)
+    }
+}
+
+struct Context<'a> {
+    request: &'a TokenRequest,
+    now: SystemTime,
+    status: StatusCode,
+    headers: &'a HeaderMap,
+    body: &'a [u8],
+    content_type: Option<String>,
+    deviations: Vec<Deviation>,
+    members: Option<Map<String, Value>>,
+    secret: Option<&'a str>,
+}
+
+impl<'a> Context<'a> {
+    fn new(
+        request: &'a TokenRequest,
+        now: SystemTime,
+        status: StatusCode,
+        headers: &'a HeaderMap,
+        body: &'a [u8],
+    ) -> Self {
+        let content_type = headers
+            .get(CONTENT_TYPE)
+            .map(|v| bounded(&String::from_utf8_lossy(v.as_bytes()), 100));
+        let secret = request
+            .config()
+            .client_secret()
+            .map(|s| s.expose_secret())
+            .filter(|s| !s.is_empty());
+        let mut ctx = Self {
+            request,
+            now,
+            status,
+            headers,
+            body,
+            content_type,
+            deviations: Vec::new(),
+            members: None,
+            secret,
+        };
+        ctx.members = ctx.decode();
+        ctx
+    }
+
+    /// Decodes the body into members with lower-case names, or `None` when it is neither a
+    /// JSON object nor a form.
+    fn decode(&mut self) -> Option<Map<String, Value>> {
+        let mut body = self.body;
+        if let Some(rest) = body.strip_prefix(b"\xEF\xBB\xBF") {
+            body = rest;
+            self.deviations.push(Deviation::ByteOrderMark);
+        }
+        let media = self.content_type.as_deref().map(|ct| {
+            ct.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        });
+        let json_type = media
+            .as_deref()
+            .is_some_and(|m| m == "application/json" || m.ends_with("+json") || m == "text/json");
+        let form_type = media.as_deref() == Some("application/x-www-form-urlencoded");
+        let trimmed = body.trim_ascii_start();
+        let map = if json_type || (!form_type && trimmed.starts_with(b"{")) {
+            let map = match serde_json::from_slice::<Value>(body) {
+                Ok(Value::Object(map)) => map,
+                _ => return None,
+            };
+            if !json_type {
+                self.deviations
+                    .push(Deviation::ContentType(media.clone().unwrap_or_default()));
+            }
+            map
+        } else if looks_like_form(trimmed) {
+            if !form_type {
+                self.deviations
+                    .push(Deviation::ContentType(media.clone().unwrap_or_default()));
+            }
+            self.deviations.push(Deviation::FormBody);
+            let mut map = Map::new();
+            for (k, v) in form_urlencoded::parse(trimmed.trim_ascii_end()) {
+                map.entry(k.into_owned())
+                    .or_insert_with(|| Value::String(v.into_owned()));
+            }
+            map
+        } else {
+            return None;
+        };
+        let mut out = Map::new();
+        let mut recased = false;
+        for (k, v) in map {
+            let lower = k.to_ascii_lowercase();
+            if lower != k {
+                recased = true;
+            }
+            out.entry(lower).or_insert(v);
+        }
+        if recased {
+            self.deviations.push(Deviation::ParameterCase);
+        }
+        Some(out)
+    }
+
+    fn success(mut self) -> Result<Token, TokenError> {
+        let Some(mut members) = self.members.take() else {
+            return Err(self.invalid(ResponseProblem::Unparseable, false));
+        };
+        if members.get("error").is_some_and(|e| !e.is_null()) {
+            self.members = Some(members);
+            return Err(self.error(None));
+        }
+        if self.status != StatusCode::OK {
+            self.deviations
+                .push(Deviation::SuccessStatus(self.status.as_u16()));
+        }
+        let access_token = match members.remove("access_token") {
+            Some(Value::String(t)) if is_header_safe(&t) => AccessToken::new(t),
+            _ => return Err(self.invalid(ResponseProblem::MissingAccessToken, false)),
+        };
+        let token_type = match members.remove("token_type") {
+            None | Some(Value::Null) => {
+                self.deviations.push(Deviation::TokenTypeMissing);
+                "Bearer".to_owned()
+            }
+            Some(Value::String(t)) if is_header_safe(&t) => {
+                if !self.request.config().accepts_token_type(&t) {
+                    let shown = bounded(&t, 32);
+                    return Err(self.invalid(ResponseProblem::UnsupportedTokenType(shown), false));
+                }
+                if t.eq_ignore_ascii_case("bearer") {
+                    if t != "Bearer" {
+                        self.deviations.push(Deviation::TokenTypeCase);
+                    }
+                    "Bearer".to_owned()
+                } else {
+                    t
+                }
+            }
+            Some(_) => {
+                return Err(self.invalid(
+                    ResponseProblem::UnsupportedTokenType("<not a token>".to_owned()),
+                    false,
+                ));
+            }
+        };
+        let lifetime = self.lifetime(&mut members)?;
+        let refresh_in = match members.remove("refresh_in") {
+            Some(v) => seconds(&v).map(|(d, _)| d),
+            None => None,
+        };
+        let requested = self.request.params().scopes();
+        let (scopes, scope_source) = match members.remove("scope") {
+            Some(Value::String(s)) if !s.trim().is_empty() => (
+                split_scopes(&s, self.request.config().scope_separator()),
+                ScopeSource::Granted,
+            ),
+            Some(Value::Array(items)) if items.iter().all(Value::is_string) => {
+                self.deviations.push(Deviation::ScopeArray);
+                let scopes = items
+                    .into_iter()
+                    .filter_map(|v| match v {
+                        Value::String(s) => Some(s),
+                        _ => None,
+                    })
+                    .collect();
+                (scopes, ScopeSource::Granted)
+            }
+            None | Some(Value::Null) => {
+                self.deviations.push(Deviation::ScopeMissing);
+                (requested.to_vec(), ScopeSource::Requested)
+            }
+            Some(Value::String(_)) => (Vec::new(), ScopeSource::Granted),
+            Some(_) => {
+                self.deviations.push(Deviation::ScopeUnreadable);
+                (requested.to_vec(), ScopeSource::Requested)
+            }
+        };
+        Ok(Token {
+            access_token,
+            token_type,
+            issued_at: self.now,
+            lifetime,
+            scopes,
+            scope_source,
+            refresh_in,
+            extra: members,
+            deviations: self.deviations,
+        })
+    }
+
+    fn lifetime(
+        &mut self,
+        members: &mut Map<String, Value>,
+    ) -> Result<Option<Duration>, TokenError> {
+        let form = self.deviations.contains(&Deviation::FormBody);
+        let raw = members.remove("expires_in");
+        let parsed = match &raw {
+            None => None,
+            Some(Value::Null) => None,
+            Some(v) => match seconds(v) {
+                Some((d, kind)) => {
+                    match kind {
+                        Seconds::Float => self.deviations.push(Deviation::ExpiresInFloat),
+                        Seconds::String if !form => {
+                            self.deviations.push(Deviation::ExpiresInString);
+                        }
+                        _ => {}
+                    }
+                    Some(d)
+                }
+                None => return Err(self.invalid(ResponseProblem::InvalidExpiresIn, false)),
+            },
+        };
+        let parsed = match parsed {
+            Some(d) => Some(d),
+            None => {
+                // Entra ID v1 and some gateways send an absolute `expires_on` / `expires_at`.
+                let absolute = ["expires_on", "expires_at"]
+                    .iter()
+                    .find_map(|k| members.get(*k).and_then(seconds))
+                    .map(|(d, _)| d);
+                match absolute {
+                    Some(at) => {
+                        self.deviations.push(Deviation::ExpiresOn);
+                        let at = UNIX_EPOCH.checked_add(at).unwrap_or(self.now);
+                        Some(at.duration_since(self.now).unwrap_or_default())
+                    }
+                    None => {
+                        self.deviations.push(if raw.is_some() {
+                            Deviation::ExpiresInNull
+                        } else {
+                            Deviation::ExpiresInMissing
+                        });
+                        match self.request.config().missing_lifetime() {
+                            MissingLifetime::Assume(d) => Some(d),
+                            MissingLifetime::NeverExpires => return Ok(None),
+                            MissingLifetime::Reject => {
+                                return Err(self.invalid(ResponseProblem::MissingExpiresIn, false));
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        Ok(parsed.map(|d| {
+            if d > MAX_LIFETIME {
+                self.deviations.push(Deviation::ExpiresInCapped);
+                MAX_LIFETIME
+            } else {
+                d
+            }
+        }))
+    }
+
+    /// The error that a non-success response (or a success body with `error`) amounts to.
+    fn error(&self, _hint: Option<()>) -> TokenError {
+        let status = self.status;
+        let oauth = self.members.as_ref().and_then(|m| self.oauth_error(m));
+        let retry_after = self.retry_after();
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            return TokenError::RateLimited {
+                status,
+                retry_after,
+                error: oauth,
+            };
+        }
+        if status.is_server_error() {
+            let excerpt = if oauth.is_none() {
+                self.excerpt()
+            } else {
+                None
+            };
+            return TokenError::Server {
+                status,
+                retry_after,
+                error: oauth,
+                excerpt,
+            };
+        }
+        if !status.is_success() && !status.is_client_error() {
+            return self.invalid(ResponseProblem::UnexpectedStatus, true);
+        }
+        match oauth {
+            Some(error) if error.code.is_retryable() => TokenError::Server {
+                status,
+                retry_after,
+                error: Some(error),
+                excerpt: None,
+            },
+            Some(error) => TokenError::Rejected {
+                status,
+                error,
+                www_authenticate: self
+                    .headers
+                    .get(WWW_AUTHENTICATE)
+                    .filter(|_| status == StatusCode::UNAUTHORIZED)
+                    .map(|v| {
+                        self.scrub(&bounded(
+                            &String::from_utf8_lossy(v.as_bytes()),
+                            MAX_HEADER_EXCERPT,
+                        ))
+                    }),
+            },
+            None => self.invalid(ResponseProblem::NotAnOAuthError, true),
+        }
+    }
+
+    fn oauth_error(&self, m: &Map<String, Value>) -> Option<OAuthError> {
+        let text = |v: Option<&Value>, max: usize| match v {
+            Some(Value::String(s)) if !s.is_empty() => Some(self.scrub(&bounded(s, max))),
+            _ => None,
+        };
+        match m.get("error") {
+            Some(Value::String(code)) if !code.is_empty() => Some(OAuthError {
+                code: ErrorCode::parse(&self.scrub(code)),
+                description: text(m.get("error_description"), MAX_DESCRIPTION),
+                uri: text(m.get("error_uri"), MAX_HEADER_EXCERPT),
+            }),
+            // Envelopes such as {"error":{"code":"...","message":"..."}}.
+            Some(Value::Object(inner)) => {
+                let code =
+                    ["code", "error", "status"]
+                        .iter()
+                        .find_map(|k| match inner.get(*k) {
+                            Some(Value::String(s)) if !s.is_empty() => Some(s.as_str()),
+                            _ => None,
+                        })?;
+                Some(OAuthError {
+                    code: ErrorCode::parse(&self.scrub(code)),
+                    description: text(
+                        inner
+                            .get("message")
+                            .or_else(|| inner.get("error_description")),
+                        MAX_DESCRIPTION,
+                    ),
+                    uri: None,
+                })
+            }
+            _ => None,
+        }
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        let raw = self.headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+        if let Ok(secs) = raw.parse::<u64>() {
+            return Some(Duration::from_secs(secs));
+        }
+        let at = httpdate::parse_http_date(raw).ok()?;
+        Some(at.duration_since(self.now).unwrap_or_default())
+    }
+
+    fn invalid(&self, problem: ResponseProblem, with_excerpt: bool) -> TokenError {
+        TokenError::InvalidResponse {
+            status: self.status,
+            content_type: self.content_type.clone(),
+            problem,
+            excerpt: if with_excerpt && !self.status.is_success() {
+                self.excerpt()
+            } else {
+                None
+            },
+        }
+    }
+
+    /// An excerpt of a non-success body. Success bodies may hold a token: never excerpted.
+    fn excerpt(&self) -> Option<Excerpt> {
+        if self.status.is_success() || self.body.is_empty() {
+            return None;
+        }
+        let head = &self.body[..self.body.len().min(4 * Excerpt::MAX_CHARS)];
+        let text = String::from_utf8_lossy(head);
+        let text = self.scrub(&text);
+        let mut cleaned = String::with_capacity(text.len());
+        let mut last_space = false;
+        for c in text.chars() {
+            let c = if c.is_control() || c.is_whitespace() {
+                ' '
+            } else {
+                c
+            };
+            if c == ' ' && last_space {
+                continue;
+            }
+            last_space = c == ' ';
+            cleaned.push(c);
+        }
+        let redacted = redact_token_runs(cleaned.trim());
+        Some(Excerpt::new(bounded(&redacted, Excerpt::MAX_CHARS)))
+    }
+
+    /// Replaces the client secret (raw and form-encoded) with `[redacted]`.
+    fn scrub(&self, s: &str) -> String {
+        let Some(secret) = self.secret else {
+            return s.to_owned();
+        };
+        let mut out = s.replace(secret, "[redacted]");
+        let encoded: String = form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+        if encoded != secret {
+            out = out.replace(&encoded, "[redacted]");
+        }
+        out
+    }
+}
+
+fn looks_like_form(body: &[u8]) -> bool {
+    let body = body.trim_ascii_end();
+    !body.is_empty()
+        && body.contains(&b'=')
+        && body
+            .iter()
+            .all(|b| b.is_ascii_graphic() && !matches!(b, b'<' | b'>' | b'{' | b'"'))
+}
+
+enum Seconds {
+    Integer,
+    Float,
+    String,
+}
+
+/// A non-negative number of seconds from a JSON number or a numeric string.
+fn seconds(v: &Value) -> Option<(Duration, Seconds)> {
+    let (n, kind) = match v {
+        Value::Number(n) => match n.as_u64() {
+            Some(i) => {
+                return Some((
+                    Duration::from_secs(i.min(MAX_LIFETIME.as_secs() + 1)),
+                    Seconds::Integer,
+                ));
+            }
+            None => (n.as_f64()?, Seconds::Float),
+        },
+        Value::String(s) => {
+            let s = s.trim();
+            if let Ok(i) = s.parse::<u64>() {
+                return Some((
+                    Duration::from_secs(i.min(MAX_LIFETIME.as_secs() + 1)),
+                    Seconds::String,
+                ));
+            }
+            (s.parse::<f64>().ok()?, Seconds::String)
+        }
+        _ => return None,
+    };
+    if !n.is_finite() || n < 0.0 {
+        return None;
+    }
+    let kind = match kind {
+        Seconds::String => Seconds::String,
+        _ if n.fract() == 0.0 => Seconds::Integer,
+        _ => Seconds::Float,
+    };
+    let capped = n.floor().min((MAX_LIFETIME.as_secs() + 1) as f64);
+    Some((Duration::from_secs(capped as u64), kind))
+}
+
+fn split_scopes(s: &str, separator: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for part in s.split(|c: char| c.is_whitespace()) {
+        let pieces: Vec<&str> = if separator.trim().is_empty() {
+            vec![part]
+        } else {
+            part.split(separator).collect()
+        };
+        for p in pieces {
+            if !p.is_empty() && !out.iter().any(|o| o == p) {
+                out.push(p.to_owned());
+            }
+        }
+    }
+    out
+}
+
+/// At most `max` characters of `s`, with `…` when cut.
+pub(crate) fn bounded(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        None => s.to_owned(),
+        Some((i, _)) => format!("{}…", &s[..i]),
+    }
+}
+
+/// Replaces runs of 24 or more token-like characters with `[redacted]`.
+fn redact_token_runs(s: &str) -> String {
+    const MIN_RUN: usize = 24;
+    let is_tokenish = |c: char| c.is_ascii_alphanumeric() || "-._~+/=".contains(c);
+    let mut out = String::with_capacity(s.len());
+    let mut run = String::new();
+    let flush = |run: &mut String, out: &mut String| {
+        if run.chars().count() >= MIN_RUN {
+            out.push_str("[redacted]");
+        } else {
+            out.push_str(run);
+        }
+        run.clear();
+    };
+    for c in s.chars() {
+        if is_tokenish(c) {
+            run.push(c);
+        } else {
+            flush(&mut run, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut run, &mut out);
+    out
+}

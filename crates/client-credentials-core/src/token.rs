@@ -1,0 +1,291 @@
+//! Access tokens as the client holds them: the secret value with its type, lifetime and scope.
+
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use http::HeaderValue;
+use serde::{Deserialize, Serialize};
+
+use crate::secret::AccessToken;
+
+/// A deviation from RFC 6749 §5.1 that the parser tolerated. Listed on the [`Token`] so that
+/// users can log their provider's quirks.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Deviation {
+    /// The body started with a UTF-8 byte order mark.
+    ByteOrderMark,
+    /// Parameter names were not all lower case.
+    ParameterCase,
+    /// The body was `application/x-www-form-urlencoded` rather than JSON.
+    FormBody,
+    /// The body was parsed although its `Content-Type` (kept, bounded) did not say JSON.
+    ContentType(String),
+    /// The status was a 2xx other than 200.
+    SuccessStatus(u16),
+    /// `token_type` was missing; Bearer was assumed.
+    TokenTypeMissing,
+    /// `token_type` was not in its canonical letter case (for example `bearer`).
+    TokenTypeCase,
+    /// `expires_in` was a string holding a number.
+    ExpiresInString,
+    /// `expires_in` was a fractional number; it was rounded down.
+    ExpiresInFloat,
+    /// `expires_in` was `null`; the missing-lifetime policy applied.
+    ExpiresInNull,
+    /// `expires_in` was absent; the missing-lifetime policy applied.
+    ExpiresInMissing,
+    /// `expires_in` was absent but `expires_on` / `expires_at` (absolute Unix time) was used.
+    ExpiresOn,
+    /// `expires_in` was implausibly large and was capped at ten years.
+    ExpiresInCapped,
+    /// `scope` was a JSON array rather than a space-delimited string.
+    ScopeArray,
+    /// `scope` was absent; the requested scopes are assumed granted (RFC 6749 §5.1).
+    ScopeMissing,
+    /// `scope` was neither a string nor an array of strings, and was ignored.
+    ScopeUnreadable,
+}
+
+/// Where [`Token::scopes`] came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ScopeSource {
+    /// The server named the granted scopes.
+    Granted,
+    /// The server did not say; these are the requested scopes (RFC 6749 §5.1: the granted
+    /// scope is then identical to the requested one).
+    Requested,
+}
+
+/// An access token with what the client knows about it.
+///
+/// `Debug` redacts the token and shows only the names of extra fields (they may hold an
+/// `id_token` or a `refresh_token`). To store a token, serialise [`Token::storable`] and
+/// deserialise a `Token`:
+///
+/// ```
+/// # use std::time::{Duration, SystemTime};
+/// # use client_credentials_core::{Config, Token};
+/// # let config = Config::builder().token_url("https://as.example.com/t").client_id("c").client_secret("s").build()?;
+/// # let request = config.default_request();
+/// # let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+/// # let token = request.parse_response(now, http::StatusCode::OK, &http::HeaderMap::new(),
+/// #     br#"{"access_token":"abc","token_type":"Bearer","expires_in":3600}"#).unwrap();
+/// let stored = serde_json::to_string(&token.storable()).unwrap();
+/// let restored: Token = serde_json::from_str(&stored).unwrap();
+/// assert_eq!(restored.access_token(), token.access_token());
+/// assert_eq!(restored.expires_at(), token.expires_at());
+/// # Ok::<_, client_credentials_core::ConfigError>(())
+/// ```
+#[derive(Clone, PartialEq)]
+pub struct Token {
+    pub(crate) access_token: AccessToken,
+    pub(crate) token_type: String,
+    pub(crate) issued_at: SystemTime,
+    pub(crate) lifetime: Option<Duration>,
+    pub(crate) scopes: Vec<String>,
+    pub(crate) scope_source: ScopeSource,
+    pub(crate) refresh_in: Option<Duration>,
+    pub(crate) extra: serde_json::Map<String, serde_json::Value>,
+    pub(crate) deviations: Vec<Deviation>,
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Token")
+            .field("access_token", &self.access_token)
+            .field("token_type", &self.token_type)
+            .field("issued_at", &self.issued_at)
+            .field("lifetime", &self.lifetime)
+            .field("scopes", &self.scopes)
+            .field("scope_source", &self.scope_source)
+            .field("refresh_in", &self.refresh_in)
+            .field("extra", &self.extra.keys().collect::<Vec<_>>())
+            .field("deviations", &self.deviations)
+            .finish()
+    }
+}
+
+impl Token {
+    /// The access token.
+    #[must_use]
+    pub fn access_token(&self) -> &AccessToken {
+        &self.access_token
+    }
+
+    /// The token type: `Bearer` (canonical case) or another accepted type as sent.
+    #[must_use]
+    pub fn token_type(&self) -> &str {
+        &self.token_type
+    }
+
+    /// When the token was issued: the `now` passed to the parser, which should be when the
+    /// request was sent, so that expiry errs on the early side.
+    #[must_use]
+    pub fn issued_at(&self) -> SystemTime {
+        self.issued_at
+    }
+
+    /// How long the token lives from [`Token::issued_at`]; `None` when it does not expire
+    /// (only under [`crate::MissingLifetime::NeverExpires`]).
+    #[must_use]
+    pub fn lifetime(&self) -> Option<Duration> {
+        self.lifetime
+    }
+
+    /// The absolute expiry; `None` when the token does not expire.
+    #[must_use]
+    pub fn expires_at(&self) -> Option<SystemTime> {
+        self.lifetime.and_then(|l| self.issued_at.checked_add(l))
+    }
+
+    /// Whether the token expires before `now + window` (or has expired).
+    #[must_use]
+    pub fn expires_within(&self, now: SystemTime, window: Duration) -> bool {
+        match self.expires_at() {
+            None => false,
+            Some(at) => now.checked_add(window).is_none_or(|limit| at <= limit),
+        }
+    }
+
+    /// The granted scopes (see [`Token::scope_source`]).
+    #[must_use]
+    pub fn scopes(&self) -> &[String] {
+        &self.scopes
+    }
+
+    /// Whether [`Token::scopes`] were named by the server or assumed from the request.
+    #[must_use]
+    pub fn scope_source(&self) -> ScopeSource {
+        self.scope_source
+    }
+
+    /// `refresh_in`, when the server suggested when to refresh (Entra ID managed identities).
+    #[must_use]
+    pub fn refresh_in(&self) -> Option<Duration> {
+        self.refresh_in
+    }
+
+    /// Response members that the parser does not interpret (`id_token`, `ext_expires_in`…).
+    #[must_use]
+    pub fn extra(&self) -> &serde_json::Map<String, serde_json::Value> {
+        &self.extra
+    }
+
+    /// The deviations from RFC 6749 §5.1 that were tolerated.
+    #[must_use]
+    pub fn deviations(&self) -> &[Deviation] {
+        &self.deviations
+    }
+
+    /// The `Authorization` header value (`Bearer <token>`, or the accepted type's scheme),
+    /// marked sensitive so that HTTP libraries leave it out of their logs.
+    #[must_use]
+    pub fn authorization_header(&self) -> HeaderValue {
+        let value = zeroize::Zeroizing::new(format!(
+            "{} {}",
+            self.token_type,
+            self.access_token.expose_secret()
+        ));
+        // The parser admits only visible ASCII in the token type and the token.
+        let mut header = HeaderValue::from_str(&value)
+            .unwrap_or_else(|_| unreachable!("token and type are visible ASCII"));
+        header.set_sensitive(true);
+        header
+    }
+
+    /// A serialisable view of the token, for storage. This is the explicit call through which
+    /// the raw token is serialised; nothing else serialises it.
+    #[must_use]
+    pub fn storable(&self) -> StorableToken<'_> {
+        StorableToken(self)
+    }
+}
+
+/// A token, as [`Token::storable`] exposes it to `serde`. Its serialised form holds the raw
+/// access token: encrypt it or keep it where only the service can read it.
+pub struct StorableToken<'a>(&'a Token);
+
+impl fmt::Debug for StorableToken<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("StorableToken").field(self.0).finish()
+    }
+}
+
+/// The stored form, version 1. Field names are part of the format.
+#[derive(Serialize, Deserialize)]
+struct Stored<'a> {
+    v: u32,
+    access_token: std::borrow::Cow<'a, str>,
+    token_type: std::borrow::Cow<'a, str>,
+    issued_at_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    lifetime_ms: Option<u64>,
+    #[serde(default)]
+    scopes: std::borrow::Cow<'a, [String]>,
+    scope_source: ScopeSource,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    refresh_in_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    extra: std::borrow::Cow<'a, serde_json::Map<String, serde_json::Value>>,
+    #[serde(default, skip_serializing_if = "<[Deviation]>::is_empty")]
+    deviations: std::borrow::Cow<'a, [Deviation]>,
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl Serialize for StorableToken<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let t = self.0;
+        Stored {
+            v: 1,
+            access_token: t.access_token.expose_secret().into(),
+            token_type: t.token_type.as_str().into(),
+            issued_at_ms: millis(t.issued_at.duration_since(UNIX_EPOCH).unwrap_or_default()),
+            lifetime_ms: t.lifetime.map(millis),
+            scopes: t.scopes.as_slice().into(),
+            scope_source: t.scope_source,
+            refresh_in_ms: t.refresh_in.map(millis),
+            extra: std::borrow::Cow::Borrowed(&t.extra),
+            deviations: t.deviations.as_slice().into(),
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Token {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let s = Stored::deserialize(deserializer)?;
+        if s.v != 1 {
+            return Err(D::Error::custom("unsupported stored token version"));
+        }
+        if !is_header_safe(&s.access_token) || !is_header_safe(&s.token_type) {
+            return Err(D::Error::custom("stored token has invalid characters"));
+        }
+        let issued_at = UNIX_EPOCH
+            .checked_add(Duration::from_millis(s.issued_at_ms))
+            .ok_or_else(|| D::Error::custom("issued_at out of range"))?;
+        Ok(Token {
+            access_token: AccessToken::new(s.access_token.into_owned()),
+            token_type: s.token_type.into_owned(),
+            issued_at,
+            lifetime: s.lifetime_ms.map(Duration::from_millis),
+            scopes: s.scopes.into_owned(),
+            scope_source: s.scope_source,
+            refresh_in: s.refresh_in_ms.map(Duration::from_millis),
+            extra: s.extra.into_owned(),
+            deviations: s.deviations.into_owned(),
+        })
+    }
+}
+
+/// Visible ASCII only: what can follow `Bearer ` in a header.
+pub(crate) fn is_header_safe(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic())
+}

@@ -1,0 +1,19 @@
+//! `client-credentials`: the OAuth 2.0 Client Credentials grant (RFC 6749 §4.4) for Rust
+//! services, with a sans-IO core and pluggable transports.
+//!
+//! ```
+//! use client_credentials::{Config, TokenParams};
+//!
+//! let config = Config::builder()
+//!     .token_url("https://auth.example.com/oauth2/token")
+//!     .client_id("my-service")
+//!     .client_secret("s3cr3t")
+//!     .build()?;
+//! let request = config.request(&TokenParams::new().scopes(["orders.read"]))?;
+//! assert_eq!(request.to_http().method(), "POST");
+//! # Ok::<_, client_credentials::ConfigError>(())
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub use client_credentials_core::*;
