@@ -36,7 +36,11 @@ mod error;
 mod request;
 mod response;
 mod secret;
+pub mod session;
 mod token;
+
+#[cfg(feature = "server")]
+pub mod server;
 
 pub use config::{
     AuthMethod, BodyFormat, Config, ConfigBuilder, ConfigError, DEFAULT_MAX_BODY, MissingLifetime,

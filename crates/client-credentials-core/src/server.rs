@@ -1,0 +1,1 @@
+//! The token endpoint half of the protocol (in progress).

@@ -1,0 +1,1 @@
+//! The token lifecycle as a sans-IO state machine (in progress).
