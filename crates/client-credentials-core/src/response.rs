@@ -356,10 +356,8 @@ impl<'a> Context<'a> {
                     .collect();
                 (scopes, ScopeSource::Granted)
             }
-            None | Some(Value::Null) => {
-                self.deviations.push(Deviation::ScopeMissing);
-                (requested.to_vec(), ScopeSource::Requested)
-            }
+            // RFC 6749 §5.1: omitted when identical to the requested scope.
+            None | Some(Value::Null) => (requested.to_vec(), ScopeSource::Requested),
             Some(Value::String(_)) => (Vec::new(), ScopeSource::Granted),
             Some(_) => {
                 self.deviations.push(Deviation::ScopeUnreadable);
@@ -498,7 +496,9 @@ impl<'a> Context<'a> {
 
     fn oauth_error(&self, m: &Map<String, Value>) -> Option<OAuthError> {
         let text = |v: Option<&Value>, max: usize| match v {
-            Some(Value::String(s)) if !s.is_empty() => Some(self.scrub(&bounded(s, max))),
+            Some(Value::String(s)) if !s.is_empty() => {
+                Some(redact_token_runs(&self.scrub(&bounded(s, max)), true))
+            }
             _ => None,
         };
         match m.get("error") {
@@ -575,7 +575,7 @@ impl<'a> Context<'a> {
             last_space = c == ' ';
             cleaned.push(c);
         }
-        let redacted = redact_token_runs(cleaned.trim());
+        let redacted = redact_token_runs(cleaned.trim(), false);
         Some(Excerpt::new(bounded(&redacted, Excerpt::MAX_CHARS)))
     }
 
@@ -669,18 +669,16 @@ pub(crate) fn bounded(s: &str, max: usize) -> String {
     }
 }
 
-/// Replaces runs of 24 or more token-like characters with `[redacted]`.
-fn redact_token_runs(s: &str) -> String {
+/// Replaces runs of 24 or more token-like characters with `[redacted]`, except UUIDs (trace
+/// ids are worth keeping) and, when `keep_urls`, runs that start with `//` (the rest of a URL).
+fn redact_token_runs(s: &str, keep_urls: bool) -> String {
     const MIN_RUN: usize = 24;
     let is_tokenish = |c: char| c.is_ascii_alphanumeric() || "-._~+/=".contains(c);
     let mut out = String::with_capacity(s.len());
     let mut run = String::new();
     let flush = |run: &mut String, out: &mut String| {
-        if run.chars().count() >= MIN_RUN {
-            out.push_str("[redacted]");
-        } else {
-            out.push_str(run);
-        }
+        let keep = run.len() < MIN_RUN || is_uuid(run) || (keep_urls && run.starts_with("//"));
+        out.push_str(if keep { run } else { "[redacted]" });
         run.clear();
     };
     for c in s.chars() {
@@ -693,4 +691,13 @@ fn redact_token_runs(s: &str) -> String {
     }
     flush(&mut run, &mut out);
     out
+}
+
+fn is_uuid(s: &str) -> bool {
+    let groups: Vec<&str> = s.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()))
 }

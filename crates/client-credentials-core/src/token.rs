@@ -42,8 +42,6 @@ pub enum Deviation {
     ExpiresInCapped,
     /// `scope` was a JSON array rather than a space-delimited string.
     ScopeArray,
-    /// `scope` was absent; the requested scopes are assumed granted (RFC 6749 §5.1).
-    ScopeMissing,
     /// `scope` was neither a string nor an array of strings, and was ignored.
     ScopeUnreadable,
 }

@@ -1,1 +1,0 @@
-//! The token endpoint half of the protocol (in progress).

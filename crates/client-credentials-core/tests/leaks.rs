@@ -1,0 +1,175 @@
+//! Every public type and every error variant, formatted with `{:?}`, `{:#?}` and `{}` where it
+//! has `Display`: no client secret and no access token may appear.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly
+
+use std::time::{Duration, SystemTime};
+
+use client_credentials_core::{
+    AccessToken, AuthMethod, BodyBuffer, BodyFormat, ClientSecret, Config, TokenError, TokenParams,
+    TransportError, TransportErrorKind,
+};
+use http::{HeaderMap, HeaderValue, StatusCode};
+
+const SECRET: &str = "Sup3r-S3cret-Value_0123456789";
+const TOKEN: &str = "AccessTokenValue-abcdef0123456789XYZ";
+
+fn assert_clean(what: &str, text: &str) {
+    let encoded: String = form_urlencoded::byte_serialize(SECRET.as_bytes()).collect();
+    for needle in [SECRET, TOKEN, encoded.as_str()] {
+        assert!(!text.contains(needle), "{what} leaks {needle:?}: {text}");
+    }
+}
+
+fn debug<T: std::fmt::Debug>(what: &str, value: &T) {
+    assert_clean(what, &format!("{value:?}"));
+    assert_clean(what, &format!("{value:#?}"));
+}
+
+fn both<T: std::fmt::Debug + std::fmt::Display>(what: &str, value: &T) {
+    debug(what, value);
+    assert_clean(what, &format!("{value}"));
+}
+
+fn configs() -> Vec<Config> {
+    let methods = [
+        AuthMethod::ClientSecretBasic,
+        AuthMethod::ClientSecretBasicRaw,
+        AuthMethod::client_secret_post(),
+    ];
+    let mut out = Vec::new();
+    for m in methods {
+        for f in [BodyFormat::Form, BodyFormat::Json] {
+            out.push(
+                Config::builder()
+                    .token_url("https://as.example.com/token")
+                    .client_id("client")
+                    .client_secret(SECRET)
+                    .auth_method(m.clone())
+                    .body_format(f)
+                    .build()
+                    .unwrap(),
+            );
+        }
+    }
+    out
+}
+
+fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+    let mut map = HeaderMap::new();
+    for (k, v) in pairs {
+        map.insert(*k, HeaderValue::from_str(v).unwrap());
+    }
+    map
+}
+
+#[test]
+fn secret_types() {
+    debug("ClientSecret", &ClientSecret::new(SECRET));
+    debug("AccessToken", &AccessToken::new(TOKEN));
+    let builder = Config::builder()
+        .token_url("https://as.example.com/token")
+        .client_id("client")
+        .client_secret(SECRET);
+    debug("ConfigBuilder", &builder);
+}
+
+#[test]
+fn configs_requests_and_tokens() {
+    let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    for config in configs() {
+        debug("Config", &config);
+        let request = config.request(&TokenParams::new().scopes(["a"])).unwrap();
+        debug("TokenRequest", &request);
+        debug("CacheKey", request.cache_key());
+        debug("HttpRequest", &request.to_http());
+        let body = format!(
+            r#"{{"access_token":"{TOKEN}","token_type":"Bearer","expires_in":60,"refresh_token":"{TOKEN}","id_token":"{TOKEN}"}}"#
+        );
+        let token = request
+            .parse_response(now, StatusCode::OK, &headers(&[]), body.as_bytes())
+            .unwrap();
+        debug("Token", &token);
+        debug("StorableToken", &token.storable());
+        debug("authorization header", &token.authorization_header());
+        debug("BodyBuffer", &BodyBuffer::new(10));
+    }
+}
+
+/// Each error variant, produced from responses that carry the secret or a token where a
+/// careless implementation would copy it into the error.
+#[test]
+fn every_error_variant() {
+    let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    let request = configs()[0].default_request();
+    let echo = format!(
+        r#"{{"error":"invalid_client","error_description":"bad secret {SECRET} for token {TOKEN}","error_uri":"https://as.example.com/errors?secret={SECRET}&token={TOKEN}"}}"#
+    );
+    let cases: Vec<(u16, HeaderMap, String)> = vec![
+        // Rejected, with the secret echoed in the description and in WWW-Authenticate.
+        (
+            401,
+            headers(&[("www-authenticate", &format!("Basic realm=\"{SECRET}\""))]),
+            echo.clone(),
+        ),
+        // RateLimited.
+        (429, headers(&[("retry-after", "5")]), echo.clone()),
+        // Server, with an excerpt.
+        (
+            503,
+            headers(&[("content-type", "text/html")]),
+            format!("<html>token {TOKEN} secret {SECRET}</html>"),
+        ),
+        // InvalidResponse: a success body that failed to parse holds the token.
+        (
+            200,
+            headers(&[("content-type", "application/json")]),
+            format!(r#"{{"access_token":"{TOKEN}","token_type":"#),
+        ),
+        // InvalidResponse: unsupported token type next to a valid token.
+        (
+            200,
+            headers(&[]),
+            format!(r#"{{"access_token":"{TOKEN}","token_type":"mac"}}"#),
+        ),
+        // InvalidResponse: not an OAuth error, body echoes both.
+        (
+            400,
+            headers(&[("content-type", "text/plain")]),
+            format!("denied {SECRET} {TOKEN}"),
+        ),
+        // An unknown code that is itself the secret.
+        (400, headers(&[]), format!(r#"{{"error":"{SECRET}"}}"#)),
+        // Redirect.
+        (
+            302,
+            headers(&[("location", "https://evil.example/")]),
+            String::new(),
+        ),
+    ];
+    let mut seen = std::collections::HashSet::new();
+    for (status, h, body) in cases {
+        let err = request
+            .parse_response(
+                now,
+                StatusCode::from_u16(status).unwrap(),
+                &h,
+                body.as_bytes(),
+            )
+            .unwrap_err();
+        seen.insert(std::mem::discriminant(&err));
+        both(&format!("TokenError from {status}"), &err);
+        if let Some(e) = err.oauth_error() {
+            both("OAuthError", e);
+        }
+    }
+    let too_large =
+        request.parse_response(now, StatusCode::OK, &headers(&[]), &vec![b'x'; 2 << 20]);
+    let too_large = too_large.unwrap_err();
+    seen.insert(std::mem::discriminant(&too_large));
+    both("TooLarge", &too_large);
+    let transport: TokenError =
+        TransportError::new(TransportErrorKind::Timeout, "read timed out").into();
+    seen.insert(std::mem::discriminant(&transport));
+    both("Transport", &transport);
+    assert_eq!(seen.len(), 6, "every TokenError variant was formatted");
+}

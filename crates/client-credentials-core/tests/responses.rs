@@ -1,0 +1,964 @@
+//! Response shapes modelled on documented behaviour of real providers, each with the outcome
+//! the parser must reach.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly
+
+use std::time::{Duration, SystemTime};
+
+use client_credentials_core::{
+    Config, Deviation, ErrorCode, MissingLifetime, ResponseProblem, ScopeSource, Token, TokenError,
+    TokenParams, TokenRequest,
+};
+use http::{HeaderMap, HeaderValue, StatusCode};
+
+const NOW_SECS: u64 = 1_700_000_000;
+
+fn now() -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(NOW_SECS)
+}
+
+fn request() -> TokenRequest {
+    Config::builder()
+        .token_url("https://as.example.com/token")
+        .client_id("client")
+        .client_secret("the-client-secret-1234")
+        .scopes(["api.read"])
+        .build()
+        .unwrap()
+        .default_request()
+}
+
+fn parse_with(
+    req: &TokenRequest,
+    status: u16,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Result<Token, TokenError> {
+    let mut map = HeaderMap::new();
+    for (k, v) in headers {
+        map.append(
+            http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            HeaderValue::from_str(v).unwrap(),
+        );
+    }
+    req.parse_response(now(), StatusCode::from_u16(status).unwrap(), &map, body)
+}
+
+const JSON: (&str, &str) = ("content-type", "application/json; charset=utf-8");
+
+type Check = fn(Result<Token, TokenError>);
+
+struct Case {
+    name: &'static str,
+    status: u16,
+    headers: &'static [(&'static str, &'static str)],
+    body: &'static str,
+    check: Check,
+}
+
+fn ok(r: Result<Token, TokenError>) -> Token {
+    match r {
+        Ok(t) => t,
+        Err(e) => panic!("expected a token, got {e:?}"),
+    }
+}
+
+fn err(r: Result<Token, TokenError>) -> TokenError {
+    match r {
+        Ok(t) => panic!("expected an error, got {t:?}"),
+        Err(e) => e,
+    }
+}
+
+fn lifetime(t: &Token) -> u64 {
+    t.lifetime().unwrap().as_secs()
+}
+
+fn rejected(e: &TokenError, status: u16, code: ErrorCode) {
+    match e {
+        TokenError::Rejected {
+            status: s, error, ..
+        } => {
+            assert_eq!(s.as_u16(), status);
+            assert_eq!(error.code, code);
+        }
+        other => panic!("expected Rejected({code}), got {other:?}"),
+    }
+    assert!(!e.is_retryable());
+}
+
+const CASES: &[Case] = &[
+    Case {
+        name: "RFC 6749 §5.1 with Bearer",
+        status: 200,
+        headers: &[JSON, ("cache-control", "no-store")],
+        body: r#"{"access_token":"2YotnFZFEjr1zCsicMWpAA","token_type":"Bearer","expires_in":3600,"example_parameter":"example_value"}"#,
+        check: |r| {
+            let t = ok(r);
+            assert_eq!(t.access_token().expose_secret(), "2YotnFZFEjr1zCsicMWpAA");
+            assert_eq!(lifetime(&t), 3600);
+            assert_eq!(t.extra()["example_parameter"], "example_value");
+            assert!(!t.deviations().contains(&Deviation::TokenTypeCase));
+            assert_eq!(t.scope_source(), ScopeSource::Requested);
+            assert_eq!(t.scopes(), ["api.read"]);
+        },
+    },
+    Case {
+        name: "RFC 6749 §5.2 invalid_request",
+        status: 400,
+        headers: &[JSON],
+        body: r#"{"error":"invalid_request"}"#,
+        check: |r| rejected(&err(r), 400, ErrorCode::InvalidRequest),
+    },
+    Case {
+        name: "Entra ID v2 success",
+        status: 200,
+        headers: &[JSON],
+        body: r#"{"token_type":"Bearer","expires_in":3599,"ext_expires_in":3599,"access_token":"eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJ4In0.c2ln"}"#,
+        check: |r| {
+            let t = ok(r);
+            assert_eq!(lifetime(&t), 3599);
+            assert_eq!(t.extra()["ext_expires_in"], 3599);
+            assert!(t.deviations().is_empty(), "{:?}", t.deviations());
+        },
+    },
+    Case {
+        name: "Entra ID v1 success: numbers as strings, expires_on",
+        status: 200,
+        headers: &[JSON],
+        body: r#"{"token_type":"Bearer","expires_in":"3599","ext_expires_in":"3599","expires_on":"1700003599","not_before":"1700000000","resource":"https://graph.microsoft.com","access_token":"eyJ0eXAi.eyJhdWQi.sig"}"#,
+        check: |r| {
+            let t = ok(r);
+            assert_eq!(lifetime(&t), 3599);
+            assert!(t.deviations().contains(&Deviation::ExpiresInString));
+            assert_eq!(t.extra()["resource"], "https://graph.microsoft.com");
+        },
+    },
+    Case {
+        name: "Entra ID invalid_client (AADSTS7000215)",
+        status: 401,
+        headers: &[
+            JSON,
+            (
+                "www-authenticate",
+                "Basic realm=\"login.microsoftonline.com\"",
+            ),
+        ],
+        body: r#"{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided. Trace ID: 8c0d1b6e","error_codes":[7000215],"timestamp":"2026-11-22 02:00:00Z","trace_id":"8c0d1b6e","correlation_id":"1f2e","error_uri":"https://login.microsoftonline.com/error?code=7000215"}"#,
+        check: |r| {
+            let e = err(r);
+            rejected(&e, 401, ErrorCode::InvalidClient);
+            let TokenError::Rejected {
+                error,
+                www_authenticate,
+                ..
+            } = &e
+            else {
+                unreachable!()
+            };
+            assert!(
+                error
+                    .description
+                    .as_deref()
+                    .unwrap()
+                    .starts_with("AADSTS7000215")
+            );
+            assert_eq!(
+                error.uri.as_deref(),
+                Some("https://login.microsoftonline.com/error?code=7000215")
+            );
+            assert_eq!(
+                www_authenticate.as_deref(),
+                Some("Basic realm=\"login.microsoftonline.com\"")
+            );
+            assert_eq!(e.status(), Some(StatusCode::UNAUTHORIZED));
+        },
+    },
+    Case {
+        name: "Entra ID invalid_scope",
+        status: 400,
+        headers: &[JSON],
+        body: r#"{"error":"invalid_scope","error_description":"AADSTS1002012: The provided value for scope api.read is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier.","error_codes":[1002012]}"#,
+        check: |r| rejected(&err(r), 400, ErrorCode::InvalidScope),
+    },
+    Case {
+        name: "Entra ID throttling: 429 with Retry-After seconds",
+        status: 429,
+        headers: &[JSON, ("retry-after", "17")],
+        body: r#"{"error":"temporarily_unavailable","error_description":"AADSTS50196: The server terminated an operation because it encountered a client request loop."}"#,
+        check: |r| {
+            let e = err(r);
+            assert!(matches!(e, TokenError::RateLimited { .. }), "{e:?}");
+            assert_eq!(e.retry_after(), Some(Duration::from_secs(17)));
+            assert_eq!(e.oauth_code(), Some(&ErrorCode::TemporarilyUnavailable));
+            assert!(e.is_retryable());
+        },
+    },
+    Case {
+        name: "Entra ID managed identity: refresh_in",
+        status: 200,
+        headers: &[JSON],
+        body: r#"{"access_token":"eyJ0.eyJ1.c2ln","expires_in":"86399","refresh_in":"43199","token_type":"Bearer","resource":"https://vault.azure.net"}"#,
+        check: |r| {
+            let t = ok(r);
+            assert_eq!(t.refresh_in(), Some(Duration::from_secs(43199)));
+            assert_eq!(lifetime(&t), 86399);
+        },
+    },
+    Case {
+        name: "Okta success with scope",
+        status: 200,
+        headers: &[JSON],
+        body: r#"{"token_type":"Bearer","expires_in":3600,"access_token":"eyJraWQiOiJ.eyJ2ZXIiOjE.sig","scope":"customScope"}"#,
+        check: |r| {
+            let t = ok(r);
+            assert_eq!(t.scopes(), ["customScope"]);
+            assert_eq!(t.scope_source(), ScopeSource::Granted);
+        },
+    },
+    Case {
+        name: "Okta invalid_client",
+        status: 401,
+        headers: &[JSON],
+        body: r#"{"error":"invalid_client","error_description":"The client secret supplied for a confidential client is invalid."}"#,
+        check: |r| rejected(&err(r), 401, ErrorCode::InvalidClient),
+    },
+    Case {
+        name: "Okta rate limit: 429 with its own envelope and no Retry-After",
+        status: 429,
+        headers: &[JSON, ("x-rate-limit-reset", "1700000060")],
+        body: r#"{"errorCode":"E0000047","errorSummary":"API call exceeded rate limit due to too many requests.","errorLink":"E0000047","errorId":"oaeXyZ","errorCauses":[]}"#,
+        check: |r| {
+            let e = err(r);
+            assert!(
+                matches!(
+                    e,
+                    TokenError::RateLimited {
+                        retry_after: None,
+                        error: None,
+                        ..
+                    }
+                ),
+                "{e:?}"
+            );
+            assert!(e.is_retryable());
+        },
+    },
+    Case {
+        name: "Auth0 success",
+        status: 200,
+        headers: &[JSON],
+        body: r#"{"access_token":"eyJhbGciOi.eyJpc3Mi.sig","scope":"read:users update:users","expires_in":86400,"token_type":"Bearer"}"#,
+        check: |r| {
+            let t = ok(r);
+            assert_eq!(t.scopes(), ["read:users", "update:users"]);
+            assert_eq!(lifetime(&t), 86400);
+        },
+    },
+    Case {
+        name: "Auth0 access_denied (unknown code kept)",
+        status: 401,
+        headers: &[JSON],
+        body: r#"{"error":"access_denied","error_description":"Unauthorized"}"#,
+        check: |r| rejected(&err(r), 401, ErrorCode::Unknown("access_denied".into())),
+    },
+    Case {
+        name: "Auth0 unauthorized_client with error_uri",
+        status: 403,
+        headers: &[JSON],
+        body: r#"{"error":"unauthorized_client","error_description":"Grant type 'client_credentials' not allowed for the client.","error_uri":"https://auth0.com/docs/clients/client-grant-types"}"#,
+        check: |r| rejected(&err(r), 403, ErrorCode::UnauthorizedClient),
+    },
+    Case {
+        name: "Auth0 too_many_requests",
+        status: 429,
+        headers: &[JSON, ("x-ratelimit-reset", "1700000010")],
+        body: r#"{"error":"too_many_requests","error_description":"Global limit has been reached"}"#,
+        check: |r| {
+            let e = err(r);
+            assert!(matches!(e, TokenError::RateLimited { .. }));
+            assert_eq!(
+                e.oauth_code(),
+                Some(&ErrorCode::Unknown("too_many_requests".into()))
+            );
+        },
+    },
+    Case {
+        name: "Keycloak success with refresh_expires_in and not-before-policy",
+        status: 200,
+        headers: &[JSON],
+        body: r#"{"access_token":"eyJhbGciOiJSUzI1NiJ9.e30.sig","expires_in":300,"refresh_expires_in":0,"token_type":"Bearer","not-before-policy":0,"scope":"profile email"}"#,
+        check: |r| {
+            let t = ok(r);
+            assert_eq!(t.scopes(), ["profile", "email"]);
+            assert_eq!(t.extra()["not-before-policy"], 0);
+        },
+    },
+    Case {
+        name: "Keycloak bad secret is unauthorized_client with 401",
+        status: 401,
+        headers: &[JSON],
+        body: r#"{"error":"unauthorized_client","error_description":"Invalid client or Invalid client credentials"}"#,
+        check: |r| rejected(&err(r), 401, ErrorCode::UnauthorizedClient),
+    },
+    Case {
+        name: "Keycloak invalid_scope",
+        status: 400,
+        headers: &[JSON],
+        body: r#"{"error":"invalid_scope","error_description":"Invalid scopes: api.read"}"#,
+        check: |r| rejected(&err(r), 400, ErrorCode::InvalidScope),
+    },
+    Case {
+        name: "Google success",
+        status: 200,
+        headers: &[JSON],
+        body: r#"{"access_token":"ya29.c.b0AXv0zTOxyz-_abc","expires_in":3599,"token_type":"Bearer"}"#,
+        check: |r| assert_eq!(lifetime(&ok(r)), 3599),
+    },
+    Case {
+        name: "Google invalid_grant",
+        status: 400,
+        headers: &[JSON],
+        body: r#"{"error":"invalid_grant","error_description":"Invalid JWT Signature."}"#,
+        check: |r| rejected(&err(r), 400, ErrorCode::InvalidGrant),
+    },
+    Case {
+        name: "Cognito success",
+        status: 200,
+        headers: &[("content-type", "application/json;charset=UTF-8")],
+        body: r#"{"access_token":"eyJraWQ.eyJzdWI.sig","expires_in":3600,"token_type":"Bearer"}"#,
+        check: |r| assert_eq!(lifetime(&ok(r)), 3600),
+    },
+    Case {
+        name: "Cognito invalid_client with 400",
+        status: 400,
+        headers: &[("content-type", "application/json;charset=UTF-8")],
+        body: r#"{"error":"invalid_client"}"#,
+        check: |r| rejected(&err(r), 400, ErrorCode::InvalidClient),
+    },
+    Case {
+        name: "GitHub form-urlencoded body, lower-case bearer, no expires_in",
+        status: 200,
+        headers: &[(
+            "content-type",
+            "application/x-www-form-urlencoded; charset=utf-8",
+        )],
+        body: "access_token=gho_16C7e42F292c6912E7710c838347Ae178B4a&scope=repo%20gist&token_type=bearer",
+        check: |r| {
+            let t = ok(r);
+            assert_eq!(
+                t.access_token().expose_secret(),
+                "gho_16C7e42F292c6912E7710c838347Ae178B4a"
+            );
+            assert_eq!(t.token_type(), "Bearer");
+            assert_eq!(t.scopes(), ["repo", "gist"]);
+            assert!(t.deviations().contains(&Deviation::FormBody));
+            assert!(t.deviations().contains(&Deviation::TokenTypeCase));
+            assert!(t.deviations().contains(&Deviation::ExpiresInMissing));
+            assert_eq!(lifetime(&t), 300, "default missing-lifetime policy");
+        },
+    },
+    Case {
+        name: "GitHub error in a 200 body",
+        status: 200,
+        headers: &[JSON],
+        body: r#"{"error":"incorrect_client_credentials","error_description":"The client_id and/or client_secret passed are incorrect.","error_uri":"https://docs.github.com/apps/troubleshooting"}"#,
+        check: |r| {
+            let e = err(r);
+            rejected(
+                &e,
+                200,
+                ErrorCode::Unknown("incorrect_client_credentials".into()),
+            );
+        },
+    },
+    Case {
+        name: "Salesforce: no expires_in, token with '!', extras",
+        status: 200,
+        headers: &[JSON],
+        body: r#"{"access_token":"00D5g000004xyz!AR8AQJXg5oR.abc","signature":"c2lnbmF0dXJl","scope":"api","instance_url":"https://acme.my.salesforce.com","id":"https://login.salesforce.com/id/00D/005","token_type":"Bearer","issued_at":"1700000000000"}"#,
+        check: |r| {
+            let t = ok(r);
+            assert_eq!(
+                t.access_token().expose_secret(),
+                "00D5g000004xyz!AR8AQJXg5oR.abc"
+            );
+            assert_eq!(t.extra()["instance_url"], "https://acme.my.salesforce.com");
+            assert!(t.deviations().contains(&Deviation::ExpiresInMissing));
+        },
+    },
+    Case {
+        name: "Salesforce invalid_client",
+        status: 400,
+        headers: &[JSON],
+        body: r#"{"error":"invalid_client","error_description":"invalid client credentials"}"#,
+        check: |r| rejected(&err(r), 400, ErrorCode::InvalidClient),
+    },
+    Case {
+        name: "Twitch: lower-case bearer, long lifetime",
+        status: 200,
+        headers: &[JSON],
+        body: r#"{"access_token":"jostpf5q0uzmxmkba9iyug38kjtgh","expires_in":5011271,"token_type":"bearer"}"#,
+        check: |r| {
+            let t = ok(r);
+            assert_eq!(lifetime(&t), 5_011_271);
+            assert!(t.deviations().contains(&Deviation::TokenTypeCase));
+        },
+    },
+    Case {
+        name: "Twitch error envelope {status, message}",
+        status: 400,
+        headers: &[JSON],
+        body: r#"{"status":400,"message":"invalid client secret"}"#,
+        check: |r| {
+            let e = err(r);
+            match &e {
+                TokenError::InvalidResponse {
+                    problem, excerpt, ..
+                } => {
+                    assert_eq!(*problem, ResponseProblem::NotAnOAuthError);
+                    assert!(
+                        excerpt
+                            .as_ref()
+                            .unwrap()
+                            .as_str()
+                            .contains("invalid client secret")
+                    );
+                }
+                other => panic!("{other:?}"),
+            }
+            assert!(!e.is_retryable());
+        },
+    },
+    Case {
+        name: "PayPal: URL scopes and extras",
+        status: 200,
+        headers: &[JSON],
+        body: r#"{"scope":"https://uri.paypal.com/services/invoicing https://uri.paypal.com/services/payments/payment","access_token":"A21AAFEpH4PsADK7qSS7pSRsgzfENtu-Q1ysgEDVDESseMHBYXVJYE8ovjj68elIDy8nF26AwPhfXTIeWAZHSLIsQkSYz9ifg","token_type":"Bearer","app_id":"APP-80W284485P519543T","expires_in":31668,"nonce":"2026-11-22T02:00:00Z"}"#,
+        check: |r| {
+            let t = ok(r);
+            assert_eq!(t.scopes().len(), 2);
+            assert_eq!(t.extra()["app_id"], "APP-80W284485P519543T");
+        },
+    },
+    Case {
+        name: "Zoom: lower-case bearer with api_url",
+        status: 200,
+        headers: &[JSON],
+        body: r#"{"access_token":"eyJzdiI6.eyJhdWQi.sig","token_type":"bearer","expires_in":3599,"scope":"user:read:admin","api_url":"https://api.zoom.us"}"#,
+        check: |r| assert_eq!(ok(r).extra()["api_url"], "https://api.zoom.us"),
+    },
+    Case {
+        name: "Discord: scopes space-delimited",
+        status: 200,
+        headers: &[JSON],
+        body: r#"{"access_token":"6qrZcUqja7812RVdnEKjpzOL4CvHBFG","token_type":"Bearer","expires_in":604800,"scope":"identify connections"}"#,
+        check: |r| assert_eq!(ok(r).scopes(), ["identify", "connections"]),
+    },
+    Case {
+        name: "Gateway HTML 502",
+        status: 502,
+        headers: &[("content-type", "text/html")],
+        body: "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body><center><h1>502 Bad Gateway</h1></center></body></html>",
+        check: |r| {
+            let e = err(r);
+            match &e {
+                TokenError::Server {
+                    excerpt: Some(x),
+                    error: None,
+                    ..
+                } => {
+                    assert!(x.as_str().contains("502 Bad Gateway"));
+                    assert!(!x.as_str().contains('\r'));
+                }
+                other => panic!("{other:?}"),
+            }
+            assert!(e.is_retryable());
+        },
+    },
+    Case {
+        name: "HTML login page with 200 (a proxy in the way)",
+        status: 200,
+        headers: &[("content-type", "text/html; charset=utf-8")],
+        body: "<!DOCTYPE html><html><body><form>Sign in</form></body></html>",
+        check: |r| {
+            let e = err(r);
+            assert!(
+                matches!(
+                    e,
+                    TokenError::InvalidResponse {
+                        problem: ResponseProblem::Unparseable,
+                        excerpt: None,
+                        ..
+                    }
+                ),
+                "{e:?}"
+            );
+            assert!(!e.is_retryable());
+        },
+    },
+    Case {
+        name: "Empty 200 body",
+        status: 200,
+        headers: &[JSON],
+        body: "",
+        check: |r| {
+            assert!(matches!(
+                err(r),
+                TokenError::InvalidResponse {
+                    problem: ResponseProblem::Unparseable,
+                    ..
+                }
+            ))
+        },
+    },
+    Case {
+        name: "Truncated JSON",
+        status: 200,
+        headers: &[JSON],
+        body: r#"{"access_token":"abcdefghijklmnopqrstuvwxyz0123456789","token_type":"Bea"#,
+        check: |r| {
+            let e = err(r);
+            assert!(matches!(
+                e,
+                TokenError::InvalidResponse {
+                    problem: ResponseProblem::Unparseable,
+                    excerpt: None,
+                    ..
+                }
+            ));
+            assert!(!format!("{e} {e:?}").contains("abcdefghijklmnopqrstuvwxyz"));
+        },
+    },
+    Case {
+        name: "UTF-8 BOM before JSON",
+        status: 200,
+        headers: &[JSON],
+        body: "\u{feff}{\"access_token\":\"abc\",\"token_type\":\"Bearer\",\"expires_in\":60}",
+        check: |r| assert!(ok(r).deviations().contains(&Deviation::ByteOrderMark)),
+    },
+    Case {
+        name: "expires_in as a float",
+        status: 200,
+        headers: &[JSON],
+        body: r#"{"access_token":"abc","token_type":"Bearer","expires_in":3599.9}"#,
+        check: |r| {
+            let t = ok(r);
+            assert_eq!(lifetime(&t), 3599, "rounded down");
+            assert!(t.deviations().contains(&Deviation::ExpiresInFloat));
+        },
+    },
+    Case {
+        name: "expires_in null is unknown, never 0",
+        status: 200,
+        headers: &[JSON],
+        body: r#"{"access_token":"abc","token_type":"Bearer","expires_in":null}"#,
+        check: |r| {
+            let t = ok(r);
+            assert_eq!(lifetime(&t), 300);
+            assert!(t.deviations().contains(&Deviation::ExpiresInNull));
+        },
+    },
+    Case {
+        name: "expires_in negative",
+        status: 200,
+        headers: &[JSON],
+        body: r#"{"access_token":"abc","token_type":"Bearer","expires_in":-5}"#,
+        check: |r| {
+            assert!(matches!(
+                err(r),
+                TokenError::InvalidResponse {
+                    problem: ResponseProblem::InvalidExpiresIn,
+                    ..
+                }
+            ))
+        },
+    },
+    Case {
+        name: "expires_in absurdly large is capped",
+        status: 200,
+        headers: &[JSON],
+        body: r#"{"access_token":"abc","token_type":"Bearer","expires_in":1e300}"#,
+        check: |r| {
+            let t = ok(r);
+            assert_eq!(t.lifetime(), Some(client_credentials_core::MAX_LIFETIME));
+            assert!(t.deviations().contains(&Deviation::ExpiresInCapped));
+        },
+    },
+    Case {
+        name: "scope as a JSON array",
+        status: 200,
+        headers: &[JSON],
+        body: r#"{"access_token":"abc","token_type":"Bearer","expires_in":60,"scope":["a","b"]}"#,
+        check: |r| {
+            let t = ok(r);
+            assert_eq!(t.scopes(), ["a", "b"]);
+            assert!(t.deviations().contains(&Deviation::ScopeArray));
+        },
+    },
+    Case {
+        name: "token_type missing",
+        status: 200,
+        headers: &[JSON],
+        body: r#"{"access_token":"abc","expires_in":60}"#,
+        check: |r| {
+            let t = ok(r);
+            assert_eq!(t.token_type(), "Bearer");
+            assert!(t.deviations().contains(&Deviation::TokenTypeMissing));
+        },
+    },
+    Case {
+        name: "JSON served as text/plain",
+        status: 200,
+        headers: &[("content-type", "text/plain")],
+        body: r#"{"access_token":"abc","token_type":"Bearer","expires_in":60}"#,
+        check: |r| {
+            assert!(
+                ok(r)
+                    .deviations()
+                    .contains(&Deviation::ContentType("text/plain".into()))
+            )
+        },
+    },
+    Case {
+        name: "form body served as text/plain",
+        status: 200,
+        headers: &[("content-type", "text/plain")],
+        body: "access_token=abc&token_type=Bearer&expires_in=60",
+        check: |r| {
+            let t = ok(r);
+            assert_eq!(lifetime(&t), 60);
+            assert!(t.deviations().contains(&Deviation::FormBody));
+        },
+    },
+    Case {
+        name: "parameter names in other letter case",
+        status: 200,
+        headers: &[JSON],
+        body: r#"{"Access_Token":"abc","Token_Type":"Bearer","Expires_In":60}"#,
+        check: |r| {
+            let t = ok(r);
+            assert_eq!(t.access_token().expose_secret(), "abc");
+            assert!(t.deviations().contains(&Deviation::ParameterCase));
+        },
+    },
+    Case {
+        name: "503 with Retry-After as an HTTP date",
+        status: 503,
+        headers: &[("retry-after", "Tue, 14 Nov 2023 22:14:20 GMT")],
+        body: "",
+        check: |r| {
+            let e = err(r);
+            assert!(matches!(e, TokenError::Server { .. }));
+            // 1_700_000_060 is Tue, 14 Nov 2023 22:14:20 GMT.
+            assert_eq!(e.retry_after(), Some(Duration::from_secs(60)));
+        },
+    },
+    Case {
+        name: "DPoP token type refused unless configured",
+        status: 200,
+        headers: &[JSON],
+        body: r#"{"access_token":"abc","token_type":"DPoP","expires_in":60}"#,
+        check: |r| {
+            assert!(matches!(
+                err(r),
+                TokenError::InvalidResponse {
+                    problem: ResponseProblem::UnsupportedTokenType(_),
+                    ..
+                }
+            ))
+        },
+    },
+    Case {
+        name: "201 Created with a token",
+        status: 201,
+        headers: &[JSON],
+        body: r#"{"access_token":"abc","token_type":"Bearer","expires_in":60}"#,
+        check: |r| assert!(ok(r).deviations().contains(&Deviation::SuccessStatus(201))),
+    },
+    Case {
+        name: "access_token not a string",
+        status: 200,
+        headers: &[JSON],
+        body: r#"{"access_token":12345,"token_type":"Bearer"}"#,
+        check: |r| {
+            assert!(matches!(
+                err(r),
+                TokenError::InvalidResponse {
+                    problem: ResponseProblem::MissingAccessToken,
+                    ..
+                }
+            ))
+        },
+    },
+    Case {
+        name: "access_token with a newline (header injection)",
+        status: 200,
+        headers: &[JSON],
+        body: r#"{"access_token":"abc\r\nX-Evil: 1","token_type":"Bearer"}"#,
+        check: |r| {
+            assert!(matches!(
+                err(r),
+                TokenError::InvalidResponse {
+                    problem: ResponseProblem::MissingAccessToken,
+                    ..
+                }
+            ))
+        },
+    },
+    Case {
+        name: "Graph-style error envelope",
+        status: 401,
+        headers: &[JSON],
+        body: r#"{"error":{"code":"InvalidAuthenticationToken","message":"Access token is empty."}}"#,
+        check: |r| {
+            let e = err(r);
+            rejected(
+                &e,
+                401,
+                ErrorCode::Unknown("InvalidAuthenticationToken".into()),
+            );
+            assert_eq!(
+                e.oauth_error().unwrap().description.as_deref(),
+                Some("Access token is empty.")
+            );
+        },
+    },
+    Case {
+        name: "redirect is not followed",
+        status: 302,
+        headers: &[("location", "https://login.example.com/")],
+        body: "",
+        check: |r| {
+            assert!(matches!(
+                err(r),
+                TokenError::InvalidResponse {
+                    problem: ResponseProblem::UnexpectedStatus,
+                    ..
+                }
+            ))
+        },
+    },
+    Case {
+        name: "500 server_error",
+        status: 500,
+        headers: &[JSON],
+        body: r#"{"error":"server_error","error_description":"boom"}"#,
+        check: |r| {
+            let e = err(r);
+            assert!(matches!(e, TokenError::Server { .. }));
+            assert_eq!(e.oauth_code(), Some(&ErrorCode::ServerError));
+            assert!(e.is_retryable());
+        },
+    },
+    Case {
+        name: "400 temporarily_unavailable is retryable",
+        status: 400,
+        headers: &[JSON],
+        body: r#"{"error":"temporarily_unavailable"}"#,
+        check: |r| {
+            let e = err(r);
+            assert!(matches!(e, TokenError::Server { .. }));
+            assert!(e.is_retryable());
+        },
+    },
+    Case {
+        name: "invalid_target (RFC 8707)",
+        status: 400,
+        headers: &[JSON],
+        body: r#"{"error":"invalid_target","error_description":"resource indicator is missing, or unknown"}"#,
+        check: |r| rejected(&err(r), 400, ErrorCode::InvalidTarget),
+    },
+    Case {
+        name: "error description echoing the client secret is scrubbed",
+        status: 401,
+        headers: &[JSON],
+        body: r#"{"error":"invalid_client","error_description":"secret the-client-secret-1234 is wrong"}"#,
+        check: |r| {
+            let e = err(r);
+            let all = format!("{e} {e:?}");
+            assert!(!all.contains("the-client-secret-1234"), "{all}");
+            assert!(all.contains("[redacted]"));
+        },
+    },
+    Case {
+        name: "401 plain text from a proxy",
+        status: 401,
+        headers: &[("content-type", "text/plain")],
+        body: "Unauthorized",
+        check: |r| {
+            let e = err(r);
+            assert!(matches!(
+                e,
+                TokenError::InvalidResponse {
+                    problem: ResponseProblem::NotAnOAuthError,
+                    ..
+                }
+            ));
+            assert!(e.to_string().contains("Unauthorized"), "{e}");
+        },
+    },
+];
+
+#[test]
+fn provider_table() {
+    assert!(CASES.len() >= 30);
+    let req = request();
+    for case in CASES {
+        let result = parse_with(&req, case.status, case.headers, case.body.as_bytes());
+        let outcome =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (case.check)(result)));
+        assert!(outcome.is_ok(), "case failed: {}", case.name);
+    }
+}
+
+#[test]
+fn rfc6749_4_4_3_example_token_type() {
+    // The RFC's own example uses `token_type: example`, which is refused by default...
+    let body = br#"{"access_token":"2YotnFZFEjr1zCsicMWpAA","token_type":"example","expires_in":3600,"example_parameter":"example_value"}"#;
+    let err = parse_with(&request(), 200, &[JSON], body).unwrap_err();
+    assert!(
+        matches!(err, TokenError::InvalidResponse { problem: ResponseProblem::UnsupportedTokenType(ref t), .. } if t == "example")
+    );
+    // ...and accepted when the configuration names it.
+    let req = Config::builder()
+        .token_url("https://as.example.com/token")
+        .client_id("c")
+        .client_secret("s")
+        .accept_token_type("example")
+        .build()
+        .unwrap()
+        .default_request();
+    let token = parse_with(&req, 200, &[JSON], body).unwrap();
+    assert_eq!(token.token_type(), "example");
+    assert_eq!(
+        token.authorization_header(),
+        "example 2YotnFZFEjr1zCsicMWpAA"
+    );
+    assert!(token.authorization_header().is_sensitive());
+}
+
+#[test]
+fn missing_lifetime_policies() {
+    let body = br#"{"access_token":"abc","token_type":"Bearer"}"#;
+    let with = |p: MissingLifetime| {
+        Config::builder()
+            .token_url("https://as.example.com/token")
+            .client_id("c")
+            .client_secret("s")
+            .missing_lifetime(p)
+            .build()
+            .unwrap()
+            .default_request()
+    };
+    let t = parse_with(
+        &with(MissingLifetime::Assume(Duration::from_secs(42))),
+        200,
+        &[JSON],
+        body,
+    )
+    .unwrap();
+    assert_eq!(t.lifetime(), Some(Duration::from_secs(42)));
+    let t = parse_with(&with(MissingLifetime::NeverExpires), 200, &[JSON], body).unwrap();
+    assert_eq!(t.expires_at(), None);
+    assert!(!t.expires_within(now(), Duration::from_secs(u64::MAX / 4)));
+    let e = parse_with(&with(MissingLifetime::Reject), 200, &[JSON], body).unwrap_err();
+    assert!(matches!(
+        e,
+        TokenError::InvalidResponse {
+            problem: ResponseProblem::MissingExpiresIn,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn requested_scopes_fill_in_and_overrides_count() {
+    let cfg = Config::builder()
+        .token_url("https://as.example.com/token")
+        .client_id("c")
+        .client_secret("s")
+        .build()
+        .unwrap();
+    let req = cfg.request(&TokenParams::new().scopes(["x", "y"])).unwrap();
+    let t = parse_with(
+        &req,
+        200,
+        &[JSON],
+        br#"{"access_token":"abc","token_type":"Bearer","expires_in":5}"#,
+    )
+    .unwrap();
+    assert_eq!(t.scopes(), ["x", "y"]);
+    assert_eq!(t.scope_source(), ScopeSource::Requested);
+    assert!(
+        t.deviations().is_empty(),
+        "an omitted scope is what RFC 6749 §5.1 prescribes"
+    );
+}
+
+#[test]
+fn expiry_and_storage_round_trip() {
+    let body = br#"{"access_token":"abc.def","token_type":"bearer","expires_in":120,"scope":"a b","id_token":"eyJ.secret.x"}"#;
+    let t = parse_with(&request(), 200, &[JSON], body).unwrap();
+    assert_eq!(t.issued_at(), now());
+    assert_eq!(t.expires_at(), Some(now() + Duration::from_secs(120)));
+    assert!(!t.expires_within(now(), Duration::from_secs(119)));
+    assert!(t.expires_within(now(), Duration::from_secs(120)));
+    assert!(t.expires_within(now() + Duration::from_secs(200), Duration::ZERO));
+    let json = serde_json::to_string(&t.storable()).unwrap();
+    let back: Token = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, t);
+    assert!(
+        !format!("{t:?}").contains("eyJ.secret.x"),
+        "extra values are not in Debug"
+    );
+    assert!(serde_json::from_str::<Token>(r#"{"v":2}"#).is_err());
+    let bad = json.replace("abc.def", "abc def");
+    assert!(serde_json::from_str::<Token>(&bad).is_err());
+}
+
+#[test]
+fn body_cap() {
+    let req = Config::builder()
+        .token_url("https://as.example.com/token")
+        .client_id("c")
+        .client_secret("s")
+        .max_body(64)
+        .build()
+        .unwrap()
+        .default_request();
+    let body = vec![b' '; 65];
+    let e = parse_with(&req, 200, &[JSON], &body).unwrap_err();
+    assert!(matches!(e, TokenError::TooLarge { limit: 64, .. }));
+    let mut buffer = client_credentials_core::BodyBuffer::new(64);
+    assert!(buffer.expect_len(65).is_err());
+    assert!(buffer.expect_len(u64::MAX).is_err());
+    buffer.expect_len(10).unwrap();
+    buffer.push(&[1; 60]).unwrap();
+    assert_eq!(buffer.remaining(), 4);
+    assert!(buffer.push(&[1; 5]).is_err());
+    assert_eq!(buffer.into_bytes().len(), 60);
+}
+
+#[test]
+fn excerpts_redact_token_like_runs() {
+    let body =
+        r#"{"message":"token eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.sig rejected"}"#;
+    let e = parse_with(&request(), 400, &[JSON], body.as_bytes()).unwrap_err();
+    let TokenError::InvalidResponse {
+        excerpt: Some(x), ..
+    } = &e
+    else {
+        panic!("{e:?}")
+    };
+    assert!(!x.as_str().contains("eyJhbGciOiJSUzI1NiJ9"), "{x}");
+    assert!(x.as_str().contains("[redacted]"));
+    let long = format!("<html>{}</html>", "x ".repeat(1000));
+    let e = parse_with(&request(), 500, &[], long.as_bytes()).unwrap_err();
+    let TokenError::Server {
+        excerpt: Some(x), ..
+    } = &e
+    else {
+        panic!("{e:?}")
+    };
+    assert!(x.as_str().chars().count() <= client_credentials_core::Excerpt::MAX_CHARS + 1);
+}
