@@ -1,1 +1,273 @@
-fn main() {}
+//! Project automation: `cargo xtask test` runs the whole test suite on a fresh machine,
+//! installing and starting by itself what the tests need.
+//!
+//! Steps of `cargo xtask test`:
+//! 1. install what the external-server tests need when it is missing (the npm packages of
+//!    the interop server under `tests/interop`, Debian's `redis-server`);
+//! 2. `cargo test --workspace --all-features -- --include-ignored`: the hermetic tests and the
+//!    ignored ones that need those servers (each test starts its own server on 127.0.0.1);
+//! 3. build the fuzz targets with the stable toolchain and run each one for a short smoke
+//!    period over its committed seed corpus;
+//! 4. `cargo bench --no-run`: benchmarks are compiled, never timed, in the suite.
+//!
+//! `cargo xtask fuzz <target> [seconds]` runs one fuzz target for longer.
+
+#![allow(clippy::print_stderr)] // a command-line tool: progress and errors go to stderr
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+type Result<T = ()> = std::result::Result<T, String>;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("test") => test(&args[1..]),
+        Some("fuzz") => match args.get(1) {
+            Some(target) => {
+                let secs = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(60);
+                fuzz_build().and_then(|dir| fuzz_run(&dir, target, secs))
+            }
+            None => Err("usage: cargo xtask fuzz <target> [seconds]".to_owned()),
+        },
+        _ => Err(USAGE.to_owned()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+const USAGE: &str = "usage: cargo xtask test [--skip-fuzz] | cargo xtask fuzz <target> [seconds]";
+
+/// Seconds each fuzz target runs in the suite.
+const FUZZ_SMOKE_SECS: u64 = 20;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn test(args: &[String]) -> Result {
+    let started = Instant::now();
+    let root = root();
+    step("install test dependencies", || install(&root))?;
+    step("cargo test (all features, including ignored tests)", || {
+        run(Command::new(cargo()).current_dir(&root).args([
+            "test",
+            "--workspace",
+            "--all-features",
+            "--",
+            "--include-ignored",
+        ]))
+    })?;
+    if !args.iter().any(|a| a == "--skip-fuzz") {
+        step("fuzz smoke run", || {
+            let dir = fuzz_build()?;
+            for target in fuzz_targets(&dir)? {
+                fuzz_run(&dir, &target, FUZZ_SMOKE_SECS)?;
+            }
+            Ok(())
+        })?;
+    }
+    if has_benches(&root) {
+        step("cargo bench --no-run", || {
+            run(Command::new(cargo()).current_dir(&root).args([
+                "bench",
+                "--workspace",
+                "--all-features",
+                "--no-run",
+            ]))
+        })?;
+    }
+    eprintln!("xtask: whole suite passed in {:.0?}", started.elapsed());
+    Ok(())
+}
+
+fn step(name: &str, f: impl FnOnce() -> Result) -> Result {
+    eprintln!("\n==> {name}");
+    let t = Instant::now();
+    f().map_err(|e| format!("{name}: {e}"))?;
+    eprintln!("==> {name}: done in {:.1?}", t.elapsed());
+    Ok(())
+}
+
+fn cargo() -> String {
+    env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned())
+}
+
+fn run(cmd: &mut Command) -> Result {
+    eprintln!("$ {cmd:?}");
+    let status = cmd
+        .status()
+        .map_err(|e| format!("could not start {cmd:?}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{cmd:?} failed: {status}"))
+    }
+}
+
+fn have(program: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {program} >/dev/null 2>&1")])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Installs what the ignored tests need, when it is missing.
+fn install(root: &Path) -> Result {
+    let interop = root.join("tests").join("interop");
+    if interop.join("package.json").exists() {
+        if !have("npm") {
+            apt_install(&["nodejs", "npm"])?;
+        }
+        if !interop.join("node_modules").exists() {
+            let sub = if interop.join("package-lock.json").exists() {
+                "ci"
+            } else {
+                "install"
+            };
+            run(Command::new("npm").current_dir(&interop).args([
+                sub,
+                "--no-audit",
+                "--no-fund",
+                "--loglevel=error",
+            ]))?;
+        }
+    }
+    if root
+        .join("crates")
+        .join("client-credentials-redis")
+        .exists()
+        && !have("redis-server")
+    {
+        apt_install(&["redis-server"])?;
+    }
+    Ok(())
+}
+
+fn apt_install(packages: &[&str]) -> Result {
+    let sudo: &[&str] = if is_root() { &[] } else { &["sudo"] };
+    let mut update = Command::new(sudo.first().copied().unwrap_or("apt-get"));
+    if !sudo.is_empty() {
+        update.arg("apt-get");
+    }
+    run(update.args(["update", "-qq"]))?;
+    let mut install = Command::new(sudo.first().copied().unwrap_or("apt-get"));
+    if !sudo.is_empty() {
+        install.arg("apt-get");
+    }
+    run(install
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .args(["install", "-y", "-qq", "--no-install-recommends"])
+        .args(packages))
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+fn has_benches(root: &Path) -> bool {
+    let crates = root.join("crates");
+    std::fs::read_dir(&crates)
+        .map(|entries| {
+            entries
+                .filter_map(std::result::Result::ok)
+                .any(|e| e.path().join("benches").is_dir())
+        })
+        .unwrap_or(false)
+        || root.join("benches").is_dir()
+}
+
+/// The flags that cargo-fuzz passes, so that the fuzz targets build with the stable
+/// toolchain (`RUSTC_BOOTSTRAP=1` unlocks the sanitizer flag) without installing cargo-fuzz.
+const FUZZ_RUSTFLAGS: &str = "-Cpasses=sancov-module \
+    -Cllvm-args=-sanitizer-coverage-level=4 \
+    -Cllvm-args=-sanitizer-coverage-inline-8bit-counters \
+    -Cllvm-args=-sanitizer-coverage-pc-table \
+    -Cllvm-args=-sanitizer-coverage-trace-compares \
+    --cfg fuzzing -Cdebug-assertions -Coverflow-checks -Zsanitizer=address";
+
+/// Builds every fuzz target; returns the fuzz crate's directory.
+fn fuzz_build() -> Result<PathBuf> {
+    let dir = root().join("fuzz");
+    if !dir.join("Cargo.toml").exists() {
+        return Err("no fuzz/Cargo.toml".to_owned());
+    }
+    run(Command::new(cargo())
+        .current_dir(&dir)
+        .env("RUSTC_BOOTSTRAP", "1")
+        .env("RUSTFLAGS", FUZZ_RUSTFLAGS)
+        .env_remove("CARGO_TARGET_DIR")
+        .args([
+            "build",
+            "--release",
+            "--bins",
+            "--target",
+            host_triple()?.as_str(),
+        ]))?;
+    Ok(dir)
+}
+
+fn host_triple() -> Result<String> {
+    let out = Command::new("rustc")
+        .arg("-vV")
+        .output()
+        .map_err(|e| format!("rustc -vV: {e}"))?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: ").map(str::to_owned))
+        .ok_or_else(|| "rustc -vV printed no host".to_owned())
+}
+
+fn fuzz_targets(dir: &Path) -> Result<Vec<String>> {
+    let mut targets: Vec<String> = std::fs::read_dir(dir.join("fuzz_targets"))
+        .map_err(|e| format!("fuzz/fuzz_targets: {e}"))?
+        .filter_map(std::result::Result::ok)
+        .filter_map(|e| {
+            e.path()
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .map(str::to_owned)
+        })
+        .collect();
+    targets.sort();
+    Ok(targets)
+}
+
+/// Runs one target for `secs` seconds over a scratch copy of its committed seed corpus (so the
+/// run never adds files to the repository). A crash fails the run.
+fn fuzz_run(dir: &Path, target: &str, secs: u64) -> Result {
+    let triple = host_triple()?;
+    let binary = dir.join("target").join(triple).join("release").join(target);
+    let scratch = env::temp_dir().join(format!("cc-fuzz-{target}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&scratch);
+    std::fs::create_dir_all(&scratch).map_err(|e| format!("{}: {e}", scratch.display()))?;
+    let seeds = dir.join("corpus").join(target);
+    let artifacts = dir.join("artifacts").join(target);
+    std::fs::create_dir_all(&artifacts).map_err(|e| format!("{}: {e}", artifacts.display()))?;
+    let mut cmd = Command::new(&binary);
+    cmd.arg(&scratch);
+    if seeds.is_dir() {
+        cmd.arg(&seeds);
+    }
+    let result = run(cmd
+        .arg(format!("-max_total_time={secs}"))
+        .arg("-rss_limit_mb=2048")
+        .arg("-print_final_stats=1")
+        .arg(format!("-artifact_prefix={}/", artifacts.display())));
+    let _ = std::fs::remove_dir_all(&scratch);
+    result
+}

@@ -1,1 +1,0 @@
-//! The token lifecycle as a sans-IO state machine (in progress).
