@@ -1,0 +1,504 @@
+//! Client records, the authorisation decision and the RFC 6749 §5.1 success response.
+
+use std::fmt;
+use std::time::{Duration, SystemTime};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use http::StatusCode;
+use serde_json::{Map, Value};
+
+use crate::error::ErrorCode;
+use crate::secret::{AccessToken, ClientSecret, constant_time_eq};
+use crate::server::ClientAuthMethod;
+use crate::server::endpoint::{DefaultScopes, TokenEndpoint};
+use crate::server::error::{EndpointError, Rejection, json_response, json_string};
+use crate::server::parse::{ClientCredentials, IncomingRequest};
+
+/// What the endpoint needs to know about a registered client. Implement it on your own
+/// client type, or use [`RegisteredClient`].
+pub trait ClientRecord {
+    /// Whether the presented credentials are this client's. Compare in constant time:
+    /// [`ClientCredentials::secret_matches`] does.
+    fn verify(&self, credentials: &ClientCredentials) -> bool;
+
+    /// The scopes this client may be granted.
+    fn allowed_scopes(&self) -> &[String];
+
+    /// The scopes granted when a request names none, under
+    /// [`DefaultScopes::ClientDefaults`]. Default: all of [`ClientRecord::allowed_scopes`].
+    fn default_scopes(&self) -> &[String] {
+        self.allowed_scopes()
+    }
+
+    /// Whether the client may authenticate with `method`. Default: yes.
+    fn allows_auth_method(&self, method: ClientAuthMethod) -> bool {
+        let _ = method;
+        true
+    }
+
+    /// Whether the client may use the client credentials grant. Default: yes.
+    fn allows_client_credentials(&self) -> bool {
+        true
+    }
+
+    /// A lifetime for this client's tokens that overrides the endpoint's. Default: none.
+    fn token_lifetime(&self) -> Option<Duration> {
+        None
+    }
+}
+
+impl<T: ClientRecord + ?Sized> ClientRecord for &T {
+    fn verify(&self, credentials: &ClientCredentials) -> bool {
+        (**self).verify(credentials)
+    }
+    fn allowed_scopes(&self) -> &[String] {
+        (**self).allowed_scopes()
+    }
+    fn default_scopes(&self) -> &[String] {
+        (**self).default_scopes()
+    }
+    fn allows_auth_method(&self, method: ClientAuthMethod) -> bool {
+        (**self).allows_auth_method(method)
+    }
+    fn allows_client_credentials(&self) -> bool {
+        (**self).allows_client_credentials()
+    }
+    fn token_lifetime(&self) -> Option<Duration> {
+        (**self).token_lifetime()
+    }
+}
+
+/// A client kept in memory with its secret: enough for tests, examples and small services.
+///
+/// ```
+/// use client_credentials_core::server::{ClientAuthMethod, RegisteredClient};
+/// let client = RegisteredClient::new("reporting", "s3cr3t")
+///     .scopes(["reports.read"])
+///     .auth_methods([ClientAuthMethod::ClientSecretBasic]);
+/// assert_eq!(client.client_id(), "reporting");
+/// assert!(!format!("{client:?}").contains("s3cr3t"));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegisteredClient {
+    id: String,
+    secret: ClientSecret,
+    scopes: Vec<String>,
+    default_scopes: Option<Vec<String>>,
+    auth_methods: Option<Vec<ClientAuthMethod>>,
+    client_credentials: bool,
+    lifetime: Option<Duration>,
+}
+
+impl RegisteredClient {
+    /// A client with this id and secret, no scopes, every method the endpoint accepts.
+    #[must_use]
+    pub fn new(id: impl Into<String>, secret: impl Into<ClientSecret>) -> Self {
+        Self {
+            id: id.into(),
+            secret: secret.into(),
+            scopes: Vec::new(),
+            default_scopes: None,
+            auth_methods: None,
+            client_credentials: true,
+            lifetime: None,
+        }
+    }
+
+    /// The scopes the client may be granted.
+    #[must_use]
+    pub fn scopes<I, S>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.scopes = scopes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The scopes granted when a request names none (default: all allowed scopes).
+    #[must_use]
+    pub fn default_scopes<I, S>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.default_scopes = Some(scopes.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Restricts the client to these authentication methods.
+    #[must_use]
+    pub fn auth_methods(mut self, methods: impl IntoIterator<Item = ClientAuthMethod>) -> Self {
+        self.auth_methods = Some(methods.into_iter().collect());
+        self
+    }
+
+    /// Whether the client may use the client credentials grant (default `true`; `false`
+    /// makes the endpoint answer `unauthorized_client`).
+    #[must_use]
+    pub fn client_credentials_allowed(mut self, allowed: bool) -> Self {
+        self.client_credentials = allowed;
+        self
+    }
+
+    /// A token lifetime for this client, overriding the endpoint's.
+    #[must_use]
+    pub fn token_lifetime(mut self, lifetime: Duration) -> Self {
+        self.lifetime = Some(lifetime);
+        self
+    }
+
+    /// The client id.
+    #[must_use]
+    pub fn client_id(&self) -> &str {
+        &self.id
+    }
+
+    /// The client secret.
+    #[must_use]
+    pub fn client_secret(&self) -> &ClientSecret {
+        &self.secret
+    }
+}
+
+impl ClientRecord for RegisteredClient {
+    fn verify(&self, credentials: &ClientCredentials) -> bool {
+        let id = constant_time_eq(credentials.client_id().as_bytes(), self.id.as_bytes());
+        id & credentials.secret_matches(&self.secret)
+    }
+
+    fn allowed_scopes(&self) -> &[String] {
+        &self.scopes
+    }
+
+    fn default_scopes(&self) -> &[String] {
+        self.default_scopes.as_deref().unwrap_or(&self.scopes)
+    }
+
+    fn allows_auth_method(&self, method: ClientAuthMethod) -> bool {
+        self.auth_methods
+            .as_ref()
+            .is_none_or(|methods| methods.contains(&method))
+    }
+
+    fn allows_client_credentials(&self) -> bool {
+        self.client_credentials
+    }
+
+    fn token_lifetime(&self) -> Option<Duration> {
+        self.lifetime
+    }
+}
+
+/// The decision to issue a token: to whom, with which scopes, for how long. Make a token
+/// (opaque with [`opaque_token`], or a JWT) and render the answer with [`Grant::respond`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct Grant {
+    client_id: String,
+    method: ClientAuthMethod,
+    scopes: Vec<String>,
+    lifetime: Duration,
+    token_type: String,
+    audience: Option<String>,
+    resources: Vec<String>,
+}
+
+impl fmt::Debug for Grant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Grant")
+            .field("client_id", &self.client_id)
+            .field("method", &self.method)
+            .field("scopes", &self.scopes)
+            .field("lifetime", &self.lifetime)
+            .field("token_type", &self.token_type)
+            .field("audience", &self.audience)
+            .field("resources", &self.resources)
+            .finish()
+    }
+}
+
+/// Response members that [`Grant::respond_with`] sets itself and that extras may not replace.
+const RESERVED_RESPONSE: &[&str] = &[
+    "access_token",
+    "token_type",
+    "expires_in",
+    "scope",
+    "refresh_token",
+    "error",
+];
+
+impl Grant {
+    /// The client the token is for.
+    #[must_use]
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    /// The method the client authenticated with.
+    #[must_use]
+    pub fn auth_method(&self) -> ClientAuthMethod {
+        self.method
+    }
+
+    /// The granted scopes, in the order requested (or the default order).
+    #[must_use]
+    pub fn scopes(&self) -> &[String] {
+        &self.scopes
+    }
+
+    /// The granted scopes joined with spaces, or `None` when there are none.
+    #[must_use]
+    pub fn scope_string(&self) -> Option<String> {
+        (!self.scopes.is_empty()).then(|| self.scopes.join(" "))
+    }
+
+    /// How long the token lives, in whole seconds (the `expires_in` sent).
+    #[must_use]
+    pub fn lifetime(&self) -> Duration {
+        Duration::from_secs(self.lifetime.as_secs())
+    }
+
+    /// When a token issued at `now` expires.
+    #[must_use]
+    pub fn expires_at(&self, now: SystemTime) -> SystemTime {
+        now.checked_add(self.lifetime()).unwrap_or(now)
+    }
+
+    /// The token type (`Bearer` unless the endpoint says otherwise).
+    #[must_use]
+    pub fn token_type(&self) -> &str {
+        &self.token_type
+    }
+
+    /// The requested `audience`, if any.
+    #[must_use]
+    pub fn audience(&self) -> Option<&str> {
+        self.audience.as_deref()
+    }
+
+    /// The requested resource indicators (RFC 8707), if any.
+    #[must_use]
+    pub fn resources(&self) -> &[String] {
+        &self.resources
+    }
+
+    /// The RFC 6749 §5.1 success response: 200, `Content-Type: application/json`,
+    /// `Cache-Control: no-store`, `Pragma: no-cache`, and `access_token`, `token_type`,
+    /// `expires_in` and (when any scope was granted) `scope`.
+    #[must_use]
+    pub fn respond(&self, token: &AccessToken) -> http::Response<Vec<u8>> {
+        self.respond_with(token, &Map::new())
+    }
+
+    /// [`Grant::respond`] with extra members after the standard ones. Extras named like a
+    /// standard member (`access_token`, `token_type`, `expires_in`, `scope`, `refresh_token`,
+    /// `error`) are left out.
+    #[must_use]
+    pub fn respond_with(
+        &self,
+        token: &AccessToken,
+        extra: &Map<String, Value>,
+    ) -> http::Response<Vec<u8>> {
+        let mut body = zeroize::Zeroizing::new(String::from("{\"access_token\":"));
+        body.push_str(&json_string(token.expose_secret()));
+        body.push_str(",\"token_type\":");
+        body.push_str(&json_string(&self.token_type));
+        body.push_str(",\"expires_in\":");
+        body.push_str(&self.lifetime().as_secs().to_string());
+        if let Some(scope) = self.scope_string() {
+            body.push_str(",\"scope\":");
+            body.push_str(&json_string(&scope));
+        }
+        for (name, value) in extra {
+            if RESERVED_RESPONSE.contains(&name.as_str()) {
+                continue;
+            }
+            body.push(',');
+            body.push_str(&json_string(name));
+            body.push(':');
+            body.push_str(&value.to_string());
+        }
+        body.push('}');
+        json_response(StatusCode::OK, body.as_bytes().to_vec())
+    }
+}
+
+/// An opaque access token made from 32 bytes of caller-supplied randomness: 43 URL-safe
+/// base64 characters, valid RFC 6750 `b64token` syntax. The core has no RNG: draw the bytes
+/// from the operating system (for example with the `getrandom` crate).
+///
+/// ```
+/// use client_credentials_core::server::opaque_token;
+/// let token = opaque_token(&[0xAB; 32]);
+/// assert_eq!(token.expose_secret().len(), 43);
+/// ```
+#[must_use]
+pub fn opaque_token(entropy: &[u8; 32]) -> AccessToken {
+    AccessToken::new(URL_SAFE_NO_PAD.encode(entropy))
+}
+
+/// A placeholder compared against when no client matched, so that an unknown client id takes
+/// about as long to refuse as a wrong secret.
+const DUMMY: &[u8] = b"client-credentials-dummy-secret-for-timing";
+
+impl TokenEndpoint {
+    /// Checks `credentials` against the client record found for their id (`None` when the
+    /// lookup found nothing).
+    ///
+    /// # Errors
+    /// `invalid_client` when there is no such client, the secret does not match, or the
+    /// client may not use the method it used.
+    pub fn authenticate<C: ClientRecord + ?Sized>(
+        &self,
+        credentials: &ClientCredentials,
+        client: Option<&C>,
+    ) -> Result<(), EndpointError> {
+        let realm = self
+            .accepts(ClientAuthMethod::ClientSecretBasic)
+            .then(|| self.realm());
+        // The challenge is owed whenever the client used Basic.
+        let realm = if credentials.method() == ClientAuthMethod::ClientSecretBasic {
+            Some(self.realm())
+        } else {
+            realm
+        };
+        let Some(client) = client else {
+            let _ = constant_time_eq(credentials.secret().expose_secret().as_bytes(), DUMMY);
+            return Err(EndpointError::invalid_client(
+                Rejection::UnknownClient,
+                realm,
+            ));
+        };
+        if !client.verify(credentials) {
+            return Err(EndpointError::invalid_client(Rejection::WrongSecret, realm));
+        }
+        if !client.allows_auth_method(credentials.method()) {
+            return Err(EndpointError::invalid_client(
+                Rejection::AuthMethodNotAllowedForClient(credentials.method()),
+                realm,
+            ));
+        }
+        Ok(())
+    }
+
+    /// Decides a parsed request against the client record found for
+    /// [`IncomingRequest::client_id`] (`None` when the lookup found nothing).
+    ///
+    /// # Errors
+    /// `invalid_client` as [`TokenEndpoint::authenticate`]; `unauthorized_client` when the
+    /// client may not use this grant; `invalid_scope` when a scope is not registered or not
+    /// allowed for the client, or when none was named and the endpoint requires one.
+    pub fn authorize<C: ClientRecord + ?Sized>(
+        &self,
+        request: &IncomingRequest,
+        client: Option<&C>,
+    ) -> Result<Grant, EndpointError> {
+        self.authenticate(request.credentials(), client)?;
+        let Some(client) = client else {
+            return Err(EndpointError::server_error());
+        };
+        if !client.allows_client_credentials() {
+            return Err(EndpointError::rejected(
+                ErrorCode::UnauthorizedClient,
+                Rejection::GrantNotAllowedForClient,
+                "the client may not use the client_credentials grant",
+            ));
+        }
+        let allowed = client.allowed_scopes();
+        let scopes = match request.scopes() {
+            Some(requested) => {
+                for s in requested {
+                    if !self.has_scope(s) {
+                        return Err(EndpointError::rejected(
+                            ErrorCode::InvalidScope,
+                            Rejection::UnknownScope(crate::response::bounded(s, 64)),
+                            "unknown scope",
+                        )
+                        .with_description(format!(
+                            "unknown scope {}",
+                            crate::response::bounded(s, 64)
+                        )));
+                    }
+                    if !allowed.contains(s) {
+                        return Err(EndpointError::rejected(
+                            ErrorCode::InvalidScope,
+                            Rejection::ScopeNotAllowed(crate::response::bounded(s, 64)),
+                            "scope not allowed",
+                        )
+                        .with_description(format!(
+                            "scope {} is not allowed for this client",
+                            crate::response::bounded(s, 64)
+                        )));
+                    }
+                }
+                requested.to_vec()
+            }
+            None => match self.default_scopes() {
+                DefaultScopes::ClientDefaults => client
+                    .default_scopes()
+                    .iter()
+                    .filter(|s| self.has_scope(s) && allowed.contains(s))
+                    .cloned()
+                    .collect(),
+                DefaultScopes::Empty => Vec::new(),
+                DefaultScopes::Reject => {
+                    return Err(EndpointError::rejected(
+                        ErrorCode::InvalidScope,
+                        Rejection::ScopeRequired,
+                        "the request must name a scope",
+                    ));
+                }
+            },
+        };
+        Ok(Grant {
+            client_id: request.client_id().to_owned(),
+            method: request.credentials().method(),
+            scopes,
+            lifetime: client.token_lifetime().unwrap_or(self.token_lifetime()),
+            token_type: self.token_type().to_owned(),
+            audience: request.audience().map(str::to_owned),
+            resources: request.resources().to_vec(),
+        })
+    }
+
+    /// The whole exchange for synchronous code: parse, look the client up with `lookup`,
+    /// authorise, make the token with `issue`, and render the answer (success or error).
+    ///
+    /// ```
+    /// use client_credentials_core::server::{RegisteredClient, TokenEndpoint, opaque_token};
+    ///
+    /// let endpoint = TokenEndpoint::builder().scope("read", "Read").build()?;
+    /// let clients = [RegisteredClient::new("app", "pw").scopes(["read"])];
+    /// let request = http::Request::post("/token")
+    ///     .header("content-type", "application/x-www-form-urlencoded")
+    ///     .body(b"grant_type=client_credentials&client_id=app&client_secret=pw".to_vec())?;
+    /// let response = endpoint.handle(
+    ///     &request,
+    ///     |id| clients.iter().find(|c| c.client_id() == id),
+    ///     |_grant| Ok(opaque_token(&[1; 32])),
+    /// );
+    /// assert_eq!(response.status(), 200);
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn handle<B, C, L, I>(
+        &self,
+        request: &http::Request<B>,
+        lookup: L,
+        issue: I,
+    ) -> http::Response<Vec<u8>>
+    where
+        B: AsRef<[u8]>,
+        C: ClientRecord,
+        L: FnOnce(&str) -> Option<C>,
+        I: FnOnce(&Grant) -> Result<AccessToken, EndpointError>,
+    {
+        let result = self.parse(request).and_then(|incoming| {
+            let client = lookup(incoming.client_id());
+            let grant = self.authorize(&incoming, client.as_ref())?;
+            let token = issue(&grant)?;
+            Ok(grant.respond(&token))
+        });
+        result.unwrap_or_else(EndpointError::into_response)
+    }
+}
