@@ -52,6 +52,7 @@ pub use error::{
 pub use request::{CacheKey, HttpRequest, Params, TokenParams, TokenRequest};
 pub use response::{BodyBuffer, MAX_LIFETIME};
 pub use secret::{AccessToken, ClientSecret, constant_time_eq};
+pub use session::{Action, Counters, Policy, RequestId, Session, Sessions, WallClock};
 pub use token::{Deviation, ScopeSource, StorableToken, Token};
 
 /// Re-export of the `http` crate whose types appear in this API.

@@ -1,0 +1,854 @@
+//! The token lifecycle as a sans-IO state machine: cache, single flight, refresh ahead and
+//! backoff.
+//!
+//! A [`Session`] owns the token of one request shape (one [`TokenRequest`], one
+//! [`crate::CacheKey`]); [`Sessions`] holds one session per shape. Neither reads a clock,
+//! sleeps, spawns or draws random numbers: time comes in as `now: Instant` on every call,
+//! randomness as a `u64` seed, and I/O goes out as an [`Action::Send`] that the driver (an
+//! adapter, or your own transport) performs and reports back. The same session therefore
+//! behaves identically under the blocking adapter, the async adapter, a custom transport,
+//! and in tests that run a day of token traffic in virtual time.
+//!
+//! # Driving a session
+//!
+//! The methods come in three families, as in `quinn-proto`: getters on `&self`
+//! ([`Session::request`], [`Session::current_token`], [`Session::counters`],
+//! [`Session::poll_timeout`]…), inputs that take `&mut self` ([`Session::handle_response`],
+//! [`Session::handle_transport_error`], [`Session::handle_abandoned`],
+//! [`Session::invalidate`], [`Session::force_refresh`], [`Session::adopt`]), and one output,
+//! [`Session::poll`]. A driver calls them in this order:
+//!
+//! 1. Each caller that wants a token calls [`Session::poll`] and acts on the [`Action`]:
+//!    - [`Action::Ready`]: use the token.
+//!    - [`Action::Send`]: this caller, and only this one, sends the request. It then reports
+//!      the outcome exactly once, with [`Session::handle_response`],
+//!      [`Session::handle_transport_error`] or, if it gave up (its future was dropped),
+//!      [`Session::handle_abandoned`]. When `current` is `Some`, this is a refresh ahead of
+//!      expiry: the caller may use `current` at once and finish the refresh in the background.
+//!    - [`Action::Wait`]: another caller's request is in flight. Sleep until the session
+//!      changes (any `handle_*` call) or until the instant given, then poll again.
+//!    - [`Action::Failed`]: the fetch this caller waited for failed and no valid token is
+//!      left; the error is the same value every waiter gets.
+//! 2. After every input, wake the waiting callers: they poll again.
+//! 3. Optionally, a background task sleeps until [`Session::poll_timeout`] and polls, so that
+//!    a refresh starts ahead of expiry even when no caller happens to ask at that moment.
+//!
+//! A blocking driver, end to end (the transport here is a stand-in for any HTTP client):
+//!
+//! ```
+//! use std::time::{Instant, SystemTime};
+//! use client_credentials_core::{Config, TokenError, TransportError};
+//! use client_credentials_core::session::{Action, Policy, Session, WallClock};
+//! use client_credentials_core::http::{HeaderMap, Request, StatusCode};
+//!
+//! // Your HTTP client: send the request, return status, headers and the (capped) body.
+//! fn send(_: Request<Vec<u8>>) -> Result<(StatusCode, HeaderMap, Vec<u8>), TransportError> {
+//!     let body = br#"{"access_token":"mF_9.B5f-4.1JqM","token_type":"Bearer","expires_in":3600}"#;
+//!     Ok((StatusCode::OK, HeaderMap::new(), body.to_vec()))
+//! }
+//!
+//! let config = Config::builder()
+//!     .token_url("https://auth.example.com/oauth2/token")
+//!     .client_id("my-service")
+//!     .client_secret("s3cr3t")
+//!     .build()?;
+//! let clock = WallClock::new(Instant::now(), SystemTime::now());
+//! let mut session = Session::new(config.default_request(), Policy::default(), clock, 0x5eed);
+//!
+//! let token = loop {
+//!     match session.poll(Instant::now()) {
+//!         Action::Ready(token) => break token,
+//!         Action::Send { id, request, .. } => match send(request.into_inner()) {
+//!             Ok((status, headers, body)) => {
+//!                 session.handle_response(Instant::now(), id, status, &headers, &body)
+//!             }
+//!             Err(error) => session.handle_transport_error(Instant::now(), id, error),
+//!         },
+//!         // Single-threaded here, so nobody else can be fetching; a real driver waits on
+//!         // a condition variable with this deadline.
+//!         Action::Wait(_until) => unreachable!(),
+//!         Action::Failed(error) => return Err(error.into()),
+//!     }
+//! };
+//! assert_eq!(token.access_token().expose_secret(), "mF_9.B5f-4.1JqM");
+//! assert_eq!(session.counters().fetches_started, 1);
+//! # Ok::<_, Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # States
+//!
+//! The state is an enum that owns its data; every deadline is derived from it. `current` is
+//! a still-valid token that keeps being served while a refresh is in flight or backing off.
+//! A token whose usable life ends is dropped from any state (the transitions to `Empty`, or
+//! to `current: None`, are left out below).
+//!
+//! ```text
+//!                     poll: Send                       response: token
+//!   +---------+ -----------------> +-----------------+ ------------------> +----------------+
+//!   |  Empty  |                    |    Fetching     |                     |     Valid      |
+//!   |         | <----------------- | id, sent_at,    | <------------------ | token,         |
+//!   +---------+  abandoned,        | deadline,       |  poll at refresh_at | refresh_at,    |
+//!        ^       no current        | current         |  or after           | usable_until,  |
+//!        |                         +-----------------+  force_refresh:     | expires_at     |
+//!        |                           |    ^  |    ^      Send { current }  +----------------+
+//!        |            response:      |    |  |    | poll after deadline:     ^    |    ^
+//!        |            error, or      |    |  +----+ Send again, new id       |    |    |
+//!        |            token expired  v    |                                  |    |    |
+//!        |            on arrival  +------------------+  poll after until,    |    |    |
+//!        |                        |    BackingOff    |  current not due      |    |    |
+//!        |                        | until, error,    | ----------------------+    |    |
+//!        |                        | current          |  poll after until,         |    |
+//!        |                        +------------------+  otherwise: Send           |    |
+//!        |                                                                        |    |
+//!        +------------------------------------------------------------------------+    |
+//!                invalidate(the token), usable life over          abandoned, current --+
+//! ```
+//!
+//! What [`Session::poll`] returns in each state:
+//!
+//! | state | valid `current` token | no valid token |
+//! | --- | --- | --- |
+//! | `Empty` | — | `Send` |
+//! | `Valid` | `Ready`, or `Send { current }` from `refresh_at` on | `Send` |
+//! | `Fetching` | `Ready` | `Wait(deadline)`; `Send` again from `deadline` on |
+//! | `BackingOff` | `Ready`; from `until` on, `Send { current }` if the refresh is due | `Failed(error)`; from `until` on, `Send` |
+//!
+//! # Refresh ahead and expiry
+//!
+//! Expiry counts from the moment the request was *sent* (`sent_at`), which errs on the safe
+//! side. With lifetime `L` and margin `M` ([`Policy::expiry_margin`]), a token is *usable*
+//! for `U = max(L − M, min(L, M))` after `sent_at`: the full margin when `L ≥ 2M`, a reduced
+//! one when `M < L < 2M` (the usable life never drops below `M`), and no margin at all when
+//! `L ≤ M`, so a 5 s token is still served for its 5 s rather than never. Such tokens are
+//! counted in [`Counters::short_lifetimes`]. `Ready` never hands out a token past its usable
+//! life. A token without a lifetime (the configuration's
+//! [`crate::MissingLifetime::NeverExpires`]) is kept until it is invalidated.
+//!
+//! The refresh starts at `R = U × refresh_ratio` after `sent_at`, or earlier when the server
+//! sent `refresh_in` (honoured down to `U / 4`), moved earlier by a random fraction of up to
+//! `refresh_jitter` of itself, and never sooner than one second (or `U`, if shorter). The
+//! still-valid token keeps being served until the refresh lands; if it fails, until the token's
+//! usable life ends. With the defaults:
+//!
+//! | lifetime | usable | refresh starts between | left for retries |
+//! | --- | --- | --- | --- |
+//! | 5 s | 5 s | 3.6 s and 4 s | ≥ 1 s |
+//! | 30 s | 20 s | 14.4 s and 16 s | ≥ 4 s |
+//! | 1 h | 59 min 50 s | 43 min 5 s and 47 min 52 s | ≥ 11 min 58 s |
+//! | 24 h | 23 h 59 min 50 s | 17 h 16 min and 19 h 12 min | ≥ 4 h 47 min |
+//!
+//! # Failures
+//!
+//! One fetch has one outcome, shared by every caller that waited for it: each gets the same
+//! [`TokenError`] as [`Action::Failed`]. The session then backs off until a deadline (see
+//! [`Session::poll_timeout`] and [`Counters::next_refresh`]); until then, `poll` returns
+//! `Ready` with a still-valid token, or the same `Failed` to everyone, and never `Send`.
+//!
+//! - A retryable error ([`TokenError::is_retryable`]) after `n` consecutive failures waits a
+//!   random time in `[1 ms, min(max_backoff, initial_backoff × 2ⁿ⁻¹)]` ("full jitter").
+//! - An error that asking again will not fix waits at least [`Policy::rejection_cooldown`].
+//! - A `Retry-After` is never undercut: the wait is at least what the server asked, however
+//!   long (a deadline beyond what `Instant` can represent means "not again in this process").
+//! - A successful response whose token has already expired (its lifetime is shorter than
+//!   the time the response took) is a failure: an [`TokenError::InvalidResponse`] with
+//!   [`crate::ResponseProblem::InvalidExpiresIn`], which is not retryable, so the cool-down
+//!   applies rather than a request loop.
+//!
+//! [`Session::force_refresh`] and [`Session::invalidate`] do not cut a backoff short either:
+//! the server's `Retry-After` outranks the caller's wish for a new token.
+//!
+//! # Policy defaults
+//!
+//! | field | default | why |
+//! | --- | --- | --- |
+//! | [`refresh_ratio`](Policy::refresh_ratio) | 0.8 | Leaves a fifth of the usable life (12 min of a 1 h token, 4 s of a 30 s token) for the refresh and its retries, while fetching at most 1.4× as often as the bare minimum. |
+//! | [`refresh_jitter`](Policy::refresh_jitter) | 0.1 | Spreads the refreshes of a fleet started together over a tenth of the refresh delay (about 5 min for a 1 h token), so the token endpoint sees no synchronised wave. |
+//! | [`expiry_margin`](Policy::expiry_margin) | 10 s | Covers the trip to the resource server and modest clock skew; the same value as Go's `golang.org/x/oauth2` `expiryDelta`. It matters only when refreshes fail, since the refresh starts far earlier. |
+//! | [`request_timeout`](Policy::request_timeout) | 30 s | A backstop for a driver that loses a request: transports time out sooner (the adapters use 10–15 s), yet a stuck request holds the single flight for no longer than a short outage. |
+//! | [`initial_backoff`](Policy::initial_backoff) | 1 s | Long enough not to hammer a failing endpoint, short enough that a blip costs a caller about half a second on average. |
+//! | [`max_backoff`](Policy::max_backoff) | 60 s | Bounds a fleet of 1 000 instances to about 33 requests per second against a down endpoint (one request per key per 30 s on average), while recovery is noticed within a minute. |
+//! | [`rejection_cooldown`](Policy::rejection_cooldown) | 30 s | `invalid_client` and friends do not heal by retrying; two requests a minute at most, yet an operator's fix (a re-enabled client, a granted scope) is picked up within half a minute. |
+
+mod clock;
+mod policy;
+mod rng;
+mod sessions;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use http::{HeaderMap, StatusCode};
+
+use crate::error::{ResponseProblem, TokenError, TransportError};
+use crate::request::{HttpRequest, TokenRequest};
+use crate::secret::AccessToken;
+use crate::token::Token;
+
+pub use clock::WallClock;
+pub use policy::Policy;
+pub use sessions::Sessions;
+
+use policy::{MIN_DELAY, MIN_REFRESH_DELAY, fraction};
+use rng::Rng;
+
+/// Identifies one sent request, so that its outcome can be matched to it. Outcomes reported
+/// with an id that is not the one in flight (stale, unknown, or from another session) are
+/// ignored. Unique within a [`Session`] and across all sessions of one [`Sessions`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct RequestId(u64);
+
+impl RequestId {
+    /// The id as a number, for logs.
+    #[must_use]
+    pub fn as_u64(self) -> u64 {
+        self.0
+    }
+}
+
+/// The source of request ids, shared by the sessions of one [`Sessions`].
+#[derive(Clone, Debug, Default)]
+pub(crate) struct IdSource(Arc<AtomicU64>);
+
+impl IdSource {
+    fn next(&self) -> RequestId {
+        // Only uniqueness matters; `&mut Session` already orders the calls.
+        RequestId(self.0.fetch_add(1, Ordering::Relaxed).wrapping_add(1))
+    }
+}
+
+/// What a caller of [`Session::poll`] must do next.
+///
+/// Exhaustive on purpose: a driver must handle every output, so a new variant would be a
+/// breaking change.
+#[derive(Debug)]
+#[must_use]
+pub enum Action {
+    /// A valid token: use it.
+    Ready(Arc<Token>),
+    /// Send this request and report the outcome, exactly once, with
+    /// [`Session::handle_response`], [`Session::handle_transport_error`] or
+    /// [`Session::handle_abandoned`]. No other caller gets a `Send` meanwhile (until the
+    /// request's deadline, [`Policy::request_timeout`], passes).
+    Send {
+        /// The id to report the outcome with.
+        id: RequestId,
+        /// The request.
+        request: HttpRequest,
+        /// `Some(still-valid token)` when this is a refresh ahead of expiry: the caller may
+        /// use it right away and complete the refresh in the background.
+        current: Option<Arc<Token>>,
+    },
+    /// Another caller's request is in flight and no valid token is held: wait until the
+    /// session changes (an outcome is reported) or until this instant (the request's
+    /// deadline), whichever comes first, then poll again. Always after the `now` of the
+    /// `poll` that returned it.
+    Wait(Instant),
+    /// The last fetch failed and no valid token is held. The session backs off until
+    /// [`Session::poll_timeout`]; every caller that waited for that fetch, and every caller
+    /// until the backoff ends, gets this same error.
+    Failed(TokenError),
+}
+
+/// Counts and last values, for logs and metrics. Read with [`Session::counters`].
+///
+/// `fetches_started` equals `fetches_succeeded + fetches_failed + fetches_abandoned +
+/// fetches_timed_out`, plus one while a request is in flight.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct Counters {
+    /// Requests handed out as [`Action::Send`].
+    pub fetches_started: u64,
+    /// Requests that produced a token.
+    pub fetches_succeeded: u64,
+    /// Requests that failed: an error response, a transport error, or a token that had
+    /// expired on arrival.
+    pub fetches_failed: u64,
+    /// Requests whose sender gave up ([`Session::handle_abandoned`]); not failures.
+    pub fetches_abandoned: u64,
+    /// Requests that reached their deadline without any report and were replaced by a new
+    /// one. A non-zero value points at a driver that loses requests.
+    pub fetches_timed_out: u64,
+    /// Polls answered with [`Action::Ready`] from the cache.
+    pub cache_hits: u64,
+    /// Tokens taken over with [`Session::adopt`].
+    pub tokens_adopted: u64,
+    /// Tokens dropped by [`Session::invalidate`].
+    pub invalidations: u64,
+    /// Tokens too short-lived for the full [`Policy::expiry_margin`] (a lifetime under twice
+    /// the margin): they were served with a smaller margin, or none. A provider issuing such
+    /// tokens costs many token requests.
+    pub short_lifetimes: u64,
+    /// Outcomes reported with an id that was not the one in flight, and ignored.
+    pub ignored_reports: u64,
+    /// Failures since the last success (0 when healthy); drives the backoff.
+    pub consecutive_failures: u32,
+    /// The most recent failure, kept after recovery.
+    pub last_error: Option<TokenError>,
+    /// When the session will next try to get a token: the refresh point of the held token,
+    /// or the end of the current backoff. `None` while a request is in flight, when no
+    /// token is held (the next poll sends), or when the token never needs refreshing.
+    pub next_refresh: Option<Instant>,
+}
+
+/// A held token with its schedule, all derived once from the lifetime, the policy and the
+/// moment the request was sent. `None` means never.
+#[derive(Clone, Debug)]
+struct Held {
+    token: Arc<Token>,
+    refresh_at: Option<Instant>,
+    usable_until: Option<Instant>,
+    expires_at: Option<Instant>,
+}
+
+impl Held {
+    fn usable(&self, now: Instant) -> bool {
+        self.usable_until.is_none_or(|until| now < until)
+    }
+
+    fn refresh_due(&self, now: Instant) -> bool {
+        self.refresh_at.is_some_and(|at| now >= at)
+    }
+
+    /// Whether `self` expires strictly later than `other` (never is latest).
+    fn outlives(&self, other: &Held) -> bool {
+        match (self.expires_at, other.expires_at) {
+            (None, Some(_)) => true,
+            (Some(a), Some(b)) => a > b,
+            (_, None) => false,
+        }
+    }
+}
+
+/// The state of a session; it owns its data, and deadlines are derived from it.
+#[derive(Clone, Debug)]
+enum State {
+    /// No token and nothing in flight.
+    Empty,
+    /// A request is in flight; `current` is a token still served meanwhile.
+    Fetching {
+        id: RequestId,
+        sent_at: Instant,
+        /// After this, the request counts as lost. `None`: beyond representable time.
+        deadline: Option<Instant>,
+        current: Option<Held>,
+    },
+    /// A token is held and nothing is in flight.
+    Valid(Held),
+    /// The last fetch failed; no request before `until` (`None`: not in this process).
+    BackingOff {
+        until: Option<Instant>,
+        error: TokenError,
+        current: Option<Held>,
+    },
+}
+
+/// The token lifecycle of one request shape: cache, single flight, refresh ahead, backoff.
+///
+/// See the [module documentation](self) for the driving loop, the states and the policy.
+/// `Session` is `Send + Sync`; drivers share it behind a mutex and never hold that mutex
+/// across I/O.
+///
+/// Methods, by family:
+/// - getters: [`request`](Self::request), [`policy`](Self::policy),
+///   [`current_token`](Self::current_token), [`in_flight`](Self::in_flight),
+///   [`counters`](Self::counters), [`poll_timeout`](Self::poll_timeout);
+/// - inputs: [`handle_response`](Self::handle_response),
+///   [`handle_transport_error`](Self::handle_transport_error),
+///   [`handle_abandoned`](Self::handle_abandoned), [`invalidate`](Self::invalidate),
+///   [`force_refresh`](Self::force_refresh), [`adopt`](Self::adopt);
+/// - output: [`poll`](Self::poll).
+///
+/// `now` may come from different threads and so arrive slightly out of order; the session
+/// never panics on that, and every deadline it returns lies after the `now` it was given.
+#[derive(Debug)]
+pub struct Session {
+    request: TokenRequest,
+    policy: Policy,
+    clock: WallClock,
+    rng: Rng,
+    ids: IdSource,
+    state: State,
+    counters: Counters,
+}
+
+impl Session {
+    /// A session for `request`, with nothing cached. `clock` maps the driver's `Instant`s to
+    /// wall-clock time for the tokens' `issued_at`; `seed` drives the jitter (give every
+    /// process a different one, for example from the process id and start time, so that a
+    /// fleet spreads out).
+    #[must_use]
+    pub fn new(request: TokenRequest, policy: Policy, clock: WallClock, seed: u64) -> Self {
+        Self::with_ids(request, policy, clock, seed, IdSource::default())
+    }
+
+    pub(crate) fn with_ids(
+        request: TokenRequest,
+        policy: Policy,
+        clock: WallClock,
+        seed: u64,
+        ids: IdSource,
+    ) -> Self {
+        Self {
+            request,
+            policy,
+            clock,
+            rng: Rng::new(seed),
+            ids,
+            state: State::Empty,
+            counters: Counters::default(),
+        }
+    }
+
+    // ---------------------------------------------------------------------------------
+    // Getters
+    // ---------------------------------------------------------------------------------
+
+    /// The request shape this session fetches tokens for.
+    #[must_use]
+    pub fn request(&self) -> &TokenRequest {
+        &self.request
+    }
+
+    /// The timing policy.
+    #[must_use]
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The held token if it is still usable at `now`, without counting a cache hit and
+    /// without starting anything. For logging, or to serve a caller that must not wait.
+    #[must_use]
+    pub fn current_token(&self, now: Instant) -> Option<&Arc<Token>> {
+        self.held().filter(|h| h.usable(now)).map(|h| &h.token)
+    }
+
+    /// The id of the request in flight, if any.
+    #[must_use]
+    pub fn in_flight(&self) -> Option<RequestId> {
+        match &self.state {
+            State::Fetching { id, .. } => Some(*id),
+            _ => None,
+        }
+    }
+
+    /// Counters and last values, for logs and metrics.
+    #[must_use]
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// The next instant at which [`Session::poll`] may return something new without any
+    /// input: the refresh point or the end of the held token's usable life, the end of a
+    /// backoff, or the deadline of the request in flight. `None` when only an input can
+    /// change anything (or when nothing is held, so the next poll sends anyway).
+    ///
+    /// After a `poll(now)`, this is `None` or strictly after `now`: a driver that sleeps
+    /// until it never spins.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let usable_until = self.held().and_then(|h| h.usable_until);
+        let own = match &self.state {
+            State::Empty => None,
+            State::Valid(h) => h.refresh_at,
+            State::Fetching { deadline, .. } => *deadline,
+            State::BackingOff { until, .. } => *until,
+        };
+        match (own, usable_until) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    // ---------------------------------------------------------------------------------
+    // Inputs
+    // ---------------------------------------------------------------------------------
+
+    /// Reports the response to request `id`: status, headers and the whole (capped) body.
+    /// Ignored unless `id` is the request in flight. The token's expiry counts from when the
+    /// request was sent.
+    pub fn handle_response(
+        &mut self,
+        now: Instant,
+        id: RequestId,
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) {
+        let Some((sent_at, current)) = self.take_in_flight(now, id) else {
+            return;
+        };
+        let issued_at = self.clock.at(sent_at);
+        match self
+            .request
+            .parse_response(issued_at, status, headers, body)
+        {
+            Ok(token) => {
+                let elapsed = now.saturating_duration_since(sent_at);
+                let (held, short) = self.hold(now, elapsed, Arc::new(token));
+                if held.usable(now) {
+                    self.counters.fetches_succeeded += 1;
+                    self.counters.consecutive_failures = 0;
+                    self.counters.short_lifetimes += u64::from(short);
+                    self.state = State::Valid(held);
+                } else {
+                    let error = TokenError::InvalidResponse {
+                        status,
+                        content_type: None,
+                        problem: ResponseProblem::InvalidExpiresIn,
+                        excerpt: None,
+                    };
+                    self.fail(now, error, current);
+                }
+            }
+            Err(error) => self.fail(now, error, current),
+        }
+        self.sync();
+    }
+
+    /// Reports that request `id` failed in transport (connect, TLS, timeout, I/O). Ignored
+    /// unless `id` is the request in flight.
+    pub fn handle_transport_error(&mut self, now: Instant, id: RequestId, error: TransportError) {
+        if let Some((_, current)) = self.take_in_flight(now, id) {
+            self.fail(now, TokenError::Transport(error), current);
+            self.sync();
+        }
+    }
+
+    /// Reports that the sender of request `id` gave up without an outcome (its future was
+    /// dropped, its thread was cancelled). Not a failure: the next poll may send again at
+    /// once. Ignored unless `id` is the request in flight.
+    pub fn handle_abandoned(&mut self, now: Instant, id: RequestId) {
+        if let Some((_, current)) = self.take_in_flight(now, id) {
+            self.counters.fetches_abandoned += 1;
+            self.state = current.map_or(State::Empty, State::Valid);
+            self.sync();
+        }
+    }
+
+    /// A resource server rejected `rejected` (a 401): drops the held token if, and only if,
+    /// it is that token and still usable, and returns whether it did. A token that was
+    /// already replaced is left alone, so a burst of 401s for an old token does not throw
+    /// away the new one. A backoff in progress is not cut short.
+    pub fn invalidate(&mut self, now: Instant, rejected: &AccessToken) -> bool {
+        self.prune(now);
+        let matches = self
+            .held()
+            .is_some_and(|h| h.token.access_token() == rejected);
+        if matches {
+            self.counters.invalidations += 1;
+            match &mut self.state {
+                State::Valid(_) => self.state = State::Empty,
+                State::Fetching { current, .. } | State::BackingOff { current, .. } => {
+                    *current = None;
+                }
+                State::Empty => {}
+            }
+            self.sync();
+        }
+        matches
+    }
+
+    /// Asks for a new token: the next poll sends (unless a request is already in flight, or
+    /// the session is backing off: then when the backoff ends), and the held token keeps
+    /// being served meanwhile.
+    pub fn force_refresh(&mut self, now: Instant) {
+        self.prune(now);
+        if let Some(held) = self.held_mut() {
+            held.refresh_at = Some(held.refresh_at.map_or(now, |at| at.min(now)));
+        }
+        self.sync();
+    }
+
+    /// Takes over a token fetched elsewhere (another process, through a shared store) for
+    /// this request shape. It is ignored, and `false` returned, if it is not usable at `now`
+    /// or does not expire later than the token held. A request in flight stays in flight;
+    /// its token replaces the adopted one when it lands.
+    ///
+    /// The caller is responsible for adopting only tokens fetched for this session's
+    /// [`crate::CacheKey`].
+    pub fn adopt(&mut self, now: Instant, token: Arc<Token>) -> bool {
+        self.prune(now);
+        let elapsed = self.clock.elapsed_since(now, token.issued_at());
+        let (held, short) = self.hold(now, elapsed, token);
+        let better = held.usable(now) && self.held().is_none_or(|h| held.outlives(h));
+        if !better {
+            return false;
+        }
+        self.counters.tokens_adopted += 1;
+        self.counters.short_lifetimes += u64::from(short);
+        match &mut self.state {
+            State::Empty | State::Valid(_) => self.state = State::Valid(held),
+            State::Fetching { current, .. } | State::BackingOff { current, .. } => {
+                *current = Some(held);
+            }
+        }
+        self.sync();
+        true
+    }
+
+    // ---------------------------------------------------------------------------------
+    // Output
+    // ---------------------------------------------------------------------------------
+
+    /// What the calling caller must do to get a token; see [`Action`]. Call it once per
+    /// caller that wants a token, again after every wake-up, and from a background task at
+    /// [`Session::poll_timeout`].
+    #[must_use = "a `Send` must be sent and reported, or the session waits for its deadline"]
+    pub fn poll(&mut self, now: Instant) -> Action {
+        self.prune(now);
+        let state = std::mem::replace(&mut self.state, State::Empty);
+        let (state, action) = match state {
+            State::Empty => self.start_fetch(now, None),
+            State::Valid(held) if held.refresh_due(now) => self.start_fetch(now, Some(held)),
+            State::Valid(held) => {
+                let action = self.hit(&held);
+                (State::Valid(held), action)
+            }
+            State::Fetching {
+                deadline, current, ..
+            } if deadline.is_some_and(|d| now >= d) => {
+                self.counters.fetches_timed_out += 1;
+                self.start_fetch(now, current)
+            }
+            State::Fetching {
+                id,
+                sent_at,
+                deadline,
+                current,
+            } => {
+                let action = match &current {
+                    Some(held) => self.hit(held),
+                    None => Action::Wait(deadline.unwrap_or_else(|| far_after(now))),
+                };
+                let state = State::Fetching {
+                    id,
+                    sent_at,
+                    deadline,
+                    current,
+                };
+                (state, action)
+            }
+            State::BackingOff { until, current, .. } if until.is_some_and(|u| now >= u) => {
+                match current {
+                    Some(held) if !held.refresh_due(now) => {
+                        let action = self.hit(&held);
+                        (State::Valid(held), action)
+                    }
+                    current => self.start_fetch(now, current),
+                }
+            }
+            State::BackingOff {
+                until,
+                error,
+                current,
+            } => {
+                let action = match &current {
+                    Some(held) => self.hit(held),
+                    None => Action::Failed(error.clone()),
+                };
+                let state = State::BackingOff {
+                    until,
+                    error,
+                    current,
+                };
+                (state, action)
+            }
+        };
+        self.state = state;
+        self.sync();
+        action
+    }
+
+    // ---------------------------------------------------------------------------------
+    // Internals
+    // ---------------------------------------------------------------------------------
+
+    fn held(&self) -> Option<&Held> {
+        match &self.state {
+            State::Empty => None,
+            State::Valid(h) => Some(h),
+            State::Fetching { current, .. } | State::BackingOff { current, .. } => current.as_ref(),
+        }
+    }
+
+    fn held_mut(&mut self) -> Option<&mut Held> {
+        match &mut self.state {
+            State::Empty => None,
+            State::Valid(h) => Some(h),
+            State::Fetching { current, .. } | State::BackingOff { current, .. } => current.as_mut(),
+        }
+    }
+
+    /// Drops a held token whose usable life is over, in any state.
+    fn prune(&mut self, now: Instant) {
+        match &mut self.state {
+            State::Valid(h) if !h.usable(now) => self.state = State::Empty,
+            State::Fetching { current, .. } | State::BackingOff { current, .. }
+                if current.as_ref().is_some_and(|h| !h.usable(now)) =>
+            {
+                *current = None;
+            }
+            _ => {}
+        }
+    }
+
+    fn hit(&mut self, held: &Held) -> Action {
+        self.counters.cache_hits += 1;
+        Action::Ready(Arc::clone(&held.token))
+    }
+
+    fn start_fetch(&mut self, now: Instant, current: Option<Held>) -> (State, Action) {
+        let id = self.ids.next();
+        self.counters.fetches_started += 1;
+        let action = Action::Send {
+            id,
+            request: self.request.to_http(),
+            current: current.as_ref().map(|h| Arc::clone(&h.token)),
+        };
+        let state = State::Fetching {
+            id,
+            sent_at: now,
+            deadline: now.checked_add(self.policy.request_timeout.max(MIN_DELAY)),
+            current,
+        };
+        (state, action)
+    }
+
+    /// If `id` is the request in flight, ends the fetch (leaving `Empty` for the caller to
+    /// replace) and returns when it was sent and the still-usable current token.
+    fn take_in_flight(&mut self, now: Instant, id: RequestId) -> Option<(Instant, Option<Held>)> {
+        match &self.state {
+            State::Fetching { id: expected, .. } if *expected == id => {}
+            _ => {
+                self.counters.ignored_reports += 1;
+                return None;
+            }
+        }
+        self.prune(now);
+        match std::mem::replace(&mut self.state, State::Empty) {
+            State::Fetching {
+                sent_at, current, ..
+            } => Some((sent_at, current)),
+            // Checked just above.
+            other => {
+                self.state = other;
+                None
+            }
+        }
+    }
+
+    fn fail(&mut self, now: Instant, error: TokenError, current: Option<Held>) {
+        let failures = self.counters.consecutive_failures.saturating_add(1);
+        self.counters.consecutive_failures = failures;
+        self.counters.fetches_failed += 1;
+        self.counters.last_error = Some(error.clone());
+        let mut delay = self.backoff(failures);
+        if !error.is_retryable() {
+            delay = delay.max(self.policy.rejection_cooldown);
+        }
+        if let Some(retry_after) = error.retry_after() {
+            delay = delay.max(retry_after);
+        }
+        self.state = State::BackingOff {
+            until: now.checked_add(delay.max(MIN_DELAY)),
+            error,
+            current: current.filter(|h| h.usable(now)),
+        };
+    }
+
+    /// Full jitter: uniform in `[1 ms, min(max, initial × 2^(failures - 1))]`.
+    fn backoff(&mut self, failures: u32) -> Duration {
+        let doublings = failures.saturating_sub(1).min(62);
+        let ceiling = self
+            .policy
+            .initial_backoff
+            .checked_mul(1u32 << doublings.min(31))
+            .and_then(|d| d.checked_mul(1u32 << doublings.saturating_sub(31)))
+            .unwrap_or(Duration::MAX)
+            .min(self.policy.max_backoff);
+        self.rng.duration_up_to(ceiling).max(MIN_DELAY)
+    }
+
+    /// Schedules a token that was requested `elapsed` before `now`. Returns it and whether
+    /// its lifetime was too short for the full margin.
+    fn hold(&mut self, now: Instant, elapsed: Duration, token: Arc<Token>) -> (Held, bool) {
+        let Some(lifetime) = token.lifetime() else {
+            let held = Held {
+                token,
+                refresh_at: None,
+                usable_until: None,
+                expires_at: None,
+            };
+            return (held, false);
+        };
+        let margin = self.policy.expiry_margin;
+        let usable = lifetime.saturating_sub(margin).max(lifetime.min(margin));
+        let short = !margin.is_zero() && lifetime < margin.saturating_mul(2);
+        let mut base = fraction(usable, self.policy.refresh_ratio);
+        if let Some(refresh_in) = token.refresh_in() {
+            base = base.min(refresh_in.max(usable / 4));
+        }
+        let jitter = self
+            .rng
+            .duration_up_to(fraction(base, self.policy.refresh_jitter));
+        let refresh = base
+            .saturating_sub(jitter)
+            .max(MIN_REFRESH_DELAY.min(usable));
+        // Offsets from the send, as instants: `now` when already past, `None` when beyond
+        // what `Instant` can represent.
+        let at = |offset: Duration| match offset.checked_sub(elapsed) {
+            None => Some(now),
+            Some(ahead) => now.checked_add(ahead),
+        };
+        let held = Held {
+            refresh_at: at(refresh),
+            usable_until: at(usable),
+            expires_at: at(lifetime),
+            token,
+        };
+        (held, short)
+    }
+
+    /// Brings the derived counter fields up to date with the state.
+    fn sync(&mut self) {
+        self.counters.next_refresh = match &self.state {
+            State::Empty | State::Fetching { .. } => None,
+            State::Valid(h) => h.refresh_at,
+            State::BackingOff { until, .. } => *until,
+        };
+    }
+}
+
+/// A wait deadline when the real one is beyond representable time: as far after `now` as
+/// can be represented (a day, normally).
+fn far_after(now: Instant) -> Instant {
+    [
+        Duration::from_secs(86_400),
+        Duration::from_secs(1),
+        Duration::from_nanos(1),
+    ]
+    .into_iter()
+    .find_map(|d| now.checked_add(d))
+    .unwrap_or(now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_is_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Session>();
+        assert_send_sync::<Sessions>();
+        assert_send_sync::<Action>();
+    }
+
+    #[test]
+    fn far_after_is_after() {
+        #[allow(clippy::disallowed_methods, reason = "a test needs one real instant")]
+        let now = Instant::now();
+        assert!(far_after(now) > now);
+    }
+}
