@@ -124,6 +124,10 @@ pub enum ConfigError {
     /// No token endpoint was set.
     #[error("no token endpoint was set")]
     MissingTokenUrl,
+    /// An operation needs an endpoint that was not configured (`revocation`,
+    /// `introspection`).
+    #[error("no {0} endpoint was configured")]
+    MissingEndpoint(&'static str),
     /// The client id is empty or holds control characters.
     #[error("client id is empty or contains control characters")]
     InvalidClientId,
@@ -188,6 +192,8 @@ pub struct Config {
 
 pub(crate) struct Inner {
     pub(crate) token_url: Uri,
+    pub(crate) revocation_url: Option<Uri>,
+    pub(crate) introspection_url: Option<Uri>,
     pub(crate) client_id: String,
     pub(crate) client_secret: Option<ClientSecret>,
     pub(crate) auth_method: AuthMethod,
@@ -227,6 +233,18 @@ impl Config {
     #[must_use]
     pub fn token_url(&self) -> &Uri {
         &self.inner.token_url
+    }
+
+    /// The revocation endpoint (RFC 7009), if configured.
+    #[must_use]
+    pub fn revocation_url(&self) -> Option<&Uri> {
+        self.inner.revocation_url.as_ref()
+    }
+
+    /// The introspection endpoint (RFC 7662), if configured.
+    #[must_use]
+    pub fn introspection_url(&self) -> Option<&Uri> {
+        self.inner.introspection_url.as_ref()
     }
 
     /// The client id.
@@ -297,6 +315,8 @@ impl Config {
 #[derive(Default)]
 pub struct ConfigBuilder {
     token_url: Option<String>,
+    revocation_url: Option<String>,
+    introspection_url: Option<String>,
     client_id: String,
     client_secret: Option<ClientSecret>,
     auth_method: Option<AuthMethod>,
@@ -325,6 +345,22 @@ impl ConfigBuilder {
     #[must_use]
     pub fn token_url(mut self, url: impl Into<String>) -> Self {
         self.token_url = Some(url.into());
+        self
+    }
+
+    /// The revocation endpoint (RFC 7009), for [`Config::revocation_request`]. Same rules
+    /// as the token endpoint.
+    #[must_use]
+    pub fn revocation_url(mut self, url: impl Into<String>) -> Self {
+        self.revocation_url = Some(url.into());
+        self
+    }
+
+    /// The introspection endpoint (RFC 7662), for [`Config::introspection_request`]. Same
+    /// rules as the token endpoint.
+    #[must_use]
+    pub fn introspection_url(mut self, url: impl Into<String>) -> Self {
+        self.introspection_url = Some(url.into());
         self
     }
 
@@ -428,6 +464,16 @@ impl ConfigBuilder {
     /// A [`ConfigError`] naming the first value that was refused.
     pub fn build(self) -> Result<Config, ConfigError> {
         let token_url = validate_token_url(self.token_url.as_deref())?;
+        let revocation_url = self
+            .revocation_url
+            .as_deref()
+            .map(|u| validate_token_url(Some(u)))
+            .transpose()?;
+        let introspection_url = self
+            .introspection_url
+            .as_deref()
+            .map(|u| validate_token_url(Some(u)))
+            .transpose()?;
         if self.client_id.is_empty() || self.client_id.chars().any(char::is_control) {
             return Err(ConfigError::InvalidClientId);
         }
@@ -480,6 +526,8 @@ impl ConfigBuilder {
         Ok(Config {
             inner: Arc::new(Inner {
                 token_url,
+                revocation_url,
+                introspection_url,
                 client_id: self.client_id,
                 client_secret: self.client_secret,
                 auth_method,

@@ -159,6 +159,8 @@ pub enum ResponseProblem {
     NotAnOAuthError,
     /// A status that is neither success nor error (1xx, 3xx: redirects are never followed).
     UnexpectedStatus,
+    /// An introspection answer without a boolean `active` (RFC 7662 §2.2).
+    InvalidIntrospection,
 }
 
 impl fmt::Display for ResponseProblem {
@@ -171,6 +173,7 @@ impl fmt::Display for ResponseProblem {
             Self::MissingExpiresIn => f.write_str("expires_in is missing"),
             Self::NotAnOAuthError => f.write_str("error response is not an OAuth error"),
             Self::UnexpectedStatus => f.write_str("unexpected status (redirects are not followed)"),
+            Self::InvalidIntrospection => f.write_str("introspection answer has no boolean active"),
         }
     }
 }

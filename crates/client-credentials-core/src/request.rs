@@ -378,55 +378,67 @@ impl TokenRequest {
         for (n, v) in &self.params.extra {
             fields.push((n, v));
         }
-        let secret = i.client_secret.as_ref().map(|s| s.expose_secret());
-        let mut authorization = None;
-        match &i.auth_method {
-            AuthMethod::ClientSecretBasic => {
-                let id = form_encode(&i.client_id);
-                let secret = form_encode(secret.unwrap_or_default());
-                authorization = Some(basic(&id, &secret));
-            }
-            AuthMethod::ClientSecretBasicRaw => {
-                authorization = Some(basic(&i.client_id, secret.unwrap_or_default()));
-            }
-            AuthMethod::ClientSecretPost {
-                client_id_param,
-                client_secret_param,
-            } => {
-                fields.push((client_id_param, &i.client_id));
-                fields.push((client_secret_param, secret.unwrap_or_default()));
-            }
-            AuthMethod::None => fields.push(("client_id", &i.client_id)),
-        }
-        let (content_type, body) = match i.body_format {
-            BodyFormat::Form => {
-                let mut ser = form_urlencoded::Serializer::new(String::new());
-                for (n, v) in &fields {
-                    ser.append_pair(n, v);
-                }
-                (
-                    "application/x-www-form-urlencoded",
-                    ser.finish().into_bytes(),
-                )
-            }
-            BodyFormat::Json => ("application/json", json_body(&fields)),
-        };
-        let mut builder = http::Request::builder()
-            .method(Method::POST)
-            .uri(i.token_url.clone())
-            .header(CONTENT_TYPE, HeaderValue::from_static(content_type))
-            .header(ACCEPT, HeaderValue::from_static("application/json"));
-        if let Some(mut value) = authorization {
-            value.set_sensitive(true);
-            builder = builder.header(AUTHORIZATION, value);
-        }
-        // Every part was validated when the configuration was built: the URI is a parsed
-        // `Uri`, the header values are static or base64.
-        let request = builder
-            .body(body)
-            .unwrap_or_else(|_| unreachable!("token request parts are pre-validated"));
-        HttpRequest(request)
+        build_post(&self.config, i.token_url.clone(), fields, i.body_format)
     }
+}
+
+/// A POST to `uri` with `fields` and the client's credentials (in a sensitive `Authorization`
+/// header or appended to the body, never both), encoded in `format`.
+pub(crate) fn build_post<'a>(
+    config: &'a Config,
+    uri: http::Uri,
+    mut fields: Vec<(&'a str, &'a str)>,
+    format: BodyFormat,
+) -> HttpRequest {
+    let i = config.inner();
+    let secret = i.client_secret.as_ref().map(|s| s.expose_secret());
+    let mut authorization = None;
+    match &i.auth_method {
+        AuthMethod::ClientSecretBasic => {
+            let id = form_encode(&i.client_id);
+            let secret = zeroize::Zeroizing::new(form_encode(secret.unwrap_or_default()));
+            authorization = Some(basic(&id, &secret));
+        }
+        AuthMethod::ClientSecretBasicRaw => {
+            authorization = Some(basic(&i.client_id, secret.unwrap_or_default()));
+        }
+        AuthMethod::ClientSecretPost {
+            client_id_param,
+            client_secret_param,
+        } => {
+            fields.push((client_id_param, &i.client_id));
+            fields.push((client_secret_param, secret.unwrap_or_default()));
+        }
+        AuthMethod::None => fields.push(("client_id", &i.client_id)),
+    }
+    let (content_type, body) = match format {
+        BodyFormat::Form => {
+            let mut ser = form_urlencoded::Serializer::new(String::new());
+            for (n, v) in &fields {
+                ser.append_pair(n, v);
+            }
+            (
+                "application/x-www-form-urlencoded",
+                ser.finish().into_bytes(),
+            )
+        }
+        BodyFormat::Json => ("application/json", json_body(&fields)),
+    };
+    let mut builder = http::Request::builder()
+        .method(Method::POST)
+        .uri(uri)
+        .header(CONTENT_TYPE, HeaderValue::from_static(content_type))
+        .header(ACCEPT, HeaderValue::from_static("application/json"));
+    if let Some(mut value) = authorization {
+        value.set_sensitive(true);
+        builder = builder.header(AUTHORIZATION, value);
+    }
+    // Every part was validated when the configuration was built: the URI is a parsed `Uri`,
+    // the header values are static or base64.
+    let request = builder
+        .body(body)
+        .unwrap_or_else(|_| unreachable!("token request parts are pre-validated"));
+    HttpRequest(request)
 }
 
 fn form_encode(s: &str) -> String {

@@ -9,11 +9,11 @@ use http::header::{CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderMap, StatusCode};
 use serde_json::{Map, Value};
 
-use crate::MissingLifetime;
 use crate::error::{ErrorCode, Excerpt, OAuthError, ResponseProblem, TokenError};
 use crate::request::TokenRequest;
 use crate::secret::AccessToken;
 use crate::token::{Deviation, ScopeSource, Token, is_header_safe};
+use crate::{Config, MissingLifetime};
 
 /// Lifetimes beyond ten years are capped: no real token lives that long, and the cap keeps
 /// time arithmetic far from overflow.
@@ -143,11 +143,18 @@ impl TokenRequest {
                 limit: cap,
             });
         }
-        let ctx = Context::new(self, now, status, headers, body);
+        let ctx = Context::new(
+            self.config(),
+            self.params().scopes(),
+            now,
+            status,
+            headers,
+            body,
+        );
         if status.is_success() {
             ctx.success()
         } else {
-            Err(ctx.error(None))
+            Err(ctx.error())
         }
     }
 
@@ -185,12 +192,13 @@ impl TokenRequest {
                 limit: cap,
             };
         }
-        Context::new(self, now, status, headers, body).error(None)
+        Context::new(self.config(), &[], now, status, headers, body).error()
     }
 }
 
-struct Context<'a> {
-    request: &'a TokenRequest,
+pub(crate) struct Context<'a> {
+    config: &'a Config,
+    requested: &'a [String],
     now: SystemTime,
     status: StatusCode,
     headers: &'a HeaderMap,
@@ -202,8 +210,9 @@ struct Context<'a> {
 }
 
 impl<'a> Context<'a> {
-    fn new(
-        request: &'a TokenRequest,
+    pub(crate) fn new(
+        config: &'a Config,
+        requested: &'a [String],
         now: SystemTime,
         status: StatusCode,
         headers: &'a HeaderMap,
@@ -212,13 +221,13 @@ impl<'a> Context<'a> {
         let content_type = headers
             .get(CONTENT_TYPE)
             .map(|v| bounded(&String::from_utf8_lossy(v.as_bytes()), 100));
-        let secret = request
-            .config()
+        let secret = config
             .client_secret()
             .map(|s| s.expose_secret())
             .filter(|s| !s.is_empty());
         let mut ctx = Self {
-            request,
+            config,
+            requested,
             now,
             status,
             headers,
@@ -298,7 +307,7 @@ impl<'a> Context<'a> {
         };
         if members.get("error").is_some_and(|e| !e.is_null()) {
             self.members = Some(members);
-            return Err(self.error(None));
+            return Err(self.error());
         }
         if self.status != StatusCode::OK {
             self.deviations
@@ -314,7 +323,7 @@ impl<'a> Context<'a> {
                 "Bearer".to_owned()
             }
             Some(Value::String(t)) if is_header_safe(&t) => {
-                if !self.request.config().accepts_token_type(&t) {
+                if !self.config.accepts_token_type(&t) {
                     let shown = bounded(&t, 32);
                     return Err(self.invalid(ResponseProblem::UnsupportedTokenType(shown), false));
                 }
@@ -339,10 +348,10 @@ impl<'a> Context<'a> {
             Some(v) => seconds(&v).map(|(d, _)| d),
             None => None,
         };
-        let requested = self.request.params().scopes();
+        let requested = self.requested;
         let (scopes, scope_source) = match members.remove("scope") {
             Some(Value::String(s)) if !s.trim().is_empty() => (
-                split_scopes(&s, self.request.config().scope_separator()),
+                split_scopes(&s, self.config.scope_separator()),
                 ScopeSource::Granted,
             ),
             Some(Value::Array(items)) if items.iter().all(Value::is_string) => {
@@ -420,7 +429,7 @@ impl<'a> Context<'a> {
                         } else {
                             Deviation::ExpiresInMissing
                         });
-                        match self.request.config().missing_lifetime() {
+                        match self.config.missing_lifetime() {
                             MissingLifetime::Assume(d) => Some(d),
                             MissingLifetime::NeverExpires => return Ok(None),
                             MissingLifetime::Reject => {
@@ -442,7 +451,7 @@ impl<'a> Context<'a> {
     }
 
     /// The error that a non-success response (or a success body with `error`) amounts to.
-    fn error(&self, _hint: Option<()>) -> TokenError {
+    pub(crate) fn error(&self) -> TokenError {
         let status = self.status;
         let oauth = self.members.as_ref().and_then(|m| self.oauth_error(m));
         let retry_after = self.retry_after();
@@ -538,6 +547,21 @@ impl<'a> Context<'a> {
         }
         let at = httpdate::parse_http_date(raw).ok()?;
         Some(at.duration_since(self.now).unwrap_or_default())
+    }
+
+    /// The decoded members, taken out of the context.
+    pub(crate) fn take_members(&mut self) -> Option<Map<String, Value>> {
+        self.members.take()
+    }
+
+    /// Puts members back, so that [`Context::error`] can read them.
+    pub(crate) fn put_members(&mut self, members: Map<String, Value>) {
+        self.members = Some(members);
+    }
+
+    /// An invalid-response error for a success body (never excerpted).
+    pub(crate) fn invalid_response(&self, problem: ResponseProblem) -> TokenError {
+        self.invalid(problem, false)
     }
 
     fn invalid(&self, problem: ResponseProblem, with_excerpt: bool) -> TokenError {

@@ -1,0 +1,376 @@
+//! The two client calls that operators need around tokens: revocation (RFC 7009) and
+//! introspection (RFC 7662). Same client authentication as the token request; form bodies, as
+//! both RFCs require.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use http::{HeaderMap, StatusCode};
+use serde_json::{Map, Value};
+
+use crate::config::{BodyFormat, Config, ConfigError};
+use crate::error::{ResponseProblem, TokenError};
+use crate::request::{HttpRequest, build_post};
+use crate::response::Context;
+use crate::secret::AccessToken;
+
+/// What an introspection endpoint says about a token (RFC 7662 §2.2).
+///
+/// Only `active` is required by the RFC; the other members are `None` or empty when absent.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct Introspection {
+    /// Whether the token is currently active.
+    pub active: bool,
+    /// `scope`, split on spaces.
+    pub scopes: Vec<String>,
+    /// `client_id`: the client the token was issued to.
+    pub client_id: Option<String>,
+    /// `username`.
+    pub username: Option<String>,
+    /// `token_type`.
+    pub token_type: Option<String>,
+    /// `exp`, as an absolute time.
+    pub expires_at: Option<SystemTime>,
+    /// `iat`, as an absolute time.
+    pub issued_at: Option<SystemTime>,
+    /// `nbf`, as an absolute time.
+    pub not_before: Option<SystemTime>,
+    /// `sub`.
+    pub subject: Option<String>,
+    /// `aud`: a string or an array of strings.
+    pub audience: Vec<String>,
+    /// `iss`.
+    pub issuer: Option<String>,
+    /// `jti`.
+    pub jwt_id: Option<String>,
+    /// Every other member.
+    pub extra: Map<String, Value>,
+}
+
+impl Config {
+    /// A revocation request for `token` (RFC 7009 §2.1), with `token_type_hint=access_token`.
+    ///
+    /// ```
+    /// use client_credentials_core::{AccessToken, Config};
+    /// let config = Config::builder()
+    ///     .token_url("https://as.example.com/token")
+    ///     .revocation_url("https://as.example.com/revoke")
+    ///     .client_id("c")
+    ///     .client_secret("s")
+    ///     .build()?;
+    /// let request = config.revocation_request(&AccessToken::new("abc"))?;
+    /// assert_eq!(request.body(), b"token=abc&token_type_hint=access_token");
+    /// # Ok::<_, client_credentials_core::ConfigError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`ConfigError::MissingEndpoint`] when no revocation endpoint is configured.
+    pub fn revocation_request(&self, token: &AccessToken) -> Result<HttpRequest, ConfigError> {
+        let uri = self
+            .revocation_url()
+            .ok_or(ConfigError::MissingEndpoint("revocation"))?
+            .clone();
+        Ok(self.token_operation(uri, token))
+    }
+
+    /// An introspection request for `token` (RFC 7662 §2.1), with
+    /// `token_type_hint=access_token`.
+    ///
+    /// # Errors
+    /// [`ConfigError::MissingEndpoint`] when no introspection endpoint is configured.
+    pub fn introspection_request(&self, token: &AccessToken) -> Result<HttpRequest, ConfigError> {
+        let uri = self
+            .introspection_url()
+            .ok_or(ConfigError::MissingEndpoint("introspection"))?
+            .clone();
+        Ok(self.token_operation(uri, token))
+    }
+
+    fn token_operation(&self, uri: http::Uri, token: &AccessToken) -> HttpRequest {
+        let fields = vec![
+            ("token", token.expose_secret()),
+            ("token_type_hint", "access_token"),
+        ];
+        build_post(self, uri, fields, BodyFormat::Form)
+    }
+
+    /// Parses the answer to a revocation request. Any 2xx is success, whatever the body
+    /// (RFC 7009 §2.2: an unknown or already revoked token is answered 200 too).
+    ///
+    /// # Errors
+    /// The [`TokenError`] that an error response amounts to (`unsupported_token_type` is kept
+    /// as an unknown code; a 503 carries its `Retry-After`).
+    pub fn parse_revocation_response(
+        &self,
+        now: SystemTime,
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<(), TokenError> {
+        if body.len() > self.max_body() {
+            return Err(TokenError::TooLarge {
+                status: Some(status),
+                limit: self.max_body(),
+            });
+        }
+        if status.is_success() {
+            return Ok(());
+        }
+        Err(Context::new(self, &[], now, status, headers, body).error())
+    }
+
+    /// Parses the answer to an introspection request.
+    ///
+    /// ```
+    /// # use std::time::{Duration, SystemTime};
+    /// # use client_credentials_core::Config;
+    /// # let config = Config::builder().token_url("https://as.example.com/t").client_id("c").client_secret("s").build()?;
+    /// let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    /// let body = br#"{"active":true,"client_id":"c","scope":"a b","exp":1700003600}"#;
+    /// let info = config
+    ///     .parse_introspection_response(now, http::StatusCode::OK, &http::HeaderMap::new(), body)
+    ///     .unwrap();
+    /// assert!(info.active);
+    /// assert_eq!(info.scopes, ["a", "b"]);
+    /// assert_eq!(info.expires_at, Some(now + Duration::from_secs(3600)));
+    /// # Ok::<_, client_credentials_core::ConfigError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// The [`TokenError`] that an error response amounts to, or
+    /// [`TokenError::InvalidResponse`] when a success body has no boolean `active`.
+    pub fn parse_introspection_response(
+        &self,
+        now: SystemTime,
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<Introspection, TokenError> {
+        if body.len() > self.max_body() {
+            return Err(TokenError::TooLarge {
+                status: Some(status),
+                limit: self.max_body(),
+            });
+        }
+        let mut ctx = Context::new(self, &[], now, status, headers, body);
+        if !status.is_success() {
+            return Err(ctx.error());
+        }
+        let Some(mut m) = ctx.take_members() else {
+            return Err(ctx.invalid_response(ResponseProblem::Unparseable));
+        };
+        if m.get("error").is_some_and(|e| !e.is_null()) {
+            ctx.put_members(m);
+            return Err(ctx.error());
+        }
+        let active = match m.remove("active") {
+            Some(Value::Bool(b)) => b,
+            Some(Value::String(s)) if s == "true" || s == "false" => s == "true",
+            _ => return Err(ctx.invalid_response(ResponseProblem::InvalidIntrospection)),
+        };
+        let mut string = |k: &str| match m.remove(k) {
+            Some(Value::String(s)) => Some(s),
+            _ => None,
+        };
+        let scopes = string("scope")
+            .map(|s| s.split_whitespace().map(str::to_owned).collect())
+            .unwrap_or_default();
+        let client_id = string("client_id");
+        let username = string("username");
+        let token_type = string("token_type");
+        let subject = string("sub");
+        let issuer = string("iss");
+        let jwt_id = string("jti");
+        let mut time = |k: &str| {
+            m.remove(k)
+                .and_then(|v| v.as_u64())
+                .and_then(|secs| UNIX_EPOCH.checked_add(Duration::from_secs(secs)))
+        };
+        let expires_at = time("exp");
+        let issued_at = time("iat");
+        let not_before = time("nbf");
+        let audience = match m.remove("aud") {
+            Some(Value::String(s)) => vec![s],
+            Some(Value::Array(items)) => items
+                .into_iter()
+                .filter_map(|v| match v {
+                    Value::String(s) => Some(s),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        Ok(Introspection {
+            active,
+            scopes,
+            client_id,
+            username,
+            token_type,
+            expires_at,
+            issued_at,
+            not_before,
+            subject,
+            audience,
+            issuer,
+            jwt_id,
+            extra: m,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::header::AUTHORIZATION;
+
+    fn config(method: crate::AuthMethod) -> Config {
+        Config::builder()
+            .token_url("https://as.example.com/token")
+            .revocation_url("https://as.example.com/revoke")
+            .introspection_url("https://as.example.com/introspect")
+            .client_id("s6BhdRkqt3")
+            .client_secret("gX1fBat3bV")
+            .auth_method(method)
+            .body_format(BodyFormat::Json)
+            .build()
+            .unwrap()
+    }
+
+    fn now() -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(1_700_000_000)
+    }
+
+    #[test]
+    fn requests_use_the_client_authentication_and_form_bodies() {
+        let basic = config(crate::AuthMethod::ClientSecretBasic);
+        let r = basic
+            .revocation_request(&AccessToken::new("45ghiukldjahdnhzdauz"))
+            .unwrap();
+        // RFC 7009 §2.1 example.
+        assert_eq!(r.uri(), "https://as.example.com/revoke");
+        assert_eq!(
+            r.body(),
+            b"token=45ghiukldjahdnhzdauz&token_type_hint=access_token"
+        );
+        assert_eq!(
+            r.headers()[AUTHORIZATION],
+            "Basic czZCaGRSa3F0MzpnWDFmQmF0M2JW"
+        );
+        assert_eq!(
+            r.headers()[http::header::CONTENT_TYPE],
+            "application/x-www-form-urlencoded"
+        );
+        let post = config(crate::AuthMethod::client_secret_post());
+        let r = post
+            .introspection_request(&AccessToken::new("mF_9.B5f-4.1JqM"))
+            .unwrap();
+        assert_eq!(r.uri(), "https://as.example.com/introspect");
+        assert_eq!(
+            r.body(),
+            b"token=mF_9.B5f-4.1JqM&token_type_hint=access_token&client_id=s6BhdRkqt3&client_secret=gX1fBat3bV"
+        );
+        assert!(!r.headers().contains_key(AUTHORIZATION));
+        let none = Config::builder()
+            .token_url("https://as.example.com/token")
+            .client_id("c")
+            .client_secret("s")
+            .build()
+            .unwrap();
+        assert_eq!(
+            none.revocation_request(&AccessToken::new("x")).err(),
+            Some(ConfigError::MissingEndpoint("revocation"))
+        );
+        assert_eq!(
+            none.introspection_request(&AccessToken::new("x")).err(),
+            Some(ConfigError::MissingEndpoint("introspection"))
+        );
+        assert!(
+            Config::builder()
+                .token_url("https://as.example.com/token")
+                .revocation_url("http://as.example.com/revoke")
+                .client_id("c")
+                .build()
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn revocation_outcomes() {
+        let c = config(crate::AuthMethod::ClientSecretBasic);
+        let h = HeaderMap::new();
+        assert!(
+            c.parse_revocation_response(now(), StatusCode::OK, &h, b"")
+                .is_ok()
+        );
+        assert!(
+            c.parse_revocation_response(now(), StatusCode::OK, &h, b"<html>")
+                .is_ok()
+        );
+        let e = c
+            .parse_revocation_response(
+                now(),
+                StatusCode::BAD_REQUEST,
+                &h,
+                br#"{"error":"unsupported_token_type"}"#,
+            )
+            .unwrap_err();
+        assert_eq!(
+            e.oauth_code().map(|c| c.as_str()),
+            Some("unsupported_token_type")
+        );
+        let mut retry = HeaderMap::new();
+        retry.insert("retry-after", "30".parse().unwrap());
+        let e = c
+            .parse_revocation_response(now(), StatusCode::SERVICE_UNAVAILABLE, &retry, b"")
+            .unwrap_err();
+        assert!(e.is_retryable());
+        assert_eq!(e.retry_after(), Some(Duration::from_secs(30)));
+    }
+
+    #[test]
+    fn introspection_outcomes() {
+        let c = config(crate::AuthMethod::ClientSecretBasic);
+        let h = HeaderMap::new();
+        // RFC 7662 §2.2 example.
+        let body = br#"{"active":true,"client_id":"l238j323ds-23ij4","username":"jdoe","scope":"read write dolphin","sub":"Z5O3upPC88QrAjx00dis","aud":"https://protected.example.net/resource","iss":"https://server.example.com/","exp":1419356238,"iat":1419350238,"extension_field":"twenty-seven"}"#;
+        let i = c
+            .parse_introspection_response(now(), StatusCode::OK, &h, body)
+            .unwrap();
+        assert!(i.active);
+        assert_eq!(i.client_id.as_deref(), Some("l238j323ds-23ij4"));
+        assert_eq!(i.username.as_deref(), Some("jdoe"));
+        assert_eq!(i.scopes, ["read", "write", "dolphin"]);
+        assert_eq!(i.audience, ["https://protected.example.net/resource"]);
+        assert_eq!(
+            i.expires_at,
+            Some(UNIX_EPOCH + Duration::from_secs(1_419_356_238))
+        );
+        assert_eq!(i.extra["extension_field"], "twenty-seven");
+        let inactive = c
+            .parse_introspection_response(now(), StatusCode::OK, &h, br#"{"active":false}"#)
+            .unwrap();
+        assert!(!inactive.active);
+        let bad = c
+            .parse_introspection_response(now(), StatusCode::OK, &h, br#"{"client_id":"x"}"#)
+            .unwrap_err();
+        assert!(matches!(
+            bad,
+            TokenError::InvalidResponse {
+                problem: ResponseProblem::InvalidIntrospection,
+                ..
+            }
+        ));
+        let unauthorized = c
+            .parse_introspection_response(
+                now(),
+                StatusCode::UNAUTHORIZED,
+                &h,
+                br#"{"error":"invalid_client"}"#,
+            )
+            .unwrap_err();
+        assert_eq!(
+            unauthorized.oauth_code(),
+            Some(&crate::ErrorCode::InvalidClient)
+        );
+    }
+}
