@@ -33,6 +33,7 @@
 
 mod config;
 mod error;
+mod introspection;
 mod request;
 mod response;
 mod secret;
@@ -49,6 +50,7 @@ pub use config::{
 pub use error::{
     ErrorCode, Excerpt, OAuthError, ResponseProblem, TokenError, TransportError, TransportErrorKind,
 };
+pub use introspection::Introspection;
 pub use request::{CacheKey, HttpRequest, Params, TokenParams, TokenRequest};
 pub use response::{BodyBuffer, MAX_LIFETIME};
 pub use secret::{AccessToken, ClientSecret, constant_time_eq};
