@@ -1,3 +1,71 @@
-//! Blocking transport for `client-credentials` on ureq 3 (in progress).
+//! Blocking transport for `client-credentials` on [ureq] 3: a thread-safe OAuth 2.0 client
+//! credentials client that caches tokens per request shape, shares one fetch between every
+//! thread that needs it, and refreshes ahead of expiry without making callers wait.
+//!
+//! ```
+//! use std::time::Duration;
+//! use client_credentials_ureq::{Client, Config, TokenParams};
+//! # use client_credentials_testkit::{TestServer, TokenEndpoint};
+//! # let server = TestServer::start(TokenEndpoint::new().client("my-service", "s3cr3t"));
+//! # let token_url = server.url("/token");
+//!
+//! let config = Config::builder()
+//!     .token_url(token_url) // https://…, or http:// on loopback
+//!     .client_id("my-service")
+//!     .client_secret("s3cr3t")
+//!     .build()?;
+//! let client = Client::new(config);
+//!
+//! // Cached, refreshed ahead of expiry, one fetch shared by every thread.
+//! let token = client.token()?;
+//! assert_eq!(token.token_type(), "Bearer");
+//! let again = client.token()?;
+//! assert_eq!(again.access_token(), token.access_token());
+//!
+//! // Another request shape is another cache entry.
+//! let reports = client.token_for(&TokenParams::new().scopes(["reports.read"]))?;
+//! assert_ne!(reports.access_token(), token.access_token());
+//!
+//! // Attach the token to a request for a resource server.
+//! let mut request = http::Request::get("https://api.example.com/orders").body(())?;
+//! let used = client.authorize(&mut request)?;
+//! assert!(request.headers()["authorization"].is_sensitive());
+//! // … and if the resource server answers 401, drop exactly that token:
+//! client.invalidate(used.access_token());
+//! # assert_eq!(server.count("/token"), 2);
+//! # Ok::<_, Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! What this crate does, and what the core does:
+//! - The core ([`client_credentials_core`]) builds requests, parses responses into tokens or
+//!   typed errors, and runs the token lifecycle (refresh point, backoff, `Retry-After`,
+//!   cool-down after rejections) as a state machine with time as an input.
+//! - This crate sends what the core asks for with a [`ureq::Agent`] configured for the job
+//!   (statuses are not errors so that error bodies reach the parser, no redirects, connect
+//!   and overall timeouts, rustls), reads the body through the core's size cap, maps ureq's
+//!   errors to the core's transport errors, and coordinates threads: see
+//!   [`Client`](Client#how-callers-wait) for who sends and who waits.
+//!
+//! Every fetch runs in a `tracing` span `token_fetch` with the token endpoint, the client id
+//! and a digest of the request shape; no secret, token or body is ever logged.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+mod client;
+mod error;
+mod transport;
+
+pub use client::{Client, ClientBuilder};
+pub use error::Error;
+pub use transport::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT};
+
+pub use client_credentials_core::session::{Counters, Policy};
+pub use client_credentials_core::{
+    AccessToken, AuthMethod, BodyFormat, Config, ConfigError, Token, TokenError, TokenParams,
+};
+
+/// Re-export of the core crate.
+pub use client_credentials_core as core;
+/// Re-export of the `ureq` version this crate is built on.
+pub use ureq;

@@ -1,0 +1,537 @@
+//! The thread-safe client: a mutex around the core's sessions, a condition variable for the
+//! callers who wait, and the threads that send.
+
+use std::fmt;
+use std::hash::{BuildHasher as _, Hasher as _};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime};
+
+use client_credentials_core::session::{Action, Counters, Policy, RequestId, Sessions, WallClock};
+use client_credentials_core::{
+    AccessToken, CacheKey, Config, HttpRequest, Token, TokenParams, TokenRequest,
+};
+use http::header::AUTHORIZATION;
+
+use crate::error::Error;
+use crate::transport::{self, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, Outcome, Timeouts};
+
+/// The shortest wait on the condition variable: a guard against a deadline that is already
+/// due (the session promises strictly future deadlines; this keeps a slip from spinning).
+const MIN_WAIT: Duration = Duration::from_millis(1);
+
+/// A blocking OAuth 2.0 client credentials client: it fetches tokens, caches them per
+/// request shape, refreshes them ahead of expiry, and shares one fetch between every thread
+/// that needs it.
+///
+/// `Client` is `Send + Sync` and cheap to clone (an [`Arc`] inside): clone it into every
+/// thread rather than building several, so that they share one cache.
+///
+/// # How callers wait
+///
+/// All state lives in the core's [`Sessions`] behind one mutex, held only to poll or feed a
+/// session, never during I/O. A call to [`Client::token`] polls the session for its request
+/// shape and does what the session says:
+///
+/// - *Ready*: a valid token is cached; it is returned at once. This includes the time while
+///   a refresh is in flight: callers never wait while a valid token exists.
+/// - *Send, no valid token* (cold cache, or the token expired): this thread is the one that
+///   sends. It releases the lock, performs the request, hands the response to the session,
+///   and wakes every waiter.
+/// - *Send, with the still-valid token* (time to refresh ahead of expiry): the caller gets the
+///   valid token back at once, and the refresh runs on a short-lived background thread,
+///   which feeds the session and wakes waiters when it is done. No caller pays for a
+///   refresh.
+/// - *Wait*: another thread's request is in flight and there is no valid token; this thread
+///   sleeps on the condition variable until the state changes or the session's deadline
+///   passes, then polls again.
+/// - *Failed*: the last fetch failed and no valid token exists (the session is backing off or
+///   cooling down); the shared error is returned without a request. All waiters of one fetch
+///   get the same outcome.
+///
+/// A sender that panics or is unwound still tells the session that its request was
+/// abandoned, so that another caller can send; the session's `request_timeout` is the last
+/// backstop.
+#[derive(Clone)]
+pub struct Client {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    config: Config,
+    default_request: TokenRequest,
+    agent: ureq::Agent,
+    timeouts: Timeouts,
+    sessions: Mutex<Sessions>,
+    changed: Condvar,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("config", &self.shared.config)
+            .field("connect_timeout", &self.shared.timeouts.connect)
+            .field("timeout", &self.shared.timeouts.global)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`Client`]: timeouts, a caller-supplied agent, the session policy and the jitter
+/// seed.
+///
+/// ```
+/// use std::time::Duration;
+/// use client_credentials_ureq::{Client, Config};
+///
+/// let config = Config::builder()
+///     .token_url("https://auth.example.com/oauth2/token")
+///     .client_id("my-service")
+///     .client_secret("s3cr3t")
+///     .build()?;
+/// let client = Client::builder(config)
+///     .connect_timeout(Duration::from_secs(2))
+///     .timeout(Duration::from_secs(5))
+///     .build();
+/// # let _ = client;
+/// # Ok::<_, client_credentials_ureq::ConfigError>(())
+/// ```
+#[must_use]
+pub struct ClientBuilder {
+    config: Config,
+    agent: Option<ureq::Agent>,
+    connect_timeout: Option<Duration>,
+    timeout: Option<Duration>,
+    policy: Policy,
+    seed: Option<u64>,
+}
+
+impl fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("config", &self.config)
+            .field("custom_agent", &self.agent.is_some())
+            .field("connect_timeout", &self.connect_timeout)
+            .field("timeout", &self.timeout)
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientBuilder {
+    /// Sends with this agent (for a proxy, custom TLS roots, or a shared connection pool).
+    ///
+    /// Whatever the agent's configuration, token requests never treat an HTTP status as an
+    /// error, never follow a redirect, and get this client's timeouts: they are set on each
+    /// request.
+    pub fn agent(mut self, agent: ureq::Agent) -> Self {
+        self.agent = Some(agent);
+        self
+    }
+
+    /// How long connecting (DNS, TCP, TLS) may take. Default
+    /// [`DEFAULT_CONNECT_TIMEOUT`](crate::DEFAULT_CONNECT_TIMEOUT), 5 s.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = Some(timeout);
+        self
+    }
+
+    /// How long a whole token request may take, body included. Default
+    /// [`DEFAULT_TIMEOUT`](crate::DEFAULT_TIMEOUT), 15 s, and never more than the policy's
+    /// `request_timeout`.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// The session's timing policy: refresh point, expiry margin, backoff, cool-down.
+    pub fn policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// The seed of the refresh and backoff jitter (default: random per client). Fix it for
+    /// reproducible tests.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// Builds the client. Nothing is sent until the first token is asked for.
+    #[must_use]
+    pub fn build(self) -> Client {
+        // The transport gives up before the session's backstop would send a second request.
+        let global = self
+            .timeout
+            .unwrap_or(DEFAULT_TIMEOUT)
+            .min(self.policy.request_timeout);
+        let timeouts = Timeouts {
+            connect: self
+                .connect_timeout
+                .unwrap_or(DEFAULT_CONNECT_TIMEOUT)
+                .min(global),
+            global,
+        };
+        let agent = self
+            .agent
+            .unwrap_or_else(|| transport::default_agent(timeouts));
+        let seed = self.seed.unwrap_or_else(random_seed);
+        let clock = WallClock::new(Instant::now(), SystemTime::now());
+        Client {
+            shared: Arc::new(Shared {
+                default_request: self.config.default_request(),
+                config: self.config,
+                agent,
+                timeouts,
+                sessions: Mutex::new(Sessions::new(self.policy, clock, seed)),
+                changed: Condvar::new(),
+            }),
+        }
+    }
+}
+
+/// A seed that differs between clients and processes, without an RNG dependency: the
+/// standard library's randomly keyed hasher.
+fn random_seed() -> u64 {
+    std::hash::RandomState::new().build_hasher().finish()
+}
+
+impl Client {
+    /// A client with the default agent, timeouts and policy.
+    #[must_use]
+    pub fn new(config: Config) -> Self {
+        Self::builder(config).build()
+    }
+
+    /// A builder, to set timeouts, an agent, the policy or the seed.
+    pub fn builder(config: Config) -> ClientBuilder {
+        ClientBuilder {
+            config,
+            agent: None,
+            connect_timeout: None,
+            timeout: None,
+            policy: Policy::default(),
+            seed: None,
+        }
+    }
+
+    /// The configuration.
+    #[must_use]
+    pub fn config(&self) -> &Config {
+        &self.shared.config
+    }
+
+    /// The agent that sends token requests.
+    #[must_use]
+    pub fn agent(&self) -> &ureq::Agent {
+        &self.shared.agent
+    }
+
+    /// A valid token for the configured defaults (scopes, audience, resources), from the
+    /// cache or fetched now. See [the type docs](Client#how-callers-wait) for who waits.
+    ///
+    /// # Errors
+    /// [`Error::Token`] when the last fetch failed and no valid token exists.
+    pub fn token(&self) -> Result<Arc<Token>, Error> {
+        self.shared.token(&self.shared.default_request)
+    }
+
+    /// A valid token for these parameters. Each distinct request shape (scopes, audience,
+    /// resources, extra parameters) has its own cache entry; different shapes never share a
+    /// token.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when the parameters are invalid (nothing is sent), or
+    /// [`Error::Token`] as for [`Client::token`].
+    pub fn token_for(&self, params: &TokenParams) -> Result<Arc<Token>, Error> {
+        let request = self.shared.config.request(params)?;
+        self.shared.token(&request)
+    }
+
+    /// Drops the cached token if it is `rejected` (a resource server answered 401 to it),
+    /// so that the next call fetches a new one. A token that was already replaced is left
+    /// alone: many threads may report the same rejection, and only the first causes a fetch.
+    /// Returns whether a cached token was dropped.
+    pub fn invalidate(&self, rejected: &AccessToken) -> bool {
+        let now = Instant::now();
+        let mut sessions = self.shared.lock();
+        let keys: Vec<CacheKey> = sessions.iter().map(|(key, _)| key.clone()).collect();
+        // A token belongs to one session; the others ignore a token they do not hold.
+        let mut dropped = false;
+        for key in &keys {
+            if let Some(session) = sessions.get_mut(key) {
+                dropped |= session.invalidate(now, rejected);
+            }
+        }
+        drop(sessions);
+        if dropped {
+            self.shared.changed.notify_all();
+        }
+        dropped
+    }
+
+    /// Makes the next call for the default request shape fetch a new token, even if the
+    /// cached one is valid. It does not block; callers keep getting the cached token until
+    /// the new one arrives, if the session says so.
+    pub fn force_refresh(&self) {
+        self.shared.force_refresh(&self.shared.default_request);
+    }
+
+    /// [`Client::force_refresh`] for the token of these parameters.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when the parameters are invalid.
+    pub fn force_refresh_for(&self, params: &TokenParams) -> Result<(), Error> {
+        let request = self.shared.config.request(params)?;
+        self.shared.force_refresh(&request);
+        Ok(())
+    }
+
+    /// Sets `Authorization` on an `http` request to a valid token for the default request
+    /// shape, replacing any previous value. The header value is marked sensitive. Returns the
+    /// token, to pass to [`Client::invalidate`] if the resource server rejects it.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let config = client_credentials_ureq::Config::builder()
+    /// #     .token_url("https://auth.example.com/token").client_id("c").client_secret("s").build()?;
+    /// # let client = client_credentials_ureq::Client::new(config);
+    /// let mut request = http::Request::get("https://api.example.com/orders").body(())?;
+    /// let token = client.authorize(&mut request)?;
+    /// let response = client.agent().run(request)?;
+    /// if response.status() == 401 {
+    ///     client.invalidate(token.access_token());
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Client::token`].
+    pub fn authorize<B>(&self, request: &mut http::Request<B>) -> Result<Arc<Token>, Error> {
+        let token = self.token()?;
+        request
+            .headers_mut()
+            .insert(AUTHORIZATION, token.authorization_header());
+        Ok(token)
+    }
+
+    /// Adds `Authorization` with a valid token for the default request shape to a ureq
+    /// request, and returns it with the token (to pass to [`Client::invalidate`] on a 401).
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let config = client_credentials_ureq::Config::builder()
+    /// #     .token_url("https://auth.example.com/token").client_id("c").client_secret("s").build()?;
+    /// # let client = client_credentials_ureq::Client::new(config);
+    /// let agent = ureq::Agent::new_with_defaults();
+    /// let (request, token) = client.authorize_ureq(agent.get("https://api.example.com/orders"))?;
+    /// let response = request.call()?;
+    /// # let _ = (response, token);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Client::token`].
+    pub fn authorize_ureq<B>(
+        &self,
+        request: ureq::RequestBuilder<B>,
+    ) -> Result<(ureq::RequestBuilder<B>, Arc<Token>), Error> {
+        let token = self.token()?;
+        Ok((
+            request.header(AUTHORIZATION, token.authorization_header()),
+            token,
+        ))
+    }
+
+    /// The counters of the default request shape's session: fetches started, succeeded and
+    /// failed, cache hits, the last error, the next refresh.
+    #[must_use]
+    pub fn counters(&self) -> Counters {
+        self.shared.counters(&self.shared.default_request)
+    }
+
+    /// [`Client::counters`] for the session of these parameters.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when the parameters are invalid.
+    pub fn counters_for(&self, params: &TokenParams) -> Result<Counters, Error> {
+        let request = self.shared.config.request(params)?;
+        Ok(self.shared.counters(&request))
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Sessions> {
+        // The lock is never held across I/O or user code; a panic while it was held is a bug
+        // in the session, and the state it left is the best there is.
+        self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn token(self: &Arc<Self>, request: &TokenRequest) -> Result<Arc<Token>, Error> {
+        let mut sessions = self.lock();
+        loop {
+            let now = Instant::now();
+            match sessions.get_or_insert(request).poll(now) {
+                Action::Ready(token) => return Ok(token),
+                Action::Failed(error) => return Err(Error::Token(error)),
+                Action::Wait(until) => {
+                    let wait = until.saturating_duration_since(now).max(MIN_WAIT);
+                    sessions = self
+                        .changed
+                        .wait_timeout(sessions, wait)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0;
+                }
+                Action::Send {
+                    id,
+                    request: http,
+                    current: Some(token),
+                } => {
+                    drop(sessions);
+                    self.refresh_in_background(request, id, http);
+                    return Ok(token);
+                }
+                Action::Send {
+                    id,
+                    request: http,
+                    current: None,
+                } => {
+                    drop(sessions);
+                    self.fetch(request, id, http);
+                    sessions = self.lock();
+                }
+            }
+        }
+    }
+
+    fn refresh_in_background(
+        self: &Arc<Self>,
+        request: &TokenRequest,
+        id: RequestId,
+        http: HttpRequest,
+    ) {
+        let shared = Arc::clone(self);
+        let owned = request.clone();
+        let spawned = thread::Builder::new()
+            .name("client-credentials-refresh".to_owned())
+            .spawn(move || shared.fetch(&owned, id, http));
+        if let Err(e) = spawned {
+            // No thread: give the send back, so that a later caller can try again (or, once
+            // the token expired, send it itself).
+            tracing::warn!(error = %e, "could not start a token refresh thread");
+            let mut sessions = self.lock();
+            sessions
+                .get_or_insert(request)
+                .handle_abandoned(Instant::now(), id);
+            drop(sessions);
+            self.changed.notify_all();
+        }
+    }
+
+    /// Performs one token request and hands its outcome to the session.
+    fn fetch(&self, request: &TokenRequest, id: RequestId, http: HttpRequest) {
+        let mut flight = InFlight {
+            shared: self,
+            request,
+            id,
+            done: false,
+        };
+        let config = request.config();
+        let span = tracing::info_span!(
+            "token_fetch",
+            token_url = %config.token_url(),
+            client_id = config.client_id(),
+            key = %key_digest(request),
+        );
+        let _entered = span.enter();
+        let started = Instant::now();
+        tracing::debug!("sending token request");
+        let outcome = transport::send(&self.agent, http, self.timeouts, config.max_body());
+        let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        match &outcome {
+            Outcome::Response { status, .. } => {
+                tracing::debug!(
+                    status = status.as_u16(),
+                    elapsed_ms,
+                    "token response received"
+                );
+            }
+            Outcome::Transport(error) => {
+                tracing::warn!(elapsed_ms, %error, "token request failed");
+            }
+        }
+        flight.complete(outcome);
+    }
+
+    fn force_refresh(&self, request: &TokenRequest) {
+        self.lock()
+            .get_or_insert(request)
+            .force_refresh(Instant::now());
+        self.changed.notify_all();
+    }
+
+    fn counters(&self, request: &TokenRequest) -> Counters {
+        self.lock().get_or_insert(request).counters().clone()
+    }
+}
+
+/// A request in flight. Completing it hands the outcome to the session; dropping it
+/// uncompleted (a panic in the transport) reports it abandoned. Either way waiters wake.
+struct InFlight<'a> {
+    shared: &'a Shared,
+    request: &'a TokenRequest,
+    id: RequestId,
+    done: bool,
+}
+
+impl InFlight<'_> {
+    fn complete(&mut self, outcome: Outcome) {
+        let now = Instant::now();
+        let mut sessions = self.shared.lock();
+        let session = sessions.get_or_insert(self.request);
+        let failed_before = session.counters().fetches_failed;
+        match outcome {
+            Outcome::Response {
+                status,
+                headers,
+                body,
+            } => session.handle_response(now, self.id, status, &headers, &body),
+            Outcome::Transport(error) => session.handle_transport_error(now, self.id, error),
+        }
+        let counters = session.counters();
+        if counters.fetches_failed > failed_before {
+            if let Some(error) = &counters.last_error {
+                tracing::warn!(%error, "token fetch failed");
+            }
+        } else {
+            tracing::debug!("token fetch completed");
+        }
+        self.done = true;
+        drop(sessions);
+        self.shared.changed.notify_all();
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.shared
+                .lock()
+                .get_or_insert(self.request)
+                .handle_abandoned(Instant::now(), self.id);
+            self.shared.changed.notify_all();
+        }
+    }
+}
+
+/// A short, stable digest of the request shape for logs: FNV-1a over the cache key (which
+/// never holds the secret), as 16 hex digits.
+fn key_digest(request: &TokenRequest) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in request.cache_key().as_str().bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{hash:016x}")
+}

@@ -1,0 +1,48 @@
+//! The crate's one error type.
+
+use std::time::Duration;
+
+use client_credentials_core::{ConfigError, TokenError};
+
+/// Why a token could not be had.
+///
+/// Transport failures (connect, TLS, timeout, I/O) come as [`TokenError::Transport`] inside
+/// [`Error::Token`], so that every failure of a fetch, whatever its cause, is one
+/// [`TokenError`] that the session shared with every caller who waited for it. Its
+/// `Display` names the cause and never holds a secret or a token.
+#[derive(Clone, Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The fetch failed: the server refused (`invalid_client`, `invalid_scope`…), rate
+    /// limited or failed, the response was unusable or too large, or the transport failed.
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    /// The per-request parameters ([`client_credentials_core::TokenParams`]) are invalid
+    /// (a bad scope, a reserved extra parameter…); nothing was sent.
+    #[error("invalid token request parameters: {0}")]
+    Config(#[from] ConfigError),
+}
+
+impl Error {
+    /// The token error, if the failure came from a fetch.
+    #[must_use]
+    pub fn token_error(&self) -> Option<&TokenError> {
+        match self {
+            Self::Token(e) => Some(e),
+            Self::Config(_) => None,
+        }
+    }
+
+    /// Whether asking again later may succeed (as [`TokenError::is_retryable`] decides;
+    /// invalid parameters never are).
+    #[must_use]
+    pub fn is_retryable(&self) -> bool {
+        self.token_error().is_some_and(TokenError::is_retryable)
+    }
+
+    /// How long the server asked to wait before trying again, if it said.
+    #[must_use]
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.token_error().and_then(TokenError::retry_after)
+    }
+}
