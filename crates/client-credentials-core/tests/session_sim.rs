@@ -1,0 +1,523 @@
+//! The session driven in virtual time through bursts, expiry, outages, 429 storms and
+//! rejections, with the number of token requests counted against the minimum possible.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+mod session_support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use client_credentials_core::session::{Action, Policy, Session, Sessions, WallClock};
+use client_credentials_core::{AccessToken, MissingLifetime, TokenError};
+use session_support::{Outcome, Reply, Sim, deliver, mins, origin, render, request, secs};
+
+/// The smallest number of fetches that can cover `span` with tokens of `lifetime`, and the
+/// most that the default policy may use (a refresh at 72 % of the usable life at worst).
+fn bounds(span: Duration, lifetime: Duration) -> (usize, usize) {
+    let margin = Policy::default().expiry_margin;
+    let usable = lifetime.saturating_sub(margin).max(lifetime.min(margin));
+    let min = span.as_secs_f64() / lifetime.as_secs_f64();
+    let max = span.as_secs_f64() / (usable.as_secs_f64() * 0.72);
+    (min.ceil() as usize, max.ceil() as usize + 1)
+}
+
+#[test]
+fn a_thousand_concurrent_callers_cause_one_request() {
+    let mut sim = Sim::new(Policy::default(), 1, |_| Reply::token(3600));
+    let outcomes = sim.callers(1000);
+    assert_eq!(sim.sends.len(), 1, "single flight");
+    assert_eq!(
+        outcomes.iter().filter(|o| **o == Outcome::Parked).count(),
+        1000
+    );
+    sim.run_to(secs(1));
+    assert_eq!(sim.served, 1000, "one outcome, shared by every waiter");
+    assert_eq!(sim.sends.len(), 1);
+    let c = sim.session.counters();
+    assert_eq!((c.fetches_started, c.fetches_succeeded), (1, 1));
+    assert_eq!(c.cache_hits, 1000);
+}
+
+#[test]
+fn a_day_of_one_hour_tokens_costs_close_to_the_minimum() {
+    for background in [false, true] {
+        let mut sim = Sim::new(Policy::default(), 2, |_| Reply::token(3600));
+        sim.background = background;
+        sim.traffic(secs(1), 3, mins(24 * 60));
+        let (min, max) = bounds(mins(24 * 60), secs(3600));
+        let sent = sim.sends.len();
+        assert!(
+            (min..=max).contains(&sent),
+            "{sent} requests, expected {min}..={max}"
+        );
+        assert_eq!(sim.failed, 0);
+        assert_eq!(
+            sim.parked_total, 3,
+            "only the first callers ever wait: every refresh happens ahead of expiry"
+        );
+        assert!(
+            sim.gaps().iter().all(|g| *g >= mins(43)),
+            "{:?}",
+            sim.gaps()
+        );
+    }
+}
+
+#[test]
+fn thirty_second_and_day_long_tokens_both_behave() {
+    let mut sim = Sim::new(Policy::default(), 3, |_| Reply::token(30));
+    sim.traffic(Duration::from_millis(250), 1, mins(60));
+    let (min, max) = bounds(mins(60), secs(30));
+    assert!(
+        (min..=max).contains(&sim.sends.len()),
+        "{}",
+        sim.sends.len()
+    );
+    assert_eq!(sim.parked_total, 1);
+    assert!(
+        sim.gaps()
+            .iter()
+            .all(|g| *g >= Duration::from_millis(14_400))
+    );
+
+    let mut sim = Sim::new(Policy::default(), 4, |_| Reply::token(86_400));
+    sim.background = true;
+    sim.traffic(mins(1), 1, mins(3 * 24 * 60));
+    let (min, max) = bounds(mins(3 * 24 * 60), secs(86_400));
+    assert!(
+        (min..=max).contains(&sim.sends.len()),
+        "{}",
+        sim.sends.len()
+    );
+    assert_eq!(sim.parked_total, 1);
+}
+
+#[test]
+fn a_token_shorter_than_the_margin_is_used_and_reported() {
+    // 5 s tokens against a 10 s margin: served for their whole life, never once expired.
+    let mut sim = Sim::new(Policy::default(), 5, |_| Reply::token(5));
+    sim.latency = Duration::from_millis(20);
+    sim.traffic(Duration::from_millis(100), 1, mins(10));
+    assert_eq!(sim.failed, 0);
+    assert_eq!(sim.parked_total, 1, "refreshed ahead of expiry even so");
+    let c = sim.session.counters();
+    assert_eq!(c.short_lifetimes, c.fetches_succeeded);
+    let (min, max) = bounds(mins(10), secs(5));
+    assert!(
+        (min..=max).contains(&sim.sends.len()),
+        "{}",
+        sim.sends.len()
+    );
+}
+
+#[test]
+fn an_outage_during_the_refresh_window_is_invisible_to_callers() {
+    // 1 h tokens; the endpoint fails from 40 to 55 min, while the refresh is due.
+    let mut sim = Sim::new(Policy::default(), 6, |ask| {
+        if ask.at >= mins(40) && ask.at < mins(55) {
+            Reply::status(503)
+        } else {
+            Reply::token(3600)
+        }
+    });
+    sim.traffic(secs(1), 5, mins(70));
+    assert_eq!(sim.failed, 0, "the valid token served throughout");
+    assert_eq!(sim.parked_total, 5);
+    let during = sim
+        .sends
+        .iter()
+        .filter(|t| **t >= mins(40) && **t < mins(55))
+        .count();
+    // Backoff ceilings 1, 2, 4 … 60 s with full jitter: about 20 tries in 15 min.
+    assert!(
+        (5..=45).contains(&during),
+        "{during} requests during the outage"
+    );
+    assert!(sim.gaps().iter().all(|g| *g >= Duration::from_millis(1)));
+    let c = sim.session.counters();
+    assert_eq!(c.consecutive_failures, 0, "recovered");
+    assert!(
+        c.last_error.is_some(),
+        "the last error is kept after recovery"
+    );
+}
+
+#[test]
+fn a_total_outage_fails_fast_and_shares_each_outcome() {
+    // No token at all: the endpoint is down for 10 min.
+    let mut sim = Sim::new(Policy::default(), 7, |ask| {
+        if ask.at < mins(10) {
+            Reply::status(502)
+        } else {
+            Reply::token(3600)
+        }
+    });
+    sim.traffic(Duration::from_millis(100), 10, mins(10));
+    assert_eq!(sim.served, 0);
+    assert!(sim.failed > 50_000, "callers fail fast while backing off");
+    let sent = sim.sends.len();
+    assert!(
+        (10..=45).contains(&sent),
+        "{sent} requests in a 10 min outage"
+    );
+    // Every failure is one of the few fetch outcomes: each is shared by many callers.
+    let mut distinct: Vec<Duration> = sim.errors.iter().map(|(t, _)| *t).collect();
+    distinct.dedup();
+    assert!(
+        sim.errors
+            .iter()
+            .all(|(_, e)| e.status().map(|s| s.as_u16()) == Some(502))
+    );
+    // Recovery within one maximal backoff.
+    sim.traffic(Duration::from_millis(100), 10, mins(12));
+    let first_served = sim.served;
+    assert!(first_served > 0);
+    assert_eq!(sim.session.counters().consecutive_failures, 0);
+}
+
+#[test]
+fn a_429_storm_is_never_answered_early() {
+    // 50 callers a second; the endpoint says "Retry-After: 120" for half an hour.
+    let mut sim = Sim::new(Policy::default(), 8, |ask| {
+        if ask.at < mins(30) {
+            Reply::retry_after(429, 120)
+        } else {
+            Reply::token(3600)
+        }
+    });
+    sim.traffic(Duration::from_millis(20), 1, mins(35));
+    let storm: Vec<Duration> = sim
+        .sends
+        .iter()
+        .copied()
+        .filter(|t| *t < mins(30))
+        .collect();
+    assert!(
+        storm.windows(2).all(|w| w[1] - w[0] >= secs(120)),
+        "{storm:?}"
+    );
+    assert!(
+        storm.len() <= 16,
+        "{} requests during the storm",
+        storm.len()
+    );
+    assert!(sim.served > 0, "recovered after the storm");
+    assert!(sim.sends.len() <= storm.len() + 1);
+}
+
+#[test]
+fn a_huge_retry_after_is_honoured_without_overflow() {
+    let mut sim = Sim::new(Policy::default(), 9, |_| Reply::Error {
+        status: 503,
+        retry_after: Some(u64::MAX.to_string()),
+        body: "",
+    });
+    sim.background = true;
+    sim.callers(3);
+    sim.traffic(secs(10), 1, mins(60 * 24));
+    assert_eq!(
+        sim.sends.len(),
+        1,
+        "not again for as long as the server said"
+    );
+}
+
+#[test]
+fn a_rejection_reaches_every_waiter_and_is_not_retried_before_the_cool_down() {
+    let mut sim = Sim::new(Policy::default(), 10, |_| Reply::invalid_client());
+    sim.callers(200);
+    sim.run_to(secs(1));
+    assert_eq!(sim.failed, 200, "one outcome for every waiter");
+    let first = &sim.errors[0].1;
+    assert!(!first.is_retryable());
+    assert!(
+        sim.errors
+            .iter()
+            .all(|(_, e)| e.to_string() == first.to_string())
+    );
+    sim.traffic(secs(1), 1, mins(5));
+    assert!(
+        sim.gaps().iter().all(|g| *g >= secs(30)),
+        "{:?}",
+        sim.gaps()
+    );
+    assert!(sim.sends.len() <= 11);
+}
+
+#[test]
+fn a_lost_request_is_replaced_at_its_deadline_and_its_late_answer_ignored() {
+    let mut sim = Sim::new(Policy::default(), 11, |ask| {
+        if ask.n == 0 {
+            Reply::Hang
+        } else {
+            Reply::token(3600)
+        }
+    });
+    sim.callers(20);
+    sim.run_to(secs(29));
+    assert_eq!(sim.sends.len(), 1);
+    assert_eq!(sim.served, 0, "still waiting for the first request");
+    sim.run_to(secs(31));
+    assert_eq!(sim.sends.len(), 2, "one new request at the deadline");
+    assert_eq!(sim.served, 20);
+    assert_eq!(sim.session.counters().fetches_timed_out, 1);
+}
+
+#[test]
+fn late_and_foreign_reports_change_nothing() {
+    let (start, wall) = origin();
+    let mut s = Session::new(
+        request(),
+        Policy::default(),
+        WallClock::new(start, wall),
+        12,
+    );
+    let Action::Send { id: first, .. } = s.poll(start) else {
+        panic!()
+    };
+    let t = start + secs(31);
+    let Action::Send { id: second, .. } = s.poll(t) else {
+        panic!("the deadline passed")
+    };
+    assert_ne!(first, second);
+    deliver(&mut s, t, first, &Reply::token(3600), "late");
+    deliver(&mut s, t, first, &Reply::status(500), "late");
+    s.handle_abandoned(t, first);
+    assert_eq!(s.counters().ignored_reports, 3);
+    assert_eq!(s.in_flight(), Some(second));
+    assert!(matches!(s.poll(t), Action::Wait(_)));
+    deliver(&mut s, t, second, &Reply::token(3600), "fresh");
+    let Action::Ready(token) = s.poll(t) else {
+        panic!()
+    };
+    assert_eq!(token.access_token().expose_secret(), "fresh");
+    deliver(&mut s, t, second, &Reply::token(3600), "replayed");
+    assert_eq!(
+        s.current_token(t).unwrap().access_token().expose_secret(),
+        "fresh"
+    );
+}
+
+#[test]
+fn an_abandoned_request_is_not_a_failure() {
+    let (start, wall) = origin();
+    let mut s = Session::new(
+        request(),
+        Policy::default(),
+        WallClock::new(start, wall),
+        13,
+    );
+    let Action::Send { id, .. } = s.poll(start) else {
+        panic!()
+    };
+    assert!(matches!(s.poll(start), Action::Wait(_)));
+    s.handle_abandoned(start, id);
+    let c = s.counters();
+    assert_eq!((c.fetches_abandoned, c.fetches_failed), (1, 0));
+    assert!(
+        matches!(s.poll(start), Action::Send { .. }),
+        "the next caller sends at once"
+    );
+}
+
+#[test]
+fn invalidate_drops_only_the_rejected_token() {
+    let mut sim = Sim::new(Policy::default(), 14, |_| Reply::token(3600));
+    sim.callers(1);
+    sim.run_to(secs(1));
+    let old = sim.session.current_token(sim.now).unwrap().clone();
+    assert!(
+        !sim.session
+            .invalidate(sim.now, &AccessToken::new("someone-else"))
+    );
+    assert!(sim.session.invalidate(sim.now, old.access_token()));
+    assert!(sim.session.current_token(sim.now).is_none());
+    sim.callers(1);
+    sim.run_to(secs(2));
+    assert_eq!(sim.sends.len(), 2);
+    // A burst of late 401s for the old token leaves the new one alone.
+    for _ in 0..100 {
+        assert!(!sim.session.invalidate(sim.now, old.access_token()));
+    }
+    assert!(sim.session.current_token(sim.now).is_some());
+    assert_eq!(sim.session.counters().invalidations, 1);
+}
+
+#[test]
+fn force_refresh_keeps_serving_and_respects_a_backoff() {
+    let mut sim = Sim::new(Policy::default(), 15, |ask| match ask.n {
+        1 => Reply::retry_after(429, 60),
+        _ => Reply::token(3600),
+    });
+    sim.callers(1);
+    sim.run_to(secs(1));
+    sim.session.force_refresh(sim.now);
+    assert_eq!(sim.callers(5), vec![Outcome::Served; 5]);
+    assert_eq!(
+        sim.sends.len(),
+        2,
+        "one refresh, the token served meanwhile"
+    );
+    sim.run_to(secs(2));
+    sim.session.force_refresh(sim.now);
+    sim.traffic(secs(1), 1, secs(60));
+    assert_eq!(sim.sends.len(), 2, "Retry-After outranks force_refresh");
+    sim.traffic(secs(1), 1, secs(64));
+    assert_eq!(sim.sends.len(), 3);
+    assert_eq!(sim.failed, 0);
+}
+
+#[test]
+fn adopt_takes_only_newer_tokens() {
+    let (start, wall) = origin();
+    let clock = WallClock::new(start, wall);
+    let req = request();
+    let mut s = Session::new(req.clone(), Policy::default(), clock, 16);
+    let token = |name: &str, issued_ago: u64, lifetime: u64| {
+        let (status, headers, body) = render(&Reply::token(lifetime), name).unwrap();
+        let t = start + secs(100);
+        let issued = clock.at(t) - secs(issued_ago);
+        Arc::new(req.parse_response(issued, status, &headers, &body).unwrap())
+    };
+    let t = start + secs(100);
+    assert!(!s.adopt(t, token("expired", 4000, 3600)));
+    assert!(s.adopt(t, token("shared", 600, 3600)));
+    let Action::Ready(got) = s.poll(t) else {
+        panic!("an adopted token is served without a fetch")
+    };
+    assert_eq!(got.access_token().expose_secret(), "shared");
+    assert!(!s.adopt(t, token("older", 900, 3600)));
+    assert!(s.adopt(t, token("newer", 10, 3600)));
+    assert_eq!(s.counters().fetches_started, 0);
+    assert_eq!(s.counters().tokens_adopted, 2);
+    // A token adopted while a fetch is in flight is served meanwhile.
+    s.force_refresh(t);
+    let Action::Send { id, current, .. } = s.poll(t) else {
+        panic!()
+    };
+    assert!(current.is_some());
+    assert!(s.adopt(t, token("meanwhile", 0, 7200)));
+    let Action::Ready(got) = s.poll(t) else {
+        panic!()
+    };
+    assert_eq!(got.access_token().expose_secret(), "meanwhile");
+    deliver(&mut s, t, id, &Reply::token(3600), "fetched");
+    assert_eq!(
+        s.current_token(t).unwrap().access_token().expose_secret(),
+        "fetched",
+        "the fetch that was asked for lands"
+    );
+}
+
+#[test]
+fn a_token_expired_on_arrival_is_a_failure_not_a_request_loop() {
+    let mut sim = Sim::new(Policy::default(), 17, |_| Reply::token(0));
+    sim.background = true;
+    sim.traffic(secs(1), 1, mins(5));
+    assert_eq!(sim.served, 0);
+    assert!(
+        sim.gaps().iter().all(|g| *g >= secs(30)),
+        "{:?}",
+        sim.gaps()
+    );
+    let e = sim.session.counters().last_error.clone().unwrap();
+    assert!(matches!(e, TokenError::InvalidResponse { .. }), "{e:?}");
+}
+
+#[test]
+fn tokens_without_a_lifetime_follow_the_configured_policy() {
+    let never = session_support::config(MissingLifetime::NeverExpires).default_request();
+    let reply = || Reply::Token {
+        lifetime: None,
+        refresh_in: None,
+    };
+    let mut sim = Sim::with_request(never, Policy::default(), 18, move |_| reply());
+    sim.background = true;
+    sim.traffic(mins(1), 1, mins(60 * 24 * 7));
+    assert_eq!(sim.sends.len(), 1, "never expires: one fetch a week");
+    assert_eq!(sim.session.poll_timeout(), None);
+
+    // The default assumes five minutes.
+    let mut sim = Sim::new(Policy::default(), 19, move |_| Reply::Token {
+        lifetime: None,
+        refresh_in: None,
+    });
+    sim.traffic(secs(1), 1, mins(60));
+    let sent = sim.sends.len();
+    assert!((12..=18).contains(&sent), "{sent}");
+}
+
+#[test]
+fn refresh_in_is_honoured() {
+    let mut sim = Sim::new(Policy::default(), 20, |_| Reply::Token {
+        lifetime: Some(7200),
+        refresh_in: Some(1800),
+    });
+    sim.traffic(secs(1), 1, mins(240));
+    assert!(
+        sim.gaps().iter().all(|g| *g >= mins(27) && *g <= mins(31)),
+        "{:?}",
+        sim.gaps()
+    );
+}
+
+#[test]
+fn different_keys_never_get_each_others_token() {
+    let (start, wall) = origin();
+    let mut sessions = Sessions::new(Policy::default(), WallClock::new(start, wall), 21);
+    let shapes = ["a.read", "b.read", "c.write"];
+    let requests: Vec<_> = shapes
+        .iter()
+        .map(|s| session_support::request_with_scope(s))
+        .collect();
+    let mut ids = Vec::new();
+    for r in &requests {
+        let Action::Send { id, request, .. } = sessions.get_or_insert(r).poll(start) else {
+            panic!("each key has its own flight")
+        };
+        assert!(String::from_utf8_lossy(request.body()).contains(r.params().scopes()[0].as_str()));
+        ids.push(id);
+    }
+    assert_eq!(sessions.len(), 3);
+    // An id reported to the wrong key is ignored there.
+    let b = sessions.get_or_insert(&requests[1]);
+    deliver(b, start, ids[0], &Reply::token(3600), "for-a");
+    assert!(b.current_token(start).is_none());
+    assert_eq!(b.counters().ignored_reports, 1);
+    for (i, r) in requests.iter().enumerate() {
+        deliver(
+            sessions.get_or_insert(r),
+            start,
+            ids[i],
+            &Reply::token(3600),
+            &format!("for-{}", shapes[i]),
+        );
+    }
+    for (i, r) in requests.iter().enumerate() {
+        let Action::Ready(t) = sessions.get_or_insert(r).poll(start) else {
+            panic!()
+        };
+        assert_eq!(
+            t.access_token().expose_secret(),
+            format!("for-{}", shapes[i])
+        );
+    }
+    let mut unique = ids.clone();
+    unique.sort_by_key(|i| i.as_u64());
+    unique.dedup();
+    assert_eq!(unique.len(), ids.len(), "ids are unique across keys");
+    assert!(sessions.poll_timeout().unwrap() > start);
+}
+
+#[test]
+fn debug_output_never_shows_a_token_or_the_secret() {
+    let mut sim = Sim::new(Policy::default(), 22, |_| Reply::token(3600));
+    sim.callers(1);
+    sim.run_to(secs(1));
+    sim.callers(1);
+    let text = format!("{:?} {:?}", sim.session, sim.session.counters());
+    assert!(!text.contains("tok-0"), "{text}");
+    assert!(!text.contains("s3cr3t"), "{text}");
+    let action = format!("{:?}", sim.session.poll(sim.now));
+    assert!(!action.contains("tok-0"));
+}
