@@ -17,3 +17,8 @@
 #![deny(missing_docs)]
 
 pub use client_credentials_core::*;
+
+/// The blocking transport (feature `ureq`): a thread-safe client on ureq 3 that caches and
+/// refreshes tokens with one fetch shared by every thread. See [`client_credentials_ureq`].
+#[cfg(feature = "ureq")]
+pub use client_credentials_ureq as ureq;
