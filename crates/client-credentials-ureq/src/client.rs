@@ -269,9 +269,10 @@ impl Client {
         dropped
     }
 
-    /// Makes the next call for the default request shape fetch a new token, even if the
-    /// cached one is valid. It does not block; callers keep getting the cached token until
-    /// the new one arrives, if the session says so.
+    /// Makes the next call for the default request shape start fetching a new token, even
+    /// if the cached one is valid. It does not block: while the cached token is valid,
+    /// callers keep getting it and the fetch runs in the background. It does not cut a
+    /// backoff short (a server's `Retry-After` outranks it).
     pub fn force_refresh(&self) {
         self.shared.force_refresh(&self.shared.default_request);
     }
@@ -457,8 +458,9 @@ impl Shared {
                     "token response received"
                 );
             }
+            // The session's verdict is logged once, as a warning, when it is handed over.
             Outcome::Transport(error) => {
-                tracing::warn!(elapsed_ms, %error, "token request failed");
+                tracing::debug!(elapsed_ms, %error, "token request failed");
             }
         }
         flight.complete(outcome);

@@ -279,3 +279,42 @@ fn authorize_attaches_the_token() {
     assert_eq!(api[1].header("authorization"), Some("Bearer token-2"));
     assert_eq!(server.count("/token"), 2);
 }
+
+#[test]
+fn a_failed_refresh_keeps_serving_the_valid_token_until_its_usable_life_ends() {
+    let server = TestServer::start(
+        Script::new()
+            .once(TokenEndpoint::new().lifetime(Duration::from_secs(3)))
+            .then(Reply::new(503)),
+    );
+    let config = Config::builder()
+        .token_url(server.url("/token"))
+        .client_id("my-service")
+        .client_secret("s3cr3t")
+        .build()
+        .unwrap();
+    let mut policy = Policy::default();
+    policy.expiry_margin = Duration::from_millis(500);
+    policy.initial_backoff = Duration::from_millis(100);
+    let client = Client::builder(config).policy(policy).seed(5).build();
+    let started = Instant::now();
+    assert_eq!(value(&client.token().unwrap()), "token-1");
+    // Usable for 2.5 s; the refresh starts after about 2 s and fails, in the background.
+    while started.elapsed() < Duration::from_millis(2300) {
+        assert_eq!(value(&client.token().unwrap()), "token-1");
+        thread::sleep(Duration::from_millis(10));
+    }
+    assert!(server.count("/token") >= 2, "the refresh was tried");
+    // Once the usable life is over, the shared error comes back.
+    thread::sleep(Duration::from_millis(400));
+    let error = client.token().unwrap_err();
+    assert!(error.to_string().contains("503"), "{error}");
+    assert!(error.is_retryable());
+}
+
+#[test]
+fn the_client_is_send_sync_and_cheap_to_clone() {
+    fn assert_send_sync_clone<T: Send + Sync + Clone + 'static>() {}
+    assert_send_sync_clone::<Client>();
+    assert_send_sync_clone::<client_credentials_ureq::Error>();
+}
