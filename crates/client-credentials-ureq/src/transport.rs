@@ -36,8 +36,8 @@ pub(crate) fn default_agent(timeouts: Timeouts) -> ureq::Agent {
         .new_agent()
 }
 
-/// What came back: a response with its body, or why there is none.
-#[derive(Debug)]
+/// What came back: a response with its body, or why there is none. No `Debug`: the body may
+/// hold a token.
 pub(crate) enum Outcome {
     /// A response. The body is whole and within the cap, or it is over the cap: then it holds
     /// the first bytes only (at most the cap plus one read), reading stopped there, and the
