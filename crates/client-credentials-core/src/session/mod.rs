@@ -110,7 +110,7 @@
 //! | --- | --- | --- |
 //! | `Empty` | — | `Send` |
 //! | `Valid` | `Ready`, or `Send { current }` from `refresh_at` on | `Send` |
-//! | `Fetching` | `Ready` | `Wait(deadline)`; `Send` again from `deadline` on |
+//! | `Fetching` | `Ready`; from `deadline` on, `Send { current }` if the refresh is due | `Wait(deadline)`; from `deadline` on, `Send` |
 //! | `BackingOff` | `Ready`; from `until` on, `Send { current }` if the refresh is due | `Failed(error)`; from `until` on, `Send` |
 //!
 //! # Refresh ahead and expiry
@@ -126,7 +126,7 @@
 //!
 //! The refresh starts at `R = U × refresh_ratio` after `sent_at`, or earlier when the server
 //! sent `refresh_in` (honoured down to `U / 4`), moved earlier by a random fraction of up to
-//! `refresh_jitter` of itself, and never sooner than one second (or `U`, if shorter). The
+//! `refresh_jitter` of itself, and never sooner than one second (or `U / 2`, if shorter). The
 //! still-valid token keeps being served until the refresh lands; if it fails, until the token's
 //! usable life ends. With the defaults:
 //!
@@ -609,7 +609,14 @@ impl Session {
                 deadline, current, ..
             } if deadline.is_some_and(|d| now >= d) => {
                 self.counters.fetches_timed_out += 1;
-                self.start_fetch(now, current)
+                match current {
+                    // A token adopted meanwhile needs no refresh yet.
+                    Some(held) if !held.refresh_due(now) => {
+                        let action = self.hit(&held);
+                        (State::Valid(held), action)
+                    }
+                    current => self.start_fetch(now, current),
+                }
             }
             State::Fetching {
                 id,
@@ -794,7 +801,7 @@ impl Session {
             .duration_up_to(fraction(base, self.policy.refresh_jitter));
         let refresh = base
             .saturating_sub(jitter)
-            .max(MIN_REFRESH_DELAY.min(usable));
+            .max(MIN_REFRESH_DELAY.min(usable / 2));
         // Offsets from the send, as instants: `now` when already past, `None` when beyond
         // what `Instant` can represent.
         let at = |offset: Duration| match offset.checked_sub(elapsed) {

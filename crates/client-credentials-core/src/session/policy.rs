@@ -7,9 +7,9 @@ use std::time::Duration;
 /// keeps every deadline strictly in the future, so a driver never spins.
 pub(crate) const MIN_DELAY: Duration = Duration::from_millis(1);
 
-/// A refresh is never scheduled sooner than this after a token was requested (unless the
-/// token's whole usable life is shorter), whatever the ratio or the server's `refresh_in`
-/// say: a misconfiguration then costs one request a second, not a request loop.
+/// A refresh is never scheduled sooner than this after a token was requested (or half the
+/// token's usable life, if that is shorter), whatever the ratio or the server's
+/// `refresh_in` say: a misconfiguration then costs one request a second, not a request loop.
 pub(crate) const MIN_REFRESH_DELAY: Duration = Duration::from_secs(1);
 
 /// The timing policy of a [`super::Session`]. Every field has a default, documented and
@@ -29,7 +29,7 @@ pub(crate) const MIN_REFRESH_DELAY: Duration = Duration::from_secs(1);
 /// Values are used as given, with three guards so that no setting can panic or spin:
 /// fractions are clamped to `0.0..=1.0` (NaN counts as 0), every delay is at least a
 /// millisecond, and a refresh is scheduled no sooner than a second after the request (or
-/// at the end of the token's usable life if that comes first).
+/// half the token's usable life, if that is shorter).
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct Policy {
