@@ -22,3 +22,10 @@ pub use client_credentials_core::*;
 /// refreshes tokens with one fetch shared by every thread. See [`client_credentials_ureq`].
 #[cfg(feature = "ureq")]
 pub use client_credentials_ureq as ureq;
+
+/// An embedded OAuth 2.0 authorization server on 127.0.0.1 (feature `embedded-server`), for
+/// development, examples and tests: token endpoint, JWT access tokens, metadata,
+/// introspection, revocation, a protected demo resource and fault injection. See
+/// [`client_credentials_server`].
+#[cfg(feature = "embedded-server")]
+pub use client_credentials_server as embedded;

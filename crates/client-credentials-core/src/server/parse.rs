@@ -322,12 +322,7 @@ impl TokenEndpoint {
         }
         let format = self.content_type(headers)?;
         if body.len() > self.max_body() {
-            return Err(EndpointError::invalid_request(
-                Rejection::BodyTooLarge {
-                    limit: self.max_body(),
-                },
-                "request body is too large",
-            ));
+            return Err(self.body_too_large());
         }
         let mut params = match format {
             BodyFormat::Json => json_params(body)?,
@@ -342,6 +337,18 @@ impl TokenEndpoint {
             params,
             format,
         })
+    }
+
+    /// The refusal for a body over [`TokenEndpoint::max_body`], for transports that stop
+    /// reading at the cap rather than hand over the whole body.
+    #[must_use]
+    pub fn body_too_large(&self) -> EndpointError {
+        EndpointError::invalid_request(
+            Rejection::BodyTooLarge {
+                limit: self.max_body(),
+            },
+            "request body is too large",
+        )
     }
 
     fn content_type(&self, headers: &HeaderMap) -> Result<BodyFormat, EndpointError> {

@@ -1,0 +1,237 @@
+//! Configuration files (TOML or JSON) for the embedded server.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use client_credentials_core::server::{ClientAuthMethod, RegisteredClient};
+use serde::Deserialize;
+
+use crate::{EmbeddedServerBuilder, TokenFormat};
+
+/// A configuration file that could not be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigFileError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file's extension is neither `.toml` nor `.json`.
+    #[error("{0}: configuration files end in .toml or .json")]
+    UnknownFormat(String),
+    /// The TOML is invalid or does not match the schema.
+    #[error("invalid TOML configuration: {0}")]
+    Toml(String),
+    /// The JSON is invalid or does not match the schema.
+    #[error("invalid JSON configuration: {0}")]
+    Json(String),
+    /// A value is not allowed (an unknown auth method or token format, a zero lifetime…).
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// The file's schema. Unknown keys are refused so that typos do not pass silently.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    port: Option<u16>,
+    token_path: Option<String>,
+    /// Seconds.
+    token_lifetime: Option<u64>,
+    token_format: Option<String>,
+    auth_methods: Option<Vec<String>>,
+    accept_json: Option<bool>,
+    accept_unencoded_basic: Option<bool>,
+    resource_scope: Option<String>,
+    #[serde(default)]
+    scopes: BTreeMap<String, String>,
+    #[serde(default)]
+    clients: Vec<FileClient>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileClient {
+    id: String,
+    secret: String,
+    #[serde(default)]
+    scopes: Vec<String>,
+    default_scopes: Option<Vec<String>>,
+    auth_methods: Option<Vec<String>>,
+    /// Seconds.
+    token_lifetime: Option<u64>,
+    client_credentials: Option<bool>,
+}
+
+fn methods(names: &[String]) -> Result<Vec<ClientAuthMethod>, ConfigFileError> {
+    names
+        .iter()
+        .map(|n| {
+            ClientAuthMethod::from_name(n)
+                .ok_or_else(|| ConfigFileError::Invalid(format!("unknown auth method {n:?}")))
+        })
+        .collect()
+}
+
+impl File {
+    fn apply(self, mut b: EmbeddedServerBuilder) -> Result<EmbeddedServerBuilder, ConfigFileError> {
+        if let Some(port) = self.port {
+            b = b.port(port);
+        }
+        if let Some(path) = self.token_path {
+            b = b.token_path(path);
+        }
+        if let Some(secs) = self.token_lifetime {
+            b = b.token_lifetime(Duration::from_secs(secs));
+        }
+        match self.token_format.as_deref() {
+            None => {}
+            Some("opaque") => b = b.token_format(TokenFormat::Opaque),
+            Some("jwt") => b = b.token_format(TokenFormat::Jwt),
+            Some(other) => {
+                return Err(ConfigFileError::Invalid(format!(
+                    "token_format {other:?} is neither \"opaque\" nor \"jwt\""
+                )));
+            }
+        }
+        if let Some(names) = &self.auth_methods {
+            b = b.auth_methods(methods(names)?);
+        }
+        if let Some(accept) = self.accept_json {
+            b = b.accept_json(accept);
+        }
+        if let Some(accept) = self.accept_unencoded_basic {
+            b = b.accept_unencoded_basic(accept);
+        }
+        if let Some(scope) = self.resource_scope {
+            b = b.resource_scope(scope);
+        }
+        for (name, description) in self.scopes {
+            b = b.scope(name, description);
+        }
+        for c in self.clients {
+            let mut client = RegisteredClient::new(c.id, c.secret).scopes(c.scopes);
+            if let Some(d) = c.default_scopes {
+                client = client.default_scopes(d);
+            }
+            if let Some(names) = &c.auth_methods {
+                client = client.auth_methods(methods(names)?);
+            }
+            if let Some(secs) = c.token_lifetime {
+                client = client.token_lifetime(Duration::from_secs(secs));
+            }
+            if let Some(allowed) = c.client_credentials {
+                client = client.client_credentials_allowed(allowed);
+            }
+            b = b.registered_client(client);
+        }
+        Ok(b)
+    }
+}
+
+impl EmbeddedServerBuilder {
+    /// Applies a TOML configuration on top of this builder.
+    ///
+    /// ```
+    /// use client_credentials_server::EmbeddedServer;
+    ///
+    /// let builder = EmbeddedServer::builder().toml(r#"
+    ///     token_lifetime = 60          # seconds
+    ///     token_format = "jwt"         # or "opaque" (the default)
+    ///     auth_methods = ["client_secret_basic", "client_secret_post"]
+    ///
+    ///     [scopes]
+    ///     "orders.read" = "Read orders"
+    ///
+    ///     [[clients]]
+    ///     id = "billing"
+    ///     secret = "billing-secret"
+    ///     scopes = ["orders.read"]
+    /// "#)?;
+    /// # let _ = builder;
+    /// # Ok::<_, client_credentials_server::ConfigFileError>(())
+    /// ```
+    ///
+    /// Keys: `port`, `token_path`, `token_lifetime` (seconds), `token_format`
+    /// (`"opaque"`/`"jwt"`), `auth_methods`, `accept_json`, `accept_unencoded_basic`,
+    /// `resource_scope`, `[scopes]` (name = description) and `[[clients]]` with `id`,
+    /// `secret`, `scopes`, and optionally `default_scopes`, `auth_methods`, `token_lifetime`
+    /// and `client_credentials` (`false` to refuse the grant).
+    ///
+    /// # Errors
+    /// [`ConfigFileError`] when the text is not valid TOML or does not match the schema.
+    pub fn toml(self, text: &str) -> Result<Self, ConfigFileError> {
+        let file: File = toml::from_str(text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
+            let message = redact_values(e.message().trim());
+            ConfigFileError::Toml(match line {
+                Some(line) => format!("line {line}: {message}"),
+                None => message,
+            })
+        })?;
+        file.apply(self)
+    }
+
+    /// Applies a JSON configuration (the same keys as [`EmbeddedServerBuilder::toml`]).
+    ///
+    /// # Errors
+    /// [`ConfigFileError`] when the text is not valid JSON or does not match the schema.
+    pub fn json(self, text: &str) -> Result<Self, ConfigFileError> {
+        let file: File = serde_json::from_str(text)
+            .map_err(|e| ConfigFileError::Json(redact_values(&e.to_string())))?;
+        file.apply(self)
+    }
+
+    /// Applies a configuration file, TOML or JSON by its extension.
+    ///
+    /// # Errors
+    /// [`ConfigFileError`] when the file cannot be read or is invalid.
+    pub fn config_file(self, path: impl AsRef<Path>) -> Result<Self, ConfigFileError> {
+        let path = path.as_ref();
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigFileError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        match path.extension().and_then(|e| e.to_str()) {
+            Some(e) if e.eq_ignore_ascii_case("toml") => self.toml(&text),
+            Some(e) if e.eq_ignore_ascii_case("json") => self.json(&text),
+            _ => Err(ConfigFileError::UnknownFormat(shown)),
+        }
+    }
+}
+
+/// Replaces quoted values in a parser message with `…`: a message about an invalid value
+/// could otherwise quote a secret. Names in "unknown field"/"missing field" messages stay.
+fn redact_values(message: &str) -> String {
+    if message.starts_with("unknown field") || message.starts_with("missing field") {
+        return message.to_owned();
+    }
+    let mut out = String::with_capacity(message.len());
+    let mut open: Option<char> = None;
+    for c in message.chars() {
+        match open {
+            Some(q) if c == q => {
+                out.push('…');
+                out.push(c);
+                open = None;
+            }
+            Some(_) => {}
+            None => {
+                out.push(c);
+                if c == '`' || c == '"' {
+                    open = Some(c);
+                }
+            }
+        }
+    }
+    out
+}

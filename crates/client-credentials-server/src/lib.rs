@@ -1,0 +1,654 @@
+//! An OAuth 2.0 authorization server that runs inside your process, on `127.0.0.1`, for
+//! developing and testing client credentials clients: no Docker, no account, nothing to
+//! install.
+//!
+//! ```
+//! use client_credentials_server::{EmbeddedServer, Fault, Route};
+//!
+//! let server = EmbeddedServer::builder()
+//!     .client("demo-client", "demo-secret", ["read"])
+//!     .scope("read", "Read things")
+//!     .start()?;
+//! println!("token endpoint: {}", server.token_url());
+//!
+//! // Point any OAuth client at `server.token_url()`; here, a hand-made request.
+//! let answer = http_post(
+//!     &server,
+//!     "authorization: Basic ZGVtby1jbGllbnQ6ZGVtby1zZWNyZXQ=\r\n\
+//!      content-type: application/x-www-form-urlencoded\r\n",
+//!     "grant_type=client_credentials",
+//! )?;
+//! assert!(answer.starts_with("HTTP/1.1 200"));
+//! assert_eq!(server.requests(Route::Token), 1);
+//!
+//! // Faults for the next requests: one 503, then normal service.
+//! server.inject(Fault::status(503).times(1));
+//! # let answer = http_post(&server, "content-type: application/x-www-form-urlencoded\r\n", "")?;
+//! # assert!(answer.starts_with("HTTP/1.1 503"));
+//! # fn http_post(server: &EmbeddedServer, headers: &str, body: &str) -> std::io::Result<String> {
+//! #     use std::io::{Read, Write};
+//! #     let mut s = std::net::TcpStream::connect(server.addr())?;
+//! #     write!(s, "POST /token HTTP/1.1\r\nhost: {}\r\nconnection: close\r\n{headers}content-length: {}\r\n\r\n{body}", server.addr(), body.len())?;
+//! #     let mut out = String::new();
+//! #     s.read_to_string(&mut out)?;
+//! #     Ok(out)
+//! # }
+//! # Ok::<_, Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! The server stops when the [`EmbeddedServer`] is dropped.
+//!
+//! # What it serves
+//!
+//! | Path | What |
+//! | --- | --- |
+//! | `/token` (configurable) | The token endpoint (RFC 6749 §4.4): `client_secret_basic` and `client_secret_post`, form and JSON bodies, every RFC 6749 §5.2 error. Built on the sans-IO [`client_credentials_core::server`]. |
+//! | `/.well-known/oauth-authorization-server` | RFC 8414 metadata. |
+//! | `/jwks.json` | The signing key, when tokens are JWTs ([`TokenFormat::Jwt`]). |
+//! | `/introspect` | RFC 7662 introspection of the tokens it issued (any registered client may ask). |
+//! | `/revoke` | RFC 7009 revocation of a client's own tokens. |
+//! | `/resource` | A protected demo resource: 200 with the token's client and scopes for a valid bearer token, 401 with `WWW-Authenticate: Bearer …` otherwise. |
+//!
+//! Access tokens are opaque (43 random URL-safe characters) by default, or RFC 9068 JWTs
+//! signed with an Ed25519 key (`alg: EdDSA`) made at start. Tokens live in memory.
+//!
+//! # Tests and faults
+//!
+//! [`EmbeddedServer::requests`] and [`EmbeddedServer::counts`] tell how many requests each
+//! [`Route`] received; [`EmbeddedServer::inject`] makes the next requests (or all of them,
+//! until [`EmbeddedServer::clear_faults`]) wait, fail with a status, or answer 429 with
+//! `Retry-After` ([`Fault`]). [`EmbeddedServer::revoke_all`] makes every issued token
+//! invalid, to test what a client does when a resource server rejects its token.
+//!
+//! # Configuration files
+//!
+//! Clients and scopes can come from code or from a TOML or JSON file
+//! ([`EmbeddedServerBuilder::config_file`]).
+//!
+//! # Safety
+//!
+//! It binds `127.0.0.1` only, never another address. Client secrets and tokens do not appear
+//! in its `Debug` output or its logs (`tracing`, at `debug` level).
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod config;
+mod fault;
+mod jwt;
+mod routes;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime};
+
+use client_credentials_core::server::{
+    ClientAuthMethod, ClientRecord as _, EndpointConfigError, RegisteredClient, TokenEndpoint,
+    TokenEndpointBuilder,
+};
+use tokio::sync::watch;
+
+pub use client_credentials_core::server::{self as endpoint};
+pub use config::ConfigFileError;
+pub use fault::{Counts, Fault, Route};
+
+use crate::fault::{Counters, Faults};
+use crate::jwt::JwtSigner;
+use crate::routes::{
+    INTROSPECTION_PATH, JWKS_PATH, METADATA_PATH, RESOURCE_PATH, REVOCATION_PATH, Shared, lock,
+};
+
+/// How long a stopping server waits for requests in flight (delayed ones included) before it
+/// drops them.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
+
+/// The kind of access token issued.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TokenFormat {
+    /// 32 random bytes, URL-safe base64 (43 characters). The default.
+    #[default]
+    Opaque,
+    /// An RFC 9068 JWT (`typ: at+jwt`) signed with EdDSA (Ed25519), with `iss`, `sub`, `aud`,
+    /// `exp`, `iat`, `jti`, `client_id` and `scope`. The key is made at start and published
+    /// at `/jwks.json`. `aud` is the requested resource or audience, or the demo resource.
+    Jwt,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The endpoint configuration was refused.
+    #[error("invalid token endpoint configuration: {0}")]
+    Endpoint(#[from] EndpointConfigError),
+    /// The token path holds characters other than letters, digits and `-._~/`, or collides
+    /// with another route.
+    #[error(
+        "token path {0:?} must be made of letters, digits and -._~/ and not collide with the other routes"
+    )]
+    TokenPath(String),
+    /// The port could not be bound on 127.0.0.1.
+    #[error("cannot listen on 127.0.0.1:{port}: {source}")]
+    Bind {
+        /// The port asked for (0: any).
+        port: u16,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The runtime or its thread could not be made.
+    #[error("cannot start the server's runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    /// The operating system's random number generator failed.
+    #[error("the operating system's random number generator failed")]
+    Random,
+}
+
+/// Builder for [`EmbeddedServer`]. See the [crate docs](crate) for an example.
+#[derive(Clone, Debug)]
+pub struct EmbeddedServerBuilder {
+    endpoint: TokenEndpointBuilder,
+    scopes: Vec<(String, String)>,
+    clients: Vec<RegisteredClient>,
+    port: u16,
+    format: TokenFormat,
+    resource_scope: Option<String>,
+    token_path: String,
+}
+
+impl Default for EmbeddedServerBuilder {
+    fn default() -> Self {
+        Self {
+            endpoint: TokenEndpoint::builder(),
+            scopes: Vec::new(),
+            clients: Vec::new(),
+            port: 0,
+            format: TokenFormat::Opaque,
+            resource_scope: None,
+            token_path: "/token".to_owned(),
+        }
+    }
+}
+
+impl EmbeddedServerBuilder {
+    /// Registers a client with its secret and allowed scopes. Scopes not registered with
+    /// [`EmbeddedServerBuilder::scope`] are registered with their name as description. A
+    /// client with the same id replaces an earlier one.
+    #[must_use]
+    pub fn client<I, S>(self, id: impl Into<String>, secret: impl Into<String>, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.registered_client(RegisteredClient::new(id.into(), secret.into()).scopes(scopes))
+    }
+
+    /// Registers a client described in full (auth methods, lifetime, default scopes…).
+    #[must_use]
+    pub fn registered_client(mut self, client: RegisteredClient) -> Self {
+        self.clients.retain(|c| c.client_id() != client.client_id());
+        self.clients.push(client);
+        self
+    }
+
+    /// Registers a scope with its description (shown in metadata and OpenAPI).
+    #[must_use]
+    pub fn scope(mut self, name: impl Into<String>, description: impl Into<String>) -> Self {
+        let name = name.into();
+        self.scopes.retain(|(n, _)| *n != name);
+        self.scopes.push((name, description.into()));
+        self
+    }
+
+    /// The access token lifetime (default one hour; at least one second). Short lifetimes
+    /// (`Duration::from_secs(2)`) test refresh.
+    #[must_use]
+    pub fn token_lifetime(mut self, lifetime: Duration) -> Self {
+        self.endpoint = self.endpoint.token_lifetime(lifetime);
+        self
+    }
+
+    /// Opaque or JWT access tokens (default opaque).
+    #[must_use]
+    pub fn token_format(mut self, format: TokenFormat) -> Self {
+        self.format = format;
+        self
+    }
+
+    /// Shorthand for [`TokenFormat::Jwt`].
+    #[must_use]
+    pub fn jwt_access_tokens(self) -> Self {
+        self.token_format(TokenFormat::Jwt)
+    }
+
+    /// The port to listen on, on 127.0.0.1 (default 0: any free port).
+    #[must_use]
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = port;
+        self
+    }
+
+    /// The token endpoint's path (default `/token`).
+    #[must_use]
+    pub fn token_path(mut self, path: impl Into<String>) -> Self {
+        self.token_path = path.into();
+        self
+    }
+
+    /// The accepted client authentication methods (default both).
+    #[must_use]
+    pub fn auth_methods(mut self, methods: impl IntoIterator<Item = ClientAuthMethod>) -> Self {
+        self.endpoint = self.endpoint.auth_methods(methods);
+        self
+    }
+
+    /// Whether JSON token request bodies are accepted (default `true`).
+    #[must_use]
+    pub fn accept_json(mut self, accept: bool) -> Self {
+        self.endpoint = self.endpoint.accept_json(accept);
+        self
+    }
+
+    /// Whether Basic credentials sent without the RFC 6749 §2.3.1 form-urlencoding are
+    /// accepted too (default `false`: the server is strict, as certified servers are).
+    #[must_use]
+    pub fn accept_unencoded_basic(mut self, accept: bool) -> Self {
+        self.endpoint = self.endpoint.accept_unencoded_basic(accept);
+        self
+    }
+
+    /// A scope the demo resource requires (403 `insufficient_scope` without it). Default:
+    /// none, any valid token will do.
+    #[must_use]
+    pub fn resource_scope(mut self, scope: impl Into<String>) -> Self {
+        self.resource_scope = Some(scope.into());
+        self
+    }
+
+    fn prepare(self) -> Result<Prepared, StartError> {
+        let path_ok = self.token_path.starts_with('/')
+            && self.token_path.len() > 1
+            && self
+                .token_path
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._~/".contains(&b))
+            && !self.token_path.contains("//")
+            && ![
+                METADATA_PATH,
+                JWKS_PATH,
+                INTROSPECTION_PATH,
+                REVOCATION_PATH,
+                RESOURCE_PATH,
+            ]
+            .contains(&self.token_path.trim_end_matches('/'));
+        if !path_ok {
+            return Err(StartError::TokenPath(self.token_path));
+        }
+        let mut endpoint = self.endpoint.token_path(self.token_path);
+        let mut registered: Vec<String> = Vec::new();
+        for (name, description) in self.scopes {
+            registered.push(name.clone());
+            endpoint = endpoint.scope(name, description);
+        }
+        for client in &self.clients {
+            for scope in client.allowed_scopes() {
+                if !registered.contains(scope) {
+                    registered.push(scope.clone());
+                    endpoint = endpoint.scope(scope.clone(), scope.clone());
+                }
+            }
+        }
+        let endpoint = endpoint.build()?;
+        let signer = match self.format {
+            TokenFormat::Jwt => {
+                let seed = routes::random::<32>().ok_or(StartError::Random)?;
+                let kid = routes::random::<12>().ok_or(StartError::Random)?;
+                Some(JwtSigner::new(&seed, &kid))
+            }
+            TokenFormat::Opaque => None,
+        };
+        let clients = self
+            .clients
+            .into_iter()
+            .map(|c| (c.client_id().to_owned(), c))
+            .collect::<HashMap<_, _>>();
+        Ok(Prepared {
+            endpoint,
+            clients,
+            signer,
+            format: self.format,
+            resource_scope: self.resource_scope,
+            port: self.port,
+        })
+    }
+
+    /// Starts the server on its own thread, with its own single-threaded tokio runtime, and
+    /// returns once it listens. Works from synchronous code and from inside an async runtime
+    /// alike. Dropping the handle stops the server (waiting at most a second for requests in
+    /// flight).
+    ///
+    /// # Errors
+    /// [`StartError`] when the configuration is refused or the port cannot be bound.
+    pub fn start(self) -> Result<EmbeddedServer, StartError> {
+        let prepared = self.prepare()?;
+        let port = prepared.port;
+        let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port))
+            .map_err(|source| StartError::Bind { port, source })?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|source| StartError::Bind { port, source })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| StartError::Bind { port, source })?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(StartError::Runtime)?;
+        let shared = prepared.shared(addr);
+        let router = routes::router(Arc::clone(&shared));
+        let (stop, stopped) = watch::channel(false);
+        let thread = std::thread::Builder::new()
+            .name(format!("embedded-oauth-{}", addr.port()))
+            .spawn(move || {
+                runtime.block_on(async move {
+                    match tokio::net::TcpListener::from_std(listener) {
+                        Ok(listener) => serve(listener, router, stopped).await,
+                        Err(e) => tracing::error!(error = %e, "embedded server cannot listen"),
+                    }
+                });
+            })
+            .map_err(StartError::Runtime)?;
+        tracing::debug!(%addr, "embedded authorization server started");
+        Ok(EmbeddedServer {
+            shared,
+            addr,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// Starts the server as a task on the current tokio runtime. Dropping the handle stops
+    /// it (requests in flight get at most a second).
+    ///
+    /// # Errors
+    /// [`StartError`] when the configuration is refused or the port cannot be bound.
+    ///
+    /// # Panics
+    /// Outside a tokio runtime, as `tokio::spawn` does.
+    pub async fn start_async(self) -> Result<EmbeddedServer, StartError> {
+        let prepared = self.prepare()?;
+        let port = prepared.port;
+        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port))
+            .await
+            .map_err(|source| StartError::Bind { port, source })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| StartError::Bind { port, source })?;
+        let shared = prepared.shared(addr);
+        let router = routes::router(Arc::clone(&shared));
+        let (stop, stopped) = watch::channel(false);
+        tokio::spawn(serve(listener, router, stopped));
+        tracing::debug!(%addr, "embedded authorization server started");
+        Ok(EmbeddedServer {
+            shared,
+            addr,
+            stop,
+            thread: None,
+        })
+    }
+}
+
+struct Prepared {
+    endpoint: TokenEndpoint,
+    clients: HashMap<String, RegisteredClient>,
+    signer: Option<JwtSigner>,
+    format: TokenFormat,
+    resource_scope: Option<String>,
+    port: u16,
+}
+
+impl Prepared {
+    fn shared(self, addr: SocketAddr) -> Arc<Shared> {
+        Arc::new(Shared {
+            endpoint: self.endpoint,
+            clients: RwLock::new(self.clients),
+            tokens: Mutex::new(HashMap::new()),
+            counters: Counters::default(),
+            faults: Mutex::new(Faults::default()),
+            signer: self.signer,
+            format: self.format,
+            issuer: format!("http://{addr}"),
+            resource_scope: self.resource_scope,
+        })
+    }
+}
+
+/// Serves until told to stop, then gives requests in flight [`SHUTDOWN_GRACE`].
+async fn serve(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    stopped: watch::Receiver<bool>,
+) {
+    let mut graceful_signal = stopped.clone();
+    let mut force_signal = stopped;
+    let graceful = axum::serve(listener, router).with_graceful_shutdown(async move {
+        // An error means the handle is gone: stop too.
+        let _ = graceful_signal.wait_for(|stop| *stop).await;
+    });
+    let forced = async move {
+        let _ = force_signal.wait_for(|stop| *stop).await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::select! {
+        result = graceful => {
+            if let Err(e) = result {
+                tracing::error!(error = %e, "embedded server failed");
+            }
+        }
+        () = forced => {}
+    }
+}
+
+/// A running embedded authorization server. Dropping it stops the server.
+///
+/// URLs: [`token_url`](Self::token_url), [`resource_url`](Self::resource_url),
+/// [`metadata_url`](Self::metadata_url), [`jwks_url`](Self::jwks_url),
+/// [`introspection_url`](Self::introspection_url),
+/// [`revocation_url`](Self::revocation_url). Test controls:
+/// [`requests`](Self::requests), [`counts`](Self::counts), [`inject`](Self::inject),
+/// [`clear_faults`](Self::clear_faults), [`revoke_all`](Self::revoke_all),
+/// [`add_client`](Self::add_client), [`remove_client`](Self::remove_client).
+pub struct EmbeddedServer {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl fmt::Debug for EmbeddedServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EmbeddedServer")
+            .field("addr", &self.addr)
+            .field("format", &self.shared.format)
+            .field("endpoint", &self.shared.endpoint)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EmbeddedServer {
+    /// Starts a builder.
+    #[must_use]
+    pub fn builder() -> EmbeddedServerBuilder {
+        EmbeddedServerBuilder::default()
+    }
+
+    /// The address it listens on (always 127.0.0.1).
+    #[must_use]
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The port it listens on.
+    #[must_use]
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// The issuer and base URL: `http://127.0.0.1:<port>`.
+    #[must_use]
+    pub fn issuer(&self) -> &str {
+        &self.shared.issuer
+    }
+
+    /// `issuer` followed by `path`.
+    #[must_use]
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.shared.issuer)
+    }
+
+    /// The token endpoint URL.
+    #[must_use]
+    pub fn token_url(&self) -> String {
+        self.url(self.shared.endpoint.token_path())
+    }
+
+    /// The protected demo resource URL.
+    #[must_use]
+    pub fn resource_url(&self) -> String {
+        self.url(RESOURCE_PATH)
+    }
+
+    /// The RFC 8414 metadata URL.
+    #[must_use]
+    pub fn metadata_url(&self) -> String {
+        self.url(METADATA_PATH)
+    }
+
+    /// The JWKS URL (answers 404 unless tokens are JWTs).
+    #[must_use]
+    pub fn jwks_url(&self) -> String {
+        self.url(JWKS_PATH)
+    }
+
+    /// The RFC 7662 introspection URL.
+    #[must_use]
+    pub fn introspection_url(&self) -> String {
+        self.url(INTROSPECTION_PATH)
+    }
+
+    /// The RFC 7009 revocation URL.
+    #[must_use]
+    pub fn revocation_url(&self) -> String {
+        self.url(REVOCATION_PATH)
+    }
+
+    /// The token endpoint's rules (scopes, methods, lifetime), for example to describe it in
+    /// OpenAPI.
+    #[must_use]
+    pub fn endpoint(&self) -> &TokenEndpoint {
+        &self.shared.endpoint
+    }
+
+    /// The token format.
+    #[must_use]
+    pub fn token_format(&self) -> TokenFormat {
+        self.shared.format
+    }
+
+    /// The JWKS (`{"keys":[…]}`), when tokens are JWTs.
+    #[must_use]
+    pub fn jwks(&self) -> Option<serde_json::Value> {
+        self.shared.signer.as_ref().map(JwtSigner::jwks)
+    }
+
+    /// How many requests `route` has received since start or the last
+    /// [`reset_counts`](Self::reset_counts), faulted ones included.
+    #[must_use]
+    pub fn requests(&self, route: Route) -> u64 {
+        self.shared.counters.get(route)
+    }
+
+    /// Every route's count.
+    #[must_use]
+    pub fn counts(&self) -> Counts {
+        self.shared.counters.snapshot()
+    }
+
+    /// Sets every count to zero.
+    pub fn reset_counts(&self) {
+        self.shared.counters.reset();
+    }
+
+    /// Queues a fault (see [`Fault`]).
+    pub fn inject(&self, fault: Fault) {
+        lock(&self.shared.faults).push(fault);
+    }
+
+    /// Drops every pending fault: normal service from the next request on.
+    pub fn clear_faults(&self) {
+        lock(&self.shared.faults).clear();
+    }
+
+    /// How many faults are pending.
+    #[must_use]
+    pub fn pending_faults(&self) -> usize {
+        lock(&self.shared.faults).len()
+    }
+
+    /// Forgets every issued token, as if all were revoked; returns how many were live.
+    pub fn revoke_all(&self) -> usize {
+        let now = SystemTime::now();
+        let mut tokens = lock(&self.shared.tokens);
+        let live = tokens.values().filter(|r| now < r.expires_at).count();
+        tokens.clear();
+        live
+    }
+
+    /// How many issued tokens are still valid.
+    #[must_use]
+    pub fn active_tokens(&self) -> usize {
+        let now = SystemTime::now();
+        lock(&self.shared.tokens)
+            .values()
+            .filter(|r| now < r.expires_at)
+            .count()
+    }
+
+    /// Registers (or replaces) a client while running. Its scopes must be registered
+    /// already: unregistered ones are refused at the token endpoint with `invalid_scope`.
+    pub fn add_client(&self, client: RegisteredClient) {
+        self.shared
+            .clients
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(client.client_id().to_owned(), client);
+    }
+
+    /// Removes a client; its tokens stay valid until they expire. Returns whether it existed.
+    pub fn remove_client(&self, id: &str) -> bool {
+        self.shared
+            .clients
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(id)
+            .is_some()
+    }
+
+    /// Stops the server now (as dropping it does).
+    pub fn shutdown(self) {
+        drop(self);
+    }
+}
+
+impl Drop for EmbeddedServer {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        if let Some(thread) = self.thread.take() {
+            // The thread ends within SHUTDOWN_GRACE of the signal.
+            let _ = thread.join();
+        }
+    }
+}

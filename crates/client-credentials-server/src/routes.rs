@@ -1,0 +1,411 @@
+//! The HTTP handlers.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::Response;
+use axum::routing::{any, get};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use client_credentials_core::server::{
+    BearerChallenge, ClientRequest, EndpointError, Grant, RegisteredClient, TokenEndpoint,
+    bearer_token, opaque_token,
+};
+use client_credentials_core::{AccessToken, ErrorCode};
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, PRAGMA};
+use http::{HeaderValue, StatusCode};
+use serde_json::{Value, json};
+
+use crate::TokenFormat;
+use crate::fault::{Counters, Faults, Route};
+use crate::jwt::JwtSigner;
+
+pub(crate) const METADATA_PATH: &str = "/.well-known/oauth-authorization-server";
+pub(crate) const JWKS_PATH: &str = "/jwks.json";
+pub(crate) const INTROSPECTION_PATH: &str = "/introspect";
+pub(crate) const REVOCATION_PATH: &str = "/revoke";
+pub(crate) const RESOURCE_PATH: &str = "/resource";
+const RESOURCE_REALM: &str = "resource";
+/// Expired tokens are dropped from the store once it holds this many.
+const PRUNE_AT: usize = 1024;
+
+/// What the server remembers about a token it issued.
+#[derive(Clone, Debug)]
+pub(crate) struct TokenRecord {
+    pub(crate) client_id: String,
+    pub(crate) scopes: Vec<String>,
+    pub(crate) issued_at: SystemTime,
+    pub(crate) expires_at: SystemTime,
+    pub(crate) jti: String,
+    pub(crate) audience: Option<Value>,
+}
+
+impl TokenRecord {
+    fn active(&self, now: SystemTime) -> bool {
+        now < self.expires_at
+    }
+}
+
+/// State shared by the handlers and the [`crate::EmbeddedServer`] handle.
+pub(crate) struct Shared {
+    pub(crate) endpoint: TokenEndpoint,
+    pub(crate) clients: RwLock<HashMap<String, RegisteredClient>>,
+    /// Keyed by the token itself: this is a development server that keeps its tokens in memory.
+    pub(crate) tokens: Mutex<HashMap<String, TokenRecord>>,
+    pub(crate) counters: Counters,
+    pub(crate) faults: Mutex<Faults>,
+    pub(crate) signer: Option<JwtSigner>,
+    pub(crate) format: TokenFormat,
+    pub(crate) issuer: String,
+    pub(crate) resource_scope: Option<String>,
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+pub(crate) fn random<const N: usize>() -> Option<[u8; N]> {
+    let mut buf = [0u8; N];
+    getrandom::fill(&mut buf).ok()?;
+    Some(buf)
+}
+
+fn unix(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs()
+}
+
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route(shared.endpoint.token_path(), any(token))
+        .route(METADATA_PATH, get(metadata))
+        .route(JWKS_PATH, get(jwks))
+        .route(INTROSPECTION_PATH, any(introspect))
+        .route(REVOCATION_PATH, any(revoke))
+        .route(RESOURCE_PATH, any(resource))
+        .fallback(not_found)
+        .with_state(shared)
+}
+
+fn into_axum(response: http::Response<Vec<u8>>) -> Response {
+    response.map(Body::from)
+}
+
+fn json_response(status: StatusCode, body: &Value) -> Response {
+    let mut response = Response::new(Body::from(body.to_string()));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(PRAGMA, HeaderValue::from_static("no-cache"));
+    response
+}
+
+impl Shared {
+    /// Counts the request and applies the pending fault for `route`, if any: `Some` is the
+    /// answer to send instead of the normal one.
+    async fn before(&self, route: Route) -> Option<Response> {
+        self.counters.hit(route);
+        let fault = lock(&self.faults).take(route)?;
+        tracing::debug!(?route, ?fault, "injecting fault");
+        if let Some(delay) = fault.delay {
+            tokio::time::sleep(delay).await;
+        }
+        let canned = fault.respond?;
+        let mut response = Response::new(Body::from(canned.body));
+        *response.status_mut() = canned.status;
+        for (name, value) in canned.headers {
+            response.headers_mut().append(name, value);
+        }
+        Some(response)
+    }
+
+    fn client(&self, id: &str) -> Option<RegisteredClient> {
+        self.clients
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(id)
+            .cloned()
+    }
+
+    /// Reads the body up to the endpoint's cap and parses the client's request.
+    async fn client_request(
+        &self,
+        request: Request,
+    ) -> Result<(http::request::Parts, ClientRequest), EndpointError> {
+        let (parts, body) = request.into_parts();
+        let body = axum::body::to_bytes(body, self.endpoint.max_body())
+            .await
+            .map_err(|_| self.endpoint.body_too_large())?;
+        let request =
+            self.endpoint
+                .parse_client_request_parts(&parts.method, &parts.headers, &body)?;
+        let client = self.client(request.client_id());
+        self.endpoint
+            .authenticate(request.credentials(), client.as_ref())?;
+        Ok((parts, request))
+    }
+
+    fn issue(&self, grant: &Grant) -> Result<AccessToken, EndpointError> {
+        let now = SystemTime::now();
+        let expires_at = grant.expires_at(now);
+        let jti = URL_SAFE_NO_PAD.encode(random::<16>().ok_or_else(EndpointError::server_error)?);
+        let audience = match (grant.resources(), grant.audience()) {
+            ([one], _) => Some(Value::from(one.as_str())),
+            ([], Some(a)) => Some(Value::from(a)),
+            ([], None) => None,
+            (many, _) => Some(Value::from(many.to_vec())),
+        };
+        let token = match (&self.format, &self.signer) {
+            (TokenFormat::Jwt, Some(signer)) => {
+                let mut claims = json!({
+                    "iss": self.issuer,
+                    "sub": grant.client_id(),
+                    "aud": audience.clone().unwrap_or_else(|| Value::from(format!("{}{RESOURCE_PATH}", self.issuer))),
+                    "exp": unix(expires_at),
+                    "iat": unix(now),
+                    "jti": jti,
+                    "client_id": grant.client_id(),
+                });
+                if let (Some(scope), Some(map)) = (grant.scope_string(), claims.as_object_mut()) {
+                    map.insert("scope".to_owned(), Value::from(scope));
+                }
+                AccessToken::new(signer.sign(&claims))
+            }
+            _ => opaque_token(&random::<32>().ok_or_else(EndpointError::server_error)?),
+        };
+        let mut tokens = lock(&self.tokens);
+        if tokens.len() >= PRUNE_AT {
+            tokens.retain(|_, r| r.active(now));
+        }
+        tokens.insert(
+            token.expose_secret().to_owned(),
+            TokenRecord {
+                client_id: grant.client_id().to_owned(),
+                scopes: grant.scopes().to_vec(),
+                issued_at: now,
+                expires_at,
+                jti,
+                audience,
+            },
+        );
+        Ok(token)
+    }
+
+    fn active_token(&self, token: &str) -> Option<TokenRecord> {
+        let now = SystemTime::now();
+        lock(&self.tokens)
+            .get(token)
+            .filter(|r| r.active(now))
+            .cloned()
+    }
+}
+
+async fn token(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    if let Some(faulted) = shared.before(Route::Token).await {
+        return faulted;
+    }
+    let (parts, body) = request.into_parts();
+    let endpoint = &shared.endpoint;
+    let result = async {
+        let body = axum::body::to_bytes(body, endpoint.max_body())
+            .await
+            .map_err(|_| endpoint.body_too_large())?;
+        let incoming = endpoint.parse_parts(&parts.method, &parts.headers, &body)?;
+        let client = shared.client(incoming.client_id());
+        let grant = endpoint.authorize(&incoming, client.as_ref())?;
+        let token = shared.issue(&grant)?;
+        tracing::debug!(client_id = grant.client_id(), scopes = ?grant.scopes(), "token issued");
+        Ok::<_, EndpointError>(grant.respond(&token))
+    }
+    .await;
+    into_axum(result.unwrap_or_else(|refused| {
+        tracing::debug!(code = %refused.code(), reason = ?refused.reason(), "token request refused");
+        refused.into_response()
+    }))
+}
+
+async fn metadata(State(shared): State<Arc<Shared>>) -> Response {
+    if let Some(faulted) = shared.before(Route::Metadata).await {
+        return faulted;
+    }
+    let issuer = &shared.issuer;
+    let methods: Vec<&str> = shared
+        .endpoint
+        .auth_methods()
+        .iter()
+        .map(|m| m.name())
+        .collect();
+    let scopes: Vec<&str> = shared.endpoint.scopes().iter().map(|s| s.name()).collect();
+    let mut body = json!({
+        "issuer": issuer,
+        "token_endpoint": format!("{issuer}{}", shared.endpoint.token_path()),
+        "token_endpoint_auth_methods_supported": methods,
+        "grant_types_supported": ["client_credentials"],
+        "response_types_supported": [],
+        "scopes_supported": scopes,
+        "introspection_endpoint": format!("{issuer}{INTROSPECTION_PATH}"),
+        "introspection_endpoint_auth_methods_supported": methods,
+        "revocation_endpoint": format!("{issuer}{REVOCATION_PATH}"),
+        "revocation_endpoint_auth_methods_supported": methods,
+    });
+    if let (Some(_), Some(map)) = (&shared.signer, body.as_object_mut()) {
+        map.insert(
+            "jwks_uri".to_owned(),
+            Value::from(format!("{issuer}{JWKS_PATH}")),
+        );
+    }
+    let mut response = json_response(StatusCode::OK, &body);
+    response.headers_mut().remove(PRAGMA);
+    response
+        .headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+async fn jwks(State(shared): State<Arc<Shared>>) -> Response {
+    if let Some(faulted) = shared.before(Route::Jwks).await {
+        return faulted;
+    }
+    match &shared.signer {
+        Some(signer) => {
+            let mut response = json_response(StatusCode::OK, &signer.jwks());
+            response.headers_mut().remove(PRAGMA);
+            response
+                .headers_mut()
+                .insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            response
+        }
+        None => not_found().await,
+    }
+}
+
+async fn introspect(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    if let Some(faulted) = shared.before(Route::Introspection).await {
+        return faulted;
+    }
+    let (_, request) = match shared.client_request(request).await {
+        Ok(ok) => ok,
+        Err(refused) => return into_axum(refused.into_response()),
+    };
+    let token = match request.single("token") {
+        Ok(Some(token)) => token,
+        Ok(None) => return missing_token(),
+        Err(refused) => return into_axum(refused.into_response()),
+    };
+    let body = match shared.active_token(token) {
+        None => json!({ "active": false }),
+        Some(r) => {
+            let mut body = json!({
+                "active": true,
+                "client_id": r.client_id,
+                "token_type": shared.endpoint.token_type(),
+                "exp": unix(r.expires_at),
+                "iat": unix(r.issued_at),
+                "sub": r.client_id,
+                "iss": shared.issuer,
+                "jti": r.jti,
+            });
+            if let Some(map) = body.as_object_mut() {
+                if !r.scopes.is_empty() {
+                    map.insert("scope".to_owned(), Value::from(r.scopes.join(" ")));
+                }
+                if let Some(aud) = r.audience {
+                    map.insert("aud".to_owned(), aud);
+                }
+            }
+            body
+        }
+    };
+    json_response(StatusCode::OK, &body)
+}
+
+fn missing_token() -> Response {
+    into_axum(
+        EndpointError::new(ErrorCode::InvalidRequest)
+            .with_description("missing token")
+            .into_response(),
+    )
+}
+
+async fn revoke(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    if let Some(faulted) = shared.before(Route::Revocation).await {
+        return faulted;
+    }
+    let (_, request) = match shared.client_request(request).await {
+        Ok(ok) => ok,
+        Err(refused) => return into_axum(refused.into_response()),
+    };
+    let token = match request.single("token") {
+        Ok(Some(token)) => token,
+        Ok(None) => return missing_token(),
+        Err(refused) => return into_axum(refused.into_response()),
+    };
+    // RFC 7009 §2.2: 200 whether or not the token existed. A token of another client is left
+    // alone, and the answer does not tell.
+    let mut tokens = lock(&shared.tokens);
+    if tokens
+        .get(token)
+        .is_some_and(|r| r.client_id == request.client_id())
+    {
+        tokens.remove(token);
+        tracing::debug!(client_id = request.client_id(), "token revoked");
+    }
+    drop(tokens);
+    let mut response = Response::new(Body::empty());
+    response
+        .headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+async fn resource(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    if let Some(faulted) = shared.before(Route::Resource).await {
+        return faulted;
+    }
+    let token = match bearer_token(request.headers()) {
+        Ok(token) => token,
+        Err(e) => return into_axum(e.challenge().realm(RESOURCE_REALM).to_response()),
+    };
+    let Some(record) = shared.active_token(token.expose_secret()) else {
+        return into_axum(
+            BearerChallenge::invalid_token()
+                .realm(RESOURCE_REALM)
+                .description("the access token is unknown, expired or revoked")
+                .to_response(),
+        );
+    };
+    if let Some(needed) = shared
+        .resource_scope
+        .as_ref()
+        .filter(|needed| !record.scopes.contains(needed))
+    {
+        return into_axum(
+            BearerChallenge::insufficient_scope([needed.as_str()])
+                .realm(RESOURCE_REALM)
+                .to_response(),
+        );
+    }
+    let expires_in = record
+        .expires_at
+        .duration_since(SystemTime::now())
+        .unwrap_or(Duration::ZERO)
+        .as_secs();
+    json_response(
+        StatusCode::OK,
+        &json!({
+            "message": format!("Hello, {}!", record.client_id),
+            "client_id": record.client_id,
+            "scope": record.scopes.join(" "),
+            "scopes": record.scopes,
+            "expires_in": expires_in,
+        }),
+    )
+}
+
+async fn not_found() -> Response {
+    json_response(StatusCode::NOT_FOUND, &json!({ "error": "not_found" }))
+}
