@@ -85,12 +85,13 @@ use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
 use client_credentials_core::server::{
-    ClientAuthMethod, ClientRecord as _, EndpointConfigError, RegisteredClient, TokenEndpoint,
-    TokenEndpointBuilder,
+    ClientRecord as _, EndpointConfigError, TokenEndpoint, TokenEndpointBuilder,
 };
 use tokio::sync::watch;
 
+/// The sans-IO token endpoint this server is built on (`client_credentials_core::server`).
 pub use client_credentials_core::server::{self as endpoint};
+pub use client_credentials_core::server::{ClientAuthMethod, RegisteredClient};
 pub use config::ConfigFileError;
 pub use fault::{Counts, Fault, Route};
 
