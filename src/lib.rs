@@ -18,6 +18,13 @@
 
 pub use client_credentials_core::*;
 
+/// The async transport (feature `reqwest`): a tokio client on reqwest 0.13 that caches and
+/// refreshes tokens with one fetch shared by every task, and a `reqwest-middleware` layer
+/// that authorizes outgoing requests and retries once on 401. See
+/// [`client_credentials_reqwest`].
+#[cfg(feature = "reqwest")]
+pub use client_credentials_reqwest as reqwest;
+
 /// The blocking transport (feature `ureq`): a thread-safe client on ureq 3 that caches and
 /// refreshes tokens with one fetch shared by every thread. See [`client_credentials_ureq`].
 #[cfg(feature = "ureq")]

@@ -1,0 +1,809 @@
+//! The async client: a mutex around the core's sessions (never held across an `.await`), a
+//! `tokio::sync::watch` channel that wakes the callers who wait, drop guards that hand an
+//! abandoned fetch back, and an optional background task that refreshes ahead of expiry.
+
+use std::fmt;
+use std::hash::{BuildHasher as _, Hasher as _};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::{Duration, Instant, SystemTime};
+
+use client_credentials_core::session::{Action, Counters, Policy, RequestId, Sessions, WallClock};
+use client_credentials_core::{
+    AccessToken, CacheKey, Config, HttpRequest, Token, TokenError, TokenParams, TokenRequest,
+};
+use http::HeaderMap;
+use http::header::AUTHORIZATION;
+use tokio::sync::{Notify, watch};
+use tracing::Instrument as _;
+
+use crate::error::Error;
+use crate::transport::{self, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, Outcome, Timeouts};
+
+/// The shortest wait: a guard against a deadline that is already due (the session promises
+/// strictly future deadlines; this keeps a slip from spinning).
+const MIN_WAIT: Duration = Duration::from_millis(1);
+
+/// An async OAuth 2.0 client credentials client: it fetches tokens, caches them per request
+/// shape, refreshes them ahead of expiry, and shares one fetch between every task that needs
+/// it.
+///
+/// `Client` is `Send + Sync` and cheap to clone (an [`Arc`] inside): clone it into every
+/// task rather than building several, so that they share one cache. It needs a tokio
+/// runtime, as reqwest does.
+///
+/// # How callers wait
+///
+/// All state lives in the core's [`Sessions`] behind one `std` mutex, held only for the
+/// session's non-blocking calls and never across an `.await`, so the executor is never
+/// blocked. A call to [`Client::token`] polls the session for its request shape and does
+/// what the session says:
+///
+/// - *Ready*: a valid token is cached; it is returned at once. This includes the time while
+///   a refresh is in flight: callers never wait while a valid token exists.
+/// - *Send, no valid token* (cold cache, or the token expired): this task is the one that
+///   sends. It performs the request without the lock, hands the response to the session,
+///   and wakes every waiter.
+/// - *Send, with the still-valid token* (time to refresh ahead of expiry): the caller gets
+///   the valid token back at once, and the refresh runs in a spawned task, which feeds the
+///   session and wakes waiters when it is done. No caller pays for a refresh.
+/// - *Wait*: another task's request is in flight and there is no valid token; this task
+///   waits on a `tokio::sync::watch` channel until the state changes or the session's
+///   deadline passes, then polls again. The subscription is taken under the lock, so no
+///   wake-up is lost.
+/// - *Failed*: the last fetch failed and no valid token exists (the session is backing off
+///   or cooling down); the shared error is returned without a request. All waiters of one
+///   fetch get the same outcome.
+///
+/// # Cancellation
+///
+/// Every future of this type is cancellation-safe. If the task that is sending is dropped
+/// (a `select!` lost, a timeout fired, the task was aborted), a drop guard reports the
+/// request abandoned to the session and wakes the waiters, and the next one to poll sends
+/// instead: nobody waits for a request that nobody will report. The session's
+/// `request_timeout` is the last backstop.
+///
+/// # Background refresh
+///
+/// With [`ClientBuilder::background_refresh`], one task per client sleeps until the
+/// earliest deadline of all its sessions (a refresh point, the end of a backoff) and starts
+/// the fetch then, so that tokens are renewed ahead of expiry even when no caller happens to
+/// ask in that window: callers stay off the network across expiry. The task is started on
+/// the first call that needs a token (inside the caller's runtime), holds only a weak
+/// reference to the client between wake-ups, and ends when the last handle to the client is
+/// dropped.
+#[derive(Clone)]
+pub struct Client {
+    pub(crate) shared: Arc<Shared>,
+}
+
+pub(crate) struct Shared {
+    config: Config,
+    default_request: TokenRequest,
+    http: reqwest::Client,
+    timeouts: Timeouts,
+    sessions: Mutex<Sessions>,
+    /// Bumped after every input to a session: waiters subscribe under the lock, then wait.
+    changed: watch::Sender<()>,
+    background: Option<Background>,
+}
+
+struct Background {
+    /// Wakes the background task: the schedule may have changed, or the client is gone.
+    wake: Arc<Notify>,
+    started: AtomicBool,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        if let Some(background) = &self.background {
+            // The task finds the client gone and ends.
+            background.wake.notify_one();
+        }
+    }
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("config", &self.shared.config)
+            .field("connect_timeout", &self.shared.timeouts.connect)
+            .field("timeout", &self.shared.timeouts.overall)
+            .field("background_refresh", &self.shared.background.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`Client`]: timeouts, the reqwest client builder, the session policy, background
+/// refresh and the jitter seed.
+///
+/// ```
+/// use std::time::Duration;
+/// use client_credentials_reqwest::{Client, Config};
+///
+/// let config = Config::builder()
+///     .token_url("https://auth.example.com/oauth2/token")
+///     .client_id("my-service")
+///     .client_secret("s3cr3t")
+///     .build()?;
+/// let client = Client::builder(config)
+///     .connect_timeout(Duration::from_secs(2))
+///     .timeout(Duration::from_secs(5))
+///     .background_refresh(true)
+///     .build()?;
+/// # let _ = client;
+/// # Ok::<_, Box<dyn std::error::Error>>(())
+/// ```
+#[must_use]
+pub struct ClientBuilder {
+    config: Config,
+    http: Option<reqwest::ClientBuilder>,
+    connect_timeout: Option<Duration>,
+    timeout: Option<Duration>,
+    policy: Policy,
+    background_refresh: bool,
+    seed: Option<u64>,
+}
+
+impl fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("config", &self.config)
+            .field("custom_http_client", &self.http.is_some())
+            .field("connect_timeout", &self.connect_timeout)
+            .field("timeout", &self.timeout)
+            .field("policy", &self.policy)
+            .field("background_refresh", &self.background_refresh)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientBuilder {
+    /// Builds the token client from this reqwest builder (for a proxy, custom TLS roots, a
+    /// user agent…).
+    ///
+    /// Whatever it says, token requests never follow a redirect (a redirect could carry the
+    /// credentials to another host) and get this client's timeouts: they are applied on top.
+    pub fn http_client_builder(mut self, builder: reqwest::ClientBuilder) -> Self {
+        self.http = Some(builder);
+        self
+    }
+
+    /// How long connecting (DNS, TCP, TLS) may take. Default
+    /// [`DEFAULT_CONNECT_TIMEOUT`](crate::DEFAULT_CONNECT_TIMEOUT), 5 s.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = Some(timeout);
+        self
+    }
+
+    /// How long a whole token request may take, body included. Default
+    /// [`DEFAULT_TIMEOUT`](crate::DEFAULT_TIMEOUT), 15 s, and never more than the policy's
+    /// `request_timeout`.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// The session's timing policy: refresh point, expiry margin, backoff, cool-down.
+    pub fn policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Runs a background task that refreshes every cached token ahead of its expiry and
+    /// retries after failures when their backoff ends, even when no caller asks (default
+    /// off: refreshes then start on the first call after the refresh point, still without
+    /// making that caller wait). See [`Client`](Client#background-refresh).
+    pub fn background_refresh(mut self, enabled: bool) -> Self {
+        self.background_refresh = enabled;
+        self
+    }
+
+    /// The seed of the refresh and backoff jitter (default: random per client). Fix it for
+    /// reproducible tests.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// Builds the client. Nothing is sent until the first token is asked for.
+    ///
+    /// # Errors
+    /// [`Error::Build`] when reqwest cannot build its client (TLS initialisation failed).
+    pub fn build(self) -> Result<Client, Error> {
+        // The transport gives up before the session's backstop would send a second request.
+        let overall = self
+            .timeout
+            .unwrap_or(DEFAULT_TIMEOUT)
+            .min(self.policy.request_timeout);
+        let timeouts = Timeouts {
+            connect: self
+                .connect_timeout
+                .unwrap_or(DEFAULT_CONNECT_TIMEOUT)
+                .min(overall),
+            overall,
+        };
+        let http = transport::configure(self.http.unwrap_or_default(), timeouts)
+            .build()
+            .map_err(|e| Error::Build(Arc::new(e)))?;
+        let seed = self.seed.unwrap_or_else(random_seed);
+        let clock = WallClock::new(Instant::now(), SystemTime::now());
+        let (changed, _) = watch::channel(());
+        Ok(Client {
+            shared: Arc::new(Shared {
+                default_request: self.config.default_request(),
+                config: self.config,
+                http,
+                timeouts,
+                sessions: Mutex::new(Sessions::new(self.policy, clock, seed)),
+                changed,
+                background: self.background_refresh.then(|| Background {
+                    wake: Arc::new(Notify::new()),
+                    started: AtomicBool::new(false),
+                }),
+            }),
+        })
+    }
+}
+
+/// A seed that differs between clients and processes, without an RNG dependency: the
+/// standard library's randomly keyed hasher.
+fn random_seed() -> u64 {
+    std::hash::RandomState::new().build_hasher().finish()
+}
+
+impl Client {
+    /// A client with the default reqwest configuration, timeouts and policy.
+    ///
+    /// # Errors
+    /// As [`ClientBuilder::build`].
+    pub fn new(config: Config) -> Result<Self, Error> {
+        Self::builder(config).build()
+    }
+
+    /// A builder, to set timeouts, the reqwest builder, the policy, background refresh or
+    /// the seed.
+    pub fn builder(config: Config) -> ClientBuilder {
+        ClientBuilder {
+            config,
+            http: None,
+            connect_timeout: None,
+            timeout: None,
+            policy: Policy::default(),
+            background_refresh: false,
+            seed: None,
+        }
+    }
+
+    /// The configuration.
+    #[must_use]
+    pub fn config(&self) -> &Config {
+        &self.shared.config
+    }
+
+    /// The reqwest client that sends token requests (it follows no redirect).
+    #[must_use]
+    pub fn http_client(&self) -> &reqwest::Client {
+        &self.shared.http
+    }
+
+    /// A valid token for the configured defaults (scopes, audience, resources), from the
+    /// cache or fetched now. See [the type docs](Client#how-callers-wait) for who waits.
+    ///
+    /// # Errors
+    /// [`Error::Token`] when the last fetch failed and no valid token exists.
+    pub async fn token(&self) -> Result<Arc<Token>, Error> {
+        self.shared.token(&self.shared.default_request).await
+    }
+
+    /// A valid token for these parameters. Each distinct request shape (scopes, audience,
+    /// resources, extra parameters) has its own cache entry; different shapes never share a
+    /// token.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when the parameters are invalid (nothing is sent), or
+    /// [`Error::Token`] as for [`Client::token`].
+    pub async fn token_for(&self, params: &TokenParams) -> Result<Arc<Token>, Error> {
+        let request = self.shared.config.request(params)?;
+        self.shared.token(&request).await
+    }
+
+    /// Drops the cached token if it is `rejected` (a resource server answered 401 to it),
+    /// so that the next call fetches a new one. A token that was already replaced is left
+    /// alone: many tasks may report the same rejection, and only the first causes a fetch.
+    /// Returns whether a cached token was dropped.
+    pub fn invalidate(&self, rejected: &AccessToken) -> bool {
+        self.shared.invalidate(rejected)
+    }
+
+    /// Makes the next call for the default request shape fetch a new token, even if the
+    /// cached one is valid. It does not wait; callers keep getting the cached token until
+    /// the new one arrives, if the session says so.
+    pub fn force_refresh(&self) {
+        self.shared.force_refresh(&self.shared.default_request);
+    }
+
+    /// [`Client::force_refresh`] for the token of these parameters.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when the parameters are invalid.
+    pub fn force_refresh_for(&self, params: &TokenParams) -> Result<(), Error> {
+        let request = self.shared.config.request(params)?;
+        self.shared.force_refresh(&request);
+        Ok(())
+    }
+
+    /// The counters of the default request shape's session: fetches started, succeeded and
+    /// failed, cache hits, the last error, the next refresh.
+    #[must_use]
+    pub fn counters(&self) -> Counters {
+        self.shared.counters(&self.shared.default_request)
+    }
+
+    /// [`Client::counters`] for the session of these parameters.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when the parameters are invalid.
+    pub fn counters_for(&self, params: &TokenParams) -> Result<Counters, Error> {
+        let request = self.shared.config.request(params)?;
+        Ok(self.shared.counters(&request))
+    }
+
+    /// Sets `Authorization` on an `http` request to a valid token for the default request
+    /// shape, replacing any previous value. The header value is marked sensitive. Returns the
+    /// token, to pass to [`Client::invalidate`] if the resource server rejects it.
+    ///
+    /// # Errors
+    /// As [`Client::token`].
+    pub async fn authorize<B>(&self, request: &mut http::Request<B>) -> Result<Arc<Token>, Error> {
+        let token = self.token().await?;
+        set_authorization(request.headers_mut(), &token);
+        Ok(token)
+    }
+
+    /// Adds `Authorization` with a valid token for the default request shape to a reqwest
+    /// request, and returns it with the token (to pass to [`Client::invalidate`] on a 401).
+    /// [`Client::send_authorized`] does the 401 handling for you.
+    ///
+    /// ```no_run
+    /// # async fn run(client: client_credentials_reqwest::Client) -> Result<(), Box<dyn std::error::Error>> {
+    /// let http = reqwest::Client::new();
+    /// let (request, token) = client
+    ///     .authorize_reqwest(http.get("https://api.example.com/orders"))
+    ///     .await?;
+    /// let response = request.send().await?;
+    /// if response.status() == reqwest::StatusCode::UNAUTHORIZED {
+    ///     client.invalidate(token.access_token());
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Client::token`].
+    pub async fn authorize_reqwest(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<(reqwest::RequestBuilder, Arc<Token>), Error> {
+        let token = self.token().await?;
+        Ok((
+            request.header(AUTHORIZATION, token.authorization_header()),
+            token,
+        ))
+    }
+
+    /// Sends a request with a valid token for the default request shape, for users without
+    /// `reqwest-middleware`. It behaves as [`AuthMiddleware`](crate::AuthMiddleware): on a
+    /// 401 it invalidates the token that was rejected and, if the request can be cloned,
+    /// sends it once more with a fresh token; a second 401 is returned as it is. Without a
+    /// token, nothing is sent.
+    ///
+    /// ```no_run
+    /// # async fn run(client: client_credentials_reqwest::Client) -> Result<(), client_credentials_reqwest::Error> {
+    /// let http = reqwest::Client::new();
+    /// let response = client
+    ///     .send_authorized(http.get("https://api.example.com/orders"))
+    ///     .await?;
+    /// # let _ = response;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Token`] when no token could be had (nothing was sent), [`Error::Request`]
+    /// when the request could not be built or sent.
+    pub async fn send_authorized(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, Error> {
+        let (http, request) = request.build_split();
+        let request = request.map_err(|e| Error::Request(Arc::new(e)))?;
+        let request_shape = &self.shared.default_request;
+        let token = self.shared.token(request_shape).await?;
+        let retry = request.try_clone();
+        let mut request = request;
+        set_authorization(request.headers_mut(), &token);
+        let response = http
+            .execute(request)
+            .await
+            .map_err(|e| Error::Request(Arc::new(e)))?;
+        match self
+            .shared
+            .after_unauthorized(request_shape, &response, &token, retry)
+            .await?
+        {
+            Some(retry) => {
+                drop(response);
+                http.execute(retry)
+                    .await
+                    .map_err(|e| Error::Request(Arc::new(e)))
+            }
+            None => Ok(response),
+        }
+    }
+}
+
+/// Sets `Authorization` to the token's sensitive header value, replacing any previous one.
+pub(crate) fn set_authorization(headers: &mut HeaderMap, token: &Token) {
+    headers.insert(AUTHORIZATION, token.authorization_header());
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Sessions> {
+        // The lock is never held across I/O, an `.await` or user code; a panic while it was
+        // held is a bug in the session, and the state it left is the best there is.
+        self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Wakes the tasks waiting for a session to change, and the background task (the
+    /// schedule may have moved).
+    fn notify(&self) {
+        self.changed.send_replace(());
+        if let Some(background) = &self.background {
+            background.wake.notify_one();
+        }
+    }
+
+    pub(crate) async fn token(
+        self: &Arc<Self>,
+        request: &TokenRequest,
+    ) -> Result<Arc<Token>, Error> {
+        self.start_background();
+        loop {
+            let now = Instant::now();
+            let (action, mut changed) = {
+                let mut sessions = self.lock();
+                let action = sessions.get_or_insert(request).poll(now);
+                // Subscribed under the lock: any input after this poll wakes us.
+                let changed = self.changed.subscribe();
+                (action, changed)
+            };
+            match action {
+                Action::Ready(token) => return Ok(token),
+                Action::Failed(error) => return Err(Error::Token(error)),
+                Action::Wait(until) => {
+                    let deadline = until.max(now + MIN_WAIT);
+                    // Woken by a change, or the deadline passed: poll again either way. The
+                    // sender lives in `self`, so `changed()` cannot fail.
+                    let _ = tokio::time::timeout_at(deadline.into(), changed.changed()).await;
+                }
+                Action::Send {
+                    id,
+                    request: http,
+                    current: Some(token),
+                } => {
+                    self.refresh_in_background(request, id, http);
+                    return Ok(token);
+                }
+                Action::Send {
+                    id,
+                    request: http,
+                    current: None,
+                } => self.fetch(request, id, http).await,
+            }
+        }
+    }
+
+    /// Runs a refresh ahead of expiry in its own task; the caller keeps its valid token.
+    fn refresh_in_background(
+        self: &Arc<Self>,
+        request: &TokenRequest,
+        id: RequestId,
+        http: HttpRequest,
+    ) {
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                let shared = Arc::clone(self);
+                let request = request.clone();
+                drop(runtime.spawn(async move { shared.fetch(&request, id, http).await }));
+            }
+            Err(_) => {
+                // Polled outside a tokio runtime (reqwest could not send from here either):
+                // give the send back, so that a caller in a runtime can take it.
+                tracing::warn!("no tokio runtime to refresh the token in; refresh deferred");
+                self.lock()
+                    .get_or_insert(request)
+                    .handle_abandoned(Instant::now(), id);
+                self.notify();
+            }
+        }
+    }
+
+    /// Performs one token request and hands its outcome to the session. Dropping the future
+    /// before it completes reports the request abandoned.
+    async fn fetch(self: &Arc<Self>, request: &TokenRequest, id: RequestId, http: HttpRequest) {
+        let mut flight = InFlight {
+            shared: Arc::clone(self),
+            request: request.clone(),
+            id,
+            done: false,
+        };
+        let config = request.config();
+        let span = tracing::info_span!(
+            "token_fetch",
+            token_url = %config.token_url(),
+            client_id = config.client_id(),
+            key = %key_digest(request.cache_key()),
+            request_id = id.as_u64(),
+        );
+        let cap = config.max_body();
+        let overall = self.timeouts.overall;
+        let outcome = async {
+            tracing::debug!("sending token request");
+            let started = Instant::now();
+            let outcome = transport::send(&self.http, http, overall, cap).await;
+            let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            match &outcome {
+                Outcome::Response { status, .. } => {
+                    tracing::debug!(
+                        status = status.as_u16(),
+                        elapsed_ms,
+                        "token response received"
+                    );
+                }
+                Outcome::TooLarge { status, .. } => {
+                    tracing::warn!(
+                        status = status.as_u16(),
+                        elapsed_ms,
+                        cap,
+                        "token response body over the cap, refused"
+                    );
+                }
+                Outcome::Transport(error) => {
+                    tracing::warn!(elapsed_ms, %error, "token request failed");
+                }
+            }
+            outcome
+        }
+        .instrument(span.clone())
+        .await;
+        span.in_scope(|| flight.complete(outcome));
+    }
+
+    fn invalidate(&self, rejected: &AccessToken) -> bool {
+        let now = Instant::now();
+        let dropped = {
+            let mut sessions = self.lock();
+            let keys: Vec<CacheKey> = sessions.iter().map(|(k, _)| k.clone()).collect();
+            let mut dropped = false;
+            for key in keys {
+                if let Some(session) = sessions.get_mut(&key) {
+                    dropped |= session.invalidate(now, rejected);
+                }
+            }
+            dropped
+        };
+        if dropped {
+            tracing::debug!("cached token invalidated after a rejection");
+            self.notify();
+        }
+        dropped
+    }
+
+    fn force_refresh(&self, request: &TokenRequest) {
+        self.lock()
+            .get_or_insert(request)
+            .force_refresh(Instant::now());
+        self.notify();
+    }
+
+    fn counters(&self, request: &TokenRequest) -> Counters {
+        self.lock().get_or_insert(request).counters().clone()
+    }
+
+    /// After a response to a request sent with `used`: on a 401, invalidates `used` and, if
+    /// the request could be cloned (`retry`), returns it with a fresh token for one more try.
+    /// `None`: return the response as it is (not a 401, not replayable, or the server
+    /// handed out the very token that was just rejected).
+    pub(crate) async fn after_unauthorized(
+        self: &Arc<Self>,
+        request: &TokenRequest,
+        response: &reqwest::Response,
+        used: &Token,
+        retry: Option<reqwest::Request>,
+    ) -> Result<Option<reqwest::Request>, Error> {
+        if response.status() != reqwest::StatusCode::UNAUTHORIZED {
+            return Ok(None);
+        }
+        self.invalidate(used.access_token());
+        let Some(mut retry) = retry else {
+            tracing::debug!(
+                "401 from the resource server; the request body cannot be replayed, not retried"
+            );
+            return Ok(None);
+        };
+        let fresh = self.token(request).await?;
+        if fresh.access_token() == used.access_token() {
+            tracing::debug!("401 from the resource server; no newer token to retry with");
+            return Ok(None);
+        }
+        tracing::debug!("401 from the resource server; retrying once with a fresh token");
+        set_authorization(retry.headers_mut(), &fresh);
+        Ok(Some(retry))
+    }
+
+    /// Starts the background refresh task, once, in the caller's runtime.
+    fn start_background(self: &Arc<Self>) {
+        let Some(background) = &self.background else {
+            return;
+        };
+        if background.started.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                let task = background_refresh(Arc::downgrade(self), Arc::clone(&background.wake));
+                drop(runtime.spawn(task));
+            }
+            // Not in a runtime: try again on the next call.
+            Err(_) => background.started.store(false, Ordering::Release),
+        }
+    }
+
+    /// Polls every session whose deadline has come, starts the fetches they ask for, and
+    /// returns the next deadline of all sessions.
+    fn refresh_due(self: &Arc<Self>, now: Instant) -> Option<Instant> {
+        let mut sends = Vec::new();
+        let next = {
+            let mut sessions = self.lock();
+            let due: Vec<CacheKey> = sessions
+                .iter()
+                .filter(|(_, s)| s.poll_timeout().is_some_and(|at| at <= now))
+                .map(|(k, _)| k.clone())
+                .collect();
+            for key in due {
+                if let Some(session) = sessions.get_mut(&key) {
+                    // Ready, Wait and Failed need nothing from us: a new token or a request
+                    // in flight will be reported, a backoff has its own deadline.
+                    if let Action::Send { id, request, .. } = session.poll(now) {
+                        sends.push((session.request().clone(), id, request));
+                    }
+                }
+            }
+            sessions.poll_timeout()
+        };
+        for (request, id, http) in sends {
+            let shared = Arc::clone(self);
+            drop(tokio::spawn(async move {
+                shared.fetch(&request, id, http).await
+            }));
+        }
+        next
+    }
+}
+
+/// The background refresh loop: wakes at the earliest session deadline (or when the
+/// schedule changes), starts what is due, and ends when the client is gone. Between
+/// wake-ups it holds only a weak reference, so it never keeps the client alive.
+async fn background_refresh(client: Weak<Shared>, wake: Arc<Notify>) {
+    tracing::debug!("background token refresh started");
+    loop {
+        let Some(shared) = client.upgrade() else {
+            tracing::debug!("background token refresh stopped: client dropped");
+            return;
+        };
+        let now = Instant::now();
+        let next = shared.refresh_due(now);
+        drop(shared);
+        match next {
+            Some(at) => {
+                let deadline = at.max(now + MIN_WAIT);
+                // Woken early or at the deadline: look again either way.
+                let _ = tokio::time::timeout_at(deadline.into(), wake.notified()).await;
+            }
+            None => wake.notified().await,
+        }
+    }
+}
+
+/// A request in flight. Completing it hands the outcome to the session; dropping it
+/// uncompleted (the sending future was cancelled, or the runtime shut down) reports it
+/// abandoned, so that another caller sends. Either way waiters wake.
+struct InFlight {
+    shared: Arc<Shared>,
+    request: TokenRequest,
+    id: RequestId,
+    done: bool,
+}
+
+impl InFlight {
+    fn complete(&mut self, outcome: Outcome) {
+        let now = Instant::now();
+        {
+            let mut sessions = self.shared.lock();
+            let session = sessions.get_or_insert(&self.request);
+            let failed_before = session.counters().fetches_failed;
+            match outcome {
+                Outcome::Response {
+                    status,
+                    headers,
+                    body,
+                } => session.handle_response(now, self.id, status, &headers, &body),
+                Outcome::TooLarge { status, headers } => {
+                    match too_large_error(self.request.config().max_body()) {
+                        Ok(oversized) => {
+                            session.handle_response(now, self.id, status, &headers, &oversized);
+                        }
+                        Err(error) => session.handle_transport_error(now, self.id, error),
+                    }
+                }
+                Outcome::Transport(error) => session.handle_transport_error(now, self.id, error),
+            }
+            let counters = session.counters();
+            if counters.fetches_failed > failed_before {
+                if let Some(error) = &counters.last_error {
+                    log_failure(error);
+                }
+            } else {
+                tracing::debug!("token fetch completed");
+            }
+        }
+        self.done = true;
+        self.shared.notify();
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if !self.done {
+            tracing::debug!(
+                request_id = self.id.as_u64(),
+                "token fetch abandoned by its caller"
+            );
+            self.shared
+                .lock()
+                .get_or_insert(&self.request)
+                .handle_abandoned(Instant::now(), self.id);
+            self.shared.notify();
+        }
+    }
+}
+
+fn log_failure(error: &TokenError) {
+    tracing::warn!(%error, retryable = error.is_retryable(), "token fetch failed");
+}
+
+/// The session learns that a body was over the cap from a body one byte longer than the
+/// cap: the parser checks the length first and answers `TooLarge` with the status, without
+/// reading a byte. The buffer is zero-initialised memory, which the allocator maps lazily,
+/// so even a large cap costs no real memory. Only a cap of `usize::MAX`, which nothing can
+/// exceed, has no such body; that case cannot arise and is reported as a transport error.
+fn too_large_error(cap: usize) -> Result<Vec<u8>, client_credentials_core::TransportError> {
+    match cap.checked_add(1) {
+        Some(len) => Ok(vec![0; len]),
+        None => Err(client_credentials_core::TransportError::from_kind(
+            client_credentials_core::TransportErrorKind::Other,
+        )),
+    }
+}
+
+/// A short, stable digest of the request shape for logs: FNV-1a over the cache key (which
+/// never holds the secret), as 16 hex digits.
+fn key_digest(key: &CacheKey) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in key.as_str().bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{hash:016x}")
+}

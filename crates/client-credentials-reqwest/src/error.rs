@@ -1,0 +1,58 @@
+//! The crate's one error type.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use client_credentials_core::{ConfigError, TokenError};
+
+/// Why a token could not be had, or why an authorized request failed.
+///
+/// Transport failures of a token fetch (connect, TLS, timeout, I/O) come as
+/// [`TokenError::Transport`] inside [`Error::Token`], so that every failure of a fetch,
+/// whatever its cause, is one [`TokenError`] that the session shared with every caller who
+/// waited for it. The `Display` of every variant names the cause and never holds a secret
+/// or a token.
+#[derive(Clone, Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The fetch failed: the server refused (`invalid_client`, `invalid_scope`…), rate
+    /// limited or failed, the response was unusable or too large, or the transport failed.
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    /// The per-request parameters ([`client_credentials_core::TokenParams`]) are invalid
+    /// (a bad scope, a reserved extra parameter…); nothing was sent.
+    #[error("invalid token request parameters: {0}")]
+    Config(#[from] ConfigError),
+    /// The HTTP client for token requests could not be built (TLS initialisation failed).
+    #[error("could not build the HTTP client: {0}")]
+    Build(Arc<reqwest::Error>),
+    /// An authorized request to a resource server failed in reqwest
+    /// ([`Client::send_authorized`](crate::Client::send_authorized)); it was sent with a
+    /// token, or not at all.
+    #[error("authorized request failed: {0}")]
+    Request(Arc<reqwest::Error>),
+}
+
+impl Error {
+    /// The token error, if the failure came from a fetch.
+    #[must_use]
+    pub fn token_error(&self) -> Option<&TokenError> {
+        match self {
+            Self::Token(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// Whether asking for a token again later may succeed (as [`TokenError::is_retryable`]
+    /// decides; invalid parameters and reqwest errors are not token failures and never are).
+    #[must_use]
+    pub fn is_retryable(&self) -> bool {
+        self.token_error().is_some_and(TokenError::is_retryable)
+    }
+
+    /// How long the token endpoint asked to wait before trying again, if it said.
+    #[must_use]
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.token_error().and_then(TokenError::retry_after)
+    }
+}

@@ -1,0 +1,124 @@
+//! A `reqwest-middleware` layer that authorizes every outgoing request.
+
+use std::fmt;
+
+use client_credentials_core::{TokenParams, TokenRequest};
+use http::Extensions;
+use reqwest_middleware::{Middleware, Next};
+
+use crate::client::{Client, set_authorization};
+use crate::error::Error;
+
+/// A [`reqwest_middleware::Middleware`] that sends every request with
+/// `Authorization: Bearer <token>` from a [`Client`].
+///
+/// - It never sends a request without a token: when none can be had, the request fails with
+///   [`reqwest_middleware::Error::Middleware`] wrapping this crate's [`Error`], and nothing
+///   reaches the resource server.
+/// - On a 401 from the resource server it invalidates the token that was rejected, and only
+///   that one (a token that other tasks already replaced is left alone), then sends the
+///   request once more with a fresh token, if the request can be cloned (a streaming body
+///   cannot, and is never replayed). A second 401 is returned as it is, and so is a 401
+///   when the token endpoint hands out the same token again.
+/// - If fetching the fresh token fails, that error is returned (as a middleware error)
+///   rather than the 401.
+///
+/// A resource server that rejects every token thus costs one token request and one retry
+/// per request: the retry is bounded, never a loop.
+///
+/// ```no_run
+/// use client_credentials_reqwest::{AuthMiddleware, Client, Config};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let config = Config::builder()
+///     .token_url("https://auth.example.com/oauth2/token")
+///     .client_id("my-service")
+///     .client_secret("s3cr3t")
+///     .scopes(["orders.read"])
+///     .build()?;
+/// let tokens = Client::new(config)?;
+/// let http = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+///     .with(AuthMiddleware::new(tokens))
+///     .build();
+/// let orders = http.get("https://api.example.com/orders").send().await?;
+/// # let _ = orders;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct AuthMiddleware {
+    client: Client,
+    request: TokenRequest,
+}
+
+impl fmt::Debug for AuthMiddleware {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthMiddleware")
+            .field("client", &self.client)
+            .field("params", self.request.params())
+            .finish()
+    }
+}
+
+impl AuthMiddleware {
+    /// A middleware that attaches tokens for the client's default request shape.
+    #[must_use]
+    pub fn new(client: Client) -> Self {
+        let request = client.config().default_request();
+        Self { client, request }
+    }
+
+    /// A middleware that attaches tokens for these parameters (scopes, audience,
+    /// resources…), validated now.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when the parameters are invalid.
+    pub fn with_params(client: Client, params: &TokenParams) -> Result<Self, Error> {
+        let request = client.config().request(params)?;
+        Ok(Self { client, request })
+    }
+
+    /// The client the tokens come from.
+    #[must_use]
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+}
+
+impl Client {
+    /// An [`AuthMiddleware`] for this client's default request shape.
+    #[must_use]
+    pub fn middleware(&self) -> AuthMiddleware {
+        AuthMiddleware::new(self.clone())
+    }
+}
+
+#[async_trait::async_trait]
+impl Middleware for AuthMiddleware {
+    async fn handle(
+        &self,
+        mut request: reqwest::Request,
+        extensions: &mut Extensions,
+        next: Next<'_>,
+    ) -> reqwest_middleware::Result<reqwest::Response> {
+        let shared = &self.client.shared;
+        let token = shared
+            .token(&self.request)
+            .await
+            .map_err(reqwest_middleware::Error::middleware)?;
+        let retry = request.try_clone();
+        set_authorization(request.headers_mut(), &token);
+        let response = next.clone().run(request, extensions).await?;
+        let retry = shared
+            .after_unauthorized(&self.request, &response, &token, retry)
+            .await
+            .map_err(reqwest_middleware::Error::middleware)?;
+        match retry {
+            Some(retry) => {
+                drop(response);
+                next.run(retry, extensions).await
+            }
+            None => Ok(response),
+        }
+    }
+}

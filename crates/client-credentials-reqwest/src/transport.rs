@@ -1,0 +1,172 @@
+//! One token request over reqwest: client configuration, the send, the capped body read,
+//! and the mapping of reqwest errors into the core's [`TransportError`].
+
+use std::time::Duration;
+
+use client_credentials_core::{BodyBuffer, HttpRequest, TransportError, TransportErrorKind};
+use http::{HeaderMap, StatusCode};
+
+/// How long connecting (DNS, TCP and TLS) may take by default.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a whole token request (connect, send, response and body) may take by default.
+/// Token endpoints answer in milliseconds; a fetch that takes longer than this is better
+/// failed and retried with backoff. The core session's `request_timeout` backstop (30 s by
+/// default) must be longer; the client clamps this timeout to it.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The timeouts applied to token requests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Timeouts {
+    pub(crate) connect: Duration,
+    pub(crate) overall: Duration,
+}
+
+/// Applies what token requests need on top of whatever the caller configured: no redirect
+/// is ever followed (a redirect could carry the credentials to another host), connect and
+/// overall timeouts. TLS is rustls, as the crate's reqwest features select.
+pub(crate) fn configure(
+    builder: reqwest::ClientBuilder,
+    timeouts: Timeouts,
+) -> reqwest::ClientBuilder {
+    builder
+        .redirect(reqwest::redirect::Policy::none())
+        .referer(false)
+        .connect_timeout(timeouts.connect)
+        .timeout(timeouts.overall)
+}
+
+/// What came back: a whole response (body within the cap), or why there is none.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    /// A response, its body read up to the cap.
+    Response {
+        status: StatusCode,
+        headers: HeaderMap,
+        body: Vec<u8>,
+    },
+    /// The body exceeded the cap (announced or read); it was not read further.
+    TooLarge {
+        status: StatusCode,
+        headers: HeaderMap,
+    },
+    /// The request did not complete.
+    Transport(TransportError),
+}
+
+/// Sends `request` and reads the answer, the body through a [`BodyBuffer`] of `cap` bytes,
+/// all within `overall` (reqwest's own timeout covers the same span; this one also bounds a
+/// caller-supplied client builder's settings and any slip in them).
+pub(crate) async fn send(
+    client: &reqwest::Client,
+    request: HttpRequest,
+    overall: Duration,
+    cap: usize,
+) -> Outcome {
+    match tokio::time::timeout(overall, send_inner(client, request, cap)).await {
+        Ok(outcome) => outcome,
+        Err(elapsed) => {
+            Outcome::Transport(TransportError::new(TransportErrorKind::Timeout, elapsed))
+        }
+    }
+}
+
+async fn send_inner(client: &reqwest::Client, request: HttpRequest, cap: usize) -> Outcome {
+    let request = match reqwest::Request::try_from(request.into_inner()) {
+        Ok(request) => request,
+        Err(e) => return Outcome::Transport(transport_error(e)),
+    };
+    let mut response = match client.execute(request).await {
+        Ok(response) => response,
+        Err(e) => return Outcome::Transport(transport_error(e)),
+    };
+    let status = response.status();
+    let mut buffer = BodyBuffer::new(cap);
+    // No decompression feature is enabled, so this is the length on the wire, exactly what
+    // will be read.
+    if let Some(len) = response.content_length()
+        && buffer.expect_len(len).is_err()
+    {
+        return Outcome::TooLarge {
+            status,
+            headers: std::mem::take(response.headers_mut()),
+        };
+    }
+    // The buffer is the limit, checked on every chunk, so at most `cap` bytes plus one chunk
+    // are ever held.
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if buffer.push(&chunk).is_err() {
+                    return Outcome::TooLarge {
+                        status,
+                        headers: std::mem::take(response.headers_mut()),
+                    };
+                }
+            }
+            Ok(None) => break,
+            Err(e) => return Outcome::Transport(transport_error(e)),
+        }
+    }
+    Outcome::Response {
+        status,
+        headers: std::mem::take(response.headers_mut()),
+        body: buffer.into_bytes(),
+    }
+}
+
+/// Maps a reqwest error to the core's transport error, keeping it as the source (reqwest's
+/// messages name the failure and the URL, never a body or a header value).
+pub(crate) fn transport_error(error: reqwest::Error) -> TransportError {
+    TransportError::new(transport_kind(&error), error)
+}
+
+fn transport_kind(error: &reqwest::Error) -> TransportErrorKind {
+    if is_tls(error) {
+        TransportErrorKind::Tls
+    } else if error.is_timeout() {
+        TransportErrorKind::Timeout
+    } else if error.is_connect() {
+        TransportErrorKind::Connect
+    } else if error.is_builder() || error.is_redirect() {
+        TransportErrorKind::Other
+    } else {
+        TransportErrorKind::Io
+    }
+}
+
+/// Whether a rustls error is anywhere in the chain (hyper-rustls wraps it in an
+/// `io::Error`, whose own `source` skips the wrapped error, so that is looked into too).
+fn is_tls(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        if e.is::<rustls::Error>() {
+            return true;
+        }
+        if let Some(inner) = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+            && is_tls(inner)
+        {
+            return true;
+        }
+        next = e.source();
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_rustls_errors_inside_io_errors() {
+        let tls = std::io::Error::other(rustls::Error::DecryptError);
+        assert!(is_tls(&tls));
+        let wrapped = std::io::Error::other(tls);
+        assert!(is_tls(&wrapped));
+        assert!(!is_tls(&std::io::Error::from(
+            std::io::ErrorKind::ConnectionReset
+        )));
+    }
+}
