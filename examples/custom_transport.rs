@@ -80,13 +80,14 @@ fn send(
         .ok_or_else(|| TransportError::new(TransportErrorKind::Io, "bad status line"))?;
     let mut headers = HeaderMap::new();
     for line in lines {
-        if let Some((name, value)) = line.split_once(':') {
-            if let (Ok(n), Ok(v)) = (
-                HeaderName::from_bytes(name.trim().as_bytes()),
-                HeaderValue::from_str(value.trim()),
-            ) {
-                headers.append(n, v);
-            }
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(name.trim().as_bytes()),
+            HeaderValue::from_str(value.trim()),
+        ) {
+            headers.append(n, v);
         }
     }
     // The core's cap: an oversized body is reported by the session as `TooLarge`.
