@@ -122,7 +122,7 @@ pub(crate) fn transport_error(error: reqwest::Error) -> TransportError {
 }
 
 fn transport_kind(error: &reqwest::Error) -> TransportErrorKind {
-    if is_tls(error) {
+    if is_tls(error) || closed_during_tls_handshake(error) {
         TransportErrorKind::Tls
     } else if error.is_timeout() {
         TransportErrorKind::Timeout
@@ -133,6 +133,35 @@ fn transport_kind(error: &reqwest::Error) -> TransportErrorKind {
     } else {
         TransportErrorKind::Io
     }
+}
+
+/// A connection to an `https` URL that the peer closed while connecting: after TCP, the only
+/// reads of the connect phase are the TLS handshake's (tokio-rustls reports "tls handshake
+/// eof"), so the peer does not speak TLS there or refused the handshake.
+fn closed_during_tls_handshake(error: &reqwest::Error) -> bool {
+    error.is_connect()
+        && error.url().is_some_and(|url| url.scheme() == "https")
+        && io_kinds(error).any(|kind| kind == std::io::ErrorKind::UnexpectedEof)
+}
+
+/// The kinds of the `io::Error`s in the chain, looking inside wrapped ones.
+fn io_kinds<'a>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = std::io::ErrorKind> + 'a {
+    let mut next = Some(error);
+    std::iter::from_fn(move || {
+        while let Some(e) = next {
+            let io = e.downcast_ref::<std::io::Error>();
+            next = io
+                .and_then(std::io::Error::get_ref)
+                .map(|inner| inner as &(dyn std::error::Error + 'static))
+                .or_else(|| e.source());
+            if let Some(io) = io {
+                return Some(io.kind());
+            }
+        }
+        None
+    })
 }
 
 /// Whether a rustls error is anywhere in the chain (hyper-rustls wraps it in an
@@ -168,5 +197,16 @@ mod tests {
         assert!(!is_tls(&std::io::Error::from(
             std::io::ErrorKind::ConnectionReset
         )));
+    }
+
+    #[test]
+    fn io_kinds_are_found_inside_wrapped_io_errors() {
+        let eof = std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "tls handshake eof");
+        let wrapped = std::io::Error::other(eof);
+        let kinds: Vec<_> = io_kinds(&wrapped).collect();
+        assert_eq!(
+            kinds,
+            [std::io::ErrorKind::Other, std::io::ErrorKind::UnexpectedEof]
+        );
     }
 }
