@@ -1,0 +1,191 @@
+//! What `token` prints: the JSON shapes, and the scrubbing of the client secret from anything
+//! printed besides the access token itself.
+
+use std::time::SystemTime;
+
+use client_credentials_core::{ClientSecret, Token, TokenError, TransportErrorKind};
+use serde_json::{Map, Value, json};
+
+use crate::exit::Failure;
+use crate::time::{rfc3339, unix_seconds};
+
+/// Replaces the client secret (as sent, and form-encoded) with `[redacted]` in text that came
+/// from the server or from an error. The core already scrubs what it parses; this is the last
+/// line, in case a server echoes the secret somewhere the core does not look (an extra member
+/// of a token response, a transport error).
+#[derive(Default)]
+pub(crate) struct Redactor {
+    secret: Option<ClientSecret>,
+}
+
+impl Redactor {
+    /// Scrubs `secret` from now on.
+    pub(crate) fn set_secret(&mut self, secret: Option<ClientSecret>) {
+        self.secret = secret.filter(|s| !s.expose_secret().is_empty());
+    }
+
+    /// `text` without the secret.
+    pub(crate) fn text(&self, text: &str) -> String {
+        let Some(secret) = &self.secret else {
+            return text.to_owned();
+        };
+        let secret = secret.expose_secret();
+        let mut out = text.replace(secret, "[redacted]");
+        let encoded: String = form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+        if encoded != secret {
+            out = out.replace(&encoded, "[redacted]");
+        }
+        out
+    }
+
+    /// Scrubs every string (and key) in a JSON value.
+    pub(crate) fn value(&self, value: &mut Value) {
+        if self.secret.is_none() {
+            return;
+        }
+        match value {
+            Value::String(s) => *s = self.text(s),
+            Value::Array(items) => items.iter_mut().for_each(|v| self.value(v)),
+            Value::Object(map) => {
+                let old = std::mem::take(map);
+                for (k, mut v) in old {
+                    self.value(&mut v);
+                    map.insert(self.text(&k), v);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The `--json` success object.
+pub(crate) fn token_json(token: &Token, now: SystemTime, from_cache: bool, r: &Redactor) -> Value {
+    let expires_at = token.expires_at();
+    let expires_in = expires_at.map(|at| at.duration_since(now).map_or(0, |d| d.as_secs()));
+    let scope = (!token.scopes().is_empty()).then(|| token.scopes().join(" "));
+    let mut extra = Value::Object(token.extra().clone());
+    r.value(&mut extra);
+    let mut deviations = serde_json::to_value(token.deviations()).unwrap_or(Value::Null);
+    r.value(&mut deviations);
+    let scope_source = serde_json::to_value(token.scope_source()).unwrap_or(Value::Null);
+    json!({
+        "access_token": token.access_token().expose_secret(),
+        "token_type": token.token_type(),
+        "expires_in": expires_in,
+        "expires_at": expires_at.map(rfc3339),
+        "expires_at_unix": expires_at.map(unix_seconds),
+        "issued_at": rfc3339(token.issued_at()),
+        "scope": scope,
+        "scopes": token.scopes(),
+        "scope_source": scope_source,
+        "extra": extra,
+        "deviations": deviations,
+        "from_cache": from_cache,
+    })
+}
+
+/// The `--json` error object: `{"error": {...}}`.
+pub(crate) fn error_json(failure: &Failure, r: Option<&Redactor>) -> Value {
+    let mut e = Map::new();
+    e.insert("kind".into(), failure.kind().into());
+    e.insert("message".into(), failure.message().into());
+    e.insert("exit_code".into(), (failure.exit() as u8).into());
+    let token_error = match failure {
+        Failure::Token(t) => Some(t),
+        _ => None,
+    };
+    e.insert(
+        "retryable".into(),
+        token_error.is_some_and(TokenError::is_retryable).into(),
+    );
+    e.insert(
+        "http_status".into(),
+        token_error
+            .and_then(TokenError::status)
+            .map(|s| s.as_u16())
+            .into(),
+    );
+    let oauth = token_error.and_then(TokenError::oauth_error);
+    e.insert(
+        "oauth_error".into(),
+        oauth.map(|o| o.code.as_str().to_owned()).into(),
+    );
+    e.insert(
+        "oauth_error_description".into(),
+        oauth.and_then(|o| o.description.clone()).into(),
+    );
+    e.insert(
+        "oauth_error_uri".into(),
+        oauth.and_then(|o| o.uri.clone()).into(),
+    );
+    e.insert(
+        "retry_after".into(),
+        token_error
+            .and_then(TokenError::retry_after)
+            .map(|d| d.as_secs())
+            .into(),
+    );
+    match token_error {
+        Some(TokenError::Transport(t)) => {
+            let kind = match t.kind() {
+                TransportErrorKind::Connect => "connect",
+                TransportErrorKind::Timeout => "timeout",
+                TransportErrorKind::Tls => "tls",
+                TransportErrorKind::Io => "io",
+                _ => "other",
+            };
+            e.insert("transport".into(), kind.into());
+        }
+        Some(TokenError::InvalidResponse {
+            problem,
+            content_type,
+            ..
+        }) => {
+            e.insert("problem".into(), problem.to_string().into());
+            e.insert("content_type".into(), content_type.clone().into());
+        }
+        Some(TokenError::Rejected {
+            www_authenticate: Some(w),
+            ..
+        }) => {
+            e.insert("www_authenticate".into(), w.clone().into());
+        }
+        Some(TokenError::TooLarge { limit, .. }) => {
+            e.insert("limit".into(), (*limit).into());
+        }
+        _ => {}
+    }
+    let mut object = json!({ "error": e });
+    if let Some(r) = r {
+        r.value(&mut object);
+    }
+    object
+}
+
+/// Serialises for stdout: indented for a person at a terminal, one line for a program.
+pub(crate) fn render(value: &Value, pretty: bool) -> String {
+    let rendered = if pretty {
+        serde_json::to_string_pretty(value)
+    } else {
+        serde_json::to_string(value)
+    };
+    // Serialising a `Value` cannot fail (its keys are strings).
+    rendered.unwrap_or_else(|_| "{}".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redaction_covers_plain_and_encoded_forms() {
+        let mut r = Redactor::default();
+        assert_eq!(r.text("a s3 cret b"), "a s3 cret b");
+        r.set_secret(Some(ClientSecret::new("s3 cret")));
+        assert_eq!(r.text("a s3 cret b"), "a [redacted] b");
+        assert_eq!(r.text("a s3+cret b"), "a [redacted] b");
+        let mut v = json!({"x": ["s3 cret"], "s3 cret": 1, "n": 2});
+        r.value(&mut v);
+        assert_eq!(v, json!({"x": ["[redacted]"], "[redacted]": 1, "n": 2}));
+    }
+}

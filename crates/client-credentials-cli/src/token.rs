@@ -1,0 +1,270 @@
+//! `client-credentials token`: one token fetch (or cache hit), printed.
+
+use std::io::{self, IsTerminal as _, Write as _};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use client_credentials_core::{ClientSecret, Config, ConfigError, Token};
+use client_credentials_ureq::{Client, Policy};
+
+use crate::cache::{self, Cache, Lookup};
+use crate::cli::{TokenArgs, parse_params_env};
+use crate::exit::{Exit, Failure, one_line};
+use crate::output::{Redactor, error_json, render, token_json};
+use crate::secret;
+
+/// The environment variable of extra parameters (form-encoded), used when no `--param` is.
+const PARAMS_ENV: &str = "CC_PARAMS";
+
+/// A token and where it came from.
+struct Fetched {
+    token: Arc<Token>,
+    from_cache: bool,
+}
+
+/// Runs `token` and returns the exit code.
+pub(crate) fn run(args: &TokenArgs) -> Exit {
+    let mut ui = Ui {
+        redactor: Redactor::default(),
+        verbose: args.verbose,
+    };
+    let pretty = io::stdout().is_terminal();
+    let failure = match fetch(args, &mut ui) {
+        Ok(fetched) => match print_token(args, &fetched, &ui, pretty) {
+            Ok(()) => return Exit::Success,
+            Err(e) => Failure::Output(e),
+        },
+        Err(failure) => failure,
+    };
+    ui.error(&failure);
+    if args.json && !matches!(failure, Failure::Output(_)) {
+        let object = error_json(&failure, Some(&ui.redactor));
+        // A closed stdout: the line on stderr already said what failed.
+        let _ = writeln!(io::stdout().lock(), "{}", render(&object, pretty));
+    }
+    failure.exit()
+}
+
+fn print_token(args: &TokenArgs, fetched: &Fetched, ui: &Ui, pretty: bool) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    if args.json {
+        let object = token_json(
+            &fetched.token,
+            SystemTime::now(),
+            fetched.from_cache,
+            &ui.redactor,
+        );
+        writeln!(out, "{}", render(&object, pretty))?;
+    } else {
+        writeln!(out, "{}", fetched.token.access_token().expose_secret())?;
+    }
+    out.flush()
+}
+
+/// Messages on stderr, the client secret scrubbed.
+struct Ui {
+    redactor: Redactor,
+    verbose: bool,
+}
+
+impl Ui {
+    fn line(&self, text: &str) {
+        let text = one_line(&self.redactor.text(text));
+        let _ = writeln!(io::stderr().lock(), "client-credentials: {text}");
+    }
+
+    fn note(&self, text: &str) {
+        if self.verbose {
+            self.line(text);
+        }
+    }
+
+    fn warn(&self, text: &str) {
+        self.line(&format!("warning: {text}"));
+    }
+
+    fn error(&self, failure: &Failure) {
+        self.line(&format!("error: {}", failure.message()));
+    }
+}
+
+fn fetch(args: &TokenArgs, ui: &mut Ui) -> Result<Fetched, Failure> {
+    let secret = secret::read(args)?;
+    ui.redactor.set_secret(secret.clone());
+    let config = build_config(args, secret)?;
+    let request = config.default_request();
+
+    let cache = if args.cache {
+        open_cache(args, ui)
+    } else {
+        None
+    };
+    if let Some(cache) = &cache {
+        let path = cache.path(&request);
+        if args.refresh {
+            ui.note("--refresh: not reading the cache");
+        } else {
+            match cache.load(&request, SystemTime::now(), args.min_validity) {
+                Lookup::Hit(token) => {
+                    ui.note(&format!("using the cached token in {}", path.display()));
+                    return Ok(Fetched {
+                        token: Arc::new(token),
+                        from_cache: true,
+                    });
+                }
+                Lookup::Miss => ui.note(&format!("no cached token in {}", path.display())),
+                Lookup::Expiring => ui.note(&format!(
+                    "the cached token expires within {}s; fetching a new one",
+                    args.min_validity.as_secs()
+                )),
+                Lookup::Ignored(why) => ui.note(&format!(
+                    "ignoring the cache file {}: {why}; it will be replaced",
+                    path.display()
+                )),
+            }
+        }
+    }
+
+    // The session's backstop must not cut a request that the transport still allows.
+    let mut policy = Policy::default();
+    policy.request_timeout = policy
+        .request_timeout
+        .max(args.timeout.saturating_add(Duration::from_secs(5)));
+    let client = Client::builder(config.clone())
+        .timeout(args.timeout)
+        .policy(policy)
+        .build();
+    let started = Instant::now();
+    ui.note(&format!(
+        "requesting a token from {} as {}",
+        config.token_url(),
+        config.client_id()
+    ));
+    let token = client.token().map_err(|e| match e.token_error() {
+        Some(t) => Failure::Token(t.clone()),
+        None => Failure::Config(e.to_string()),
+    })?;
+    ui.note(&format!(
+        "token received in {} ms",
+        started.elapsed().as_millis()
+    ));
+    if !token.deviations().is_empty() {
+        let list = serde_json::to_string(token.deviations()).unwrap_or_default();
+        ui.note(&format!("the server deviated from RFC 6749 §5.1: {list}"));
+    }
+    if let Some(cache) = &cache {
+        let path = cache.path(&request);
+        match cache.store(&request, &token) {
+            Ok(()) => ui.note(&format!("stored the token in {}", path.display())),
+            Err(e) => ui.warn(&format!(
+                "could not write the token cache {}: {e}",
+                path.display()
+            )),
+        }
+    }
+    Ok(Fetched {
+        token,
+        from_cache: false,
+    })
+}
+
+fn open_cache(args: &TokenArgs, ui: &Ui) -> Option<Cache> {
+    let Some(dir) = args.cache_dir.clone().or_else(cache::default_dir) else {
+        ui.warn(
+            "--cache: no cache directory (set CC_CACHE_DIR, XDG_CACHE_HOME or HOME); not caching",
+        );
+        return None;
+    };
+    match Cache::open(dir.clone()) {
+        Ok(cache) => Some(cache),
+        Err(e) => {
+            ui.warn(&format!(
+                "--cache: cannot use {}: {e}; not caching",
+                dir.display()
+            ));
+            None
+        }
+    }
+}
+
+fn non_empty(values: &[String]) -> Vec<String> {
+    values.iter().filter(|v| !v.is_empty()).cloned().collect()
+}
+
+fn build_config(args: &TokenArgs, secret: Option<ClientSecret>) -> Result<Config, Failure> {
+    let token_url = args
+        .token_url
+        .as_deref()
+        .filter(|u| !u.is_empty())
+        .ok_or_else(|| {
+            Failure::Config(
+                "no token endpoint: pass --token-url URL or set CC_TOKEN_URL".to_owned(),
+            )
+        })?;
+    let client_id = args
+        .client_id
+        .as_deref()
+        .filter(|id| !id.is_empty())
+        .ok_or_else(|| {
+            Failure::Config("no client id: pass --client-id ID or set CC_CLIENT_ID".to_owned())
+        })?;
+    let mut builder = Config::builder()
+        .token_url(token_url)
+        .client_id(client_id)
+        .body_format(args.body_format.into());
+    if let Some(secret) = secret {
+        builder = builder.client_secret(secret);
+    }
+    if let Some(method) = args.auth_method {
+        builder = builder.auth_method(method.into());
+    }
+    let scopes = non_empty(&args.scopes);
+    if !scopes.is_empty() {
+        builder = builder.scopes(scopes);
+    }
+    if let Some(separator) = &args.scope_separator {
+        builder = builder.scope_separator(separator.clone());
+    }
+    if let Some(audience) = &args.audience {
+        builder = builder.audience(audience.clone());
+    }
+    for resource in non_empty(&args.resources) {
+        builder = builder.resource(resource);
+    }
+    let params = if args.params.is_empty() {
+        match std::env::var(PARAMS_ENV) {
+            Ok(value) => parse_params_env(&value).map_err(Failure::Config)?,
+            Err(std::env::VarError::NotPresent) => Vec::new(),
+            Err(std::env::VarError::NotUnicode(_)) => {
+                return Err(Failure::Config(format!("{PARAMS_ENV} is not valid UTF-8")));
+            }
+        }
+    } else {
+        args.params.clone()
+    };
+    for (name, value) in params {
+        builder = builder.extra_param(name, value);
+    }
+    for token_type in non_empty(&args.accept_token_type) {
+        builder = builder.accept_token_type(token_type);
+    }
+    builder
+        .build()
+        .map_err(|e| Failure::Config(config_message(&e)))
+}
+
+/// The core's message, with what to do about it where that is not obvious.
+fn config_message(error: &ConfigError) -> String {
+    match error {
+        ConfigError::MissingSecret(method) => format!(
+            "auth method {method} needs a client secret: set CC_CLIENT_SECRET, or pass \
+             --client-secret-file PATH or --client-secret-stdin (or --auth-method none for a \
+             public client)"
+        ),
+        ConfigError::InsecureUrl(_) => format!(
+            "{error} (token requests carry the client secret; use https, or a loopback host \
+             such as 127.0.0.1 for a local server)"
+        ),
+        other => format!("invalid configuration: {other}"),
+    }
+}

@@ -1,0 +1,527 @@
+//! `client-credentials token` against scripted servers on 127.0.0.1: output, every exit code,
+//! the `--json` shapes, where the secret comes from, and that it never shows.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use client_credentials_testkit::{Reply, RetryAfter, TestServer, TokenEndpoint, refused_url};
+use common::{Cli, TempDir};
+use serde_json::json;
+
+const ID: &str = "svc";
+/// Has characters that Basic's form-encoding changes, and is long and token-like.
+const SECRET: &str = "S3cr3t+with/odd:chars%and-some-length-0123456789";
+
+fn cli(server: &TestServer) -> Cli {
+    Cli::new()
+        .args(["token"])
+        .env("CC_TOKEN_URL", server.url("/token"))
+        .env("CC_CLIENT_ID", ID)
+        .env("CC_CLIENT_SECRET", SECRET)
+}
+
+fn endpoint() -> TestServer {
+    TestServer::start(TokenEndpoint::new().client(ID, SECRET))
+}
+
+#[test]
+fn prints_the_bare_token_and_nothing_else() {
+    let server = endpoint();
+    let run = cli(&server).output();
+    run.assert_code(0).assert_hides(SECRET);
+    assert_eq!(run.stdout, "token-1\n");
+    assert_eq!(run.stderr, "");
+    assert_eq!(server.count("/token"), 1);
+    let sent = server.last_request().unwrap();
+    assert_eq!(sent.basic_auth(), Some((ID.into(), SECRET.into())));
+    assert_eq!(
+        sent.param("grant_type").as_deref(),
+        Some("client_credentials")
+    );
+    assert!(!sent.body_text().contains("client_secret"));
+}
+
+#[test]
+fn json_success_shape() {
+    let server = TestServer::start(
+        TokenEndpoint::new()
+            .client(ID, SECRET)
+            .lifetime(Duration::from_secs(3600))
+            .extra("id_token", json!("eyJ.fake.jwt"))
+            .extra("ext_expires_in", json!(7200)),
+    );
+    let before = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let run = cli(&server)
+        .args(["--json", "--scope", "read write"])
+        .output();
+    run.assert_code(0).assert_hides(SECRET);
+    let v = run.json();
+    assert_eq!(v["access_token"], "token-1");
+    assert_eq!(v["token_type"], "Bearer");
+    let expires_in = v["expires_in"].as_u64().unwrap();
+    assert!((3590..=3600).contains(&expires_in), "{v}");
+    let unix = v["expires_at_unix"].as_u64().unwrap();
+    assert!(unix >= before + 3590 && unix <= before + 3610, "{v}");
+    let at = v["expires_at"].as_str().unwrap();
+    assert_eq!(at.len(), 20, "{at}");
+    assert!(at.ends_with('Z') && at.as_bytes()[10] == b'T', "{at}");
+    assert!(v["issued_at"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(v["scope"], "read write");
+    assert_eq!(v["scopes"], json!(["read", "write"]));
+    assert_eq!(v["scope_source"], "granted");
+    assert_eq!(v["extra"]["id_token"], "eyJ.fake.jwt");
+    assert_eq!(v["extra"]["ext_expires_in"], 7200);
+    assert_eq!(v["deviations"], json!([]));
+    assert_eq!(v["from_cache"], false);
+    assert_eq!(
+        server.last_request().unwrap().param("scope").as_deref(),
+        Some("read write")
+    );
+}
+
+#[test]
+fn json_reports_tolerated_deviations() {
+    // A form body labelled text/plain, lower-case bearer, expires_in as a string.
+    let server = TestServer::start(Reply::text(
+        200,
+        "text/plain",
+        "access_token=abc123&token_type=bearer&expires_in=120",
+    ));
+    let run = cli(&server).args(["--json", "-v"]).output();
+    run.assert_code(0);
+    let v = run.json();
+    assert_eq!(v["access_token"], "abc123");
+    assert_eq!(v["token_type"], "Bearer");
+    let deviations = v["deviations"].as_array().unwrap();
+    assert!(deviations.contains(&json!("form_body")), "{v}");
+    assert!(deviations.contains(&json!("token_type_case")), "{v}");
+    assert_eq!(v["scope_source"], "requested");
+    assert!(v["scope"].is_null());
+    assert!(run.stderr.contains("deviated"), "{run:?}");
+}
+
+#[test]
+fn exit_2_without_a_token_url() {
+    let run = Cli::new()
+        .args(["token", "--client-id", ID])
+        .env("CC_CLIENT_SECRET", SECRET)
+        .output();
+    run.assert_code(2)
+        .assert_one_line_error()
+        .assert_hides(SECRET);
+    assert!(run.stderr.contains("CC_TOKEN_URL"), "{run:?}");
+    assert_eq!(run.stdout, "");
+
+    let run = Cli::new()
+        .args(["token", "--client-id", ID, "--json"])
+        .output();
+    run.assert_code(2);
+    let e = run.error();
+    assert_eq!(e["kind"], "config");
+    assert_eq!(e["exit_code"], 2);
+    assert!(e["http_status"].is_null());
+}
+
+#[test]
+fn exit_2_for_a_bad_scope_or_parameter_and_nothing_is_sent() {
+    let server = endpoint();
+    for args in [
+        vec!["--scope", r"bad\scope", "--json"],
+        vec!["--scope", "bad\"scope", "--json"],
+        vec!["--param", "grant_type=password", "--json"],
+        vec!["--resource", "not-absolute", "--json"],
+    ] {
+        let run = cli(&server).args(&args).output();
+        run.assert_code(2).assert_hides(SECRET);
+        assert_eq!(run.error()["kind"], "config", "{args:?}");
+    }
+    assert_eq!(server.request_count(), 0);
+}
+
+#[test]
+fn exit_2_for_http_on_a_non_loopback_host() {
+    let run = Cli::new()
+        .args([
+            "token",
+            "--token-url",
+            "http://auth.example.com/token",
+            "--client-id",
+            ID,
+        ])
+        .env("CC_CLIENT_SECRET", SECRET)
+        .output();
+    run.assert_code(2)
+        .assert_one_line_error()
+        .assert_hides(SECRET);
+    assert!(run.stderr.contains("https"), "{run:?}");
+}
+
+#[test]
+fn exit_2_for_command_line_mistakes_with_json_too() {
+    // There is no flag that takes the secret itself.
+    let run = Cli::new()
+        .args(["token", "--client-secret", SECRET, "--json"])
+        .output();
+    run.assert_code(2);
+    assert_eq!(run.error()["kind"], "usage");
+    assert!(!run.stdout.contains(SECRET), "{run:?}");
+
+    let run = Cli::new().args(["token", "--timeout", "soon"]).output();
+    run.assert_code(2);
+    assert!(run.stderr.contains("--timeout"), "{run:?}");
+
+    let run = Cli::new().output();
+    run.assert_code(2);
+    assert!(run.stderr.contains("Usage"), "{run:?}");
+}
+
+#[test]
+fn exit_2_when_the_secret_is_missing_unreadable_or_empty() {
+    let server = endpoint();
+    let base = || {
+        Cli::new()
+            .args(["token"])
+            .env("CC_TOKEN_URL", server.url("/token"))
+            .env("CC_CLIENT_ID", ID)
+    };
+    let run = base().args(["--auth-method", "basic"]).output();
+    run.assert_code(2).assert_one_line_error();
+    assert!(run.stderr.contains("CC_CLIENT_SECRET"), "{run:?}");
+
+    let run = base()
+        .args(["--client-secret-file", "/nonexistent/secret"])
+        .output();
+    run.assert_code(2).assert_one_line_error();
+
+    let dir = TempDir::new("secret");
+    let empty = dir.path().join("empty");
+    std::fs::write(&empty, "\n").unwrap();
+    let run = base()
+        .args(["--client-secret-file"])
+        .arg_path(&empty)
+        .output();
+    run.assert_code(2).assert_one_line_error();
+    assert!(run.stderr.contains("empty"), "{run:?}");
+    assert_eq!(server.request_count(), 0);
+}
+
+trait ArgPath {
+    fn arg_path(self, path: &std::path::Path) -> Self;
+}
+
+impl ArgPath for Cli {
+    fn arg_path(self, path: &std::path::Path) -> Self {
+        self.args([path])
+    }
+}
+
+#[test]
+fn exit_3_when_the_server_rejects_the_client() {
+    let server = endpoint();
+    let run = cli(&server)
+        .env("CC_CLIENT_SECRET", "the-wrong-secret")
+        .args(["--json"])
+        .output();
+    run.assert_code(3)
+        .assert_one_line_error()
+        .assert_hides("the-wrong-secret");
+    let e = run.error();
+    assert_eq!(e["kind"], "rejected");
+    assert_eq!(e["exit_code"], 3);
+    assert_eq!(e["http_status"], 401);
+    assert_eq!(e["oauth_error"], "invalid_client");
+    assert_eq!(e["oauth_error_description"], "client authentication failed");
+    assert_eq!(e["retryable"], false);
+    assert!(e["retry_after"].is_null());
+    assert!(run.stderr.contains("invalid_client"), "{run:?}");
+    assert_eq!(server.count("/token"), 1);
+}
+
+#[test]
+fn exit_3_for_invalid_scope_without_json() {
+    let server = TestServer::start(Reply::oauth_error(
+        400,
+        "invalid_scope",
+        Some("scope admin is not allowed"),
+    ));
+    let run = cli(&server).args(["--scope", "admin"]).output();
+    run.assert_code(3).assert_one_line_error();
+    assert_eq!(run.stdout, "");
+    assert!(
+        run.stderr
+            .contains("invalid_scope: scope admin is not allowed"),
+        "{run:?}"
+    );
+}
+
+#[test]
+fn exit_4_when_rate_limited_with_retry_after() {
+    let server = TestServer::start(Reply::rate_limited(RetryAfter::Seconds(30)));
+    let run = cli(&server).args(["--json"]).output();
+    run.assert_code(4).assert_one_line_error();
+    let e = run.error();
+    assert_eq!(e["kind"], "rate_limited");
+    assert_eq!(e["http_status"], 429);
+    assert_eq!(e["retry_after"], 30);
+    assert_eq!(e["retryable"], true);
+    assert_eq!(e["exit_code"], 4);
+    assert!(run.stderr.contains("retry after 30s"), "{run:?}");
+    assert_eq!(server.count("/token"), 1, "one invocation, one request");
+}
+
+#[test]
+fn exit_4_when_the_server_fails() {
+    let server = TestServer::start(Reply::html(
+        503,
+        "<html><body>Service Unavailable</body></html>",
+    ));
+    let run = cli(&server).args(["--json"]).output();
+    run.assert_code(4).assert_one_line_error();
+    let e = run.error();
+    assert_eq!(e["kind"], "server_error");
+    assert_eq!(e["http_status"], 503);
+    assert_eq!(e["retryable"], true);
+    assert!(e["oauth_error"].is_null());
+    assert_eq!(server.count("/token"), 1);
+
+    let server = TestServer::start(
+        Reply::oauth_error(503, "temporarily_unavailable", None).header("retry-after", "7"),
+    );
+    let run = cli(&server).args(["--json"]).output();
+    run.assert_code(4);
+    let e = run.error();
+    assert_eq!(e["oauth_error"], "temporarily_unavailable");
+    assert_eq!(e["retry_after"], 7);
+}
+
+#[test]
+fn exit_5_when_the_connection_is_refused() {
+    let run = Cli::new()
+        .args(["token", "--json", "--client-id", ID, "--token-url"])
+        .args([refused_url("/token")])
+        .env("CC_CLIENT_SECRET", SECRET)
+        .output();
+    run.assert_code(5)
+        .assert_one_line_error()
+        .assert_hides(SECRET);
+    let e = run.error();
+    assert_eq!(e["kind"], "transport");
+    assert_eq!(e["transport"], "connect");
+    assert!(e["http_status"].is_null());
+    assert_eq!(e["retryable"], true);
+}
+
+#[test]
+fn exit_5_for_an_html_page_with_status_200() {
+    let server = TestServer::start(Reply::html(200, "<html><body>Please log in</body></html>"));
+    let run = cli(&server).args(["--json"]).output();
+    run.assert_code(5).assert_one_line_error();
+    let e = run.error();
+    assert_eq!(e["kind"], "invalid_response");
+    assert_eq!(e["http_status"], 200);
+    assert_eq!(e["retryable"], false);
+    assert!(e["content_type"].as_str().unwrap().starts_with("text/html"));
+    // And without --json, nothing at all on stdout.
+    let run = cli(&server).output();
+    run.assert_code(5);
+    assert_eq!(run.stdout, "");
+}
+
+#[test]
+fn exit_5_on_timeout_within_the_limit() {
+    let server = TestServer::start(Reply::token("late", None).delay(Duration::from_secs(10)));
+    let started = Instant::now();
+    let run = cli(&server).args(["--json", "--timeout", "500ms"]).output();
+    run.assert_code(5);
+    assert_eq!(run.error()["transport"], "timeout");
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn the_secret_never_shows_even_when_the_server_echoes_it() {
+    // Every reply quotes the secret it received, in every place a server could.
+    let echo = |request: &client_credentials_testkit::Request| {
+        let secret = request.basic_auth().map(|(_, s)| s).unwrap_or_default();
+        match request.param("scope").as_deref() {
+            Some("error") => Reply::oauth_error(
+                401,
+                "invalid_client",
+                Some(&format!("wrong secret {secret}")),
+            )
+            .header("www-authenticate", &format!("Basic realm=\"{secret}\"")),
+            Some("html") => Reply::html(500, &format!("<p>secret was {secret}</p>")),
+            Some("html200") => Reply::html(200, &format!("<p>secret was {secret}</p>")),
+            Some("unknown") => {
+                Reply::json(400, &json!({"error": secret, "error_description": secret}))
+            }
+            _ => Reply::json(
+                200,
+                &json!({
+                    "access_token": "tok-1",
+                    "token_type": "Bearer",
+                    "expires_in": 60,
+                    "echo": secret,
+                    "nested": {"list": [secret.clone()], (secret.clone()): 1},
+                }),
+            ),
+        }
+    };
+    let server = TestServer::start(echo);
+    for scope in ["ok", "error", "html", "html200", "unknown"] {
+        for json in [false, true] {
+            let mut args = vec!["--scope", scope, "-v"];
+            if json {
+                args.push("--json");
+            }
+            let run = cli(&server).args(&args).output();
+            run.assert_hides(SECRET);
+            assert_eq!(run.code == 0, scope == "ok", "{scope}: {run:?}");
+        }
+    }
+    let run = cli(&server).args(["--json"]).output();
+    let v = run.json();
+    assert_eq!(v["extra"]["echo"], "[redacted]");
+    assert_eq!(v["extra"]["nested"]["list"][0], "[redacted]");
+}
+
+#[test]
+fn the_secret_comes_from_env_file_or_stdin() {
+    let server = endpoint();
+    let base = || {
+        Cli::new()
+            .args(["token"])
+            .env("CC_TOKEN_URL", server.url("/token"))
+            .env("CC_CLIENT_ID", ID)
+    };
+    // Environment.
+    base()
+        .env("CC_CLIENT_SECRET", SECRET)
+        .output()
+        .assert_code(0);
+    // A file, with the newline `echo` leaves; the flag wins over the environment.
+    let dir = TempDir::new("secret");
+    let file = dir.path().join("secret");
+    std::fs::write(&file, format!("{SECRET}\n")).unwrap();
+    let run = base()
+        .env("CC_CLIENT_SECRET", "not-this-one")
+        .args(["--client-secret-file"])
+        .arg_path(&file)
+        .output();
+    run.assert_code(0).assert_hides(SECRET);
+    // The file named by the environment.
+    base()
+        .env("CC_CLIENT_SECRET_FILE", &file)
+        .output()
+        .assert_code(0);
+    // Standard input, with a CRLF.
+    let run = base()
+        .args(["--client-secret-stdin"])
+        .stdin(&format!("{SECRET}\r\n"))
+        .output();
+    run.assert_code(0).assert_hides(SECRET);
+    assert_eq!(server.count("/token"), 4);
+    for r in server.requests() {
+        assert_eq!(r.basic_auth(), Some((ID.into(), SECRET.into())));
+    }
+}
+
+#[test]
+fn request_options_reach_the_server() {
+    let server = TestServer::start(TokenEndpoint::new());
+    let run = Cli::new()
+        .env("CC_TOKEN_URL", server.url("/token"))
+        .env("CC_CLIENT_ID", ID)
+        .env("CC_CLIENT_SECRET", SECRET)
+        .env("CC_SCOPE", "a b")
+        .env("CC_PARAMS", "tenant=acme&note=x%20y")
+        .args([
+            "token",
+            "--auth-method",
+            "post",
+            "--audience",
+            "https://api.example.com",
+            "--resource",
+            "https://r1.example.com/",
+            "--resource",
+            "https://r2.example.com/",
+        ])
+        .output();
+    run.assert_code(0);
+    let sent = server.last_request().unwrap();
+    assert!(sent.basic_auth().is_none());
+    assert_eq!(sent.param("client_id").as_deref(), Some(ID));
+    assert_eq!(sent.param("client_secret").as_deref(), Some(SECRET));
+    assert_eq!(sent.param("scope").as_deref(), Some("a b"));
+    assert_eq!(
+        sent.param("audience").as_deref(),
+        Some("https://api.example.com")
+    );
+    assert_eq!(
+        sent.params("resource"),
+        ["https://r1.example.com/", "https://r2.example.com/"]
+    );
+    assert_eq!(sent.param("tenant").as_deref(), Some("acme"));
+    assert_eq!(sent.param("note").as_deref(), Some("x y"));
+
+    // JSON bodies, a --param that replaces CC_PARAMS, and a public client.
+    let run = Cli::new()
+        .env("CC_TOKEN_URL", server.url("/token"))
+        .env("CC_PARAMS", "tenant=acme")
+        .args([
+            "token",
+            "--client-id",
+            "public-app",
+            "--body-format",
+            "json",
+            "--param",
+            "x=1",
+        ])
+        .output();
+    run.assert_code(0);
+    let sent = server.last_request().unwrap();
+    assert!(sent.is_json());
+    let body = sent.json().unwrap();
+    assert_eq!(body["client_id"], "public-app");
+    assert_eq!(body["x"], "1");
+    assert!(body.get("tenant").is_none());
+    assert!(sent.basic_auth().is_none());
+}
+
+#[test]
+fn a_token_that_expired_on_arrival_is_refused_after_one_request() {
+    let server = TestServer::start(Reply::token("short", Some(Duration::ZERO)));
+    let run = cli(&server).args(["--json"]).output();
+    run.assert_code(5).assert_one_line_error();
+    assert_eq!(run.error()["kind"], "invalid_response");
+    assert_eq!(server.count("/token"), 1, "no request loop");
+}
+
+#[test]
+fn a_closed_stdout_is_not_a_panic() {
+    use std::process::{Command, Stdio};
+    let server = endpoint();
+    let mut child = Command::new(common::bin())
+        .env_clear()
+        .env("CC_TOKEN_URL", server.url("/token"))
+        .env("CC_CLIENT_ID", ID)
+        .env("CC_CLIENT_SECRET", SECRET)
+        .arg("token")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let run = common::wait(child, common::RUN_LIMIT);
+    assert!(!run.stderr.contains("panicked"), "{run:?}");
+    assert!(run.code == 0 || run.code == 1, "{run:?}");
+}
