@@ -83,25 +83,30 @@
 //! to `current: None`, are left out below).
 //!
 //! ```text
-//!                     poll: Send                       response: token
-//!   +---------+ -----------------> +-----------------+ ------------------> +----------------+
-//!   |  Empty  |                    |    Fetching     |                     |     Valid      |
-//!   |         | <----------------- | id, sent_at,    | <------------------ | token,         |
-//!   +---------+  abandoned,        | deadline,       |  poll at refresh_at | refresh_at,    |
-//!        ^       no current        | current         |  or after           | usable_until,  |
-//!        |                         +-----------------+  force_refresh:     | expires_at     |
-//!        |                           |    ^  |    ^      Send { current }  +----------------+
-//!        |            response:      |    |  |    | poll after deadline:     ^    |    ^
-//!        |            error, or      |    |  +----+ Send again, new id       |    |    |
-//!        |            token expired  v    |                                  |    |    |
-//!        |            on arrival  +------------------+  poll after until,    |    |    |
-//!        |                        |    BackingOff    |  current not due      |    |    |
-//!        |                        | until, error,    | ----------------------+    |    |
-//!        |                        | current          |  poll after until,         |    |
-//!        |                        +------------------+  otherwise: Send           |    |
-//!        |                                                                        |    |
-//!        +------------------------------------------------------------------------+    |
-//!                invalidate(the token), usable life over          abandoned, current --+
+//!                            poll: Send { current } at refresh_at
+//!                    +--------------------------------------------------+
+//!                    |                                                  |
+//!                    v                                                  |
+//!  +-------+  poll: Send  +-------------------+   response: token   +---------------+
+//!  | Empty | -----------> | Fetching          | ------------------> | Valid         |
+//!  +-------+              |   id, sent_at,    |                     |   token,      |
+//!      ^                  |   deadline,       | ------------------> |   refresh_at, |
+//!      |                  |   current         |  abandoned, or      |   usable_until|
+//!      |                  +-------------------+  deadline passed,   |   expires_at  |
+//!      |                    |   ^     |     ^    current not due    +---------------+
+//!      |   error, transport |   |     +-----+                               ^
+//!      |   error, token     |   |  deadline passed:                        |
+//!      |   expired on       |   |  Send again, new id                      |
+//!      |   arrival          v   |                                          |
+//!      |                  +-------------------+  poll after until,         |
+//!      |                  | BackingOff        |  current not due           |
+//!      |                  |   until, error,   | ---------------------------+
+//!      |                  |   current         |
+//!      |                  +-------------------+
+//!      |                    poll after until: Send (with current, if any)
+//!      |
+//!      +---- from Valid: invalidate(the token), or its usable life is over;
+//!            from Fetching: abandoned without a current token
 //! ```
 //!
 //! What [`Session::poll`] returns in each state:
@@ -465,8 +470,9 @@ impl Session {
     // ---------------------------------------------------------------------------------
 
     /// Reports the response to request `id`: status, headers and the whole (capped) body.
-    /// Ignored unless `id` is the request in flight. The token's expiry counts from when the
-    /// request was sent.
+    /// Ignored unless `id` is the request in flight; a response that arrives after the
+    /// request's deadline is still taken, until a poll has replaced the request. The token's
+    /// expiry counts from when the request was sent.
     pub fn handle_response(
         &mut self,
         now: Instant,
