@@ -69,9 +69,11 @@ const MIN_WAIT: Duration = Duration::from_millis(1);
 /// earliest deadline of all its sessions (a refresh point, the end of a backoff) and starts
 /// the fetch then, so that tokens are renewed ahead of expiry even when no caller happens to
 /// ask in that window: callers stay off the network across expiry. The task is started on
-/// the first call that needs a token (inside the caller's runtime), holds only a weak
-/// reference to the client between wake-ups, and ends when the last handle to the client is
-/// dropped.
+/// the first call that needs a token, in the caller's runtime (if that runtime shuts down,
+/// the next call starts it again in its own). It holds only a weak reference to the client
+/// between wake-ups, and ends when the last handle to the client is dropped. It also
+/// retries after a failure once the backoff ends, so with a token endpoint that keeps
+/// refusing the client, it asks once per [`Policy::rejection_cooldown`].
 #[derive(Clone)]
 pub struct Client {
     pub(crate) shared: Arc<Shared>,
@@ -91,7 +93,9 @@ pub(crate) struct Shared {
 struct Background {
     /// Wakes the background task: the schedule may have changed, or the client is gone.
     wake: Arc<Notify>,
-    started: AtomicBool,
+    /// Whether the task runs. Cleared by the task when it ends, including when its runtime
+    /// shuts down and drops it, so that a call from another runtime starts it again.
+    running: Arc<AtomicBool>,
 }
 
 impl Drop for Shared {
@@ -239,7 +243,7 @@ impl ClientBuilder {
                 changed,
                 background: self.background_refresh.then(|| Background {
                     wake: Arc::new(Notify::new()),
-                    started: AtomicBool::new(false),
+                    running: Arc::new(AtomicBool::new(false)),
                 }),
             }),
         })
@@ -625,7 +629,14 @@ impl Shared {
         if response.status() != reqwest::StatusCode::UNAUTHORIZED {
             return Ok(None);
         }
-        self.invalidate(used.access_token());
+        let dropped = self
+            .lock()
+            .get_or_insert(request)
+            .invalidate(Instant::now(), used.access_token());
+        if dropped {
+            tracing::debug!("token rejected by the resource server; invalidated");
+            self.notify();
+        }
         let Some(mut retry) = retry else {
             tracing::debug!(
                 "401 from the resource server; the request body cannot be replayed, not retried"
@@ -647,16 +658,23 @@ impl Shared {
         let Some(background) = &self.background else {
             return;
         };
-        if background.started.swap(true, Ordering::AcqRel) {
+        // A plain load first: the hot path of every call must not write a shared line.
+        if background.running.load(Ordering::Acquire)
+            || background.running.swap(true, Ordering::AcqRel)
+        {
             return;
         }
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
+                let running = Running(Arc::clone(&background.running));
                 let task = background_refresh(Arc::downgrade(self), Arc::clone(&background.wake));
-                drop(runtime.spawn(task));
+                drop(runtime.spawn(async move {
+                    let _running = running;
+                    task.await;
+                }));
             }
             // Not in a runtime: try again on the next call.
-            Err(_) => background.started.store(false, Ordering::Release),
+            Err(_) => background.running.store(false, Ordering::Release),
         }
     }
 
@@ -689,6 +707,16 @@ impl Shared {
             }));
         }
         next
+    }
+}
+
+/// Marks the background task as running while it lives; dropped when the task ends or is
+/// dropped with its runtime.
+struct Running(Arc<AtomicBool>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
     }
 }
 
@@ -728,26 +756,28 @@ struct InFlight {
 
 impl InFlight {
     fn complete(&mut self, outcome: Outcome) {
+        // What the session is told, prepared before taking the lock.
+        let report = match outcome {
+            Outcome::Response {
+                status,
+                headers,
+                body,
+            } => Ok((status, headers, body)),
+            Outcome::TooLarge { status, headers } => {
+                oversized_body(self.request.config().max_body()).map(|body| (status, headers, body))
+            }
+            Outcome::Transport(error) => Err(error),
+        };
         let now = Instant::now();
         {
             let mut sessions = self.shared.lock();
             let session = sessions.get_or_insert(&self.request);
             let failed_before = session.counters().fetches_failed;
-            match outcome {
-                Outcome::Response {
-                    status,
-                    headers,
-                    body,
-                } => session.handle_response(now, self.id, status, &headers, &body),
-                Outcome::TooLarge { status, headers } => {
-                    match too_large_error(self.request.config().max_body()) {
-                        Ok(oversized) => {
-                            session.handle_response(now, self.id, status, &headers, &oversized);
-                        }
-                        Err(error) => session.handle_transport_error(now, self.id, error),
-                    }
+            match report {
+                Ok((status, headers, body)) => {
+                    session.handle_response(now, self.id, status, &headers, &body);
                 }
-                Outcome::Transport(error) => session.handle_transport_error(now, self.id, error),
+                Err(error) => session.handle_transport_error(now, self.id, error),
             }
             let counters = session.counters();
             if counters.fetches_failed > failed_before {
@@ -788,7 +818,7 @@ fn log_failure(error: &TokenError) {
 /// reading a byte. The buffer is zero-initialised memory, which the allocator maps lazily,
 /// so even a large cap costs no real memory. Only a cap of `usize::MAX`, which nothing can
 /// exceed, has no such body; that case cannot arise and is reported as a transport error.
-fn too_large_error(cap: usize) -> Result<Vec<u8>, client_credentials_core::TransportError> {
+fn oversized_body(cap: usize) -> Result<Vec<u8>, client_credentials_core::TransportError> {
     match cap.checked_add(1) {
         Some(len) => Ok(vec![0; len]),
         None => Err(client_credentials_core::TransportError::from_kind(

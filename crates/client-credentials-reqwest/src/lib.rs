@@ -65,7 +65,9 @@
 //!
 //! The API mirrors the blocking `client-credentials-ureq` crate (`Client`, `ClientBuilder`,
 //! `token`, `token_for`, `invalidate`, `force_refresh`, `counters`, `authorize`, one `Error`
-//! type), with `async` where a call may wait for the network.
+//! type), with `async` where a call may wait for the network. `Client::new` and
+//! `ClientBuilder::build` return a `Result`, because building a reqwest client can fail
+//! (TLS initialisation).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]

@@ -497,3 +497,41 @@ fn the_client_and_its_futures_are_send_sync() {
     assert_send(&client.token());
     assert_send(&client.token_for(&TokenParams::new()));
 }
+
+/// The background task lives in the runtime of the call that started it. When that runtime
+/// shuts down, the next call from another runtime starts it again.
+#[test]
+fn background_refresh_moves_to_the_next_runtime() {
+    // Answers take 300 ms: a caller that had to fetch would notice.
+    let endpoint = TokenEndpoint::new().lifetime(Duration::from_secs(2));
+    let server =
+        TestServer::start(move |r: &Request| endpoint.handle(r).delay(Duration::from_millis(300)));
+    let mut policy = Policy::default();
+    policy.expiry_margin = Duration::from_millis(200);
+    let client = Client::builder(config(&server))
+        .policy(policy)
+        .background_refresh(true)
+        .seed(17)
+        .build()
+        .unwrap();
+    let runtime = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    };
+    let started = Instant::now();
+    let first = runtime().block_on(client.token()).unwrap();
+    assert_eq!(value(&first), "token-1");
+    // That runtime is gone, and its background task with it.
+    runtime().block_on(async {
+        assert_eq!(value(&client.token().await.unwrap()), "token-1");
+        // Past the first token's usable life (1.8 s): refreshed by the new background task.
+        tokio::time::sleep_until((started + Duration::from_millis(2300)).into()).await;
+        let call = Instant::now();
+        let token = client.token().await.unwrap();
+        assert_eq!(value(&token), "token-2");
+        assert!(call.elapsed() < Duration::from_millis(100));
+    });
+    assert_eq!(server.count("/token"), 2);
+}
