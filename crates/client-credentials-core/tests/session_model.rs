@@ -558,9 +558,9 @@ proptest! {
 }
 
 #[test]
-fn the_model_catches_a_session_that_ignores_retry_after() {
-    // A guard on the model itself: a response for a stale id must be ignored, so a sequence
-    // that reports to an old id after a new send passes, and the Respond/Poll plumbing runs.
+fn a_fixed_sequence_through_every_kind_of_operation() {
+    // A 429 with Retry-After, polls before and after it, a stale report, a refresh, a
+    // failed refresh, a forced refresh and an invalidation, all checked by the model.
     run(
         vec![
             Op::Poll,
