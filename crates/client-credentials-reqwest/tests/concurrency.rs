@@ -531,7 +531,12 @@ fn background_refresh_moves_to_the_next_runtime() {
         let call = Instant::now();
         let token = client.token().await.unwrap();
         assert_eq!(value(&token), "token-2");
-        assert!(call.elapsed() < Duration::from_millis(100));
+        // A cache hit, not a 300 ms fetch.
+        assert!(
+            call.elapsed() < Duration::from_millis(250),
+            "{:?}",
+            call.elapsed()
+        );
     });
     assert_eq!(server.count("/token"), 2);
 }
