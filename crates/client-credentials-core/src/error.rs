@@ -161,6 +161,9 @@ pub enum ResponseProblem {
     UnexpectedStatus,
     /// An introspection answer without a boolean `active` (RFC 7662 §2.2).
     InvalidIntrospection,
+    /// The token's lifetime had already run out when the response arrived (`expires_in: 0`,
+    /// or an answer slower than the lifetime).
+    ExpiredOnArrival,
 }
 
 impl fmt::Display for ResponseProblem {
@@ -174,6 +177,7 @@ impl fmt::Display for ResponseProblem {
             Self::NotAnOAuthError => f.write_str("error response is not an OAuth error"),
             Self::UnexpectedStatus => f.write_str("unexpected status (redirects are not followed)"),
             Self::InvalidIntrospection => f.write_str("introspection answer has no boolean active"),
+            Self::ExpiredOnArrival => f.write_str("the token had expired by the time it arrived"),
         }
     }
 }

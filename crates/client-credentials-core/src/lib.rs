@@ -27,6 +27,37 @@
 //! assert!(!token.expires_within(sent_at, Duration::from_secs(60)));
 //! # Ok::<_, Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! # The token lifecycle
+//!
+//! Caching, single flight, refresh ahead of expiry and backoff live in [`Session`], a state
+//! machine driven with `now`. A transport is this loop (the adapters add threads or tasks
+//! that wait on `Wait`; [`session`] has the details, the states and the policy defaults):
+//!
+//! ```
+//! # use std::time::{Instant, SystemTime};
+//! # use client_credentials_core::{Action, Config, Policy, Session, WallClock};
+//! # use http::{HeaderMap, StatusCode};
+//! # let config = Config::builder().token_url("https://as.example.com/t").client_id("c").client_secret("s").build()?;
+//! # let send = |_req: http::Request<Vec<u8>>| -> (StatusCode, HeaderMap, Vec<u8>) {
+//! #     (StatusCode::OK, HeaderMap::new(), br#"{"access_token":"t","token_type":"Bearer","expires_in":60}"#.to_vec())
+//! # };
+//! let clock = WallClock::new(Instant::now(), SystemTime::now());
+//! let mut session = Session::new(config.default_request(), Policy::default(), clock, 42);
+//! let token = loop {
+//!     match session.poll(Instant::now()) {
+//!         Action::Ready(token) => break token,
+//!         Action::Failed(error) => return Err(error.into()),
+//!         Action::Wait(until) => std::thread::sleep(until.saturating_duration_since(Instant::now())),
+//!         Action::Send { id, request, .. } => {
+//!             let (status, headers, body) = send(request.into_inner()); // your HTTP client
+//!             session.handle_response(Instant::now(), id, status, &headers, &body);
+//!         }
+//!     }
+//! };
+//! assert_eq!(token.access_token().expose_secret(), "t");
+//! # Ok::<_, Box<dyn std::error::Error>>(())
+//! ```
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]

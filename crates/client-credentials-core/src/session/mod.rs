@@ -156,7 +156,7 @@
 //!   long (a deadline beyond what `Instant` can represent means "not again in this process").
 //! - A successful response whose token has already expired (its lifetime is shorter than
 //!   the time the response took) is a failure: an [`TokenError::InvalidResponse`] with
-//!   [`crate::ResponseProblem::InvalidExpiresIn`], which is not retryable, so the cool-down
+//!   [`crate::ResponseProblem::ExpiredOnArrival`], which is not retryable, so the cool-down
 //!   applies rather than a request loop.
 //!
 //! [`Session::force_refresh`] and [`Session::invalidate`] do not cut a backoff short either:
@@ -501,7 +501,7 @@ impl Session {
                     let error = TokenError::InvalidResponse {
                         status,
                         content_type: None,
-                        problem: ResponseProblem::InvalidExpiresIn,
+                        problem: ResponseProblem::ExpiredOnArrival,
                         excerpt: None,
                     };
                     self.fail(now, error, current);
@@ -517,6 +517,18 @@ impl Session {
     pub fn handle_transport_error(&mut self, now: Instant, id: RequestId, error: TransportError) {
         if let Some((_, current)) = self.take_in_flight(now, id) {
             self.fail(now, TokenError::Transport(error), current);
+            self.sync();
+        }
+    }
+
+    /// Reports that request `id` ended with an error the transport decided on its own, such as
+    /// [`TokenError::TooLarge`] when it stopped reading a body at the cap (see
+    /// [`crate::BodyBuffer`]). Every waiter gets `error`, and the backoff follows
+    /// [`TokenError::is_retryable`] and [`TokenError::retry_after`] as for any failure.
+    /// Ignored unless `id` is the request in flight.
+    pub fn handle_error(&mut self, now: Instant, id: RequestId, error: TokenError) {
+        if let Some((_, current)) = self.take_in_flight(now, id) {
+            self.fail(now, error, current);
             self.sync();
         }
     }

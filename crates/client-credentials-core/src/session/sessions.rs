@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use super::{IdSource, Policy, Session, WallClock, rng};
 use crate::request::{CacheKey, TokenRequest};
+use crate::secret::AccessToken;
 
 /// One [`Session`] per request shape, keyed by [`CacheKey`]: callers asking for different
 /// scopes, audiences or resources never receive each other's token, and each shape has its
@@ -138,5 +139,17 @@ impl Sessions {
     /// recently, or those holding a token).
     pub fn retain(&mut self, mut keep: impl FnMut(&CacheKey, &Session) -> bool) {
         self.sessions.retain(|k, s| keep(k, s));
+    }
+
+    /// A resource server rejected `rejected`: [`Session::invalidate`] on every request shape,
+    /// since the caller seldom knows which shape the token came from. Returns whether any
+    /// session dropped it.
+    pub fn invalidate(&mut self, now: Instant, rejected: &AccessToken) -> bool {
+        // Every session, not just the first that drops it: no short circuit.
+        let mut dropped = false;
+        for session in self.sessions.values_mut() {
+            dropped |= session.invalidate(now, rejected);
+        }
+        dropped
     }
 }

@@ -1,0 +1,118 @@
+//! The inputs a transport uses besides responses: errors it decided itself, and invalidation
+//! across request shapes.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly
+
+use std::time::{Duration, Instant, SystemTime};
+
+use client_credentials_core::session::{Action, Policy, Session, Sessions, WallClock};
+use client_credentials_core::{Config, TokenError, TokenParams};
+use http::{HeaderMap, StatusCode};
+
+fn config() -> Config {
+    Config::builder()
+        .token_url("https://as.example.com/token")
+        .client_id("c")
+        .client_secret("s")
+        .build()
+        .unwrap()
+}
+
+fn ok_body(token: &str) -> Vec<u8> {
+    format!(r#"{{"access_token":"{token}","token_type":"Bearer","expires_in":3600}}"#).into_bytes()
+}
+
+#[test]
+fn a_transport_error_of_its_own_reaches_every_waiter_and_backs_off() {
+    let t0 = Instant::now();
+    let clock = WallClock::new(
+        t0,
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+    );
+    let mut session = Session::new(config().default_request(), Policy::default(), clock, 1);
+    let Action::Send { id, .. } = session.poll(t0) else {
+        panic!("first poll sends")
+    };
+    assert!(
+        matches!(session.poll(t0), Action::Wait(_)),
+        "a second caller waits"
+    );
+    let too_large = TokenError::TooLarge {
+        status: Some(StatusCode::OK),
+        limit: 1024,
+    };
+    session.handle_error(t0, id, too_large);
+    match session.poll(t0) {
+        Action::Failed(TokenError::TooLarge { limit: 1024, .. }) => {}
+        other => panic!("expected the shared TooLarge, got {other:?}"),
+    }
+    // Not retryable: the cool-down holds, no request goes out before it ends.
+    let until = session.poll_timeout().unwrap();
+    assert!(until >= t0 + Policy::default().rejection_cooldown);
+    assert!(matches!(
+        session.poll(t0 + Duration::from_secs(1)),
+        Action::Failed(_)
+    ));
+    assert!(matches!(session.poll(until), Action::Send { .. }));
+    assert_eq!(session.counters().fetches_failed, 1);
+    // A stale id changes nothing.
+    session.handle_error(
+        until,
+        id,
+        TokenError::TooLarge {
+            status: None,
+            limit: 1,
+        },
+    );
+    assert_eq!(session.counters().fetches_failed, 1);
+}
+
+#[test]
+fn invalidation_reaches_the_shape_that_holds_the_token() {
+    let t0 = Instant::now();
+    let clock = WallClock::new(
+        t0,
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+    );
+    let mut sessions = Sessions::new(Policy::default(), clock, 9);
+    let config = config();
+    let a = config.request(&TokenParams::new().scopes(["a"])).unwrap();
+    let b = config.request(&TokenParams::new().scopes(["b"])).unwrap();
+    let mut fetch = |request: &client_credentials_core::TokenRequest, token: &str| {
+        let session = sessions.get_or_insert(request);
+        let Action::Send { id, .. } = session.poll(t0) else {
+            panic!("cold session sends")
+        };
+        session.handle_response(t0, id, StatusCode::OK, &HeaderMap::new(), &ok_body(token));
+        match session.poll(t0) {
+            Action::Ready(t) => t,
+            other => panic!("{other:?}"),
+        }
+    };
+    let token_a = fetch(&a, "token-a");
+    let token_b = fetch(&b, "token-b");
+    assert!(sessions.invalidate(t0, token_b.access_token()));
+    assert!(
+        !sessions.invalidate(t0, token_b.access_token()),
+        "already dropped"
+    );
+    assert!(
+        sessions
+            .get(a.cache_key())
+            .unwrap()
+            .current_token(t0)
+            .is_some(),
+        "a is untouched"
+    );
+    assert!(
+        sessions
+            .get(b.cache_key())
+            .unwrap()
+            .current_token(t0)
+            .is_none()
+    );
+    assert!(matches!(
+        sessions.get_or_insert(&b).poll(t0),
+        Action::Send { .. }
+    ));
+    assert!(sessions.invalidate(t0, token_a.access_token()));
+}
