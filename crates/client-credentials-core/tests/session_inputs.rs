@@ -17,13 +17,23 @@ fn config() -> Config {
         .unwrap()
 }
 
+/// One real instant: the origin of the virtual time these tests step through.
+fn origin() -> Instant {
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "virtual time needs one real origin"
+    )]
+    let origin = Instant::now();
+    origin
+}
+
 fn ok_body(token: &str) -> Vec<u8> {
     format!(r#"{{"access_token":"{token}","token_type":"Bearer","expires_in":3600}}"#).into_bytes()
 }
 
 #[test]
 fn a_transport_error_of_its_own_reaches_every_waiter_and_backs_off() {
-    let t0 = Instant::now();
+    let t0 = origin();
     let clock = WallClock::new(
         t0,
         SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
@@ -68,7 +78,7 @@ fn a_transport_error_of_its_own_reaches_every_waiter_and_backs_off() {
 
 #[test]
 fn invalidation_reaches_the_shape_that_holds_the_token() {
-    let t0 = Instant::now();
+    let t0 = origin();
     let clock = WallClock::new(
         t0,
         SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
