@@ -8,9 +8,7 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use client_credentials_core::session::{Action, Counters, Policy, RequestId, Sessions, WallClock};
-use client_credentials_core::{
-    AccessToken, CacheKey, Config, HttpRequest, Token, TokenParams, TokenRequest,
-};
+use client_credentials_core::{AccessToken, Config, HttpRequest, Token, TokenParams, TokenRequest};
 use http::header::AUTHORIZATION;
 
 use crate::error::Error;
@@ -253,16 +251,7 @@ impl Client {
     /// Returns whether a cached token was dropped.
     pub fn invalidate(&self, rejected: &AccessToken) -> bool {
         let now = Instant::now();
-        let mut sessions = self.shared.lock();
-        let keys: Vec<CacheKey> = sessions.iter().map(|(key, _)| key.clone()).collect();
-        // A token belongs to one session; the others ignore a token they do not hold.
-        let mut dropped = false;
-        for key in &keys {
-            if let Some(session) = sessions.get_mut(key) {
-                dropped |= session.invalidate(now, rejected);
-            }
-        }
-        drop(sessions);
+        let dropped = self.shared.lock().invalidate(now, rejected);
         if dropped {
             self.shared.changed.notify_all();
         }
@@ -462,6 +451,7 @@ impl Shared {
             Outcome::Transport(error) => {
                 tracing::debug!(elapsed_ms, %error, "token request failed");
             }
+            Outcome::TooLarge(_) => tracing::debug!(elapsed_ms, "token response too large"),
         }
         flight.complete(outcome);
     }
@@ -499,6 +489,7 @@ impl InFlight<'_> {
                 headers,
                 body,
             } => session.handle_response(now, self.id, status, &headers, &body),
+            Outcome::TooLarge(error) => session.handle_error(now, self.id, error),
             Outcome::Transport(error) => session.handle_transport_error(now, self.id, error),
         }
         let counters = session.counters();

@@ -4,7 +4,9 @@
 use std::io::Read as _;
 use std::time::Duration;
 
-use client_credentials_core::{BodyBuffer, HttpRequest, TransportError, TransportErrorKind};
+use client_credentials_core::{
+    BodyBuffer, HttpRequest, TokenError, TransportError, TransportErrorKind,
+};
 use http::{HeaderMap, StatusCode};
 
 /// How long connecting (DNS, TCP and TLS) may take by default.
@@ -39,15 +41,15 @@ pub(crate) fn default_agent(timeouts: Timeouts) -> ureq::Agent {
 /// What came back: a response with its body, or why there is none. No `Debug`: the body may
 /// hold a token.
 pub(crate) enum Outcome {
-    /// A response. The body is whole and within the cap, or it is over the cap: then it holds
-    /// the first bytes only (at most the cap plus one read), reading stopped there, and the
-    /// core refuses it as [`TokenError::TooLarge`](client_credentials_core::TokenError) with
-    /// the status.
+    /// A response, with its whole body (within the cap).
     Response {
         status: StatusCode,
         headers: HeaderMap,
         body: Vec<u8>,
     },
+    /// The body was over the cap: reading stopped there (announced by `Content-Length`, it
+    /// was not read at all). The core's [`TokenError::TooLarge`].
+    TooLarge(TokenError),
     /// The request did not complete.
     Transport(TransportError),
 }
@@ -77,27 +79,26 @@ pub(crate) fn send(
     };
     let (parts, mut body) = response.into_parts();
     match read_capped(&mut body, cap) {
-        Ok(body) => Outcome::Response {
+        Ok(Some(body)) => Outcome::Response {
             status: parts.status,
             headers: parts.headers,
             body,
         },
+        Ok(None) => Outcome::TooLarge(TokenError::TooLarge {
+            status: Some(parts.status),
+            limit: cap,
+        }),
         Err(e) => Outcome::Transport(transport_error(ureq::Error::from(e))),
     }
 }
 
 /// Reads the body through a [`BodyBuffer`]: a `Content-Length` over the cap is refused
-/// before reading, and every chunk is checked against the cap as it arrives. `as_reader` has
-/// no limit of its own; this function is the limit.
-///
-/// On refusal it returns a body over the cap, because the session's only way to learn that a
-/// body was too large is to be handed one (`handle_response` refuses it with the status).
-/// That body is never more than `cap + 1` bytes when the length was announced, or
-/// `cap + CHUNK` when it was not.
-fn read_capped(body: &mut ureq::Body, cap: usize) -> std::io::Result<Vec<u8>> {
+/// before reading anything, and every chunk is checked against the cap as it arrives, so at
+/// most `cap` bytes plus one chunk are ever read. `None` when the body is over the cap.
+/// `as_reader` has no limit of its own; this function is the limit.
+fn read_capped(body: &mut ureq::Body, cap: usize) -> std::io::Result<Option<Vec<u8>>> {
     const CHUNK: usize = 8 * 1024;
     let announced = body.content_length();
-    let mut reader = body.as_reader();
     let mut buffer = BodyBuffer::new(cap);
     // With `Content-Encoding`, the announced length is the encoded one: a lower bound of
     // the decoded body, so refusing on it is still right, and the decoded bytes are capped
@@ -106,25 +107,20 @@ fn read_capped(body: &mut ureq::Body, cap: usize) -> std::io::Result<Vec<u8>> {
         && buffer.expect_len(len).is_err()
     {
         tracing::debug!(len, cap, "announced token response body exceeds the cap");
-        let mut over = Vec::new();
-        reader
-            .take(u64::try_from(cap).unwrap_or(u64::MAX).saturating_add(1))
-            .read_to_end(&mut over)?;
-        return Ok(over);
+        return Ok(None);
     }
+    let mut reader = body.as_reader();
     let mut chunk = [0u8; CHUNK];
     loop {
         let n = match reader.read(&mut chunk) {
-            Ok(0) => return Ok(buffer.into_bytes()),
+            Ok(0) => return Ok(Some(buffer.into_bytes())),
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         };
         if buffer.push(&chunk[..n]).is_err() {
             tracing::debug!(cap, "token response body exceeds the cap");
-            let mut over = buffer.into_bytes();
-            over.extend_from_slice(&chunk[..n]);
-            return Ok(over);
+            return Ok(None);
         }
     }
 }
