@@ -13,7 +13,7 @@ const ABOUT: &str = "OAuth 2.0 client credentials from the shell: fetch access t
 const AFTER_HELP: &str = "\
 Examples:
   # Start a local authorization server (it prints a ready-to-paste `token` command):
-  client-credentials serve --client demo:demo-secret:read,write
+  client-credentials serve --port 8080 --client demo:demo-secret:read,write
 
   # Fetch a token; the secret comes from the environment, a file or stdin, never a flag:
   export CC_CLIENT_SECRET=demo-secret

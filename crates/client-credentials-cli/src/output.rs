@@ -9,6 +9,9 @@ use serde_json::{Map, Value, json};
 use crate::exit::Failure;
 use crate::time::{rfc3339, unix_seconds};
 
+/// The shortest secret that [`Redactor`] scrubs.
+const MIN_REDACTED: usize = 4;
+
 /// Replaces the client secret (as sent, and form-encoded) with `[redacted]` in text that came
 /// from the server or from an error. The core already scrubs what it parses; this is the last
 /// line, in case a server echoes the secret somewhere the core does not look (an extra member
@@ -19,9 +22,11 @@ pub(crate) struct Redactor {
 }
 
 impl Redactor {
-    /// Scrubs `secret` from now on.
+    /// Scrubs `secret` from now on. Secrets shorter than [`MIN_REDACTED`] characters are
+    /// not scrubbed: replacing every `e` or `id` in the output would garble it and hide
+    /// nothing that guessing would not find.
     pub(crate) fn set_secret(&mut self, secret: Option<ClientSecret>) {
-        self.secret = secret.filter(|s| !s.expose_secret().is_empty());
+        self.secret = secret.filter(|s| s.expose_secret().chars().count() >= MIN_REDACTED);
     }
 
     /// `text` without the secret.
@@ -38,19 +43,20 @@ impl Redactor {
         out
     }
 
-    /// Scrubs every string (and key) in a JSON value.
-    pub(crate) fn value(&self, value: &mut Value) {
+    /// Scrubs every string in a JSON value, and the keys of its objects when `keys` is set
+    /// (for objects that came from the server).
+    pub(crate) fn value(&self, value: &mut Value, keys: bool) {
         if self.secret.is_none() {
             return;
         }
         match value {
             Value::String(s) => *s = self.text(s),
-            Value::Array(items) => items.iter_mut().for_each(|v| self.value(v)),
+            Value::Array(items) => items.iter_mut().for_each(|v| self.value(v, keys)),
             Value::Object(map) => {
                 let old = std::mem::take(map);
                 for (k, mut v) in old {
-                    self.value(&mut v);
-                    map.insert(self.text(&k), v);
+                    self.value(&mut v, keys);
+                    map.insert(if keys { self.text(&k) } else { k }, v);
                 }
             }
             _ => {}
@@ -64,9 +70,9 @@ pub(crate) fn token_json(token: &Token, now: SystemTime, from_cache: bool, r: &R
     let expires_in = expires_at.map(|at| at.duration_since(now).map_or(0, |d| d.as_secs()));
     let scope = (!token.scopes().is_empty()).then(|| token.scopes().join(" "));
     let mut extra = Value::Object(token.extra().clone());
-    r.value(&mut extra);
+    r.value(&mut extra, true);
     let mut deviations = serde_json::to_value(token.deviations()).unwrap_or(Value::Null);
-    r.value(&mut deviations);
+    r.value(&mut deviations, true);
     let scope_source = serde_json::to_value(token.scope_source()).unwrap_or(Value::Null);
     json!({
         "access_token": token.access_token().expose_secret(),
@@ -157,7 +163,7 @@ pub(crate) fn error_json(failure: &Failure, r: Option<&Redactor>) -> Value {
     }
     let mut object = json!({ "error": e });
     if let Some(r) = r {
-        r.value(&mut object);
+        r.value(&mut object, false);
     }
     object
 }
@@ -185,7 +191,12 @@ mod tests {
         assert_eq!(r.text("a s3 cret b"), "a [redacted] b");
         assert_eq!(r.text("a s3+cret b"), "a [redacted] b");
         let mut v = json!({"x": ["s3 cret"], "s3 cret": 1, "n": 2});
-        r.value(&mut v);
+        let mut ours = v.clone();
+        r.value(&mut ours, false);
+        assert_eq!(ours, json!({"x": ["[redacted]"], "s3 cret": 1, "n": 2}));
+        r.value(&mut v, true);
         assert_eq!(v, json!({"x": ["[redacted]"], "[redacted]": 1, "n": 2}));
+        r.set_secret(Some(ClientSecret::new("xit")));
+        assert_eq!(r.text("exit_code"), "exit_code", "too short to scrub");
     }
 }

@@ -525,3 +525,16 @@ fn a_closed_stdout_is_not_a_panic() {
     assert!(!run.stderr.contains("panicked"), "{run:?}");
     assert!(run.code == 0 || run.code == 1, "{run:?}");
 }
+
+#[test]
+fn a_very_short_secret_does_not_garble_the_output() {
+    let run = Cli::new()
+        .args(["token", "--json", "--client-id", ID, "--token-url"])
+        .args([refused_url("/token")])
+        .env("CC_CLIENT_SECRET", "x")
+        .output();
+    run.assert_code(5);
+    let e = run.error();
+    assert_eq!(e["exit_code"], 5, "{run:?}");
+    assert!(!run.stdout.contains("[redacted]"), "{run:?}");
+}
