@@ -10,9 +10,10 @@
 //! - What: `{"v":1,"key":"<cache key>","token":<Token::storable()>}`, mode 0600, written to a
 //!   temporary file in the same directory (created exclusively, mode 0600) and renamed over
 //!   the old one, so a reader sees the old entry or the new one, never half of one.
-//! - When: a token that expires within `--min-validity` (or has no expiry) is not used. A file
-//!   that cannot be read, does not parse, names another key, is not a regular file or is
-//!   readable by others is ignored and replaced by the next fetch; it is never an error.
+//! - When: a token that expires within `--min-validity` (or has no expiry, or whose type the
+//!   current flags do not accept) is not used. A file that cannot be read, does not parse,
+//!   names another key, is not a regular file or is readable by others is ignored and replaced
+//!   by the next fetch; it is never an error.
 //! - Races: two invocations that miss at once both fetch, and the last rename wins. Both tokens
 //!   are valid; nothing is locked.
 
@@ -146,6 +147,12 @@ impl Cache {
             return Lookup::Ignored("the entry belongs to another request".to_owned());
         }
         let token = entry.token;
+        if !request.config().accepts_token_type(token.token_type()) {
+            return Lookup::Ignored(format!(
+                "token type {:?} is not accepted now",
+                token.token_type()
+            ));
+        }
         if token.expires_at().is_none() {
             return Lookup::Ignored("the entry has no expiry".to_owned());
         }

@@ -418,6 +418,10 @@ pub(crate) fn parse_duration(value: &str) -> Result<Duration, String> {
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(value.len());
     let (number, unit) = value.split_at(split);
+    let not_a_duration = || format!("{value:?} is not a duration such as 15s, 500ms or 2m");
+    if number.is_empty() {
+        return Err(not_a_duration());
+    }
     let scale = match unit.trim() {
         "" | "s" | "sec" | "secs" => 1.0,
         "ms" => 0.001,
@@ -425,9 +429,7 @@ pub(crate) fn parse_duration(value: &str) -> Result<Duration, String> {
         "h" => 3600.0,
         other => return Err(format!("unknown unit {other:?} (use ms, s, m or h)")),
     };
-    let number: f64 = number
-        .parse()
-        .map_err(|_| format!("{value:?} is not a duration such as 15s, 500ms or 2m"))?;
+    let number: f64 = number.parse().map_err(|_| not_a_duration())?;
     Duration::try_from_secs_f64(number * scale)
         .ok()
         .filter(|d| *d <= Duration::from_secs(10 * 365 * 24 * 3600))

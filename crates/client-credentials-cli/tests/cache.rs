@@ -238,3 +238,23 @@ fn verbose_says_where_the_token_came_from() {
     let (r, _) = run(token(&server, home).args(["-v"]));
     assert!(r.stderr.contains("using the cached token"), "{r:?}");
 }
+
+#[test]
+fn a_cached_token_of_a_type_no_longer_accepted_is_not_used() {
+    let server = TestServer::start(Reply::json(
+        200,
+        &serde_json::json!({"access_token": "dpop-tok", "token_type": "DPoP", "expires_in": 600}),
+    ));
+    let (r, home) = run(token(&server, TempDir::new("home")).args(["--accept-token-type", "DPoP"]));
+    assert_eq!(r.stdout, "dpop-tok\n");
+    let (r, home) = token(&server, home).run();
+    r.assert_code(5);
+    assert_eq!(server.count("/token"), 2);
+    let (r, _) = run(token(&server, home).args(["--accept-token-type", "dpop"]));
+    assert_eq!(r.stdout, "dpop-tok\n");
+    assert_eq!(
+        server.count("/token"),
+        2,
+        "the entry is still there for the right flags"
+    );
+}

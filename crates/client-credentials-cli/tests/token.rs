@@ -174,6 +174,15 @@ fn exit_2_for_command_line_mistakes_with_json_too() {
     let run = Cli::new().args(["token", "--timeout", "soon"]).output();
     run.assert_code(2);
     assert!(run.stderr.contains("--timeout"), "{run:?}");
+    assert_eq!(run.stdout, "");
+
+    let run = Cli::new()
+        .args(["token", "--json", "--auth-method", "magic"])
+        .output();
+    run.assert_code(2);
+    let e = run.error();
+    assert_eq!(e["kind"], "usage");
+    assert!(e["message"].as_str().unwrap().contains("magic"), "{e}");
 
     let run = Cli::new().output();
     run.assert_code(2);
