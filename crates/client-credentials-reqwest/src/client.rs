@@ -565,13 +565,8 @@ impl Shared {
                         "token response received"
                     );
                 }
-                Outcome::TooLarge { status, .. } => {
-                    tracing::warn!(
-                        status = status.as_u16(),
-                        elapsed_ms,
-                        cap,
-                        "token response body over the cap, refused"
-                    );
+                Outcome::TooLarge(_) => {
+                    tracing::debug!(elapsed_ms, cap, "token response body over the cap, refused");
                 }
                 Outcome::Transport(error) => {
                     tracing::warn!(elapsed_ms, %error, "token request failed");
@@ -585,18 +580,7 @@ impl Shared {
     }
 
     fn invalidate(&self, rejected: &AccessToken) -> bool {
-        let now = Instant::now();
-        let dropped = {
-            let mut sessions = self.lock();
-            let keys: Vec<CacheKey> = sessions.iter().map(|(k, _)| k.clone()).collect();
-            let mut dropped = false;
-            for key in keys {
-                if let Some(session) = sessions.get_mut(&key) {
-                    dropped |= session.invalidate(now, rejected);
-                }
-            }
-            dropped
-        };
+        let dropped = self.lock().invalidate(Instant::now(), rejected);
         if dropped {
             tracing::debug!("cached token invalidated after a rejection");
             self.notify();
@@ -756,28 +740,19 @@ struct InFlight {
 
 impl InFlight {
     fn complete(&mut self, outcome: Outcome) {
-        // What the session is told, prepared before taking the lock.
-        let report = match outcome {
-            Outcome::Response {
-                status,
-                headers,
-                body,
-            } => Ok((status, headers, body)),
-            Outcome::TooLarge { status, headers } => {
-                oversized_body(self.request.config().max_body()).map(|body| (status, headers, body))
-            }
-            Outcome::Transport(error) => Err(error),
-        };
         let now = Instant::now();
         {
             let mut sessions = self.shared.lock();
             let session = sessions.get_or_insert(&self.request);
             let failed_before = session.counters().fetches_failed;
-            match report {
-                Ok((status, headers, body)) => {
-                    session.handle_response(now, self.id, status, &headers, &body);
-                }
-                Err(error) => session.handle_transport_error(now, self.id, error),
+            match outcome {
+                Outcome::Response {
+                    status,
+                    headers,
+                    body,
+                } => session.handle_response(now, self.id, status, &headers, &body),
+                Outcome::TooLarge(error) => session.handle_error(now, self.id, error),
+                Outcome::Transport(error) => session.handle_transport_error(now, self.id, error),
             }
             let counters = session.counters();
             if counters.fetches_failed > failed_before {
@@ -811,20 +786,6 @@ impl Drop for InFlight {
 
 fn log_failure(error: &TokenError) {
     tracing::warn!(%error, retryable = error.is_retryable(), "token fetch failed");
-}
-
-/// The session learns that a body was over the cap from a body one byte longer than the
-/// cap: the parser checks the length first and answers `TooLarge` with the status, without
-/// reading a byte. The buffer is zero-initialised memory, which the allocator maps lazily,
-/// so even a large cap costs no real memory. Only a cap of `usize::MAX`, which nothing can
-/// exceed, has no such body; that case cannot arise and is reported as a transport error.
-fn oversized_body(cap: usize) -> Result<Vec<u8>, client_credentials_core::TransportError> {
-    match cap.checked_add(1) {
-        Some(len) => Ok(vec![0; len]),
-        None => Err(client_credentials_core::TransportError::from_kind(
-            client_credentials_core::TransportErrorKind::Other,
-        )),
-    }
 }
 
 /// A short, stable digest of the request shape for logs: FNV-1a over the cache key (which

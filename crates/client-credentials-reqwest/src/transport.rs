@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use client_credentials_core::{BodyBuffer, HttpRequest, TransportError, TransportErrorKind};
+use client_credentials_core::{
+    BodyBuffer, HttpRequest, TokenError, TransportError, TransportErrorKind,
+};
 use http::{HeaderMap, StatusCode};
 
 /// How long connecting (DNS, TCP and TLS) may take by default.
@@ -45,11 +47,10 @@ pub(crate) enum Outcome {
         headers: HeaderMap,
         body: Vec<u8>,
     },
-    /// The body exceeded the cap (announced or read); it was not read further.
-    TooLarge {
-        status: StatusCode,
-        headers: HeaderMap,
-    },
+    /// The body exceeded the cap: announced by `Content-Length`, it was not read at all;
+    /// otherwise reading stopped at the chunk that crossed the cap. The core's
+    /// [`TokenError::TooLarge`], with the status.
+    TooLarge(TokenError),
     /// The request did not complete.
     Transport(TransportError),
 }
@@ -87,10 +88,7 @@ async fn send_inner(client: &reqwest::Client, request: HttpRequest, cap: usize) 
     if let Some(len) = response.content_length()
         && buffer.expect_len(len).is_err()
     {
-        return Outcome::TooLarge {
-            status,
-            headers: std::mem::take(response.headers_mut()),
-        };
+        return too_large(status, cap);
     }
     // The buffer is the limit, checked on every chunk, so at most `cap` bytes plus one chunk
     // are ever held.
@@ -98,10 +96,7 @@ async fn send_inner(client: &reqwest::Client, request: HttpRequest, cap: usize) 
         match response.chunk().await {
             Ok(Some(chunk)) => {
                 if buffer.push(&chunk).is_err() {
-                    return Outcome::TooLarge {
-                        status,
-                        headers: std::mem::take(response.headers_mut()),
-                    };
+                    return too_large(status, cap);
                 }
             }
             Ok(None) => break,
@@ -113,6 +108,13 @@ async fn send_inner(client: &reqwest::Client, request: HttpRequest, cap: usize) 
         headers: std::mem::take(response.headers_mut()),
         body: buffer.into_bytes(),
     }
+}
+
+fn too_large(status: StatusCode, limit: usize) -> Outcome {
+    Outcome::TooLarge(TokenError::TooLarge {
+        status: Some(status),
+        limit,
+    })
 }
 
 /// Maps a reqwest error to the core's transport error, keeping it as the source (reqwest's
