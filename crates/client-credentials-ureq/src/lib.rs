@@ -46,8 +46,13 @@
 //!   errors to the core's transport errors, and coordinates threads: see
 //!   [`Client`](Client#how-callers-wait) for who sends and who waits.
 //!
+//! [`Client::revoke`] (RFC 7009, which also drops the token from the cache) and
+//! [`Client::introspect`] (RFC 7662) use the same agent, timeouts and body cap.
+//!
 //! Every fetch runs in a `tracing` span `token_fetch` with the token endpoint, the client id
-//! and a digest of the request shape; no secret, token or body is ever logged.
+//! and a digest of the request shape (revocations and introspections in `token_revoke` and
+//! `token_introspect`, with their endpoint and the client id); no secret, token or body is
+//! ever logged.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
@@ -62,7 +67,8 @@ pub use transport::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT};
 
 pub use client_credentials_core::session::{Counters, Policy};
 pub use client_credentials_core::{
-    AccessToken, AuthMethod, BodyFormat, Config, ConfigError, Token, TokenError, TokenParams,
+    AccessToken, AuthMethod, BodyFormat, Config, ConfigError, Introspection, Token, TokenError,
+    TokenParams,
 };
 
 /// Re-export of the core crate.

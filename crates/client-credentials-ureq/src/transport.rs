@@ -92,6 +92,26 @@ pub(crate) fn send(
     }
 }
 
+/// The parts of a whole response: status, headers, body (within the cap).
+pub(crate) type Parts = (StatusCode, HeaderMap, Vec<u8>);
+
+impl Outcome {
+    /// The response, or the [`TokenError`] that stands for its absence (an over-cap body,
+    /// a failed transport). For the calls that do not go through a session (revocation,
+    /// introspection): they get the same send and capped read as a token fetch.
+    pub(crate) fn into_parts(self) -> Result<Parts, TokenError> {
+        match self {
+            Self::Response {
+                status,
+                headers,
+                body,
+            } => Ok((status, headers, body)),
+            Self::TooLarge(error) => Err(error),
+            Self::Transport(error) => Err(TokenError::Transport(error)),
+        }
+    }
+}
+
 /// Reads the body through a [`BodyBuffer`]: a `Content-Length` over the cap is refused
 /// before reading anything, and every chunk is checked against the cap as it arrives, so at
 /// most `cap` bytes plus one chunk are ever read. `None` when the body is over the cap.
