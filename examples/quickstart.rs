@@ -1,6 +1,6 @@
 //! The main job, end to end, with nothing to install: start the embedded authorization
-//! server on a loopback port, get a token with the client, call a protected resource with
-//! it.
+//! server on a loopback port, get a token with the blocking client, call a protected
+//! resource with it, then do the same from async code with the reqwest middleware.
 //!
 //! ```text
 //! cargo run --example quickstart
@@ -14,6 +14,7 @@ use std::error::Error;
 use std::time::SystemTime;
 
 use client_credentials::embedded::{EmbeddedServer, Route};
+use client_credentials::reqwest::{AuthMiddleware, reqwest, reqwest_middleware};
 use client_credentials::ureq::{Client, Config, TokenParams, ureq};
 
 fn main() -> Result<(), Box<dyn Error>> {
@@ -80,5 +81,28 @@ fn main() -> Result<(), Box<dyn Error>> {
     if let Err(e) = client.token_for(&TokenParams::new().scopes(["orders.write"])) {
         println!("scope not allowed     {e}");
     }
+
+    // 6. The same from async code: the reqwest client, and middleware that puts a valid
+    //    token on every request (and retries once, with a fresh token, on a 401).
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let tokens = client_credentials::reqwest::Client::new(config)?;
+        let http = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+            .with(AuthMiddleware::new(tokens))
+            .build();
+        let response = http.get(server.resource_url()).send().await?;
+        println!(
+            "async, via middleware HTTP {} from the protected resource",
+            response.status().as_u16()
+        );
+        Ok::<_, Box<dyn Error>>(())
+    })?;
+    println!(
+        "in all                {} token requests: one per client and request shape, two of \
+         them refused",
+        server.requests(Route::Token)
+    );
     Ok(())
 }
