@@ -58,10 +58,13 @@
 //!   when a sending task is cancelled, and the optional background refresh.
 //! - [`AuthMiddleware`] and [`Client::send_authorized`] attach tokens to requests for
 //!   resource servers, with a single, safe retry on 401.
+//! - [`Client::revoke`] (RFC 7009, which also drops the token from the cache) and
+//!   [`Client::introspect`] (RFC 7662) use the same reqwest client, timeouts and body cap.
 //!
 //! Every fetch runs in a `tracing` span `token_fetch` with the token endpoint, the client id,
-//! a digest of the request shape and the request id; no secret, token or body is ever
-//! logged.
+//! a digest of the request shape and the request id (revocations and introspections in
+//! `token_revoke` and `token_introspect`, with their endpoint and the client id); no secret,
+//! token or body is ever logged.
 //!
 //! The API mirrors the blocking `client-credentials-ureq` crate (`Client`, `ClientBuilder`,
 //! `token`, `token_for`, `invalidate`, `force_refresh`, `counters`, `authorize`, one `Error`
@@ -84,7 +87,8 @@ pub use transport::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT};
 
 pub use client_credentials_core::session::{Counters, Policy};
 pub use client_credentials_core::{
-    AccessToken, AuthMethod, BodyFormat, Config, ConfigError, Token, TokenError, TokenParams,
+    AccessToken, AuthMethod, BodyFormat, Config, ConfigError, Introspection, Token, TokenError,
+    TokenParams,
 };
 
 /// Re-export of the core crate.

@@ -55,6 +55,26 @@ pub(crate) enum Outcome {
     Transport(TransportError),
 }
 
+/// The parts of a whole response: status, headers, body (within the cap).
+pub(crate) type Parts = (StatusCode, HeaderMap, Vec<u8>);
+
+impl Outcome {
+    /// The response, or the [`TokenError`] that stands for its absence (an over-cap body,
+    /// a failed transport). For the calls that do not go through a session (revocation,
+    /// introspection): they get the same send and capped read as a token fetch.
+    pub(crate) fn into_parts(self) -> Result<Parts, TokenError> {
+        match self {
+            Self::Response {
+                status,
+                headers,
+                body,
+            } => Ok((status, headers, body)),
+            Self::TooLarge(error) => Err(error),
+            Self::Transport(error) => Err(TokenError::Transport(error)),
+        }
+    }
+}
+
 /// Sends `request` and reads the answer, the body through a [`BodyBuffer`] of `cap` bytes,
 /// all within `overall` (reqwest's own timeout covers the same span; this one also bounds a
 /// caller-supplied client builder's settings and any slip in them).
