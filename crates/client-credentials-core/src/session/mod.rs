@@ -15,8 +15,8 @@
 //! ([`Session::request`], [`Session::current_token`], [`Session::counters`],
 //! [`Session::poll_timeout`]…), inputs that take `&mut self` ([`Session::handle_response`],
 //! [`Session::handle_transport_error`], [`Session::handle_abandoned`],
-//! [`Session::invalidate`], [`Session::force_refresh`], [`Session::adopt`]), and one output,
-//! [`Session::poll`]. A driver calls them in this order:
+//! [`Session::handle_shared_token`], [`Session::invalidate`], [`Session::force_refresh`],
+//! [`Session::adopt`]), and one output, [`Session::poll`]. A driver calls them in this order:
 //!
 //! 1. Each caller that wants a token calls [`Session::poll`] and acts on the [`Action`]:
 //!    - [`Action::Ready`]: use the token.
@@ -74,6 +74,18 @@
 //! assert_eq!(session.counters().fetches_started, 1);
 //! # Ok::<_, Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! # Sharing tokens between processes
+//!
+//! A fleet shares tokens through a store (Redis, for example) with the same session: the
+//! caller that gets [`Action::Send`] first looks in the store. A stored token that
+//! [`Session::would_adopt`] accepts (usable, later than the token held, not the one last
+//! invalidated) answers the request: report it with [`Session::handle_shared_token`] and
+//! nothing is sent. Otherwise the caller sends as usual and writes the token it gets to
+//! the store, where it can be kept for [`Policy::usable_lifetime`]. A token is stored with
+//! [`Token::storable`] and read back with `serde` (its absolute `issued_at` and lifetime make
+//! it meaningful in another process); the store's key is derived from
+//! [`crate::CacheKey`], which never holds the secret.
 //!
 //! # States
 //!
@@ -258,7 +270,7 @@ pub enum Action {
 /// Counts and last values, for logs and metrics. Read with [`Session::counters`].
 ///
 /// `fetches_started` equals `fetches_succeeded + fetches_failed + fetches_abandoned +
-/// fetches_timed_out`, plus one while a request is in flight.
+/// fetches_timed_out + fetches_shared`, plus one while a request is in flight.
 #[derive(Clone, Debug, Default)]
 #[non_exhaustive]
 pub struct Counters {
@@ -271,6 +283,9 @@ pub struct Counters {
     pub fetches_failed: u64,
     /// Requests whose sender gave up ([`Session::handle_abandoned`]); not failures.
     pub fetches_abandoned: u64,
+    /// Requests answered, without being sent, by a token another process fetched
+    /// ([`Session::handle_shared_token`]).
+    pub fetches_shared: u64,
     /// Requests that reached their deadline without any report and were replaced by a new
     /// one. A non-zero value points at a driver that loses requests.
     pub fetches_timed_out: u64,
@@ -317,11 +332,16 @@ impl Held {
 
     /// Whether `self` expires strictly later than `other` (never is latest).
     fn outlives(&self, other: &Held) -> bool {
-        match (self.expires_at, other.expires_at) {
-            (None, Some(_)) => true,
-            (Some(a), Some(b)) => a > b,
-            (_, None) => false,
-        }
+        expires_later(self.expires_at, other.expires_at)
+    }
+}
+
+/// Whether expiry `a` is strictly later than expiry `b`; `None` is never, the latest.
+fn expires_later(a: Option<Instant>, b: Option<Instant>) -> bool {
+    match (a, b) {
+        (None, Some(_)) => true,
+        (Some(a), Some(b)) => a > b,
+        (_, None) => false,
     }
 }
 
@@ -357,10 +377,12 @@ enum State {
 /// Methods, by family:
 /// - getters: [`request`](Self::request), [`policy`](Self::policy),
 ///   [`current_token`](Self::current_token), [`in_flight`](Self::in_flight),
-///   [`counters`](Self::counters), [`poll_timeout`](Self::poll_timeout);
+///   [`counters`](Self::counters), [`poll_timeout`](Self::poll_timeout),
+///   [`would_adopt`](Self::would_adopt);
 /// - inputs: [`handle_response`](Self::handle_response),
 ///   [`handle_transport_error`](Self::handle_transport_error),
-///   [`handle_abandoned`](Self::handle_abandoned), [`invalidate`](Self::invalidate),
+///   [`handle_abandoned`](Self::handle_abandoned),
+///   [`handle_shared_token`](Self::handle_shared_token), [`invalidate`](Self::invalidate),
 ///   [`force_refresh`](Self::force_refresh), [`adopt`](Self::adopt);
 /// - output: [`poll`](Self::poll).
 ///
@@ -375,6 +397,9 @@ pub struct Session {
     ids: IdSource,
     state: State,
     counters: Counters,
+    /// The last token dropped by [`Session::invalidate`]: never adopted again, so that a
+    /// shared store still holding it cannot hand it back.
+    rejected: Option<AccessToken>,
 }
 
 impl Session {
@@ -402,6 +427,7 @@ impl Session {
             ids,
             state: State::Empty,
             counters: Counters::default(),
+            rejected: None,
         }
     }
 
@@ -463,6 +489,31 @@ impl Session {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
+    }
+
+    /// Whether [`Session::adopt`] would take `token` at `now`: it is usable at `now` (by this
+    /// session's [`Policy::expiry_margin`]), it expires later than the token held, and it is
+    /// not the token last dropped by [`Session::invalidate`]. A driver that reads a shared
+    /// store asks this to decide between taking the stored token and fetching a new one.
+    #[must_use]
+    pub fn would_adopt(&self, now: Instant, token: &Token) -> bool {
+        if self.is_rejected(token) {
+            return false;
+        }
+        let (usable_until, expires_at) = match token.lifetime() {
+            None => (None, None),
+            Some(lifetime) => {
+                let elapsed = self.clock.elapsed_since(now, token.issued_at());
+                let at = |offset: Duration| match offset.checked_sub(elapsed) {
+                    None => Some(now),
+                    Some(ahead) => now.checked_add(ahead),
+                };
+                (at(self.policy.usable_lifetime(lifetime)), at(lifetime))
+            }
+        };
+        let usable = usable_until.is_none_or(|until| now < until);
+        let held = self.held().filter(|h| h.usable(now));
+        usable && held.is_none_or(|h| expires_later(expires_at, h.expires_at))
     }
 
     // ---------------------------------------------------------------------------------
@@ -544,10 +595,41 @@ impl Session {
         }
     }
 
+    /// Reports that request `id` need not be sent: `token`, fetched by another process for
+    /// this request shape (read from a shared store), answers it.
+    ///
+    /// If the session would adopt the token ([`Session::would_adopt`]), the request ends
+    /// unsent, the token is held as with [`Session::adopt`] (every waiter gets it), and
+    /// `true` is returned; the request counts in [`Counters::fetches_shared`]. Otherwise
+    /// nothing changes and `false` is returned: the request stays in flight, and the caller
+    /// sends it as usual. With an `id` that is not the request in flight, this is
+    /// [`Session::adopt`].
+    ///
+    /// The caller is responsible for reporting only tokens fetched for this session's
+    /// [`crate::CacheKey`].
+    pub fn handle_shared_token(&mut self, now: Instant, id: RequestId, token: Arc<Token>) -> bool {
+        if self.in_flight() != Some(id) {
+            self.counters.ignored_reports += 1;
+            return self.adopt(now, token);
+        }
+        if !self.would_adopt(now, &token) {
+            return false;
+        }
+        let Some((_, current)) = self.take_in_flight(now, id) else {
+            return false;
+        };
+        self.counters.fetches_shared += 1;
+        self.state = current.map_or(State::Empty, State::Valid);
+        // Checked above with the same `now`, so this takes it.
+        self.adopt(now, token)
+    }
+
     /// A resource server rejected `rejected` (a 401): drops the held token if, and only if,
     /// it is that token and still usable, and returns whether it did. A token that was
     /// already replaced is left alone, so a burst of 401s for an old token does not throw
-    /// away the new one. A backoff in progress is not cut short.
+    /// away the new one. A backoff in progress is not cut short. The session remembers the
+    /// dropped token and never adopts it again ([`Session::adopt`]), so that a shared store
+    /// that still holds it cannot hand it back.
     pub fn invalidate(&mut self, now: Instant, rejected: &AccessToken) -> bool {
         self.prune(now);
         let matches = self
@@ -555,6 +637,7 @@ impl Session {
             .is_some_and(|h| h.token.access_token() == rejected);
         if matches {
             self.counters.invalidations += 1;
+            self.rejected = Some(rejected.clone());
             match &mut self.state {
                 State::Valid(_) => self.state = State::Empty,
                 State::Fetching { current, .. } | State::BackingOff { current, .. } => {
@@ -579,9 +662,11 @@ impl Session {
     }
 
     /// Takes over a token fetched elsewhere (another process, through a shared store) for
-    /// this request shape. It is ignored, and `false` returned, if it is not usable at `now`
-    /// or does not expire later than the token held. A request in flight stays in flight;
-    /// its token replaces the adopted one when it lands.
+    /// this request shape. It is ignored, and `false` returned, if it is not usable at `now`,
+    /// does not expire later than the token held, or is the token last dropped by
+    /// [`Session::invalidate`] (see [`Session::would_adopt`]). A request in flight stays in
+    /// flight; its token replaces the adopted one when it lands (a driver whose request a
+    /// shared store answered reports [`Session::handle_shared_token`] instead).
     ///
     /// The caller is responsible for adopting only tokens fetched for this session's
     /// [`crate::CacheKey`].
@@ -589,7 +674,9 @@ impl Session {
         self.prune(now);
         let elapsed = self.clock.elapsed_since(now, token.issued_at());
         let (held, short) = self.hold(now, elapsed, token);
-        let better = held.usable(now) && self.held().is_none_or(|h| held.outlives(h));
+        let better = held.usable(now)
+            && self.held().is_none_or(|h| held.outlives(h))
+            && !self.is_rejected(&held.token);
         if !better {
             return false;
         }
@@ -688,6 +775,12 @@ impl Session {
     // ---------------------------------------------------------------------------------
     // Internals
     // ---------------------------------------------------------------------------------
+
+    fn is_rejected(&self, token: &Token) -> bool {
+        self.rejected
+            .as_ref()
+            .is_some_and(|r| r == token.access_token())
+    }
 
     fn held(&self) -> Option<&Held> {
         match &self.state {
@@ -808,7 +901,7 @@ impl Session {
             return (held, false);
         };
         let margin = self.policy.expiry_margin;
-        let usable = lifetime.saturating_sub(margin).max(lifetime.min(margin));
+        let usable = self.policy.usable_lifetime(lifetime);
         let short = !margin.is_zero() && lifetime < margin.saturating_mul(2);
         let mut base = fraction(usable, self.policy.refresh_ratio);
         if let Some(refresh_in) = token.refresh_in() {

@@ -73,6 +73,28 @@ impl Default for Policy {
     }
 }
 
+impl Policy {
+    /// How long after it was requested a token of this `lifetime` is served:
+    /// `max(lifetime − expiry_margin, min(lifetime, expiry_margin))`, the usable life of the
+    /// [module documentation](super#refresh-ahead-and-expiry). A shared store can keep a
+    /// token exactly as long as sessions with this policy would take it.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use client_credentials_core::session::Policy;
+    ///
+    /// let policy = Policy::default(); // a 10 s margin
+    /// assert_eq!(policy.usable_lifetime(Duration::from_secs(3600)), Duration::from_secs(3590));
+    /// assert_eq!(policy.usable_lifetime(Duration::from_secs(15)), Duration::from_secs(10));
+    /// assert_eq!(policy.usable_lifetime(Duration::from_secs(5)), Duration::from_secs(5));
+    /// ```
+    #[must_use]
+    pub fn usable_lifetime(&self, lifetime: Duration) -> Duration {
+        let margin = self.expiry_margin;
+        lifetime.saturating_sub(margin).max(lifetime.min(margin))
+    }
+}
+
 /// `d × f` with `f` clamped to `0.0..=1.0` (NaN as 0), without the panics of
 /// `Duration::mul_f64`.
 pub(crate) fn fraction(d: Duration, f: f64) -> Duration {

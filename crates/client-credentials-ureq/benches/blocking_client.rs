@@ -1,0 +1,166 @@
+//! The blocking client under criterion, each against its baseline in the same run:
+//!
+//! - `warm_token/*`: `Client::token()` with a cached token, on one thread and on two threads
+//!   calling the same client, against a plain `Mutex<Option<Arc<Token>>>` (lock, clone the
+//!   `Arc`, unlock: no expiry check, no session). For two threads the time shown is the wall
+//!   time divided by the calls both made, so `1 thread / 2 threads` is the throughput ratio.
+//! - `fetch/*`: a token request through the client against a loopback keep-alive token
+//!   endpoint (the cached token is invalidated after each call, so every call fetches),
+//!   against a bare `ureq::Agent` sending the same request and reading the body: one with
+//!   ureq's defaults, and the client's own agent (`Client::agent()`, configured with the
+//!   adapter's timeouts). `ours` against `bare_ureq/client_agent` is what the adapter's code
+//!   and the core add to a fetch; `bare_ureq/client_agent` against `bare_ureq/default` is
+//!   what the agent's configuration costs.
+//!
+//! Run: `cargo bench -p client-credentials-ureq --bench blocking_client`.
+#![allow(clippy::print_stdout, reason = "a benchmark reports on stdout")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a benchmark: a failure is a broken setup and should stop it"
+)]
+
+mod support;
+
+use std::hint::black_box;
+use std::sync::{Arc, Barrier, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use client_credentials_ureq::core::http::{HeaderMap, StatusCode};
+use client_credentials_ureq::{Client, Config, Token};
+use criterion::{Criterion, criterion_group};
+
+use support::{CLIENT_ID, CLIENT_SECRET, Server};
+
+fn config(token_url: &str) -> Config {
+    Config::builder()
+        .token_url(token_url)
+        .client_id(CLIENT_ID)
+        .client_secret(CLIENT_SECRET)
+        .build()
+        .unwrap()
+}
+
+/// Runs `op` `iters` times on each of `threads` threads started together; the wall time
+/// divided by the threads, i.e. the time per call of the group.
+fn on_threads(threads: u32, iters: u64, op: &(dyn Fn() + Sync)) -> Duration {
+    let barrier = Barrier::new(threads as usize);
+    let elapsed = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    barrier.wait();
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        op();
+                    }
+                    start.elapsed()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .max()
+            .unwrap_or_default()
+    });
+    elapsed / threads
+}
+
+fn warm_token(c: &mut Criterion) {
+    let server = Server::start(Duration::ZERO, Duration::from_secs(3600));
+    let config = config(&server.token_url());
+    let client = Client::builder(config.clone()).seed(1).build();
+    let token = client.token().unwrap();
+    let baseline: Mutex<Option<Arc<Token>>> = Mutex::new(Some(token));
+
+    let ours = || {
+        black_box(client.token().unwrap());
+    };
+    let plain = || {
+        black_box(baseline.lock().unwrap().clone());
+    };
+    let mut group = c.benchmark_group("warm_token");
+    group.bench_function("ours/1_thread", |b| b.iter(ours));
+    group.bench_function("ours/2_threads", |b| {
+        b.iter_custom(|iters| on_threads(2, iters, &ours));
+    });
+    group.bench_function("mutex_baseline/1_thread", |b| b.iter(plain));
+    group.bench_function("mutex_baseline/2_threads", |b| {
+        b.iter_custom(|iters| on_threads(2, iters, &plain));
+    });
+    group.finish();
+    assert_eq!(server.count(), 1, "warm calls must not fetch");
+}
+
+fn fetch(c: &mut Criterion) {
+    let server = Server::start(Duration::ZERO, Duration::from_secs(3600));
+    let config = config(&server.token_url());
+    let client = Client::builder(config.clone()).seed(1).build();
+    // The very request the client sends, for the bare agent.
+    let request = config.default_request();
+    let http = request.to_http().into_inner();
+    let agent = ureq::Agent::new_with_defaults();
+    let client_agent = client.agent().clone();
+
+    let send = |agent: &ureq::Agent| {
+        let mut response = agent.run(http.clone()).unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        black_box(response.body_mut().read_to_vec().unwrap());
+    };
+    let bare = || send(&agent);
+    let bare_client_agent = || send(&client_agent);
+    let ours = || {
+        let token = client.token().unwrap();
+        client.invalidate(token.access_token());
+    };
+    // Both must reach the endpoint and parse as a token.
+    bare();
+    bare_client_agent();
+    ours();
+    let body = {
+        let mut response = agent.run(http.clone()).unwrap();
+        response.body_mut().read_to_vec().unwrap()
+    };
+    request
+        .parse_response(SystemTime::now(), StatusCode::OK, &HeaderMap::new(), &body)
+        .unwrap();
+    // Connection reuse: both should keep one connection alive across fetches.
+    let ops: [(&str, &dyn Fn()); 3] = [
+        ("ours", &ours),
+        ("bare_ureq/default", &bare),
+        ("bare_ureq/client_agent", &bare_client_agent),
+    ];
+    for (name, op) in ops {
+        let before = server.connections();
+        for _ in 0..100 {
+            op();
+        }
+        let opened = server.connections() - before - 1;
+        println!("fetch/{name}: {opened} connections opened for 100 fetches");
+    }
+    let before = server.count();
+
+    let mut group = c.benchmark_group("fetch");
+    group.bench_function("ours", |b| b.iter(ours));
+    group.bench_function("bare_ureq/client_agent", |b| b.iter(bare_client_agent));
+    group.bench_function("bare_ureq/default", |b| b.iter(bare));
+    group.finish();
+    assert!(server.count() > before, "every call fetches");
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(50)
+        .nresamples(20_000);
+    targets = warm_token, fetch
+}
+
+fn main() {
+    support::serve_if_child();
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -1,0 +1,231 @@
+//! A thousand threads against one blocking client, and the heap a client holds, against a
+//! naive cache, with a loopback token endpoint in a child process that answers after 50 ms
+//! (a typical token endpoint's latency) and counts the token requests it receives.
+//!
+//! - cold: 1 000 threads ask an empty cache for a token at the same moment;
+//! - across expiry: 1 000 threads each ask every 20 ms for 4.5 s while 2-second tokens
+//!   expire (twice), the steady traffic of a busy service;
+//! - heap: bytes held (allocated minus freed) by a new client, and by a client holding a
+//!   token and its pooled connection, next to a bare `ureq::Agent` in the same two states.
+//!
+//! The naive cache is what many libraries do: a `Mutex<Option<(token, expiry)>>`; a caller
+//! that finds no valid token fetches one itself and stores it.
+//!
+//! Prints markdown tables; counts and percentiles, not means, are what matter here.
+//!
+//! Run: `cargo bench -p client-credentials-ureq --bench blocking_stampede`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a benchmark: a failure is a broken setup and should stop it"
+)]
+#![allow(clippy::print_stdout, reason = "a benchmark reports on stdout")]
+
+mod support;
+
+use std::alloc::System;
+use std::sync::{Arc, Barrier, Mutex};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime};
+
+use client_credentials_ureq::core::TokenRequest;
+use client_credentials_ureq::core::http::{self, StatusCode};
+use client_credentials_ureq::{Client, Config, Token};
+use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
+
+use support::{CLIENT_ID, CLIENT_SECRET, Latencies, Server, show};
+
+#[global_allocator]
+static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+const CALLERS: usize = 1_000;
+const SERVER_DELAY: Duration = Duration::from_millis(50);
+const SHORT_LIFETIME: Duration = Duration::from_secs(2);
+const STEADY_FOR: Duration = Duration::from_millis(4_500);
+const PAUSE: Duration = Duration::from_millis(20);
+const STACK: usize = 256 * 1024;
+
+fn config(token_url: &str) -> Config {
+    Config::builder()
+        .token_url(token_url)
+        .client_id(CLIENT_ID)
+        .client_secret(CLIENT_SECRET)
+        .build()
+        .unwrap()
+}
+
+/// The cache as many libraries write it.
+struct Naive {
+    agent: ureq::Agent,
+    request: TokenRequest,
+    http: http::Request<Vec<u8>>,
+    cache: Mutex<Option<(Arc<Token>, Instant)>>,
+}
+
+impl Naive {
+    fn new(config: &Config) -> Self {
+        let request = config.default_request();
+        Self {
+            agent: ureq::Agent::new_with_defaults(),
+            http: request.to_http().into_inner(),
+            request,
+            cache: Mutex::new(None),
+        }
+    }
+
+    fn token(&self) -> Arc<Token> {
+        if let Some((token, expires)) = &*self.cache.lock().unwrap()
+            && Instant::now() < *expires
+        {
+            return Arc::clone(token);
+        }
+        let sent = Instant::now();
+        let mut response = self.agent.run(self.http.clone()).unwrap();
+        let body = response.body_mut().read_to_vec().unwrap();
+        let token = Arc::new(
+            self.request
+                .parse_response(SystemTime::now(), StatusCode::OK, response.headers(), &body)
+                .unwrap(),
+        );
+        let expires = sent + token.lifetime().unwrap_or_default();
+        *self.cache.lock().unwrap() = Some((Arc::clone(&token), expires));
+        token
+    }
+}
+
+type Get = Arc<dyn Fn() -> Arc<Token> + Send + Sync>;
+
+fn ours(server: &Server) -> Get {
+    let client = Client::builder(config(&server.token_url())).seed(1).build();
+    Arc::new(move || client.token().unwrap())
+}
+
+fn naive(server: &Server) -> Get {
+    let naive = Naive::new(&config(&server.token_url()));
+    Arc::new(move || naive.token())
+}
+
+/// 1 000 threads released together on an empty cache: requests made, latencies.
+fn cold(make: fn(&Server) -> Get) -> (usize, Latencies) {
+    let server = Server::start(SERVER_DELAY, Duration::from_secs(3600));
+    let get = make(&server);
+    let barrier = Arc::new(Barrier::new(CALLERS + 1));
+    let threads: Vec<_> = (0..CALLERS)
+        .map(|_| {
+            let (get, barrier) = (Arc::clone(&get), Arc::clone(&barrier));
+            thread::Builder::new()
+                .stack_size(STACK)
+                .spawn(move || {
+                    barrier.wait();
+                    let start = Instant::now();
+                    drop(get());
+                    start.elapsed()
+                })
+                .unwrap()
+        })
+        .collect();
+    barrier.wait();
+    let samples = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    (server.count(), Latencies::of(samples, SERVER_DELAY))
+}
+
+/// 1 000 threads calling every 20 ms for 4.5 s while 2-second tokens expire: requests made
+/// during that time, latencies, and calls that waited at least the server's latency.
+fn across_expiry(make: fn(&Server) -> Get) -> (usize, Latencies) {
+    let server = Server::start(SERVER_DELAY, SHORT_LIFETIME);
+    let get = make(&server);
+    drop(get()); // warm
+    let before = server.count();
+    let barrier = Arc::new(Barrier::new(CALLERS + 1));
+    let threads: Vec<_> = (0..CALLERS)
+        .map(|_| {
+            let (get, barrier) = (Arc::clone(&get), Arc::clone(&barrier));
+            thread::Builder::new()
+                .stack_size(STACK)
+                .spawn(move || {
+                    barrier.wait();
+                    let end = Instant::now() + STEADY_FOR;
+                    let mut samples = Vec::with_capacity(256);
+                    while Instant::now() < end {
+                        let start = Instant::now();
+                        drop(get());
+                        samples.push(start.elapsed());
+                        thread::sleep(PAUSE);
+                    }
+                    samples
+                })
+                .unwrap()
+        })
+        .collect();
+    barrier.wait();
+    let samples = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    (
+        server.count() - before,
+        Latencies::of(samples, SERVER_DELAY),
+    )
+}
+
+fn row(name: &str, requests: usize, l: &Latencies) {
+    println!(
+        "| {name} | {requests} | {} | {} | {} | {} | {} |",
+        l.calls,
+        show(l.p50),
+        show(l.p99),
+        show(l.max),
+        l.at_least
+    );
+}
+
+fn heap() {
+    let server = Server::start(Duration::ZERO, Duration::from_secs(3600));
+    let config = config(&server.token_url());
+    let held = |region: &Region<'_, System>| {
+        let c = region.change();
+        c.bytes_allocated.cast_signed() - c.bytes_deallocated.cast_signed()
+    };
+    println!("| client | new | with one token (and its pooled connection) |");
+    println!("| --- | ---: | ---: |");
+
+    let region = Region::new(GLOBAL);
+    let client = Client::builder(config.clone()).seed(1).build();
+    let empty = held(&region);
+    drop(client.token().unwrap());
+    let full = held(&region);
+    println!("| ours: `client_credentials_ureq::Client` | {empty} B | {full} B |");
+    drop(client);
+
+    let http = config.default_request().to_http().into_inner();
+    let region = Region::new(GLOBAL);
+    let agent = ureq::Agent::new_with_defaults();
+    let empty = held(&region);
+    let mut response = agent.run(http).unwrap();
+    drop(response.body_mut().read_to_vec().unwrap());
+    drop(response);
+    let full = held(&region);
+    println!("| bare `ureq::Agent` (for scale) | {empty} B | {full} B |");
+}
+
+fn main() {
+    support::serve_if_child();
+    if std::env::args().any(|a| a == "--test" || a == "--list") {
+        return;
+    }
+    println!("## Blocking client: {CALLERS} threads, token endpoint latency 50 ms\n");
+    println!(
+        "| scenario | token requests | calls | p50 | p99 | max | calls ≥ 50 ms (waited on the network) |"
+    );
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+    let (n, l) = cold(ours);
+    row("cold cache, ours", n, &l);
+    let (n, l) = cold(naive);
+    row("cold cache, naive", n, &l);
+    let (n, l) = across_expiry(ours);
+    row("across expiry (4.5 s, 2 s tokens), ours", n, &l);
+    let (n, l) = across_expiry(naive);
+    row("across expiry (4.5 s, 2 s tokens), naive", n, &l);
+    println!("\n## Blocking client: heap held\n");
+    heap();
+}
