@@ -7,7 +7,7 @@ use std::time::Duration;
 use client_credentials_core::server::{ClientAuthMethod, RegisteredClient};
 use serde::Deserialize;
 
-use crate::{EmbeddedServerBuilder, TokenFormat};
+use crate::{EmbeddedServerBuilder, JwtAlgorithm, TokenFormat};
 
 /// A configuration file that could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +45,7 @@ struct File {
     /// Seconds.
     token_lifetime: Option<u64>,
     token_format: Option<String>,
+    jwt_algorithm: Option<String>,
     auth_methods: Option<Vec<String>>,
     accept_json: Option<bool>,
     accept_unencoded_basic: Option<bool>,
@@ -100,6 +101,14 @@ impl File {
                 )));
             }
         }
+        if let Some(name) = &self.jwt_algorithm {
+            let algorithm = JwtAlgorithm::from_name(name).ok_or_else(|| {
+                ConfigFileError::Invalid(format!(
+                    "jwt_algorithm {name:?} is neither \"RS256\" nor \"EdDSA\""
+                ))
+            })?;
+            b = b.jwt_algorithm(algorithm);
+        }
         if let Some(names) = &self.auth_methods {
             b = b.auth_methods(methods(names)?);
         }
@@ -144,6 +153,7 @@ impl EmbeddedServerBuilder {
     /// let builder = EmbeddedServer::builder().toml(r#"
     ///     token_lifetime = 60          # seconds
     ///     token_format = "jwt"         # or "opaque" (the default)
+    ///     jwt_algorithm = "EdDSA"      # or "RS256" (the default)
     ///     auth_methods = ["client_secret_basic", "client_secret_post"]
     ///
     ///     [scopes]
@@ -159,10 +169,11 @@ impl EmbeddedServerBuilder {
     /// ```
     ///
     /// Keys: `port`, `token_path`, `token_lifetime` (seconds), `token_format`
-    /// (`"opaque"`/`"jwt"`), `auth_methods`, `accept_json`, `accept_unencoded_basic`,
-    /// `resource_scope`, `[scopes]` (name = description) and `[[clients]]` with `id`,
-    /// `secret`, `scopes`, and optionally `default_scopes`, `auth_methods`, `token_lifetime`
-    /// and `client_credentials` (`false` to refuse the grant).
+    /// (`"opaque"`/`"jwt"`), `jwt_algorithm` (`"RS256"`/`"EdDSA"`, for JWTs), `auth_methods`,
+    /// `accept_json`, `accept_unencoded_basic`, `resource_scope`, `[scopes]` (name =
+    /// description) and `[[clients]]` with `id`, `secret`, `scopes`, and optionally
+    /// `default_scopes`, `auth_methods`, `token_lifetime` and `client_credentials` (`false`
+    /// to refuse the grant).
     ///
     /// # Errors
     /// [`ConfigFileError`] when the text is not valid TOML or does not match the schema.

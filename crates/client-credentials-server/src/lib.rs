@@ -50,7 +50,23 @@
 //! | `/resource` | A protected demo resource: 200 with the token's client and scopes for a valid bearer token, 401 with `WWW-Authenticate: Bearer …` otherwise. |
 //!
 //! Access tokens are opaque (43 random URL-safe characters) by default, or RFC 9068 JWTs
-//! signed with an Ed25519 key (`alg: EdDSA`) made at start. Tokens live in memory.
+//! ([`EmbeddedServerBuilder::jwt_access_tokens`]) signed with a key made at start: a 2048-bit
+//! RSA key (`alg: RS256`, the algorithm RFC 9068 §4 requires every resource server to
+//! support) unless [`EmbeddedServerBuilder::jwt_algorithm`] picks Ed25519 (`alg: EdDSA`).
+//! Tokens live in memory.
+//!
+//! ```
+//! use client_credentials_server::{EmbeddedServer, JwtAlgorithm};
+//!
+//! let server = EmbeddedServer::builder()
+//!     .client("demo-client", "demo-secret", ["read"])
+//!     .jwt_access_tokens()
+//!     .start()?;
+//! assert_eq!(server.jwt_algorithm(), Some(JwtAlgorithm::Rs256));
+//! let jwks = server.jwks().unwrap_or_default();
+//! assert_eq!(jwks["keys"][0]["kty"], "RSA");
+//! # Ok::<_, client_credentials_server::StartError>(())
+//! ```
 //!
 //! # Tests and faults
 //!
@@ -94,6 +110,7 @@ pub use client_credentials_core::server::{self as endpoint};
 pub use client_credentials_core::server::{ClientAuthMethod, RegisteredClient};
 pub use config::ConfigFileError;
 pub use fault::{Counts, Fault, Route};
+pub use jwt::JwtAlgorithm;
 
 use crate::fault::{Counters, Faults};
 use crate::jwt::JwtSigner;
@@ -112,8 +129,9 @@ pub enum TokenFormat {
     /// 32 random bytes, URL-safe base64 (43 characters). The default.
     #[default]
     Opaque,
-    /// An RFC 9068 JWT (`typ: at+jwt`) signed with EdDSA (Ed25519), with `iss`, `sub`, `aud`,
-    /// `exp`, `iat`, `jti`, `client_id` and `scope`. The key is made at start and published
+    /// An RFC 9068 JWT (`typ: at+jwt`) with `iss`, `sub`, `aud`, `exp`, `iat`, `jti`,
+    /// `client_id` and `scope`, signed with RS256 by default or EdDSA
+    /// ([`EmbeddedServerBuilder::jwt_algorithm`]). The key is made at start and published
     /// at `/jwks.json`. `aud` is the requested resource or audience, or the demo resource.
     Jwt,
 }
@@ -146,6 +164,36 @@ pub enum StartError {
     /// The operating system's random number generator failed.
     #[error("the operating system's random number generator failed")]
     Random,
+    /// The JWT signing key could not be made (a failure inside the cryptographic library).
+    #[error("cannot make the JWT signing key")]
+    SigningKey,
+}
+
+/// A registered client as [`EmbeddedServer::clients`] and [`EmbeddedServerBuilder::clients`]
+/// list it: never its secret.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct ClientSummary {
+    /// The client id.
+    pub id: String,
+    /// The scopes it may be granted.
+    pub scopes: Vec<String>,
+    /// The authentication methods it may use: those the token endpoint accepts that the
+    /// client is not barred from, Basic first.
+    pub auth_methods: Vec<ClientAuthMethod>,
+}
+
+impl ClientSummary {
+    fn new(client: &RegisteredClient, endpoint_methods: &[ClientAuthMethod]) -> Self {
+        Self {
+            id: client.client_id().to_owned(),
+            scopes: client.allowed_scopes().to_vec(),
+            auth_methods: ClientAuthMethod::ALL
+                .into_iter()
+                .filter(|m| endpoint_methods.contains(m) && client.allows_auth_method(*m))
+                .collect(),
+        }
+    }
 }
 
 /// Builder for [`EmbeddedServer`]. See the [crate docs](crate) for an example.
@@ -156,6 +204,10 @@ pub struct EmbeddedServerBuilder {
     clients: Vec<RegisteredClient>,
     port: u16,
     format: TokenFormat,
+    algorithm: JwtAlgorithm,
+    /// The endpoint's methods, kept for [`EmbeddedServerBuilder::clients`] (the endpoint
+    /// builder does not tell).
+    auth_methods: Vec<ClientAuthMethod>,
     resource_scope: Option<String>,
     token_path: String,
 }
@@ -168,6 +220,8 @@ impl Default for EmbeddedServerBuilder {
             clients: Vec::new(),
             port: 0,
             format: TokenFormat::Opaque,
+            algorithm: JwtAlgorithm::default(),
+            auth_methods: ClientAuthMethod::ALL.to_vec(),
             resource_scope: None,
             token_path: "/token".to_owned(),
         }
@@ -225,6 +279,25 @@ impl EmbeddedServerBuilder {
         self.token_format(TokenFormat::Jwt)
     }
 
+    /// The algorithm that signs JWT access tokens (default [`JwtAlgorithm::Rs256`]). It only
+    /// matters with [`TokenFormat::Jwt`]: it does not turn JWTs on.
+    ///
+    /// ```
+    /// use client_credentials_server::{EmbeddedServer, JwtAlgorithm};
+    ///
+    /// let server = EmbeddedServer::builder()
+    ///     .jwt_access_tokens()
+    ///     .jwt_algorithm(JwtAlgorithm::EdDsa)
+    ///     .start()?;
+    /// assert_eq!(server.jwks().unwrap_or_default()["keys"][0]["alg"], "EdDSA");
+    /// # Ok::<_, client_credentials_server::StartError>(())
+    /// ```
+    #[must_use]
+    pub fn jwt_algorithm(mut self, algorithm: JwtAlgorithm) -> Self {
+        self.algorithm = algorithm;
+        self
+    }
+
     /// The port to listen on, on 127.0.0.1 (default 0: any free port).
     #[must_use]
     pub fn port(mut self, port: u16) -> Self {
@@ -242,7 +315,10 @@ impl EmbeddedServerBuilder {
     /// The accepted client authentication methods (default both).
     #[must_use]
     pub fn auth_methods(mut self, methods: impl IntoIterator<Item = ClientAuthMethod>) -> Self {
-        self.endpoint = self.endpoint.auth_methods(methods);
+        self.auth_methods = methods.into_iter().collect();
+        self.endpoint = self
+            .endpoint
+            .auth_methods(self.auth_methods.iter().copied());
         self
     }
 
@@ -269,6 +345,32 @@ impl EmbeddedServerBuilder {
         self
     }
 
+    /// The clients registered so far, in registration order (a client registered again
+    /// moves to the end), without their secrets.
+    #[must_use]
+    pub fn clients(&self) -> Vec<ClientSummary> {
+        self.clients
+            .iter()
+            .map(|c| ClientSummary::new(c, &self.auth_methods))
+            .collect()
+    }
+
+    /// The scopes the server will register, as `(name, description)`: those given to
+    /// [`scope`](Self::scope) (or a configuration file) in order, then those that only
+    /// clients name, described by their name.
+    #[must_use]
+    pub fn scopes(&self) -> Vec<(String, String)> {
+        let mut scopes = self.scopes.clone();
+        for client in &self.clients {
+            for scope in client.allowed_scopes() {
+                if !scopes.iter().any(|(name, _)| name == scope) {
+                    scopes.push((scope.clone(), scope.clone()));
+                }
+            }
+        }
+        scopes
+    }
+
     fn prepare(self) -> Result<Prepared, StartError> {
         let path_ok = self.token_path.starts_with('/')
             && self.token_path.len() > 1
@@ -288,26 +390,19 @@ impl EmbeddedServerBuilder {
         if !path_ok {
             return Err(StartError::TokenPath(self.token_path));
         }
+        let scopes = self.scopes();
         let mut endpoint = self.endpoint.token_path(self.token_path);
-        let mut registered: Vec<String> = Vec::new();
-        for (name, description) in self.scopes {
-            registered.push(name.clone());
+        for (name, description) in scopes {
             endpoint = endpoint.scope(name, description);
-        }
-        for client in &self.clients {
-            for scope in client.allowed_scopes() {
-                if !registered.contains(scope) {
-                    registered.push(scope.clone());
-                    endpoint = endpoint.scope(scope.clone(), scope.clone());
-                }
-            }
         }
         let endpoint = endpoint.build()?;
         let signer = match self.format {
             TokenFormat::Jwt => {
                 let seed = routes::random::<32>().ok_or(StartError::Random)?;
                 let kid = routes::random::<12>().ok_or(StartError::Random)?;
-                Some(JwtSigner::new(&seed, &kid))
+                let signer = JwtSigner::new(self.algorithm, &seed, &kid)
+                    .map_err(|_| StartError::SigningKey)?;
+                Some(signer)
             }
             TokenFormat::Opaque => None,
         };
@@ -461,7 +556,9 @@ async fn serve(
 /// [`revocation_url`](Self::revocation_url). Test controls:
 /// [`requests`](Self::requests), [`counts`](Self::counts), [`inject`](Self::inject),
 /// [`clear_faults`](Self::clear_faults), [`revoke_all`](Self::revoke_all),
-/// [`add_client`](Self::add_client), [`remove_client`](Self::remove_client).
+/// [`add_client`](Self::add_client), [`remove_client`](Self::remove_client). What it serves:
+/// [`clients`](Self::clients), [`scopes`](Self::scopes), [`token_format`](Self::token_format),
+/// [`jwt_algorithm`](Self::jwt_algorithm), [`jwks`](Self::jwks).
 pub struct EmbeddedServer {
     shared: Arc<Shared>,
     addr: SocketAddr,
@@ -474,6 +571,7 @@ impl fmt::Debug for EmbeddedServer {
         f.debug_struct("EmbeddedServer")
             .field("addr", &self.addr)
             .field("format", &self.shared.format)
+            .field("jwt_algorithm", &self.jwt_algorithm())
             .field("endpoint", &self.shared.endpoint)
             .finish_non_exhaustive()
     }
@@ -559,10 +657,45 @@ impl EmbeddedServer {
         self.shared.format
     }
 
-    /// The JWKS (`{"keys":[…]}`), when tokens are JWTs.
+    /// The algorithm that signs access tokens, when they are JWTs.
+    #[must_use]
+    pub fn jwt_algorithm(&self) -> Option<JwtAlgorithm> {
+        self.shared.signer.as_ref().map(JwtSigner::algorithm)
+    }
+
+    /// The JWKS (`{"keys":[…]}`, public keys only), when tokens are JWTs.
     #[must_use]
     pub fn jwks(&self) -> Option<serde_json::Value> {
         self.shared.signer.as_ref().map(JwtSigner::jwks)
+    }
+
+    /// The registered clients, sorted by id, without their secrets: those of the builder
+    /// and of [`add_client`](Self::add_client), less those removed.
+    #[must_use]
+    pub fn clients(&self) -> Vec<ClientSummary> {
+        let methods = self.shared.endpoint.auth_methods();
+        let mut clients: Vec<ClientSummary> = self
+            .shared
+            .clients
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .map(|c| ClientSummary::new(c, methods))
+            .collect();
+        clients.sort_by(|a, b| a.id.cmp(&b.id));
+        clients
+    }
+
+    /// The registered scopes as `(name, description)`, in registration order (see
+    /// [`EmbeddedServerBuilder::scopes`]).
+    #[must_use]
+    pub fn scopes(&self) -> Vec<(String, String)> {
+        self.shared
+            .endpoint
+            .scopes()
+            .iter()
+            .map(|s| (s.name().to_owned(), s.description().to_owned()))
+            .collect()
     }
 
     /// How many requests `route` has received since start or the last

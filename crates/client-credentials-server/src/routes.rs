@@ -173,7 +173,11 @@ impl Shared {
                 if let (Some(scope), Some(map)) = (grant.scope_string(), claims.as_object_mut()) {
                     map.insert("scope".to_owned(), Value::from(scope));
                 }
-                AccessToken::new(signer.sign(&claims))
+                let jwt = signer.sign(&claims).map_err(|_| {
+                    tracing::error!("cannot sign a JWT access token");
+                    EndpointError::server_error()
+                })?;
+                AccessToken::new(jwt)
             }
             _ => opaque_token(&random::<32>().ok_or_else(EndpointError::server_error)?),
         };

@@ -7,9 +7,13 @@ mod common;
 use std::net::SocketAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use aws_lc_rs::signature::{RSA_PKCS1_2048_8192_SHA256, RsaPublicKeyComponents};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use client_credentials_server::{ConfigFileError, EmbeddedServer, StartError, TokenFormat};
+use client_credentials_server::{
+    ClientAuthMethod, ConfigFileError, EmbeddedServer, JwtAlgorithm, RegisteredClient, StartError,
+    TokenFormat,
+};
 use common::{basic, get, post_form};
 use serde_json::{Value, json};
 
@@ -29,20 +33,37 @@ fn bearer(token: &str) -> String {
 }
 
 fn server(format: TokenFormat) -> EmbeddedServer {
+    server_signing_with(format, JwtAlgorithm::default())
+}
+
+fn server_signing_with(format: TokenFormat, algorithm: JwtAlgorithm) -> EmbeddedServer {
     EmbeddedServer::builder()
         .client("alice", "alice-secret", ["read", "write"])
         .client("bob", "bob-secret", ["read"])
         .scope("read", "Read things")
         .scope("write", "Write things")
         .token_format(format)
+        .jwt_algorithm(algorithm)
         .start()
         .unwrap()
 }
 
+fn decode(part: &str) -> Value {
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
+}
+
+fn b64(value: &Value) -> Vec<u8> {
+    URL_SAFE_NO_PAD.decode(value.as_str().unwrap()).unwrap()
+}
+
 #[test]
 fn rfc8414_metadata() {
-    for format in [TokenFormat::Opaque, TokenFormat::Jwt] {
-        let server = server(format);
+    for (format, algorithm) in [
+        (TokenFormat::Opaque, JwtAlgorithm::Rs256),
+        (TokenFormat::Jwt, JwtAlgorithm::Rs256),
+        (TokenFormat::Jwt, JwtAlgorithm::EdDsa),
+    ] {
+        let server = server_signing_with(format, algorithm);
         let reply = get(
             server.addr(),
             "/.well-known/oauth-authorization-server",
@@ -75,9 +96,14 @@ fn rfc8414_metadata() {
     }
 }
 
-#[test]
-fn rfc9068_jwt_access_tokens() {
-    let server = server(TokenFormat::Jwt);
+/// Fetches a JWT access token from `server` and checks its header, its signature against
+/// the JWKS served over HTTP (with `verify`, which gets the key, the signing input and the
+/// signature), and its RFC 9068 §2.2 claims.
+fn check_jwt_access_tokens(
+    server: &EmbeddedServer,
+    alg: &str,
+    verify: impl Fn(&Value, &[u8], &[u8]) -> bool,
+) {
     let before = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
@@ -90,46 +116,28 @@ fn rfc9068_jwt_access_tokens() {
     );
     let parts: Vec<&str> = jwt.split('.').collect();
     assert_eq!(parts.len(), 3);
-    let decode =
-        |s: &str| -> Value { serde_json::from_slice(&URL_SAFE_NO_PAD.decode(s).unwrap()).unwrap() };
     let header = decode(parts[0]);
     let claims = decode(parts[1]);
-    assert_eq!(header["alg"], "EdDSA");
+    assert_eq!(header["alg"], alg);
     assert_eq!(header["typ"], "at+jwt");
 
-    // The JWKS published over HTTP verifies the signature.
+    // The JWKS published over HTTP verifies the signature, and only that one.
     let jwks = get(server.addr(), "/jwks.json", &[]).json();
     assert_eq!(Some(&jwks), server.jwks().as_ref());
+    assert_eq!(jwks["keys"].as_array().unwrap().len(), 1);
     let key = &jwks["keys"][0];
-    assert_eq!(key["kty"], "OKP");
-    assert_eq!(key["crv"], "Ed25519");
     assert_eq!(key["kid"], header["kid"]);
-    assert!(key.get("d").is_none(), "no private part");
-    let x: [u8; 32] = URL_SAFE_NO_PAD
-        .decode(key["x"].as_str().unwrap())
-        .unwrap()
-        .try_into()
-        .unwrap();
-    let public = ed25519_dalek::VerifyingKey::from_bytes(&x).unwrap();
-    let signature: [u8; 64] = URL_SAFE_NO_PAD
-        .decode(parts[2])
-        .unwrap()
-        .try_into()
-        .unwrap();
+    assert_eq!(key["alg"], alg);
+    assert_eq!(key["use"], "sig");
+    for private in ["d", "p", "q", "dp", "dq", "qi"] {
+        assert!(key.get(private).is_none(), "no private part: {key}");
+    }
     let signing_input = format!("{}.{}", parts[0], parts[1]);
-    public
-        .verify_strict(
-            signing_input.as_bytes(),
-            &ed25519_dalek::Signature::from_bytes(&signature),
-        )
-        .unwrap();
+    let signature = URL_SAFE_NO_PAD.decode(parts[2]).unwrap();
+    assert!(verify(key, signing_input.as_bytes(), &signature));
     let mut tampered = signing_input.clone().into_bytes();
     tampered[10] ^= 1;
-    assert!(
-        public
-            .verify_strict(&tampered, &ed25519_dalek::Signature::from_bytes(&signature))
-            .is_err()
-    );
+    assert!(!verify(key, &tampered, &signature));
 
     // RFC 9068 §2.2 claims.
     assert_eq!(claims["iss"], server.issuer());
@@ -140,13 +148,7 @@ fn rfc9068_jwt_access_tokens() {
     let iat = claims["iat"].as_u64().unwrap();
     assert!(iat >= before && iat <= before + 5);
     assert_eq!(claims["exp"].as_u64().unwrap(), iat + 3600);
-    assert_eq!(
-        URL_SAFE_NO_PAD
-            .decode(claims["jti"].as_str().unwrap())
-            .unwrap()
-            .len(),
-        16
-    );
+    assert_eq!(b64(&claims["jti"]).len(), 16);
 
     // Without a resource, the audience is the demo resource; the token works there.
     let other = token(server.addr(), "bob", "bob-secret", "");
@@ -167,10 +169,59 @@ fn rfc9068_jwt_access_tokens() {
 }
 
 #[test]
+fn rfc9068_jwt_access_tokens_rs256_by_default() {
+    let server = EmbeddedServer::builder()
+        .client("alice", "alice-secret", ["read", "write"])
+        .client("bob", "bob-secret", ["read"])
+        .jwt_access_tokens()
+        .start()
+        .unwrap();
+    assert_eq!(server.jwt_algorithm(), Some(JwtAlgorithm::Rs256));
+    check_jwt_access_tokens(&server, "RS256", |key, message, signature| {
+        assert_eq!(key["kty"], "RSA");
+        let n = b64(&key["n"]);
+        let e = b64(&key["e"]);
+        // A 2048-bit modulus, unsigned big-endian without a leading zero (RFC 7518 §6.3.1).
+        assert_eq!(n.len(), 256, "{key}");
+        assert!(n[0] >= 0x80, "{key}");
+        assert_eq!(e, [1, 0, 1]);
+        assert_eq!(signature.len(), 256);
+        RsaPublicKeyComponents { n: &n, e: &e }
+            .verify(&RSA_PKCS1_2048_8192_SHA256, message, signature)
+            .is_ok()
+    });
+}
+
+#[test]
+fn rfc9068_jwt_access_tokens_eddsa() {
+    let server = server_signing_with(TokenFormat::Jwt, JwtAlgorithm::EdDsa);
+    assert_eq!(server.jwt_algorithm(), Some(JwtAlgorithm::EdDsa));
+    check_jwt_access_tokens(&server, "EdDSA", |key, message, signature| {
+        assert_eq!(key["kty"], "OKP");
+        assert_eq!(key["crv"], "Ed25519");
+        let x: [u8; 32] = b64(&key["x"]).try_into().unwrap();
+        let public = ed25519_dalek::VerifyingKey::from_bytes(&x).unwrap();
+        let signature: [u8; 64] = signature.try_into().unwrap();
+        public
+            .verify_strict(message, &ed25519_dalek::Signature::from_bytes(&signature))
+            .is_ok()
+    });
+}
+
+#[test]
+fn each_start_makes_a_new_key() {
+    let one = server(TokenFormat::Jwt).jwks().unwrap();
+    let two = server(TokenFormat::Jwt).jwks().unwrap();
+    assert_ne!(one["keys"][0]["n"], two["keys"][0]["n"]);
+    assert_ne!(one["keys"][0]["kid"], two["keys"][0]["kid"]);
+}
+
+#[test]
 fn jwks_is_absent_for_opaque_tokens() {
     let server = server(TokenFormat::Opaque);
     assert_eq!(get(server.addr(), "/jwks.json", &[]).status, 404);
     assert!(server.jwks().is_none());
+    assert!(server.jwt_algorithm().is_none());
     assert_eq!(get(server.addr(), "/nowhere", &[]).status, 404);
 }
 
@@ -377,6 +428,7 @@ fn config_files() {
         r#"
 token_lifetime = 120
 token_format = "jwt"
+jwt_algorithm = "EdDSA"
 token_path = "/oauth2/token"
 
 [scopes]
@@ -400,6 +452,7 @@ auth_methods = ["client_secret_basic"]
         format!("{}/oauth2/token", server.issuer())
     );
     assert_eq!(server.token_format(), TokenFormat::Jwt);
+    assert_eq!(server.jwt_algorithm(), Some(JwtAlgorithm::EdDsa));
     let reply = post_form(
         server.addr(),
         "/oauth2/token",
@@ -458,6 +511,10 @@ auth_methods = ["client_secret_basic"]
         Err(ConfigFileError::Invalid(_))
     ));
     assert!(matches!(
+        b().toml("jwt_algorithm = \"HS256\""),
+        Err(ConfigFileError::Invalid(m)) if m.contains("HS256")
+    ));
+    assert!(matches!(
         b().json("{\"clients\": 3}"),
         Err(ConfigFileError::Json(_))
     ));
@@ -482,4 +539,61 @@ auth_methods = ["client_secret_basic"]
     let zero = b().toml("token_lifetime = 0").unwrap().start().unwrap_err();
     assert!(matches!(zero, StartError::Endpoint(_)), "{zero}");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn clients_and_scopes_without_secrets() {
+    let builder = EmbeddedServer::builder()
+        .toml(
+            r#"
+            auth_methods = ["client_secret_basic"]
+            [scopes]
+            "orders.read" = "Read orders"
+            [[clients]]
+            id = "billing"
+            secret = "billing-hunter2"
+            scopes = ["orders.read", "orders.write"]
+            "#,
+        )
+        .unwrap()
+        .client("zed", "zed-hunter2", ["read"])
+        .registered_client(
+            RegisteredClient::new("alpha", "alpha-hunter2")
+                .auth_methods([ClientAuthMethod::ClientSecretPost]),
+        )
+        .scope("read", "Read things");
+    let listed = builder.clients();
+    let ids: Vec<&str> = listed.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids, ["billing", "zed", "alpha"], "registration order");
+    assert_eq!(listed[0].scopes, ["orders.read", "orders.write"]);
+    assert_eq!(
+        listed[0].auth_methods,
+        [ClientAuthMethod::ClientSecretBasic]
+    );
+    // Post only, but the endpoint takes Basic only: nothing left.
+    assert_eq!(listed[2].auth_methods, []);
+    let scopes = [
+        ("orders.read", "Read orders"),
+        ("read", "Read things"),
+        ("orders.write", "orders.write"),
+    ]
+    .map(|(n, d)| (n.to_owned(), d.to_owned()));
+    assert_eq!(builder.scopes(), scopes);
+    assert!(!format!("{listed:?} {builder:?}").contains("hunter2"));
+
+    let server = builder.start().unwrap();
+    assert_eq!(server.scopes(), scopes);
+    let ids: Vec<String> = server.clients().into_iter().map(|c| c.id).collect();
+    assert_eq!(ids, ["alpha", "billing", "zed"], "sorted by id");
+    server.add_client(RegisteredClient::new("added", "added-hunter2").scopes(["read"]));
+    assert!(server.remove_client("zed"));
+    let listed = server.clients();
+    let ids: Vec<&str> = listed.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids, ["added", "alpha", "billing"]);
+    assert_eq!(listed[0].scopes, ["read"]);
+    assert_eq!(
+        listed[0].auth_methods,
+        [ClientAuthMethod::ClientSecretBasic]
+    );
+    assert!(!format!("{listed:?} {server:?}").contains("hunter2"));
 }
