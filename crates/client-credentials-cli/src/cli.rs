@@ -331,7 +331,7 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "CC_SERVE_CONFIG", value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,
 
-    /// Issue RFC 9068 JWT access tokens (signed with Ed25519, key at /jwks.json) instead of
+    /// Issue RFC 9068 JWT access tokens (signed with RS256, key at /jwks.json) instead of
     /// opaque ones
     #[arg(long)]
     pub(crate) jwt: bool,

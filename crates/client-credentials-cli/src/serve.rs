@@ -1,6 +1,6 @@
 //! `client-credentials serve`: the embedded authorization server, in the foreground.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::io::{self, Write as _};
 use std::path::Path;
 
@@ -18,7 +18,9 @@ pub(crate) const LONG_ABOUT: &str = "\
 Run an OAuth 2.0 authorization server on 127.0.0.1 for developing and testing any client, in \
 any language: a token endpoint (client_secret_basic and client_secret_post, form and JSON \
 bodies), RFC 8414 metadata, RFC 7662 introspection, RFC 7009 revocation, a protected demo \
-resource, and with --jwt RFC 9068 JWT access tokens with their JWKS.
+resource, and with --jwt RFC 9068 JWT access tokens with their JWKS (signed with RS256, the \
+algorithm every resource server supports; `jwt_algorithm = \"EdDSA\"` in a configuration file \
+for Ed25519).
 
 It prints its endpoints and a ready-to-paste `client-credentials token` command, then serves \
 until Ctrl-C or SIGTERM. It only ever listens on 127.0.0.1, and keeps tokens in memory.";
@@ -34,6 +36,7 @@ A configuration file (TOML, or JSON with the same keys):
   port = 8080
   token_lifetime = 300          # seconds
   token_format = \"jwt\"          # or \"opaque\"
+  jwt_algorithm = \"RS256\"       # or \"EdDSA\"
   [scopes]
   \"orders.read\" = \"Read orders\"
   [[clients]]
@@ -70,12 +73,12 @@ pub(crate) fn run(args: &ServeArgs) -> Exit {
 
 fn serve(args: &ServeArgs) -> Result<(), Failure> {
     let mut builder = EmbeddedServer::builder();
-    let mut file = FileView::default();
+    let mut file_secrets = HashMap::new();
     if let Some(path) = &args.config {
         builder = builder
             .config_file(path)
             .map_err(|e| Failure::Config(e.to_string()))?;
-        file = FileView::read(path);
+        file_secrets = FileSecrets::read(path);
     }
     if let Some(port) = args.port {
         builder = builder.port(port);
@@ -97,11 +100,9 @@ fn serve(args: &ServeArgs) -> Result<(), Failure> {
     for (name, _) in &args.scopes {
         add(&mut all_scopes, name);
     }
-    for name in file.scopes.keys() {
-        add(&mut all_scopes, name);
-    }
-    for c in &file.clients {
-        c.scopes.iter().for_each(|s| add(&mut all_scopes, s));
+    // The configuration file's, and those its clients name.
+    for (name, _) in builder.scopes() {
+        add(&mut all_scopes, &name);
     }
     for c in &args.clients {
         c.scopes
@@ -119,14 +120,15 @@ fn serve(args: &ServeArgs) -> Result<(), Failure> {
         builder = builder.scope(name.clone(), description.clone());
     }
 
-    let mut shown: Vec<Shown> = file
-        .clients
-        .iter()
+    // The configuration file's clients, less those that flags replace.
+    let mut shown: Vec<Shown> = builder
+        .clients()
+        .into_iter()
         .filter(|c| !args.clients.iter().any(|f| f.id == c.id))
         .map(|c| Shown {
-            id: c.id.clone(),
-            secret: c.secret.clone(),
-            scopes: c.scopes.clone(),
+            secret: file_secrets.remove(&c.id).unwrap_or_default(),
+            id: c.id,
+            scopes: c.scopes,
         })
         .collect();
     let mut flag_clients: Vec<(String, String, Vec<String>)> = args
@@ -162,7 +164,7 @@ fn start_failure(error: StartError) -> Failure {
             "{error} (is another server on that port? pick another with --port, or --port 0 \
              for any free port)"
         )),
-        StartError::Runtime(_) | StartError::Random => {
+        StartError::Runtime(_) | StartError::Random | StartError::SigningKey => {
             Failure::Output(io::Error::other(error.to_string()))
         }
         _ => Failure::Config(error.to_string()),
@@ -202,8 +204,8 @@ fn print_banner(args: &ServeArgs, server: &EmbeddedServer, clients: &[Shown]) ->
     writeln!(out, "Endpoints:")?;
     writeln!(out, "  token          {}", server.token_url())?;
     writeln!(out, "  metadata       {}", server.metadata_url())?;
-    if let Some(jwks) = &jwks {
-        writeln!(out, "  jwks           {jwks}")?;
+    if let (Some(jwks), Some(algorithm)) = (&jwks, server.jwt_algorithm()) {
+        writeln!(out, "  jwks           {jwks}  ({algorithm} signing key)")?;
     }
     writeln!(out, "  introspection  {}", server.introspection_url())?;
     writeln!(out, "  revocation     {}", server.revocation_url())?;
@@ -326,14 +328,12 @@ fn wait_for_signal() -> io::Result<()> {
     })
 }
 
-/// What the banner needs from a configuration file: its scopes and clients. The server reads
-/// and validates the file itself ([`client_credentials_server::EmbeddedServerBuilder::config_file`]);
-/// its builder does not list the clients it registered, so this reads them again, ignoring
-/// every other key.
+/// The client secrets of a configuration file, by client id, for the banner. The server reads
+/// and validates the file itself (`EmbeddedServerBuilder::config_file`), and its builder lists
+/// the clients and scopes it registered (`clients`, `scopes`) but never a secret: this reads
+/// the secrets again, ignoring every other key.
 #[derive(Default, Deserialize)]
-struct FileView {
-    #[serde(default)]
-    scopes: BTreeMap<String, serde::de::IgnoredAny>,
+struct FileSecrets {
     #[serde(default)]
     clients: Vec<FileClient>,
 }
@@ -342,26 +342,29 @@ struct FileView {
 struct FileClient {
     id: String,
     secret: String,
-    #[serde(default)]
-    scopes: Vec<String>,
 }
 
-impl FileView {
-    /// The file's clients and scopes; nothing when it cannot be read (the server, which read
-    /// it first, would have refused it).
-    fn read(path: &Path) -> Self {
+impl FileSecrets {
+    /// The file's secrets; none when it cannot be read (the server, which read it first,
+    /// would have refused it).
+    fn read(path: &Path) -> HashMap<String, String> {
         let Ok(text) = std::fs::read_to_string(path) else {
-            return Self::default();
+            return HashMap::new();
         };
         let json = path
             .extension()
             .is_some_and(|e| e.eq_ignore_ascii_case("json"));
-        let parsed = if json {
+        let parsed: Option<Self> = if json {
             serde_json::from_str(&text).ok()
         } else {
             toml::from_str(&text).ok()
         };
-        parsed.unwrap_or_default()
+        parsed
+            .unwrap_or_default()
+            .clients
+            .into_iter()
+            .map(|c| (c.id, c.secret))
+            .collect()
     }
 }
 
