@@ -701,6 +701,17 @@ impl Session {
     /// [`Session::poll_timeout`].
     #[must_use = "a `Send` must be sent and reported, or the session waits for its deadline"]
     pub fn poll(&mut self, now: Instant) -> Action {
+        // The cache hit, without moving the state out and back: exactly what the general
+        // path below does for a usable `Valid` token whose refresh is not due (`prune` keeps
+        // it, the match hits, `sync` sets `next_refresh` to its refresh point).
+        if let State::Valid(held) = &self.state
+            && held.usable(now)
+            && !held.refresh_due(now)
+        {
+            self.counters.cache_hits += 1;
+            self.counters.next_refresh = held.refresh_at;
+            return Action::Ready(Arc::clone(&held.token));
+        }
         self.prune(now);
         let state = std::mem::replace(&mut self.state, State::Empty);
         let (state, action) = match state {
