@@ -1,0 +1,283 @@
+//! Support shared by the adapter benchmarks: a loopback token endpoint in a child process,
+//! and latency percentiles.
+//!
+//! The same file is in the `benches/` of `client-credentials-ureq` and
+//! `client-credentials-reqwest`; keep the two copies identical.
+//!
+//! The token endpoint runs in a child process (the bench binary itself, started with
+//! `CC_BENCH_SERVER` set), so that its threads and allocations are not the client's: a
+//! counting allocator in the bench sees only the client, and a thousand server threads do not
+//! share the client's process. It speaks HTTP/1.1 with keep-alive (a connection serves any
+//! number of requests, as real token endpoints do), answers every `POST` with a typical
+//! token response after an optional delay, and answers `GET /count` with the number of
+//! token requests so far.
+#![allow(
+    dead_code,
+    reason = "each bench binary uses the part of the support it needs"
+)]
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread;
+use std::time::Duration;
+
+const ENV: &str = "CC_BENCH_SERVER";
+
+/// The client id and secret the benches use (the endpoint does not check them).
+pub(crate) const CLIENT_ID: &str = "bench-client";
+pub(crate) const CLIENT_SECRET: &str = "bench-secret";
+
+/// A 754-character RS256 JWT, the size real authorization servers issue.
+pub(crate) const ACCESS_TOKEN: &str = concat!(
+    "eyJhbGciOiJSUzI1NiIsInR5cCI6ImF0K2p3dCIsImtpZCI6IjFlOWdkazcifQ.",
+    "eyJpc3MiOiJodHRwczovL2F1dGguZXhhbXBsZS5jb20vIiwic3ViIjoiczZCaGRSa3F0M0BjbGllbnRzIiwiYXVkI",
+    "joiaHR0cHM6Ly9hcGkuZXhhbXBsZS5jb20vIiwiaWF0IjoxNzAwMDAwMDAwLCJleHAiOjE3MDAwMDM2MDAsInNjb3",
+    "BlIjoib3JkZXJzLnJlYWQgb3JkZXJzLndyaXRlIiwiY2xpZW50X2lkIjoiczZCaGRSa3F0MyIsImp0aSI6IjlmMWM",
+    "wZDVlLTJiOGEtNGM0Ny1hMGY3LTNkNmU4YjJhMWM1NSIsImd0eSI6ImNsaWVudC1jcmVkZW50aWFscyJ9.",
+    "bjQLnP-zepicpUTmu3gKLHiQHT-zNzh2hRGjBhevoB1L9RIvNEVUxTveLruM0rfj0WAK1jHDhaXXzOI8d4VFmtvB",
+    "tMkA_-SNV1tdpcY4BAEl9l2w_j4kSUt26phkV9mGCE_tCLl4r019GWp0RqhrWACeY2thHbFiEbZamq3_KcXlLZxQ",
+    "jFAjRzRNjAetkcvWBor8df9ikvBioJyjgcieced7mprp4wsNvbb1EKJk753ngVAde2uSronrBZxat0PbZ1humPrS",
+    "faC5lovAOaHvNMk5ubjlI6i--J1HhgjF7PbKNYdY9tJ-bPRScpN5d6dI_Yg5HbZ5ztp9x78fAF7oeQ",
+);
+
+/// The body of every token response: `expires_in` is the server's configured lifetime.
+pub(crate) fn token_body(lifetime: Duration) -> String {
+    format!(
+        r#"{{"access_token":"{ACCESS_TOKEN}","token_type":"Bearer","expires_in":{}}}"#,
+        lifetime.as_secs()
+    )
+}
+
+/// If this process was started as the token endpoint, serve until the parent goes away and
+/// exit; otherwise return at once. Call it first thing in `main`.
+pub(crate) fn serve_if_child() {
+    let Ok(spec) = std::env::var(ENV) else {
+        return;
+    };
+    let mut parts = spec.split(',').map(|p| p.parse::<u64>().unwrap_or(0));
+    let delay = Duration::from_millis(parts.next().unwrap_or(0));
+    let lifetime = Duration::from_secs(parts.next().unwrap_or(3600));
+    let listener = listen().unwrap_or_else(|e| panic!("bench server: {e}"));
+    let addr = listener
+        .local_addr()
+        .unwrap_or_else(|e| panic!("bench server: {e}"));
+    // The parent reads the address from the first line; it closes our stdin when it is done.
+    let mut out = io::stdout().lock();
+    let _ = writeln!(out, "{addr}");
+    let _ = out.flush();
+    drop(out);
+    thread::spawn(|| {
+        let _ = io::stdin().read_to_end(&mut Vec::new());
+        std::process::exit(0);
+    });
+    let count = Arc::new(Counts::default());
+    let body: Arc<[u8]> = Arc::from(token_body(lifetime).into_bytes());
+    for stream in listener.incoming().flatten() {
+        count.connections.fetch_add(1, Ordering::SeqCst);
+        let count = Arc::clone(&count);
+        let body = Arc::clone(&body);
+        let _ = thread::Builder::new()
+            .stack_size(128 * 1024)
+            .spawn(move || {
+                let _ = serve(&stream, &count, &body, delay);
+            });
+    }
+}
+
+/// A listener on 127.0.0.1 with a backlog deep enough for a thousand simultaneous connects
+/// (the standard library's is 128, and a full backlog makes a client retry after a second).
+fn listen() -> io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&SocketAddr::from((Ipv4Addr::LOCALHOST, 0)).into())?;
+    socket.listen(4096)?;
+    Ok(socket.into())
+}
+
+/// What the endpoint counts.
+#[derive(Default)]
+struct Counts {
+    requests: AtomicUsize,
+    connections: AtomicUsize,
+}
+
+/// Serves one keep-alive connection until the client closes it.
+fn serve(stream: &TcpStream, count: &Counts, body: &[u8], delay: Duration) -> io::Result<()> {
+    stream.set_nodelay(true)?;
+    let mut reader = BufReader::new(stream);
+    let mut writer = stream;
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if reader.read_line(&mut line)? == 0 {
+            return Ok(());
+        }
+        let query = if line.starts_with("GET /count") {
+            Some(&count.requests)
+        } else if line.starts_with("GET /connections") {
+            Some(&count.connections)
+        } else {
+            None
+        };
+        let mut length = 0usize;
+        loop {
+            line.clear();
+            if reader.read_line(&mut line)? == 0 {
+                return Ok(());
+            }
+            let header = line.trim_end();
+            if header.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = header.split_once(':')
+                && name.eq_ignore_ascii_case("content-length")
+            {
+                length = value.trim().parse().unwrap_or(0);
+            }
+        }
+        io::copy(&mut (&mut reader).take(length as u64), &mut io::sink())?;
+        if let Some(counter) = query {
+            let n = counter.load(Ordering::SeqCst).to_string();
+            write!(
+                writer,
+                "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n\r\n{n}",
+                n.len()
+            )?;
+            continue;
+        }
+        count.requests.fetch_add(1, Ordering::SeqCst);
+        if !delay.is_zero() {
+            thread::sleep(delay);
+        }
+        let head = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncache-control: no-store\r\n\
+             pragma: no-cache\r\ncontent-length: {}\r\n\r\n",
+            body.len()
+        );
+        let mut response = Vec::with_capacity(head.len() + body.len());
+        response.extend_from_slice(head.as_bytes());
+        response.extend_from_slice(body);
+        writer.write_all(&response)?;
+    }
+}
+
+/// The token endpoint, running in a child process.
+pub(crate) struct Server {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Server {
+    /// Starts the endpoint: every token request is answered after `delay`, with tokens that
+    /// live `lifetime`.
+    pub(crate) fn start(delay: Duration, lifetime: Duration) -> Self {
+        let exe = std::env::current_exe().unwrap_or_else(|e| panic!("current exe: {e}"));
+        let mut child = Command::new(exe)
+            .env(ENV, format!("{},{}", delay.as_millis(), lifetime.as_secs()))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("bench server: {e}"));
+        let stdout = child
+            .stdout
+            .take()
+            .unwrap_or_else(|| panic!("bench server: no stdout"));
+        let mut first = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut first)
+            .unwrap_or_else(|e| panic!("bench server: {e}"));
+        let addr = first
+            .trim()
+            .parse()
+            .unwrap_or_else(|e| panic!("bench server address {first:?}: {e}"));
+        Self { child, addr }
+    }
+
+    /// The token endpoint's URL.
+    pub(crate) fn token_url(&self) -> String {
+        format!("http://{}/token", self.addr)
+    }
+
+    /// Token requests received so far.
+    pub(crate) fn count(&self) -> usize {
+        self.ask("/count")
+    }
+
+    /// Connections accepted so far (each `count` or `connections` call is one more).
+    pub(crate) fn connections(&self) -> usize {
+        self.ask("/connections")
+    }
+
+    fn ask(&self, path: &str) -> usize {
+        let ask = || -> io::Result<usize> {
+            let mut tcp = TcpStream::connect(self.addr)?;
+            write!(tcp, "GET {path} HTTP/1.1\r\nhost: bench\r\n\r\n")?;
+            let mut reader = BufReader::new(tcp);
+            let mut line = String::new();
+            let mut length = 0;
+            loop {
+                line.clear();
+                reader.read_line(&mut line)?;
+                let header = line.trim_end();
+                if header.is_empty() {
+                    break;
+                }
+                if let Some(v) = header.strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut n = vec![0; length];
+            reader.read_exact(&mut n)?;
+            String::from_utf8_lossy(&n)
+                .parse()
+                .map_err(|_| io::Error::other("bad count"))
+        };
+        ask().unwrap_or_else(|e| panic!("bench server {path}: {e}"))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // Closing its stdin ends the child; wait so that no zombie is left.
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+/// p50, p99 and max of a set of latencies, plus how many reached `threshold`.
+pub(crate) struct Latencies {
+    pub(crate) calls: usize,
+    pub(crate) p50: Duration,
+    pub(crate) p99: Duration,
+    pub(crate) max: Duration,
+    pub(crate) at_least: usize,
+}
+
+impl Latencies {
+    pub(crate) fn of(mut samples: Vec<Duration>, threshold: Duration) -> Self {
+        samples.sort_unstable();
+        let n = samples.len();
+        let at = |q: usize| samples.get((n * q / 100).min(n.saturating_sub(1))).copied();
+        Self {
+            calls: n,
+            p50: at(50).unwrap_or_default(),
+            p99: at(99).unwrap_or_default(),
+            max: samples.last().copied().unwrap_or_default(),
+            at_least: samples.iter().filter(|d| **d >= threshold).count(),
+        }
+    }
+}
+
+/// A duration for a table: µs below a millisecond, ms otherwise.
+pub(crate) fn show(d: Duration) -> String {
+    if d < Duration::from_millis(1) {
+        format!("{:.1} µs", d.as_secs_f64() * 1e6)
+    } else {
+        format!("{:.1} ms", d.as_secs_f64() * 1e3)
+    }
+}
