@@ -14,6 +14,7 @@ use client_credentials_core::{
 use http::header::AUTHORIZATION;
 
 use crate::error::Error;
+use crate::store::{FetchPermit, Lookup, SharedStore, StoreQuery};
 use crate::transport::{self, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, Outcome, Timeouts};
 
 /// The shortest wait on the condition variable: a guard against a deadline that is already
@@ -52,6 +53,10 @@ const MIN_WAIT: Duration = Duration::from_millis(1);
 /// A sender that panics or is unwound still tells the session that its request was
 /// abandoned, so that another caller can send; the session's `request_timeout` is the last
 /// backstop.
+///
+/// With a [`SharedStore`] ([`ClientBuilder::shared_store`]), the thread that is to send asks
+/// the store first: a token another process fetched is taken without a request, and a token
+/// this process fetches is handed to the store after the local callers got it.
 #[derive(Clone)]
 pub struct Client {
     shared: Arc<Shared>,
@@ -64,6 +69,7 @@ struct Shared {
     timeouts: Timeouts,
     sessions: Mutex<Sessions>,
     changed: Condvar,
+    store: Option<Arc<dyn SharedStore>>,
 }
 
 impl fmt::Debug for Client {
@@ -72,6 +78,7 @@ impl fmt::Debug for Client {
             .field("config", &self.shared.config)
             .field("connect_timeout", &self.shared.timeouts.connect)
             .field("timeout", &self.shared.timeouts.global)
+            .field("shared_store", &self.shared.store.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -103,6 +110,7 @@ pub struct ClientBuilder {
     timeout: Option<Duration>,
     policy: Policy,
     seed: Option<u64>,
+    store: Option<Arc<dyn SharedStore>>,
 }
 
 impl fmt::Debug for ClientBuilder {
@@ -113,6 +121,7 @@ impl fmt::Debug for ClientBuilder {
             .field("connect_timeout", &self.connect_timeout)
             .field("timeout", &self.timeout)
             .field("policy", &self.policy)
+            .field("shared_store", &self.store.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -156,6 +165,16 @@ impl ClientBuilder {
         self
     }
 
+    /// Shares tokens with other processes through `store` (for example
+    /// `client-credentials-redis`): before fetching, the sending thread asks the store,
+    /// which hands over a token another process fetched or lets this process fetch and
+    /// share the result. See [`SharedStore`] for the contract; a store that fails makes the
+    /// client fetch as it would without one.
+    pub fn shared_store(mut self, store: impl SharedStore) -> Self {
+        self.store = Some(Arc::new(store));
+        self
+    }
+
     /// Builds the client. Nothing is sent until the first token is asked for.
     #[must_use]
     pub fn build(self) -> Client {
@@ -184,6 +203,7 @@ impl ClientBuilder {
                 timeouts,
                 sessions: Mutex::new(Sessions::new(self.policy, clock, seed)),
                 changed: Condvar::new(),
+                store: self.store,
             }),
         }
     }
@@ -211,6 +231,7 @@ impl Client {
             timeout: None,
             policy: Policy::default(),
             seed: None,
+            store: None,
         }
     }
 
@@ -409,7 +430,8 @@ impl Client {
             .exchange(request)
             .and_then(|(status, headers, body)| {
                 config.parse_revocation_response(SystemTime::now(), status, &headers, &body)
-            });
+            })
+            .map_err(|error| quoted_token_redacted(error, token));
         match &result {
             Ok(()) => tracing::debug!("token revoked"),
             Err(error) => tracing::warn!(%error, "token revocation failed"),
@@ -442,13 +464,21 @@ impl Client {
             .exchange(request)
             .and_then(|(status, headers, body)| {
                 config.parse_introspection_response(SystemTime::now(), status, &headers, &body)
-            });
+            })
+            .map_err(|error| quoted_token_redacted(error, token));
         match &result {
             Ok(info) => tracing::debug!(active = info.active, "token introspected"),
             Err(error) => tracing::warn!(%error, "token introspection failed"),
         }
         Ok(result?)
     }
+}
+
+/// A revocation or introspection endpoint may quote the token in its error ("unknown token
+/// …"): the error is returned and logged without it.
+fn quoted_token_redacted(mut error: TokenError, token: &AccessToken) -> TokenError {
+    error.redact(token.expose_secret());
+    error
 }
 
 impl Shared {
@@ -550,6 +580,13 @@ impl Shared {
             key = %key_digest(request),
         );
         let _entered = span.enter();
+        let permit = match self.consult_store(request, id) {
+            StoreAnswer::Answered => {
+                flight.done = true;
+                return;
+            }
+            StoreAnswer::Send(permit) => permit,
+        };
         let started = Instant::now();
         tracing::debug!("sending token request");
         let outcome = transport::send(&self.agent, http, self.timeouts, config.max_body());
@@ -568,7 +605,45 @@ impl Shared {
             }
             Outcome::TooLarge(_) => tracing::debug!(elapsed_ms, "token response too large"),
         }
-        flight.complete(outcome);
+        let fetched = flight.complete(outcome);
+        // After the local callers were woken; a permit dropped without a token releases.
+        if let (Some(permit), Some(token)) = (permit, fetched) {
+            permit.publish(&token);
+        }
+    }
+
+    /// Asks the shared store, if there is one, before request `id` is sent: a token another
+    /// process fetched answers it, or this process sends (with a permit to share the
+    /// result, or alone).
+    fn consult_store(&self, request: &TokenRequest, id: RequestId) -> StoreAnswer {
+        let Some(store) = &self.store else {
+            return StoreAnswer::Send(None);
+        };
+        let key = request.cache_key();
+        let accepts = |token: &Token| {
+            self.lock()
+                .get(key)
+                .is_some_and(|session| session.would_adopt(Instant::now(), token))
+        };
+        let policy = self.lock().policy().clone();
+        match store.before_fetch(&StoreQuery::new(request, &policy, &accepts)) {
+            Lookup::Shared(token) => {
+                let taken = self.lock().get_or_insert(request).handle_shared_token(
+                    Instant::now(),
+                    id,
+                    token,
+                );
+                if taken {
+                    tracing::debug!("token taken from the shared store, nothing sent");
+                    self.changed.notify_all();
+                    return StoreAnswer::Answered;
+                }
+                tracing::debug!("the shared store's token is not usable here, sending");
+                StoreAnswer::Send(None)
+            }
+            Lookup::Fetch(permit) => StoreAnswer::Send(Some(permit)),
+            Lookup::FetchLocally => StoreAnswer::Send(None),
+        }
     }
 
     fn force_refresh(&self, request: &TokenRequest) {
@@ -583,6 +658,14 @@ impl Shared {
     }
 }
 
+/// What the shared store decided about a request about to be sent.
+enum StoreAnswer {
+    /// A token from the store answered it: nothing to send.
+    Answered,
+    /// Send it; share the token through the permit, if any.
+    Send(Option<Box<dyn FetchPermit>>),
+}
+
 /// A request in flight. Completing it hands the outcome to the session; dropping it
 /// uncompleted (a panic in the transport) reports it abandoned. Either way waiters wake.
 struct InFlight<'a> {
@@ -593,11 +676,14 @@ struct InFlight<'a> {
 }
 
 impl InFlight<'_> {
-    fn complete(&mut self, outcome: Outcome) {
+    /// Hands the outcome to the session and wakes the waiters; returns the token it
+    /// produced, if any.
+    fn complete(&mut self, outcome: Outcome) -> Option<Arc<Token>> {
         let now = Instant::now();
         let mut sessions = self.shared.lock();
         let session = sessions.get_or_insert(self.request);
         let failed_before = session.counters().fetches_failed;
+        let succeeded_before = session.counters().fetches_succeeded;
         match outcome {
             Outcome::Response {
                 status,
@@ -615,9 +701,15 @@ impl InFlight<'_> {
         } else {
             tracing::debug!("token fetch completed");
         }
+        let fetched = if counters.fetches_succeeded > succeeded_before {
+            session.current_token(now).cloned()
+        } else {
+            None
+        };
         self.done = true;
         drop(sessions);
         self.shared.changed.notify_all();
+        fetched
     }
 }
 
