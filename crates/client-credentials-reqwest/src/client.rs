@@ -19,6 +19,7 @@ use tokio::sync::{Notify, watch};
 use tracing::Instrument as _;
 
 use crate::error::Error;
+use crate::store::{FetchPermit, Lookup, SharedStore, StoreQuery};
 use crate::transport::{self, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, Outcome, Timeouts};
 
 /// The shortest wait: a guard against a deadline that is already due (the session promises
@@ -64,6 +65,13 @@ const MIN_WAIT: Duration = Duration::from_millis(1);
 /// instead: nobody waits for a request that nobody will report. The session's
 /// `request_timeout` is the last backstop.
 ///
+/// # Sharing tokens across processes
+///
+/// With a [`SharedStore`] ([`ClientBuilder::shared_store`]), the task that is to send asks
+/// the store first: a token another process fetched is taken without a request, and a token
+/// this process fetches is handed to the store, in a task of its own, after the local
+/// callers got it.
+///
 /// # Background refresh
 ///
 /// With [`ClientBuilder::background_refresh`], one task per client sleeps until the
@@ -89,6 +97,7 @@ pub(crate) struct Shared {
     /// Bumped after every input to a session: waiters subscribe under the lock, then wait.
     changed: watch::Sender<()>,
     background: Option<Background>,
+    store: Option<Arc<dyn SharedStore>>,
 }
 
 struct Background {
@@ -115,6 +124,7 @@ impl fmt::Debug for Client {
             .field("connect_timeout", &self.shared.timeouts.connect)
             .field("timeout", &self.shared.timeouts.overall)
             .field("background_refresh", &self.shared.background.is_some())
+            .field("shared_store", &self.shared.store.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -148,6 +158,7 @@ pub struct ClientBuilder {
     policy: Policy,
     background_refresh: bool,
     seed: Option<u64>,
+    store: Option<Arc<dyn SharedStore>>,
 }
 
 impl fmt::Debug for ClientBuilder {
@@ -159,6 +170,7 @@ impl fmt::Debug for ClientBuilder {
             .field("timeout", &self.timeout)
             .field("policy", &self.policy)
             .field("background_refresh", &self.background_refresh)
+            .field("shared_store", &self.store.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -211,6 +223,16 @@ impl ClientBuilder {
         self
     }
 
+    /// Shares tokens with other processes through `store` (for example
+    /// `client-credentials-redis`): before fetching, the sending task asks the store, which
+    /// hands over a token another process fetched or lets this process fetch and share the
+    /// result. See [`SharedStore`] for the contract; a store that fails makes the client
+    /// fetch as it would without one.
+    pub fn shared_store(mut self, store: impl SharedStore) -> Self {
+        self.store = Some(Arc::new(store));
+        self
+    }
+
     /// Builds the client. Nothing is sent until the first token is asked for.
     ///
     /// # Errors
@@ -246,6 +268,7 @@ impl ClientBuilder {
                     wake: Arc::new(Notify::new()),
                     running: Arc::new(AtomicBool::new(false)),
                 }),
+                store: self.store,
             }),
         })
     }
@@ -277,6 +300,7 @@ impl Client {
             policy: Policy::default(),
             background_refresh: false,
             seed: None,
+            store: None,
         }
     }
 
@@ -508,7 +532,8 @@ impl Client {
                 .await
                 .and_then(|(status, headers, body)| {
                     config.parse_revocation_response(SystemTime::now(), status, &headers, &body)
-                });
+                })
+                .map_err(|error| quoted_token_redacted(error, token));
             match &result {
                 Ok(()) => tracing::debug!("token revoked"),
                 Err(error) => tracing::warn!(%error, "token revocation failed"),
@@ -545,7 +570,8 @@ impl Client {
                 .await
                 .and_then(|(status, headers, body)| {
                     config.parse_introspection_response(SystemTime::now(), status, &headers, &body)
-                });
+                })
+                .map_err(|error| quoted_token_redacted(error, token));
             match &result {
                 Ok(info) => tracing::debug!(active = info.active, "token introspected"),
                 Err(error) => tracing::warn!(%error, "token introspection failed"),
@@ -555,6 +581,13 @@ impl Client {
         .instrument(span)
         .await
     }
+}
+
+/// A revocation or introspection endpoint may quote the token in its error ("unknown token
+/// …"): the error is returned and logged without it.
+fn quoted_token_redacted(mut error: TokenError, token: &AccessToken) -> TokenError {
+    error.redact(token.expose_secret());
+    error
 }
 
 impl Shared {
@@ -681,6 +714,17 @@ impl Shared {
             key = %key_digest(request.cache_key()),
             request_id = id.as_u64(),
         );
+        let permit = match self
+            .consult_store(request, id)
+            .instrument(span.clone())
+            .await
+        {
+            StoreAnswer::Answered => {
+                flight.done = true;
+                return;
+            }
+            StoreAnswer::Send(permit) => permit,
+        };
         let cap = config.max_body();
         let overall = self.timeouts.overall;
         let outcome = async {
@@ -707,7 +751,51 @@ impl Shared {
         }
         .instrument(span.clone())
         .await;
-        span.in_scope(|| flight.complete(outcome));
+        let fetched = span.in_scope(|| flight.complete(outcome));
+        // In its own task: the caller has its token, and cancelling it must not cut the
+        // write short. A permit dropped without a token releases.
+        if let (Some(permit), Some(token)) = (permit, fetched) {
+            drop(tokio::spawn(
+                async move { permit.publish(&token).await }.instrument(span),
+            ));
+        }
+    }
+
+    /// Asks the shared store, if there is one, before request `id` is sent: a token another
+    /// process fetched answers it, or this process sends (with a permit to share the
+    /// result, or alone).
+    async fn consult_store(self: &Arc<Self>, request: &TokenRequest, id: RequestId) -> StoreAnswer {
+        let Some(store) = &self.store else {
+            return StoreAnswer::Send(None);
+        };
+        let key = request.cache_key();
+        let accepts = |token: &Token| {
+            self.lock()
+                .get(key)
+                .is_some_and(|session| session.would_adopt(Instant::now(), token))
+        };
+        let policy = self.lock().policy().clone();
+        let lookup = store
+            .before_fetch(&StoreQuery::new(request, &policy, &accepts))
+            .await;
+        match lookup {
+            Lookup::Shared(token) => {
+                let taken = self.lock().get_or_insert(request).handle_shared_token(
+                    Instant::now(),
+                    id,
+                    token,
+                );
+                if taken {
+                    tracing::debug!("token taken from the shared store, nothing sent");
+                    self.notify();
+                    return StoreAnswer::Answered;
+                }
+                tracing::debug!("the shared store's token is not usable here, sending");
+                StoreAnswer::Send(None)
+            }
+            Lookup::Fetch(permit) => StoreAnswer::Send(Some(permit)),
+            Lookup::FetchLocally => StoreAnswer::Send(None),
+        }
     }
 
     fn invalidate(&self, rejected: &AccessToken) -> bool {
@@ -859,6 +947,14 @@ async fn background_refresh(client: Weak<Shared>, wake: Arc<Notify>) {
     }
 }
 
+/// What the shared store decided about a request about to be sent.
+enum StoreAnswer {
+    /// A token from the store answered it: nothing to send.
+    Answered,
+    /// Send it; share the token through the permit, if any.
+    Send(Option<Box<dyn FetchPermit>>),
+}
+
 /// A request in flight. Completing it hands the outcome to the session; dropping it
 /// uncompleted (the sending future was cancelled, or the runtime shut down) reports it
 /// abandoned, so that another caller sends. Either way waiters wake.
@@ -870,12 +966,15 @@ struct InFlight {
 }
 
 impl InFlight {
-    fn complete(&mut self, outcome: Outcome) {
+    /// Hands the outcome to the session and wakes the waiters; returns the token it
+    /// produced, if any.
+    fn complete(&mut self, outcome: Outcome) -> Option<Arc<Token>> {
         let now = Instant::now();
-        {
+        let fetched = {
             let mut sessions = self.shared.lock();
             let session = sessions.get_or_insert(&self.request);
             let failed_before = session.counters().fetches_failed;
+            let succeeded_before = session.counters().fetches_succeeded;
             match outcome {
                 Outcome::Response {
                     status,
@@ -893,9 +992,15 @@ impl InFlight {
             } else {
                 tracing::debug!("token fetch completed");
             }
-        }
+            if counters.fetches_succeeded > succeeded_before {
+                session.current_token(now).cloned()
+            } else {
+                None
+            }
+        };
         self.done = true;
         self.shared.notify();
+        fetched
     }
 }
 

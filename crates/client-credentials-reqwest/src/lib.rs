@@ -61,6 +61,10 @@
 //! - [`Client::revoke`] (RFC 7009, which also drops the token from the cache) and
 //!   [`Client::introspect`] (RFC 7662) use the same reqwest client, timeouts and body cap.
 //!
+//! A fleet of processes can share tokens, with one fetch for the whole fleet, through a
+//! [`SharedStore`] set with [`ClientBuilder::shared_store`]: `client-credentials-redis`
+//! implements it on Redis.
+//!
 //! Every fetch runs in a `tracing` span `token_fetch` with the token endpoint, the client id,
 //! a digest of the request shape and the request id (revocations and introspections in
 //! `token_revoke` and `token_introspect`, with their endpoint and the client id); no secret,
@@ -78,11 +82,13 @@
 mod client;
 mod error;
 mod middleware;
+mod store;
 mod transport;
 
 pub use client::{Client, ClientBuilder};
 pub use error::Error;
 pub use middleware::AuthMiddleware;
+pub use store::{FetchPermit, Lookup, SharedStore, StoreQuery};
 pub use transport::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT};
 
 pub use client_credentials_core::session::{Counters, Policy};
