@@ -91,6 +91,30 @@ pub struct OAuthError {
     pub uri: Option<String>,
 }
 
+impl OAuthError {
+    /// [`TokenError::redact`] for the text of an OAuth error (the RFC codes themselves are
+    /// left alone).
+    fn redact(&mut self, value: &str) {
+        if let ErrorCode::Unknown(code) = &mut self.code {
+            redact_in(code, value);
+        }
+        for text in [&mut self.description, &mut self.uri].into_iter().flatten() {
+            redact_in(text, value);
+        }
+    }
+}
+
+/// Replaces `value`, raw and form-urlencoded, with `[redacted]` in `text`.
+fn redact_in(text: &mut String, value: &str) {
+    if text.contains(value) {
+        *text = text.replace(value, "[redacted]");
+    }
+    let encoded: String = form_urlencoded::byte_serialize(value.as_bytes()).collect();
+    if encoded != value && text.contains(&encoded) {
+        *text = text.replace(&encoded, "[redacted]");
+    }
+}
+
 impl fmt::Display for OAuthError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.code)?;
@@ -385,6 +409,68 @@ impl TokenError {
         }
     }
 
+    /// Replaces `value`, as sent and form-urlencoded, with `[redacted]` wherever this error
+    /// carries text from the server: the description, the URI and an unknown code of the
+    /// OAuth error, `WWW-Authenticate`, the body excerpt.
+    ///
+    /// For values the parser cannot know: the token a revocation or introspection request
+    /// was about, which a server may quote in its error ("unknown token …"). The parser
+    /// already scrubs the client secret and every run of 24 or more token-like characters,
+    /// but a shorter token (RFC 6749's example `2YotnFZFEjr1zCsicMWpAA` has 22) or a
+    /// UUID-shaped one would get through. An empty `value` changes nothing.
+    ///
+    /// ```
+    /// # use std::time::SystemTime;
+    /// # use client_credentials_core::{AccessToken, Config};
+    /// # use http::{HeaderMap, StatusCode};
+    /// # let config = Config::builder().token_url("https://as.example.com/t")
+    /// #     .revocation_url("https://as.example.com/revoke").client_id("c").client_secret("s3cr3t-value").build()?;
+    /// let token = AccessToken::new("2YotnFZFEjr1zCsicMWpAA");
+    /// let body = br#"{"error":"invalid_request","error_description":"unknown token 2YotnFZFEjr1zCsicMWpAA"}"#;
+    /// let mut error = config
+    ///     .parse_revocation_response(SystemTime::now(), StatusCode::BAD_REQUEST, &HeaderMap::new(), body)
+    ///     .unwrap_err();
+    /// error.redact(token.expose_secret());
+    /// assert_eq!(error.to_string(), "token request rejected (HTTP 400): invalid_request: unknown token [redacted]");
+    /// # Ok::<_, client_credentials_core::ConfigError>(())
+    /// ```
+    pub fn redact(&mut self, value: &str) {
+        if value.is_empty() {
+            return;
+        }
+        match self {
+            Self::Rejected {
+                error,
+                www_authenticate,
+                ..
+            } => {
+                error.redact(value);
+                if let Some(header) = www_authenticate {
+                    redact_in(header, value);
+                }
+            }
+            Self::RateLimited { error, .. } => {
+                if let Some(error) = error {
+                    error.redact(value);
+                }
+            }
+            Self::Server { error, excerpt, .. } => {
+                if let Some(error) = error {
+                    error.redact(value);
+                }
+                if let Some(excerpt) = excerpt {
+                    redact_in(&mut excerpt.0, value);
+                }
+            }
+            Self::InvalidResponse { excerpt, .. } => {
+                if let Some(excerpt) = excerpt {
+                    redact_in(&mut excerpt.0, value);
+                }
+            }
+            Self::TooLarge { .. } | Self::Transport(_) => {}
+        }
+    }
+
     /// Whether trying again later may succeed: server errors (5xx), rate limiting (429),
     /// `temporarily_unavailable` / `server_error`, timeouts and transport failures are
     /// retryable; rejections (`invalid_client`, `invalid_scope`, `unauthorized_client`,
@@ -402,5 +488,115 @@ impl TokenError {
             }
             Self::TooLarge { .. } => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use http::{HeaderMap, HeaderValue};
+
+    use super::*;
+    use crate::Config;
+
+    const TOKEN: &str = "2YotnFZFEjr1zCsicMWpAA";
+    const UUID_TOKEN: &str = "3f2b8c1e-9d4a-4e7b-8c2d-1a2b3c4d5e6f";
+
+    fn error(status: u16, headers: &[(&'static str, &str)], body: &str) -> TokenError {
+        let config = Config::builder()
+            .token_url("https://as.example.com/token")
+            .revocation_url("https://as.example.com/revoke")
+            .client_id("c")
+            .client_secret("a-long-client-secret")
+            .build()
+            .unwrap();
+        let mut map = HeaderMap::new();
+        for (name, value) in headers {
+            map.insert(*name, HeaderValue::from_str(value).unwrap());
+        }
+        config
+            .parse_revocation_response(
+                SystemTime::UNIX_EPOCH,
+                StatusCode::from_u16(status).unwrap(),
+                &map,
+                body.as_bytes(),
+            )
+            .unwrap_err()
+    }
+
+    fn shown(error: &TokenError) -> String {
+        format!("{error} {error:?}")
+    }
+
+    #[test]
+    fn redact_removes_a_quoted_token_that_the_heuristics_keep() {
+        for token in [TOKEN, UUID_TOKEN] {
+            let body = format!(
+                r#"{{"error":"invalid_request","error_description":"unknown token {token}","error_uri":"https://as.example.com/e?token={token}"}}"#
+            );
+            let mut e = error(400, &[], &body);
+            assert!(shown(&e).contains(token), "the heuristics keep it: {e}");
+            e.redact(token);
+            assert!(!shown(&e).contains(token), "{e:?}");
+            assert_eq!(e.oauth_code(), Some(&ErrorCode::InvalidRequest));
+            assert!(e.to_string().contains("unknown token [redacted]"), "{e}");
+
+            let challenge = format!(r#"Bearer error="invalid_token", token="{token}""#);
+            let mut e = error(
+                401,
+                &[("www-authenticate", &challenge)],
+                &format!(r#"{{"error":"{token}"}}"#),
+            );
+            assert!(shown(&e).contains(token));
+            e.redact(token);
+            assert!(!shown(&e).contains(token), "{e:?}");
+
+            let mut e = error(
+                503,
+                &[("retry-after", "5")],
+                &format!(r#"{{"error":"temporarily_unavailable","error_description":"{token}"}}"#),
+            );
+            e.redact(token);
+            assert!(!shown(&e).contains(token), "{e:?}");
+            assert_eq!(e.retry_after(), Some(Duration::from_secs(5)));
+
+            let mut e = error(500, &[], &format!("<html><p>token={token}</p></html>"));
+            assert!(
+                matches!(
+                    e,
+                    TokenError::Server {
+                        excerpt: Some(_),
+                        ..
+                    }
+                ),
+                "{e:?}"
+            );
+            e.redact(token);
+            assert!(!shown(&e).contains(token), "{e:?}");
+
+            let mut e = error(418, &[], &format!("I am a teapot, not {token}"));
+            assert!(matches!(e, TokenError::InvalidResponse { .. }), "{e:?}");
+            e.redact(token);
+            assert!(!shown(&e).contains(token), "{e:?}");
+        }
+    }
+
+    #[test]
+    fn redact_removes_the_form_encoded_value_and_ignores_an_empty_one() {
+        let token = "a+b/c==";
+        let mut e = error(
+            400,
+            &[],
+            r#"{"error":"invalid_request","error_description":"token=a%2Bb%2Fc%3D%3D or a+b/c=="}"#,
+        );
+        let before = e.to_string();
+        e.redact("");
+        assert_eq!(e.to_string(), before);
+        e.redact(token);
+        assert_eq!(
+            e.oauth_error().unwrap().description.as_deref(),
+            Some("token=[redacted] or [redacted]")
+        );
     }
 }
