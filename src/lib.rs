@@ -30,6 +30,12 @@ pub use client_credentials_reqwest as reqwest;
 #[cfg(feature = "ureq")]
 pub use client_credentials_ureq as ureq;
 
+/// Shares tokens across a fleet through Redis (feature `redis`): one token request per
+/// refresh period for the whole fleet, encrypted at rest if you wish, and never worse than
+/// no Redis. A store for the `ureq` and `reqwest` clients. See [`client_credentials_redis`].
+#[cfg(feature = "redis")]
+pub use client_credentials_redis as redis;
+
 /// An embedded OAuth 2.0 authorization server on 127.0.0.1 (feature `embedded-server`), for
 /// development, examples and tests: token endpoint, JWT access tokens, metadata,
 /// introspection, revocation, a protected demo resource and fault injection. See

@@ -1,0 +1,137 @@
+//! Shares OAuth 2.0 client credentials tokens across a fleet through Redis, with one token
+//! request per refresh period for the whole fleet where each process would make its own,
+//! and never worse than no Redis.
+//!
+//! ```no_run
+//! use client_credentials_redis::{EncryptionKey, RedisStore};
+//! use client_credentials_ureq::{Client, Config};
+//!
+//! let store = RedisStore::builder("redis://redis.internal:6379/")
+//!     .prefix("billing")
+//!     .encryption_key(EncryptionKey::new("2026-01", [0x42; 32])?) // from your secret store
+//!     .build()?;
+//! let config = Config::builder()
+//!     .token_url("https://auth.example.com/oauth2/token")
+//!     .client_id("billing-service")
+//!     .client_secret(std::env::var("CLIENT_SECRET")?)
+//!     .build()?;
+//! // Blocking (feature `ureq`); the async client (feature `reqwest`) takes the same store:
+//! // `client_credentials_reqwest::Client::builder(config).shared_store(store).build()?`.
+//! let client = Client::builder(config).shared_store(store).build();
+//! let token = client.token()?; // from Redis if another replica fetched it, else fetched and shared
+//! # let _ = token;
+//! # Ok::<_, Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! A [`RedisStore`] is the `SharedStore` of both clients: `client-credentials-ureq` (feature
+//! `ureq`) and `client-credentials-reqwest` (feature `reqwest`). With Redis unreachable it
+//! changes nothing, as this runnable example shows:
+//!
+//! ```
+//! # #[cfg(feature = "ureq")] {
+//! # use client_credentials_testkit::{TestServer, TokenEndpoint, refused_url};
+//! # let server = TestServer::start(TokenEndpoint::new());
+//! use client_credentials_redis::RedisStore;
+//! use client_credentials_ureq::{Client, Config};
+//!
+//! // Nothing listens there: the client fetches as it would without a store.
+//! let port = refused_url("/").rsplit(':').next().unwrap().trim_end_matches('/').to_owned();
+//! let store = RedisStore::new(&format!("redis://127.0.0.1:{port}/"))?;
+//! let config = Config::builder()
+//!     .token_url(server.url("/token"))
+//!     .client_id("c")
+//!     .client_secret("s")
+//!     .build()?;
+//! let client = Client::builder(config).shared_store(store.clone()).build();
+//! assert!(client.token().is_ok());
+//! assert!(store.is_unavailable());
+//! # }
+//! # Ok::<_, Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # The protocol
+//!
+//! Within a process, the client's session already makes one request per token for all its
+//! threads or tasks. When that one caller is about to fetch (no valid token, or the refresh
+//! point has come), it asks the store first:
+//!
+//! 1. Read the token (`GETRANGE`, at most 64 KiB). If the session takes it (usable, later
+//!    than the token it holds, not one it saw rejected), nothing is sent.
+//! 2. Otherwise take the fleet's fetch lock: `SET <lock> <128 random bits> NX PX <lock_ttl>`.
+//!    Read again (the token may have just landed); if it is still missing or stale, fetch,
+//!    hand the token to the local callers, then write it (`SET <token> <value> PX <ttl>`) and
+//!    release the lock with a compare-and-delete script, so that only its owner deletes it.
+//!    A failed fetch releases the lock without writing.
+//! 3. If another process holds the lock, read the token every `poll_interval` (50 ms) and
+//!    take it as soon as it lands; if the lock is released or expires without a token (its
+//!    holder failed or died), take the lock over and fetch. After `max_wait` (5 s), fetch
+//!    locally.
+//!
+//! A refresh ahead of expiry goes through the same steps in the background, while callers
+//! keep the still-valid token, so only a cold start ever waits for another process.
+//!
+//! # Keys and values
+//!
+//! `<prefix>:token:<digest>` and `<prefix>:lock:<digest>`, where the digest is the hex
+//! SHA-256 of the core's [`CacheKey`](client_credentials_core::CacheKey): the token
+//! endpoint, client id, authentication method, body format, scopes, audience, resources and
+//! extra parameters, never the secret. Different scopes never share a token. The value is
+//! the core's token record ([`Token::storable`](client_credentials_core::Token::storable):
+//! JSON with a version, the token, its type, `issued_at_ms` and `lifetime_ms`, so its
+//! absolute expiry), or, with an [`EncryptionKey`], that record sealed with
+//! ChaCha20-Poly1305 under a random 96-bit nonce, with the key id in clear beside it and the
+//! Redis key as associated data (a value cannot be moved to another key):
+//! `{"v":1,"alg":"chacha20poly1305","kid":"…","nonce":"…","ct":"…"}`.
+//!
+//! An entry lives as long as the fleet's sessions take the token
+//! ([`Policy::usable_lifetime`](client_credentials_core::Policy::usable_lifetime): its
+//! lifetime less the expiry margin) and always ends before the token expires (by at least a
+//! tenth of the lifetime, at most 10 s). A token without an expiry is kept for an hour.
+//!
+//! # Failure rules
+//!
+//! The store never makes things worse than no store:
+//! - Every Redis call has a bounded time (connect 500 ms, response 500 ms by default). A
+//!   failure (unreachable, timed out, dropped, refused) makes the client fetch locally at
+//!   once, and the store leaves Redis alone for `retry_after_failure` (5 s), so a dead Redis
+//!   costs nothing on the fetch path. One log line when Redis becomes unavailable, one when
+//!   it is back.
+//! - A value that is not a readable record (garbage, too large, a wrong type, another
+//!   key's, clear text where encryption is on) is a miss: the process fetches and overwrites
+//!   it. At most one log line a minute.
+//! - A lock holder that dies leaves a lock that expires after `lock_ttl`; the next process
+//!   takes it over.
+//! - Nothing from Redis can make the client return an error, or panic.
+//!
+//! Logs and `Debug` never show a token, a key or the Redis URL (it may hold a password).
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+#[cfg(feature = "ureq")]
+mod blocking;
+mod commands;
+#[cfg(feature = "reqwest")]
+mod nonblocking;
+mod record;
+mod store;
+
+pub use record::EncryptionKey;
+pub use store::{DEFAULT_PREFIX, RedisStore, RedisStoreBuilder};
+
+/// Why a store could not be built.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The Redis URL cannot be used (not `redis://` or `redis+unix://`, or malformed). The
+    /// URL itself is left out: it may hold a password.
+    #[error("invalid Redis URL (redis://[:password@]host[:port][/db] or redis+unix:///path)")]
+    InvalidUrl,
+    /// An encryption key id is empty, longer than 32 characters, or has characters other
+    /// than `A–Z a–z 0–9 . _ -`.
+    #[error("invalid encryption key id: 1 to 32 characters among A-Z a-z 0-9 . _ -")]
+    InvalidKeyId,
+    /// A setting that must be positive is zero; the name says which.
+    #[error("invalid store setting: {0} must be positive")]
+    InvalidSetting(&'static str),
+}

@@ -1,0 +1,332 @@
+//! The store: its settings, its connections and its view of Redis's health.
+
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use client_credentials_core::TokenRequest;
+
+use crate::Error;
+use crate::record::{EncryptionKey, Keyring, Keys, Unreadable};
+
+/// The default key prefix.
+pub const DEFAULT_PREFIX: &str = "client-credentials";
+
+/// Tokens of many processes shared through Redis, with a fleet-wide single flight: a
+/// [`SharedStore`](client_credentials_ureq::SharedStore) for the blocking client (feature
+/// `ureq`) and for the async client (feature `reqwest`).
+///
+/// Cheap to clone (an [`Arc`] inside); build one per Redis and hand clones to the clients.
+/// See the [crate documentation](crate) for the protocol, the keys, the failure rules and
+/// the defaults.
+#[derive(Clone)]
+pub struct RedisStore {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) client: redis::Client,
+    pub(crate) settings: Settings,
+    pub(crate) keyring: Keyring,
+    pub(crate) health: Health,
+    #[cfg(feature = "ureq")]
+    pub(crate) sync_conn: Mutex<Option<redis::Connection>>,
+    #[cfg(feature = "reqwest")]
+    pub(crate) async_conn: Mutex<Option<redis::aio::MultiplexedConnection>>,
+}
+
+/// The timing of the protocol and of every Redis call.
+#[derive(Clone, Debug)]
+pub(crate) struct Settings {
+    pub(crate) prefix: String,
+    pub(crate) lock_ttl: Duration,
+    pub(crate) max_wait: Duration,
+    pub(crate) poll_interval: Duration,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) response_timeout: Duration,
+    pub(crate) retry_after_failure: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            prefix: DEFAULT_PREFIX.to_owned(),
+            lock_ttl: Duration::from_secs(5),
+            max_wait: Duration::from_secs(5),
+            poll_interval: Duration::from_millis(50),
+            connect_timeout: Duration::from_millis(500),
+            response_timeout: Duration::from_millis(500),
+            retry_after_failure: Duration::from_secs(5),
+        }
+    }
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Not the URL: it may hold a password.
+        let s = &self.inner.settings;
+        f.debug_struct("RedisStore")
+            .field("prefix", &s.prefix)
+            .field("lock_ttl", &s.lock_ttl)
+            .field("max_wait", &s.max_wait)
+            .field("poll_interval", &s.poll_interval)
+            .field("connect_timeout", &s.connect_timeout)
+            .field("response_timeout", &s.response_timeout)
+            .field("retry_after_failure", &s.retry_after_failure)
+            .field("encrypted", &self.inner.keyring.encrypts())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisStore {
+    /// A store on the Redis at `url` (`redis://[:password@]host[:port][/db]`, or
+    /// `redis+unix:///path`) with the defaults. Nothing is connected until a token is
+    /// needed.
+    ///
+    /// # Errors
+    /// [`Error::InvalidUrl`] when the URL cannot be used.
+    pub fn new(url: &str) -> Result<Self, Error> {
+        Self::builder(url).build()
+    }
+
+    /// A builder, to set the key prefix, the lock and wait times, the timeouts and an
+    /// encryption key.
+    pub fn builder(url: &str) -> RedisStoreBuilder {
+        RedisStoreBuilder {
+            url: url.to_owned(),
+            settings: Settings::default(),
+            keyring: Keyring::default(),
+        }
+    }
+
+    /// The Redis key that holds the token of `request`'s shape:
+    /// `<prefix>:token:<hex SHA-256 of the request shape>`.
+    #[must_use]
+    pub fn token_key(&self, request: &TokenRequest) -> String {
+        Keys::new(&self.inner.settings.prefix, request).token
+    }
+
+    /// The Redis key of the fleet's fetch lock for `request`'s shape:
+    /// `<prefix>:lock:<hex SHA-256 of the request shape>`.
+    #[must_use]
+    pub fn lock_key(&self, request: &TokenRequest) -> String {
+        Keys::new(&self.inner.settings.prefix, request).lock
+    }
+
+    /// Whether the store currently counts Redis as unavailable (and so fetches locally
+    /// without asking it, until it tries again).
+    #[must_use]
+    pub fn is_unavailable(&self) -> bool {
+        self.inner.health.is_down()
+    }
+}
+
+/// Builds a [`RedisStore`].
+///
+/// ```
+/// use std::time::Duration;
+/// use client_credentials_redis::{EncryptionKey, RedisStore};
+///
+/// let store = RedisStore::builder("redis://127.0.0.1:6379/")
+///     .prefix("billing-service")
+///     .lock_ttl(Duration::from_secs(10))
+///     .response_timeout(Duration::from_millis(200))
+///     .encryption_key(EncryptionKey::new("2026-01", [42; 32])?)
+///     .build()?;
+/// # let _ = store;
+/// # Ok::<_, client_credentials_redis::Error>(())
+/// ```
+#[must_use]
+pub struct RedisStoreBuilder {
+    url: String,
+    settings: Settings,
+    keyring: Keyring,
+}
+
+impl fmt::Debug for RedisStoreBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStoreBuilder")
+            .field("settings", &self.settings)
+            .field("encrypted", &self.keyring.encrypts())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisStoreBuilder {
+    /// The prefix of every key (default [`DEFAULT_PREFIX`]); give each environment sharing
+    /// a Redis its own.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.settings.prefix = prefix.into();
+        self
+    }
+
+    /// How long the fetch lock lives (default 5 s): a holder that dies blocks the fleet's
+    /// fetch for at most this long. Give it at least the time a token request takes; a
+    /// fetch that outlasts it lets one more process fetch.
+    pub fn lock_ttl(mut self, ttl: Duration) -> Self {
+        self.settings.lock_ttl = ttl;
+        self
+    }
+
+    /// How long a process waits for another one's fetch before it fetches on its own
+    /// (default 5 s, as the lock's life). While waiting it reads the token every
+    /// [`poll_interval`](Self::poll_interval), and takes the lock over as soon as it is free.
+    pub fn max_wait(mut self, wait: Duration) -> Self {
+        self.settings.max_wait = wait;
+        self
+    }
+
+    /// How often a waiting process looks for the token (default 50 ms).
+    pub fn poll_interval(mut self, interval: Duration) -> Self {
+        self.settings.poll_interval = interval;
+        self
+    }
+
+    /// How long connecting to Redis may take (default 500 ms).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.connect_timeout = timeout;
+        self
+    }
+
+    /// How long one Redis command may take (default 500 ms).
+    pub fn response_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.response_timeout = timeout;
+        self
+    }
+
+    /// After Redis failed (unreachable, timed out, refused a command), how long the store
+    /// leaves it alone and lets the client fetch locally (default 5 s).
+    pub fn retry_after_failure(mut self, pause: Duration) -> Self {
+        self.settings.retry_after_failure = pause;
+        self
+    }
+
+    /// Encrypts stored tokens with this key (ChaCha20-Poly1305, a random nonce per write,
+    /// the key id stored beside the value, the Redis key as associated data). Every process
+    /// of the fleet needs the key. Once a key is set, only values sealed with a known key
+    /// are read; anything else counts as a miss and is overwritten.
+    ///
+    /// To rotate: give every process the new key as a [`decryption_key`](Self::decryption_key)
+    /// first, then make it the encryption key.
+    pub fn encryption_key(mut self, key: EncryptionKey) -> Self {
+        self.keyring.push_front(key);
+        self
+    }
+
+    /// A key that still decrypts values sealed with it, but encrypts nothing while an
+    /// [`encryption_key`](Self::encryption_key) is set.
+    pub fn decryption_key(mut self, key: EncryptionKey) -> Self {
+        self.keyring.push(key);
+        self
+    }
+
+    /// Builds the store. Nothing is connected until a token is needed.
+    ///
+    /// # Errors
+    /// [`Error::InvalidUrl`] when the URL cannot be used; [`Error::InvalidSetting`] when a
+    /// duration is zero (the lock's life, the timeouts).
+    pub fn build(self) -> Result<RedisStore, Error> {
+        let s = &self.settings;
+        for (name, value) in [
+            ("lock_ttl", s.lock_ttl),
+            ("connect_timeout", s.connect_timeout),
+            ("response_timeout", s.response_timeout),
+            ("poll_interval", s.poll_interval),
+        ] {
+            if value.is_zero() {
+                return Err(Error::InvalidSetting(name));
+            }
+        }
+        let client = redis::Client::open(self.url.as_str()).map_err(|_| Error::InvalidUrl)?;
+        Ok(RedisStore {
+            inner: Arc::new(Inner {
+                client,
+                settings: self.settings,
+                keyring: self.keyring,
+                health: Health::default(),
+                #[cfg(feature = "ureq")]
+                sync_conn: Mutex::new(None),
+                #[cfg(feature = "reqwest")]
+                async_conn: Mutex::new(None),
+            }),
+        })
+    }
+}
+
+/// Whether a Redis error is about the connection (unreachable, timed out, dropped), after
+/// which the connection is thrown away, rather than an answer from a working server.
+pub(crate) fn is_connection_error(e: &redis::RedisError) -> bool {
+    e.is_io_error()
+        || e.is_timeout()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || e.is_unrecoverable_error()
+}
+
+/// Redis's health as the store sees it: up, or down until a time to try again. Logs one
+/// line per change, and at most one line a minute about unreadable values.
+#[derive(Debug, Default)]
+pub(crate) struct Health {
+    state: Mutex<HealthState>,
+}
+
+#[derive(Debug, Default)]
+struct HealthState {
+    /// `Some` while Redis counts as down: when to try again.
+    retry_at: Option<Instant>,
+    last_unreadable_log: Option<Instant>,
+}
+
+/// The least time between two log lines about unreadable values.
+const UNREADABLE_LOG_EVERY: Duration = Duration::from_secs(60);
+
+impl Health {
+    fn state(&self) -> MutexGuard<'_, HealthState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn is_down(&self) -> bool {
+        self.state().retry_at.is_some()
+    }
+
+    /// Whether to ask Redis now: it is up, or the pause after a failure is over.
+    pub(crate) fn should_try(&self, now: Instant) -> bool {
+        self.state().retry_at.is_none_or(|at| now >= at)
+    }
+
+    /// A Redis call succeeded.
+    pub(crate) fn succeeded(&self) {
+        let mut state = self.state();
+        if state.retry_at.take().is_some() {
+            tracing::info!("shared token store available again");
+        }
+    }
+
+    /// A Redis call failed: fetch locally until `pause` has passed.
+    pub(crate) fn failed(&self, error: &redis::RedisError, pause: Duration) {
+        let now = Instant::now();
+        let mut state = self.state();
+        if state.retry_at.is_none() {
+            // The category only: an error's text may quote a reply.
+            tracing::warn!(
+                error = error.category(),
+                retry_in_ms = u64::try_from(pause.as_millis()).unwrap_or(u64::MAX),
+                "shared token store unavailable; fetching tokens locally"
+            );
+        }
+        state.retry_at = Some(now.checked_add(pause).unwrap_or(now));
+    }
+
+    /// A stored value could not be read; it counts as a miss and will be overwritten.
+    pub(crate) fn unreadable(&self, key: &str, why: Unreadable) {
+        let now = Instant::now();
+        let mut state = self.state();
+        if state
+            .last_unreadable_log
+            .is_none_or(|at| now.saturating_duration_since(at) >= UNREADABLE_LOG_EVERY)
+        {
+            state.last_unreadable_log = Some(now);
+            tracing::warn!(key, reason = %why, "unreadable value in the shared token store, ignored");
+        }
+    }
+}
