@@ -12,6 +12,10 @@
     clippy::print_stdout,
     reason = "a fleet member reports to the test on stdout"
 )]
+#![allow(
+    clippy::print_stderr,
+    reason = "the counts, for whoever runs with --nocapture"
+)]
 
 mod support;
 
@@ -346,6 +350,13 @@ fn fleet_fetches_once_per_period(asynchronous: bool) {
     }
     let fetched: u64 = reports.iter().map(|r| r.fetched).sum();
     let shared: u64 = reports.iter().map(|r| r.shared).sum();
+    let calls: u64 = reports.iter().map(|r| r.ok).sum();
+    eprintln!(
+        "fleet ({}): {calls} tokens served, {requests} token requests in {elapsed:.1?} \
+         (bound {}), {fetched} fetched, {shared} taken from Redis",
+        if asynchronous { "tasks" } else { "threads" },
+        one_client_bound(elapsed)
+    );
     assert_eq!(usize::try_from(fetched).unwrap(), requests, "{reports:?}");
     // Several refresh periods, one request each for the whole fleet (a fleet without the
     // store would make four times as many).
@@ -404,6 +415,10 @@ fn redis_killed_mid_run_then_restarted() {
     let end = server.count("/token");
     let last_window = started.elapsed().saturating_sub(Duration::from_secs(8));
 
+    eprintln!(
+        "redis killed at 3 s, restarted at 6 s: requests {sharing} at 3 s, {killed} at 6 s, \
+         {recovering} at 8 s, {end} at the end ({last_window:.1?} later)"
+    );
     // Tokens were served throughout, without an error.
     for r in &reports {
         assert!(r.errors.is_empty(), "{:?}", r.errors);
@@ -465,6 +480,11 @@ fn a_killed_lock_holder_is_taken_over_after_the_lock_ttl() {
     holder.kill();
 
     let report = waiter.report();
+    eprintln!(
+        "lock holder killed: the waiter had its token {:.1?} after the kill ({} ms in all)",
+        killed_at.elapsed(),
+        report.first_ms
+    );
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     assert_eq!(report.ok, 1);
     // It took the lock over when it expired (well before its own 20 s wait ran out),
