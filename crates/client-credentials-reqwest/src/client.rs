@@ -755,9 +755,12 @@ impl Shared {
         // In its own task: the caller has its token, and cancelling it must not cut the
         // write short. A permit dropped without a token releases.
         if let (Some(permit), Some(token)) = (permit, fetched) {
-            drop(tokio::spawn(
-                async move { permit.publish(&token).await }.instrument(span),
-            ));
+            let publish = async move { permit.publish(&token).await }.instrument(span);
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => drop(runtime.spawn(publish)),
+                // Polled outside a runtime (reqwest could not have sent from here either).
+                Err(_) => publish.await,
+            }
         }
     }
 
