@@ -82,6 +82,8 @@
 //! ChaCha20-Poly1305 under a random 96-bit nonce, with the key id in clear beside it and the
 //! Redis key as associated data (a value cannot be moved to another key):
 //! `{"v":1,"alg":"chacha20poly1305","kid":"…","nonce":"…","ct":"…"}`.
+//! The seal also authenticates: without a key, whoever can write to Redis can hand the fleet
+//! a token of their choosing, so set one unless only the fleet can write there.
 //!
 //! An entry lives as long as the fleet's sessions take the token
 //! ([`Policy::usable_lifetime`](client_credentials_core::Policy::usable_lifetime): its
