@@ -10,7 +10,10 @@
 //!   ureq's defaults, and the client's own agent (`Client::agent()`, configured with the
 //!   adapter's timeouts). `ours` against `bare_ureq/client_agent` is what the adapter's code
 //!   and the core add to a fetch; `bare_ureq/client_agent` against `bare_ureq/default` is
-//!   what the agent's configuration costs.
+//!   what the agent's configuration costs. `bare_ureq/phase_timeouts` is an agent configured
+//!   like the client's but with per-phase timeouts and no global one: with a global (or
+//!   resolve) timeout, ureq 3 resolves the host on a new thread for every request, even an IP
+//!   address on a pooled connection; this variant shows what that thread costs.
 //!
 //! Run: `cargo bench -p client-credentials-ureq --bench blocking_client`.
 #![allow(clippy::print_stdout, reason = "a benchmark reports on stdout")]
@@ -102,6 +105,17 @@ fn fetch(c: &mut Criterion) {
     let http = request.to_http().into_inner();
     let agent = ureq::Agent::new_with_defaults();
     let client_agent = client.agent().clone();
+    let phase = Some(Duration::from_secs(15));
+    let phase_agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .timeout_connect(Some(Duration::from_secs(5)))
+        .timeout_send_request(phase)
+        .timeout_send_body(phase)
+        .timeout_recv_response(phase)
+        .timeout_recv_body(phase)
+        .build()
+        .new_agent();
 
     let send = |agent: &ureq::Agent| {
         let mut response = agent.run(http.clone()).unwrap();
@@ -110,6 +124,7 @@ fn fetch(c: &mut Criterion) {
     };
     let bare = || send(&agent);
     let bare_client_agent = || send(&client_agent);
+    let bare_phase_timeouts = || send(&phase_agent);
     let ours = || {
         let token = client.token().unwrap();
         client.invalidate(token.access_token());
@@ -117,6 +132,7 @@ fn fetch(c: &mut Criterion) {
     // Both must reach the endpoint and parse as a token.
     bare();
     bare_client_agent();
+    bare_phase_timeouts();
     ours();
     let body = {
         let mut response = agent.run(http.clone()).unwrap();
@@ -126,10 +142,11 @@ fn fetch(c: &mut Criterion) {
         .parse_response(SystemTime::now(), StatusCode::OK, &HeaderMap::new(), &body)
         .unwrap();
     // Connection reuse: both should keep one connection alive across fetches.
-    let ops: [(&str, &dyn Fn()); 3] = [
+    let ops: [(&str, &dyn Fn()); 4] = [
         ("ours", &ours),
         ("bare_ureq/default", &bare),
         ("bare_ureq/client_agent", &bare_client_agent),
+        ("bare_ureq/phase_timeouts", &bare_phase_timeouts),
     ];
     for (name, op) in ops {
         let before = server.connections();
@@ -145,6 +162,7 @@ fn fetch(c: &mut Criterion) {
     group.bench_function("ours", |b| b.iter(ours));
     group.bench_function("bare_ureq/client_agent", |b| b.iter(bare_client_agent));
     group.bench_function("bare_ureq/default", |b| b.iter(bare));
+    group.bench_function("bare_ureq/phase_timeouts", |b| b.iter(bare_phase_timeouts));
     group.finish();
     assert!(server.count() > before, "every call fetches");
 }
