@@ -1,11 +1,11 @@
 //! The async client under criterion, each against its baseline in the same run:
 //!
-//! - `warm_token/*`: `Client::token().await` with a cached token, on one thread and on two
+//! - `async_warm_token/*`: `Client::token().await` with a cached token, on one thread and on two
 //!   threads (each driving its own current-thread runtime) calling the same client, against a
 //!   plain `Mutex<Option<Arc<Token>>>` (lock, clone the `Arc`, unlock: no expiry check, no
 //!   session). For two threads the time shown is the wall time divided by the calls both
 //!   made, so `1 thread / 2 threads` is the throughput ratio.
-//! - `fetch/*`: a token request through the client against a loopback keep-alive token
+//! - `async_fetch/*`: a token request through the client against a loopback keep-alive token
 //!   endpoint (the cached token is invalidated after each call, so every call fetches), on a
 //!   current-thread runtime, against a bare `reqwest::Client` sending the same request and
 //!   reading the body: one with reqwest's defaults, and the client's own
@@ -99,7 +99,7 @@ fn warm_token(c: &mut Criterion) {
         longest / 2
     };
 
-    let mut group = c.benchmark_group("warm_token");
+    let mut group = c.benchmark_group("async_warm_token");
     group.bench_function("ours/1_thread", |b| b.iter_custom(|iters| ours(&rt, iters)));
     group.bench_function("ours/2_threads", |b| {
         b.iter_custom(|iters| two(&ours, iters));
@@ -162,11 +162,11 @@ fn fetch(c: &mut Criterion) {
         let before = server.connections();
         run(100, op);
         let opened = server.connections() - before - 1;
-        println!("fetch/{name}: {opened} connections opened for 100 fetches");
+        println!("async_fetch/{name}: {opened} connections opened for 100 fetches");
     }
     let before = server.count();
 
-    let mut group = c.benchmark_group("fetch");
+    let mut group = c.benchmark_group("async_fetch");
     group.bench_function("ours", |b| b.iter_custom(|iters| run(iters, &ours_op)));
     group.bench_function("bare_reqwest/client_http", |b| {
         b.iter_custom(|iters| run(iters, &bare_client));

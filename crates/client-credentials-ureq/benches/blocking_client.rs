@@ -1,10 +1,10 @@
 //! The blocking client under criterion, each against its baseline in the same run:
 //!
-//! - `warm_token/*`: `Client::token()` with a cached token, on one thread and on two threads
+//! - `blocking_warm_token/*`: `Client::token()` with a cached token, on one thread and on two threads
 //!   calling the same client, against a plain `Mutex<Option<Arc<Token>>>` (lock, clone the
 //!   `Arc`, unlock: no expiry check, no session). For two threads the time shown is the wall
 //!   time divided by the calls both made, so `1 thread / 2 threads` is the throughput ratio.
-//! - `fetch/*`: a token request through the client against a loopback keep-alive token
+//! - `blocking_fetch/*`: a token request through the client against a loopback keep-alive token
 //!   endpoint (the cached token is invalidated after each call, so every call fetches),
 //!   against a bare `ureq::Agent` sending the same request and reading the body: one with
 //!   ureq's defaults, and the client's own agent (`Client::agent()`, configured with the
@@ -83,7 +83,7 @@ fn warm_token(c: &mut Criterion) {
     let plain = || {
         black_box(baseline.lock().unwrap().clone());
     };
-    let mut group = c.benchmark_group("warm_token");
+    let mut group = c.benchmark_group("blocking_warm_token");
     group.bench_function("ours/1_thread", |b| b.iter(ours));
     group.bench_function("ours/2_threads", |b| {
         b.iter_custom(|iters| on_threads(2, iters, &ours));
@@ -154,11 +154,11 @@ fn fetch(c: &mut Criterion) {
             op();
         }
         let opened = server.connections() - before - 1;
-        println!("fetch/{name}: {opened} connections opened for 100 fetches");
+        println!("blocking_fetch/{name}: {opened} connections opened for 100 fetches");
     }
     let before = server.count();
 
-    let mut group = c.benchmark_group("fetch");
+    let mut group = c.benchmark_group("blocking_fetch");
     group.bench_function("ours", |b| b.iter(ours));
     group.bench_function("bare_ureq/client_agent", |b| b.iter(bare_client_agent));
     group.bench_function("bare_ureq/default", |b| b.iter(bare));
