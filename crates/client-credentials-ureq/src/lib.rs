@@ -57,6 +57,13 @@
 //! and a digest of the request shape (revocations and introspections in `token_revoke` and
 //! `token_introspect`, with their endpoint and the client id); no secret, token or body is
 //! ever logged.
+//!
+//! **ureq itself, at TRACE**: `ureq-proto` logs every byte it sends and receives through the
+//! `log` crate at TRACE (target `ureq_proto::util`, as hex and ASCII), the `Authorization`
+//! header of a token request and the access token in its response included. ureq's own
+//! DEBUG lines redact sensitive headers; this dump cannot be switched off. Keep
+//! `ureq_proto` at DEBUG or below wherever logs are kept (for example
+//! `RUST_LOG=trace,ureq_proto=debug` with `tracing-subscriber`'s `EnvFilter`).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
