@@ -42,6 +42,19 @@ fn build_parse(c: &mut Criterion) {
     assert_eq!(b.access_token().secret(), ACCESS_TOKEN);
     assert_eq!(a.lifetime(), b.expires_in());
 
+    common::interleaved(
+        "build_parse",
+        40,
+        2_000,
+        &[
+            ("ours/reused_request", &|| drop(ours(&reused, &body))),
+            ("ours/new_request", &|| {
+                drop(ours(&config.default_request(), &body));
+            }),
+            ("oauth2", &|| drop(theirs(&client, &scopes, &body))),
+        ],
+    );
+
     let mut group = c.benchmark_group("build_parse");
     group.bench_function("ours/new_request", |b| {
         b.iter(|| ours(&config.default_request(), black_box(&body)));

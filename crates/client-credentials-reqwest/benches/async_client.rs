@@ -166,6 +166,17 @@ fn fetch(c: &mut Criterion) {
     }
     let before = server.count();
 
+    support::interleaved(
+        "async_fetch",
+        30,
+        200,
+        &[
+            ("ours", &|n| run(n, &ours_op)),
+            ("bare_reqwest/client_http", &|n| run(n, &bare_client)),
+            ("bare_reqwest/default", &|n| run(n, &bare_default)),
+        ],
+    );
+
     let mut group = c.benchmark_group("async_fetch");
     group.bench_function("ours", |b| b.iter_custom(|iters| run(iters, &ours_op)));
     group.bench_function("bare_reqwest/client_http", |b| {

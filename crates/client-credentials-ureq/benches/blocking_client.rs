@@ -158,6 +158,27 @@ fn fetch(c: &mut Criterion) {
     }
     let before = server.count();
 
+    let timed = |op: &dyn Fn(), n: u64| {
+        let start = Instant::now();
+        for _ in 0..n {
+            op();
+        }
+        start.elapsed()
+    };
+    support::interleaved(
+        "blocking_fetch",
+        30,
+        200,
+        &[
+            ("ours", &|n| timed(&ours, n)),
+            ("bare_ureq/client_agent", &|n| timed(&bare_client_agent, n)),
+            ("bare_ureq/default", &|n| timed(&bare, n)),
+            ("bare_ureq/phase_timeouts", &|n| {
+                timed(&bare_phase_timeouts, n)
+            }),
+        ],
+    );
+
     let mut group = c.benchmark_group("blocking_fetch");
     group.bench_function("ours", |b| b.iter(ours));
     group.bench_function("bare_ureq/client_agent", |b| b.iter(bare_client_agent));

@@ -134,3 +134,50 @@ pub(crate) fn assert_same_request(config: &Config, client: &OAuth2Client, scopes
         );
     }
 }
+
+/// Runs the operations in turn, `batch` calls of each per round, for `rounds` rounds, and
+/// prints each one's median time per call and its median ratio to the first one's. A ratio
+/// taken round by round is what survives a machine whose load drifts (a shared 2-core
+/// machine): both sides of each ratio ran within milliseconds of each other.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "a benchmark's own stopwatch; the library under test never reads the clock"
+)]
+#[allow(clippy::print_stdout, reason = "a benchmark reports on stdout")]
+#[allow(dead_code, reason = "the allocations bench counts, it does not time")]
+pub(crate) fn interleaved(title: &str, rounds: usize, batch: u32, ops: &[(&str, &dyn Fn())]) {
+    use std::time::Instant;
+    let run = |op: &dyn Fn()| {
+        let start = Instant::now();
+        for _ in 0..batch {
+            op();
+        }
+        start.elapsed().as_secs_f64() / f64::from(batch)
+    };
+    let mut times: Vec<Vec<f64>> = vec![Vec::with_capacity(rounds); ops.len()];
+    for (_, op) in ops {
+        run(*op); // warm
+    }
+    for _ in 0..rounds {
+        for (i, (_, op)) in ops.iter().enumerate() {
+            times[i].push(run(*op));
+        }
+    }
+    let sorted = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v
+    };
+    println!("{title}: interleaved, {rounds} rounds of {batch} calls each");
+    for (i, (name, _)) in ops.iter().enumerate() {
+        let t = sorted(times[i].clone());
+        let r = sorted(times[i].iter().zip(&times[0]).map(|(a, b)| a / b).collect());
+        let n = r.len();
+        println!(
+            "  {name}: median {:.0} ns per call; {:.3}× the first (quartiles {:.3}–{:.3})",
+            t[n / 2] * 1e9,
+            r[n / 2],
+            r[n / 4],
+            r[n * 3 / 4]
+        );
+    }
+}

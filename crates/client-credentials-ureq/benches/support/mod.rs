@@ -276,8 +276,53 @@ impl Latencies {
 /// A duration for a table: µs below a millisecond, ms otherwise.
 pub(crate) fn show(d: Duration) -> String {
     if d < Duration::from_millis(1) {
-        format!("{:.1} µs", d.as_secs_f64() * 1e6)
+        if d < Duration::from_micros(1) {
+            format!("{:.1} ns", d.as_secs_f64() * 1e9)
+        } else {
+            format!("{:.2} µs", d.as_secs_f64() * 1e6)
+        }
     } else {
         format!("{:.1} ms", d.as_secs_f64() * 1e3)
+    }
+}
+
+/// Runs the operations in turn, `batch` calls of each per round, for `rounds` rounds, and
+/// prints each one's median time per call and its median ratio to the first one's. A ratio
+/// taken round by round is what survives a machine whose load drifts (a shared 2-core
+/// machine): both sides of each ratio ran within milliseconds of each other.
+///
+/// Each operation is given a number of calls and returns how long they took.
+pub(crate) fn interleaved(
+    title: &str,
+    rounds: usize,
+    batch: u64,
+    ops: &[(&str, &dyn Fn(u64) -> Duration)],
+) {
+    let mut times: Vec<Vec<f64>> = vec![Vec::with_capacity(rounds); ops.len()];
+    for (_, op) in ops {
+        op(batch); // warm
+    }
+    for _ in 0..rounds {
+        for (i, (_, op)) in ops.iter().enumerate() {
+            times[i].push(op(batch).as_secs_f64() / batch as f64);
+        }
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let quartiles = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        (v[v.len() / 4], v[v.len() / 2], v[v.len() * 3 / 4])
+    };
+    println!("{title}: interleaved, {rounds} rounds of {batch} calls each");
+    for (i, (name, _)) in ops.iter().enumerate() {
+        let t = median(&mut times[i].clone());
+        let mut ratios: Vec<f64> = times[i].iter().zip(&times[0]).map(|(a, b)| a / b).collect();
+        let (q1, q2, q3) = quartiles(&mut ratios);
+        println!(
+            "  {name}: median {} per call; {q2:.3}× the first (quartiles {q1:.3}–{q3:.3})",
+            show(Duration::from_secs_f64(t))
+        );
     }
 }
