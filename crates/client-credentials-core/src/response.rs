@@ -512,7 +512,7 @@ impl<'a> Context<'a> {
         };
         match m.get("error") {
             Some(Value::String(code)) if !code.is_empty() => Some(OAuthError {
-                code: ErrorCode::parse(&self.scrub(code)),
+                code: self.code(code),
                 description: text(m.get("error_description"), MAX_DESCRIPTION),
                 uri: text(m.get("error_uri"), MAX_HEADER_EXCERPT),
             }),
@@ -526,7 +526,7 @@ impl<'a> Context<'a> {
                             _ => None,
                         })?;
                 Some(OAuthError {
-                    code: ErrorCode::parse(&self.scrub(code)),
+                    code: self.code(code),
                     description: text(
                         inner
                             .get("message")
@@ -537,6 +537,15 @@ impl<'a> Context<'a> {
                 })
             }
             _ => None,
+        }
+    }
+
+    /// The error code: a registered code as it is (scrubbing must not turn `invalid_request`
+    /// into something else when the secret is a short string), an unknown one scrubbed.
+    fn code(&self, raw: &str) -> ErrorCode {
+        match ErrorCode::parse(raw) {
+            ErrorCode::Unknown(_) => ErrorCode::parse(&self.scrub(raw)),
+            known => known,
         }
     }
 

@@ -962,3 +962,27 @@ fn excerpts_redact_token_like_runs() {
     };
     assert!(x.as_str().chars().count() <= client_credentials_core::Excerpt::MAX_CHARS + 1);
 }
+
+#[test]
+fn a_short_secret_does_not_change_registered_codes() {
+    let req = Config::builder()
+        .token_url("https://as.example.com/token")
+        .client_id("c")
+        .client_secret("s")
+        .build()
+        .unwrap()
+        .default_request();
+    let e = parse_with(
+        &req,
+        400,
+        &[JSON],
+        br#"{"error":"invalid_request","error_description":"missing"}"#,
+    )
+    .unwrap_err();
+    assert_eq!(e.oauth_code(), Some(&ErrorCode::InvalidRequest));
+    let e = parse_with(&req, 400, &[JSON], br#"{"error":"s"}"#).unwrap_err();
+    assert!(
+        !format!("{e} {e:?}").contains("\"s\""),
+        "an unknown code that is the secret is scrubbed: {e:?}"
+    );
+}
