@@ -381,7 +381,13 @@ impl<'a> Context<'a> {
             scopes,
             scope_source,
             refresh_in,
-            extra: members,
+            // The known members were removed; an emptied map still holds its node (632
+            // bytes for every cached token), a new one holds nothing.
+            extra: if members.is_empty() {
+                Map::new()
+            } else {
+                members
+            },
             deviations: self.deviations,
         })
     }
