@@ -286,6 +286,13 @@ impl<'a> Context<'a> {
         } else {
             return None;
         };
+        // Members are almost always lower case already: then the map is used as it is.
+        if !map
+            .keys()
+            .any(|k| k.bytes().any(|b| b.is_ascii_uppercase()))
+        {
+            return Some(map);
+        }
         let mut out = Map::new();
         let mut recased = false;
         for (k, v) in map {
