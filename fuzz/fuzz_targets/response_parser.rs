@@ -63,7 +63,11 @@ fuzz_target!(|data: &[u8]| {
         }
         Err(error) => {
             let text = format!("{error} {error:?}");
-            assert!(!text.contains("fuzz-secret"), "the secret leaked into an error");
+            // Not even a piece of it: texts are scrubbed whole before they are shortened.
+            let secret = "fuzz-secret";
+            for start in 0..=secret.len() - 8 {
+                assert!(!text.contains(&secret[start..start + 8]), "the secret leaked into an error");
+            }
             let _ = (error.is_retryable(), error.retry_after(), error.status());
         }
     }

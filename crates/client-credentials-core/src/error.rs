@@ -106,12 +106,26 @@ impl OAuthError {
 
 /// Replaces `value`, raw and form-urlencoded, with `[redacted]` in `text`.
 fn redact_in(text: &mut String, value: &str) {
-    if text.contains(value) {
-        *text = text.replace(value, "[redacted]");
-    }
     let encoded: String = form_urlencoded::byte_serialize(value.as_bytes()).collect();
-    if encoded != value && text.contains(&encoded) {
-        *text = text.replace(&encoded, "[redacted]");
+    for v in [value, encoded.as_str()] {
+        if text.contains(v) {
+            *text = text.replace(v, "[redacted]");
+        }
+    }
+    // Texts from the server were shortened (ending in `…`) before this value was known: a
+    // value cut at the limit survives as a prefix just before the `…`.
+    if let Some(head) = text.strip_suffix('…') {
+        const MIN_PREFIX: usize = 4;
+        let cut = [value, encoded.as_str()].iter().find_map(|v| {
+            (MIN_PREFIX..v.len())
+                .rev()
+                .filter(|&n| v.is_char_boundary(n))
+                .find(|&n| head.ends_with(&v[..n]))
+        });
+        if let Some(n) = cut {
+            let keep = head.len() - n;
+            *text = format!("{}[redacted]…", &head[..keep]);
+        }
     }
 }
 

@@ -506,10 +506,11 @@ impl<'a> Context<'a> {
                     .get(WWW_AUTHENTICATE)
                     .filter(|_| status == StatusCode::UNAUTHORIZED)
                     .map(|v| {
-                        self.scrub(&bounded(
-                            &String::from_utf8_lossy(v.as_bytes()),
+                        // Scrub the whole value first: a secret cut in two would escape.
+                        bounded(
+                            &self.scrub(&String::from_utf8_lossy(v.as_bytes())),
                             MAX_HEADER_EXCERPT,
-                        ))
+                        )
                     }),
             },
             None => self.invalid(ResponseProblem::NotAnOAuthError, true),
@@ -519,7 +520,9 @@ impl<'a> Context<'a> {
     fn oauth_error(&self, m: &Map<String, Value>) -> Option<OAuthError> {
         let text = |v: Option<&Value>, max: usize| match v {
             Some(Value::String(s)) if !s.is_empty() => {
-                Some(redact_token_runs(&self.scrub(&bounded(s, max)), true))
+                // Scrub and redact the whole text, then shorten it: a secret or a token cut
+                // in two at the limit would escape both.
+                Some(bounded(&redact_token_runs(&self.scrub(s), true), max))
             }
             _ => None,
         };
@@ -604,7 +607,12 @@ impl<'a> Context<'a> {
         if self.status.is_success() || self.body.is_empty() {
             return None;
         }
-        let head = &self.body[..self.body.len().min(4 * Excerpt::MAX_CHARS)];
+        // The excerpt shows at most MAX_CHARS characters (4 bytes at most each); read on far
+        // enough that a secret (3 bytes a byte when form-encoded) overlapping them is
+        // scrubbed whole before anything is cut.
+        let secret_len = self.secret.map_or(0, str::len);
+        let head_len = 4 * Excerpt::MAX_CHARS + 3 * secret_len;
+        let head = &self.body[..self.body.len().min(head_len)];
         let text = String::from_utf8_lossy(head);
         let text = self.scrub(&text);
         let mut cleaned = String::with_capacity(text.len());
@@ -716,14 +724,23 @@ pub(crate) fn bounded(s: &str, max: usize) -> String {
 }
 
 /// Replaces runs of 24 or more token-like characters with `[redacted]`, except UUIDs (trace
-/// ids are worth keeping) and, when `keep_urls`, runs that start with `//` (the rest of a URL).
+/// ids are worth keeping) and, when `keep_urls`, runs that start with `//` (the rest of a URL)
+/// whose segments are all shorter than a token.
 fn redact_token_runs(s: &str, keep_urls: bool) -> String {
     const MIN_RUN: usize = 24;
     let is_tokenish = |c: char| c.is_ascii_alphanumeric() || "-._~+/=".contains(c);
     let mut out = String::with_capacity(s.len());
     let mut run = String::new();
     let flush = |run: &mut String, out: &mut String| {
-        let keep = run.len() < MIN_RUN || is_uuid(run) || (keep_urls && run.starts_with("//"));
+        // The rest of a URL is kept (the host may be long), unless one of its path segments
+        // is itself token-long (`https://as.example/tokens/<token>`).
+        let url = keep_urls
+            && run.starts_with("//")
+            && run[2..]
+                .split('/')
+                .skip(1)
+                .all(|segment| segment.len() < MIN_RUN);
+        let keep = run.len() < MIN_RUN || is_uuid(run) || url;
         out.push_str(if keep { run } else { "[redacted]" });
         run.clear();
     };

@@ -173,3 +173,113 @@ fn every_error_variant() {
     both("Transport", &transport);
     assert_eq!(seen.len(), 6, "every TokenError variant was formatted");
 }
+
+/// No 8-character piece of `secret` appears in `text`.
+fn assert_no_piece(what: &str, text: &str, secret: &str) {
+    for start in 0..=secret.len().saturating_sub(8) {
+        let piece = &secret[start..start + 8];
+        assert!(
+            !text.contains(piece),
+            "{what} leaks {piece:?} of the secret: {text}"
+        );
+    }
+}
+
+/// A secret (or a token) that straddles a length limit must not survive as a piece: texts
+/// are scrubbed whole before they are shortened.
+#[test]
+fn secrets_straddling_the_length_limits() {
+    let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    let secret = "Zq9x7Lw2SeCrEtPaRt19";
+    let request = Config::builder()
+        .token_url("https://as.example.com/token")
+        .client_id("client")
+        .client_secret(secret)
+        .build()
+        .unwrap()
+        .default_request();
+    for offset in [
+        190usize, 195, 200, 250, 253, 256, 500, 505, 510, 512, 790, 795, 800,
+    ] {
+        let pad = "a ".repeat(offset / 2);
+        let description = format!("{pad}{secret} tail");
+        let body =
+            serde_json::json!({ "error": "invalid_client", "error_description": description });
+        let challenge = format!("Basic realm=\"{pad}{secret}\"");
+        let e = request
+            .parse_response(
+                now,
+                StatusCode::UNAUTHORIZED,
+                &headers(&[("www-authenticate", &challenge)]),
+                body.to_string().as_bytes(),
+            )
+            .unwrap_err();
+        assert_no_piece(
+            &format!("description at {offset}"),
+            &format!("{e} {e:?}"),
+            secret,
+        );
+        let html = format!("<html>{pad}{secret}</html>");
+        let e = request
+            .parse_response(now, StatusCode::BAD_GATEWAY, &headers(&[]), html.as_bytes())
+            .unwrap_err();
+        assert_no_piece(
+            &format!("excerpt at {offset}"),
+            &format!("{e} {e:?}"),
+            secret,
+        );
+    }
+}
+
+/// `TokenError::redact` works on texts already shortened: a value cut at the limit goes too.
+#[test]
+fn redact_catches_a_value_cut_at_the_limit() {
+    let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    let request = configs()[0].default_request();
+    let token = "tok_2YotnFZFEjr1zCsicMWp";
+    for offset in [500usize, 505, 508, 510] {
+        let description = format!("{}{token} was revoked", "a ".repeat(offset / 2));
+        let body =
+            serde_json::json!({ "error": "invalid_request", "error_description": description });
+        let mut e = request
+            .parse_response(
+                now,
+                StatusCode::BAD_REQUEST,
+                &headers(&[]),
+                body.to_string().as_bytes(),
+            )
+            .unwrap_err();
+        e.redact(token);
+        let text = format!("{e} {e:?}");
+        for start in 0..=token.len() - 8 {
+            assert!(
+                !text.contains(&token[start..start + 8]),
+                "offset {offset}: {text}"
+            );
+        }
+    }
+}
+
+#[test]
+fn urls_with_token_segments_are_redacted() {
+    let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    let request = configs()[0].default_request();
+    let body = serde_json::json!({
+        "error": "invalid_request",
+        "error_description": format!("see https://as.example.com/tokens/{TOKEN}/status"),
+        "error_uri": "https://as.example.com/docs/errors",
+    });
+    let e = request
+        .parse_response(
+            now,
+            StatusCode::BAD_REQUEST,
+            &headers(&[]),
+            body.to_string().as_bytes(),
+        )
+        .unwrap_err();
+    both("URL with a token segment", &e);
+    assert!(
+        e.to_string().contains("https://as.example.com/docs/errors"),
+        "{e}"
+    );
+}
