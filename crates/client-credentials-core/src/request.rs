@@ -219,7 +219,7 @@ fn is_resource_indicator(s: &str) -> bool {
 }
 
 /// Identifies one shape of token request: everything that shapes the request (endpoint,
-/// client id, auth method, body format, normalised scopes, audience, resources, extra
+/// client id, auth method, body format, scope separator, normalised scopes, audience, resources, extra
 /// parameters), and never the secret. Two requests with different keys never share a token.
 ///
 /// The key is a canonical string; [`CacheKey::as_str`] is stable across releases of the same
@@ -258,11 +258,13 @@ impl CacheKey {
         };
         // A JSON array is an unambiguous encoding of these strings.
         let canonical = serde_json::json!([
-            "cc1",
+            "cc2",
             i.token_url.to_string(),
             i.client_id,
             method,
             format,
+            // "a b" and "a,b" are different requests.
+            i.scope_separator,
             scopes,
             params.audience,
             resources,
