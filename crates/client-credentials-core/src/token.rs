@@ -273,10 +273,15 @@ impl<'de> Deserialize<'de> for Token {
             access_token: AccessToken::new(s.access_token.into_owned()),
             token_type: s.token_type.into_owned(),
             issued_at,
-            lifetime: s.lifetime_ms.map(Duration::from_millis),
+            // A stored record is input like any other: no lifetime beyond the parser's cap.
+            lifetime: s
+                .lifetime_ms
+                .map(|ms| Duration::from_millis(ms).min(crate::MAX_LIFETIME)),
             scopes: s.scopes.into_owned(),
             scope_source: s.scope_source,
-            refresh_in: s.refresh_in_ms.map(Duration::from_millis),
+            refresh_in: s
+                .refresh_in_ms
+                .map(|ms| Duration::from_millis(ms).min(crate::MAX_LIFETIME)),
             extra: s.extra.into_owned(),
             deviations: s.deviations.into_owned(),
         })

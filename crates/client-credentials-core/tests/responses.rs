@@ -986,3 +986,22 @@ fn a_short_secret_does_not_change_registered_codes() {
         "an unknown code that is the secret is scrubbed: {e:?}"
     );
 }
+
+#[test]
+fn stored_records_are_capped_like_responses() {
+    let t = parse_with(
+        &request(),
+        200,
+        &[JSON],
+        br#"{"access_token":"abc","token_type":"Bearer","expires_in":60}"#,
+    )
+    .unwrap();
+    let json = serde_json::to_string(&t.storable()).unwrap();
+    let forged = json.replace(
+        "\"lifetime_ms\":60000",
+        &format!("\"lifetime_ms\":{}", u64::MAX),
+    );
+    assert_ne!(forged, json);
+    let back: Token = serde_json::from_str(&forged).unwrap();
+    assert_eq!(back.lifetime(), Some(client_credentials_core::MAX_LIFETIME));
+}
