@@ -345,13 +345,23 @@ pub(crate) struct ServeArgs {
     pub(crate) json: bool,
 }
 
-/// A `--client` value.
-#[derive(Clone, Debug)]
+/// A `--client` value. `Debug` leaves the secret out.
+#[derive(Clone)]
 pub(crate) struct ClientSpec {
     pub(crate) id: String,
     pub(crate) secret: String,
     /// `None`: every registered scope.
     pub(crate) scopes: Option<Vec<String>>,
+}
+
+impl std::fmt::Debug for ClientSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientSpec")
+            .field("id", &self.id)
+            .field("secret", &"[redacted]")
+            .field("scopes", &self.scopes)
+            .finish()
+    }
 }
 
 fn parse_client(value: &str) -> Result<ClientSpec, String> {

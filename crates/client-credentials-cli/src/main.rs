@@ -94,6 +94,22 @@ fn usage_error(error: &clap::Error, args: &[OsString]) -> ExitCode {
             | ErrorKind::DisplayVersion
             | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
     );
+    // clap quotes a refused value; a `--client` value holds a secret, so it is told without it.
+    let secret_arg = error.kind() == ErrorKind::ValueValidation
+        && error
+            .get(clap::error::ContextKind::InvalidArg)
+            .is_some_and(|arg| arg.to_string().starts_with("--client"));
+    if secret_arg {
+        let reason = std::error::Error::source(error)
+            .map_or_else(|| "invalid value".to_owned(), ToString::to_string);
+        let message = format!("invalid value for '--client': {reason}");
+        let _ = writeln!(std::io::stderr().lock(), "error: {message}");
+        if wants_json(args) {
+            let object = output::error_json(&Failure::Usage(message), None);
+            let _ = writeln!(std::io::stdout().lock(), "{object}");
+        }
+        return Exit::Usage.into();
+    }
     // Printing can only fail on a closed stream; there is nobody left to tell.
     let _ = error.print();
     if informational {

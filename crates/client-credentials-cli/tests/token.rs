@@ -547,3 +547,27 @@ fn a_very_short_secret_does_not_garble_the_output() {
     assert_eq!(e["exit_code"], 5, "{run:?}");
     assert!(!run.stdout.contains("[redacted]"), "{run:?}");
 }
+
+/// clap quotes a refused value in its message; a `--client` value holds a secret, so `serve`
+/// must refuse it without quoting it.
+#[test]
+fn a_refused_client_flag_does_not_echo_its_secret() {
+    for value in [":s3cr3t-in-flag", "nocolon-s3cr3t-in-flag"] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_client-credentials"))
+            .args(["serve", "--json", "--client", value])
+            .env_clear()
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{value}");
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!all.contains("s3cr3t-in-flag"), "{all}");
+        assert!(
+            all.contains("--client"),
+            "the message names the flag: {all}"
+        );
+    }
+}

@@ -36,8 +36,9 @@ pub enum ConfigFileError {
     Invalid(String),
 }
 
-/// The file's schema. Unknown keys are refused so that typos do not pass silently.
-#[derive(Debug, Deserialize)]
+/// The file's schema. Unknown keys are refused so that typos do not pass silently. No
+/// `Debug`: its clients hold secrets in clear.
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct File {
     port: Option<u16>,
@@ -56,7 +57,8 @@ struct File {
     clients: Vec<FileClient>,
 }
 
-#[derive(Debug, Deserialize)]
+/// No `Debug`: it holds the client's secret in clear.
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileClient {
     id: String,
