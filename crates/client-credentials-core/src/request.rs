@@ -219,19 +219,63 @@ fn is_resource_indicator(s: &str) -> bool {
 }
 
 /// Identifies one shape of token request: everything that shapes the request (endpoint,
-/// client id, auth method, body format, scope separator, normalised scopes, audience, resources, extra
-/// parameters), and never the secret. Two requests with different keys never share a token.
+/// client id, auth method, body format, scope separator, normalised scopes, audience,
+/// resources, extra parameters), and never the secret. Two requests with different keys never
+/// share a token.
 ///
 /// The key is a canonical string; [`CacheKey::as_str`] is stable across releases of the same
 /// major version, so it can name a shared cache entry (hash it before using it as a store key).
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct CacheKey(Arc<str>);
+/// Its `Hash` feeds a digest computed once, so a cache lookup does not rehash the string.
+#[derive(Clone)]
+pub struct CacheKey {
+    text: Arc<str>,
+    /// FNV-1a of `text`; equality still compares the text, so a collision costs a
+    /// comparison, never a wrong token.
+    digest: u64,
+}
+
+impl PartialEq for CacheKey {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.text, &other.text)
+            || (self.digest == other.digest && self.text == other.text)
+    }
+}
+
+impl Eq for CacheKey {}
+
+impl std::hash::Hash for CacheKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(self.digest);
+    }
+}
+
+impl PartialOrd for CacheKey {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for CacheKey {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.text.cmp(&other.text)
+    }
+}
 
 impl CacheKey {
     /// The canonical form.
     #[must_use]
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.text
+    }
+
+    fn from_text(text: String) -> Self {
+        let digest = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+        Self {
+            text: Arc::from(text),
+            digest,
+        }
     }
 
     fn new(config: &Config, params: &Params) -> Self {
@@ -270,13 +314,13 @@ impl CacheKey {
             resources,
             extra,
         ]);
-        Self(Arc::from(canonical.to_string()))
+        Self::from_text(canonical.to_string())
     }
 }
 
 impl fmt::Debug for CacheKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("CacheKey").field(&&*self.0).finish()
+        f.debug_tuple("CacheKey").field(&&*self.text).finish()
     }
 }
 
