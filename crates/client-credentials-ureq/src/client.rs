@@ -131,7 +131,9 @@ impl ClientBuilder {
     ///
     /// Whatever the agent's configuration, token requests never treat an HTTP status as an
     /// error, never follow a redirect, and get this client's timeouts: they are set on each
-    /// request.
+    /// request. A plain `http://` endpoint (loopback only) is never reached through the
+    /// agent's proxy, so that no proxy sees the credentials or a token in cleartext;
+    /// `https://` requests use it.
     pub fn agent(mut self, agent: ureq::Agent) -> Self {
         self.agent = Some(agent);
         self

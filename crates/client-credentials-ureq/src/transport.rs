@@ -27,7 +27,8 @@ pub(crate) struct Timeouts {
 
 /// An agent configured for token requests: statuses are not errors (error bodies reach the
 /// parser), no redirect is followed, connect and global timeouts are set, TLS is ureq's
-/// default (rustls with the webpki roots).
+/// default (rustls with the webpki roots). The proxy is ureq's default (from the
+/// environment); [`send`] turns it off for every `http://` request.
 pub(crate) fn default_agent(timeouts: Timeouts) -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
@@ -60,19 +61,30 @@ pub(crate) enum Outcome {
 /// Whatever the agent's own configuration, this request does not treat statuses as errors
 /// and follows no redirect; the timeouts are applied on the request, so a caller-supplied
 /// agent gets them too.
+///
+/// A plain `http://` request (the core allows it only to a loopback host) never goes through
+/// a proxy, whether the agent's came from `HTTP_PROXY` or from its caller: the proxy would
+/// see the client credentials and the token in cleartext, and a loopback endpoint needs no
+/// proxy. `https://` requests keep the agent's proxy (a CONNECT tunnel: TLS stays end to
+/// end).
 pub(crate) fn send(
     agent: &ureq::Agent,
     request: HttpRequest,
     timeouts: Timeouts,
     cap: usize,
 ) -> Outcome {
-    let request = agent
-        .configure_request(request.into_inner())
+    let request = request.into_inner();
+    let cleartext = is_cleartext(request.uri());
+    let mut config = agent
+        .configure_request(request)
         .http_status_as_error(false)
         .max_redirects(0)
         .timeout_connect(Some(timeouts.connect))
-        .timeout_global(Some(timeouts.global))
-        .build();
+        .timeout_global(Some(timeouts.global));
+    if cleartext {
+        config = config.proxy(None);
+    }
+    let request = config.build();
     let response = match agent.run(request) {
         Ok(response) => response,
         Err(e) => return Outcome::Transport(transport_error(e)),
@@ -90,6 +102,11 @@ pub(crate) fn send(
         }),
         Err(e) => Outcome::Transport(transport_error(ureq::Error::from(e))),
     }
+}
+
+/// Whether `uri` is sent unencrypted (`http://`): such a request must not reach a proxy.
+fn is_cleartext(uri: &http::Uri) -> bool {
+    uri.scheme() != Some(&http::uri::Scheme::HTTPS)
 }
 
 /// The parts of a whole response: status, headers, body (within the cap).
