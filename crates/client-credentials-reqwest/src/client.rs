@@ -181,6 +181,9 @@ impl ClientBuilder {
     ///
     /// Whatever it says, token requests never follow a redirect (a redirect could carry the
     /// credentials to another host) and get this client's timeouts: they are applied on top.
+    /// When any configured endpoint is plain `http://` (loopback only), the client is built
+    /// with no proxy, this builder's and the system's alike, so that no proxy sees the
+    /// credentials or a token in cleartext.
     pub fn http_client_builder(mut self, builder: reqwest::ClientBuilder) -> Self {
         self.http = Some(builder);
         self
@@ -250,7 +253,8 @@ impl ClientBuilder {
                 .min(overall),
             overall,
         };
-        let http = transport::configure(self.http.unwrap_or_default(), timeouts)
+        let cleartext = transport::has_cleartext_endpoint(&self.config);
+        let http = transport::configure(self.http.unwrap_or_default(), timeouts, cleartext)
             .build()
             .map_err(|e| Error::Build(Arc::new(e)))?;
         let seed = self.seed.unwrap_or_else(random_seed);
@@ -667,7 +671,10 @@ impl Shared {
                     id,
                     request: http,
                     current: None,
-                } => self.fetch(request, id, http).await,
+                } => {
+                    let flight = InFlight::new(self, request, id);
+                    self.fetch(request, flight, http).await;
+                }
             }
         }
     }
@@ -681,9 +688,12 @@ impl Shared {
     ) {
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
+                // The guard exists before the task: a task dropped before its first poll (the
+                // runtime shut down) still reports the request abandoned.
+                let flight = InFlight::new(self, request, id);
                 let shared = Arc::clone(self);
                 let request = request.clone();
-                drop(runtime.spawn(async move { shared.fetch(&request, id, http).await }));
+                drop(runtime.spawn(async move { shared.fetch(&request, flight, http).await }));
             }
             Err(_) => {
                 // Polled outside a tokio runtime (reqwest could not send from here either):
@@ -697,15 +707,16 @@ impl Shared {
         }
     }
 
-    /// Performs one token request and hands its outcome to the session. Dropping the future
-    /// before it completes reports the request abandoned.
-    async fn fetch(self: &Arc<Self>, request: &TokenRequest, id: RequestId, http: HttpRequest) {
-        let mut flight = InFlight {
-            shared: Arc::clone(self),
-            request: request.clone(),
-            id,
-            done: false,
-        };
+    /// Performs `flight`, the request of `request`'s session, and hands its outcome to the
+    /// session. Dropping the future before it completes, polled or not, drops `flight`,
+    /// which reports the request abandoned.
+    async fn fetch(
+        self: &Arc<Self>,
+        request: &TokenRequest,
+        mut flight: InFlight,
+        http: HttpRequest,
+    ) {
+        let id = flight.id;
         let config = request.config();
         let span = tracing::info_span!(
             "token_fetch",
@@ -907,9 +918,11 @@ impl Shared {
             sessions.poll_timeout()
         };
         for (request, id, http) in sends {
+            // Created before the spawn, as in `refresh_in_background`.
+            let flight = InFlight::new(self, &request, id);
             let shared = Arc::clone(self);
             drop(tokio::spawn(async move {
-                shared.fetch(&request, id, http).await
+                shared.fetch(&request, flight, http).await
             }));
         }
         next
@@ -969,6 +982,18 @@ struct InFlight {
 }
 
 impl InFlight {
+    /// The guard of request `id`, taken from the session for `request`. Create it before the
+    /// future that sends exists, so that dropping that future at any point, even unpolled,
+    /// reports the request.
+    fn new(shared: &Arc<Shared>, request: &TokenRequest, id: RequestId) -> Self {
+        Self {
+            shared: Arc::clone(shared),
+            request: request.clone(),
+            id,
+            done: false,
+        }
+    }
+
     /// Hands the outcome to the session and wakes the waiters; returns the token it
     /// produced, if any.
     fn complete(&mut self, outcome: Outcome) -> Option<Arc<Token>> {

@@ -27,19 +27,38 @@ pub(crate) struct Timeouts {
 /// Applies what token requests need on top of whatever the caller configured: no redirect
 /// is ever followed (a redirect could carry the credentials to another host), connect and
 /// overall timeouts. TLS is rustls, as the crate's reqwest features select.
+///
+/// With a `cleartext` endpoint (an `http://` URL, which the core allows only on loopback),
+/// no proxy at all, neither the caller's nor the system's (`HTTP_PROXY`…): a proxy would see
+/// the client credentials and the token in cleartext. reqwest's proxies are per client, not
+/// per request, so this holds for every endpoint of the configuration.
 pub(crate) fn configure(
     builder: reqwest::ClientBuilder,
     timeouts: Timeouts,
+    cleartext: bool,
 ) -> reqwest::ClientBuilder {
-    builder
+    let builder = builder
         .redirect(reqwest::redirect::Policy::none())
         .referer(false)
         .connect_timeout(timeouts.connect)
-        .timeout(timeouts.overall)
+        .timeout(timeouts.overall);
+    if cleartext {
+        builder.no_proxy()
+    } else {
+        builder
+    }
 }
 
-/// What came back: a whole response (body within the cap), or why there is none.
-#[derive(Debug)]
+/// Whether any endpoint of `config` (token, revocation, introspection) is plain `http://`.
+pub(crate) fn has_cleartext_endpoint(config: &client_credentials_core::Config) -> bool {
+    std::iter::once(config.token_url())
+        .chain(config.revocation_url())
+        .chain(config.introspection_url())
+        .any(|uri| uri.scheme() != Some(&http::uri::Scheme::HTTPS))
+}
+
+/// What came back: a whole response (body within the cap), or why there is none. No
+/// `Debug`: the body may hold a token.
 pub(crate) enum Outcome {
     /// A response, its body read up to the cap.
     Response {
