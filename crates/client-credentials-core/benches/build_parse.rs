@@ -5,8 +5,10 @@
 //!   the call (`config.default_request()`, which also derives the cache key);
 //!   `ours/reused_request` reuses one, as the adapters do; `oauth2` sends through a closure
 //!   that answers with the canned response, so it builds and parses exactly once.
-//! - `build/*` and `parse/*`: the halves. The `oauth2` crate keeps request building private,
-//!   so its `build` is a `request()` through an HTTP client that fails at once.
+//! - `build/*` and `parse/*`: the halves; `parse/canned_response_only` is the part of every
+//!   row that builds the `http::Response` handed to the parser. The `oauth2` crate keeps
+//!   request building private, so its `build` is a `request()` through an HTTP client that
+//!   fails at once.
 //!
 //! Run: `cargo bench -p client-credentials-core --bench build_parse`.
 #![allow(
@@ -91,6 +93,10 @@ fn build_parse(c: &mut Criterion) {
     group.finish();
 
     let mut group = c.benchmark_group("parse");
+    // In every row above, for both libraries: what the parse rows include besides parsing.
+    group.bench_function("canned_response_only", |b| {
+        b.iter(|| response(black_box(&body)));
+    });
     group.bench_function("ours", |b| {
         let request: &TokenRequest = &reused;
         b.iter(|| {
