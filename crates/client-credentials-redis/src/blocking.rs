@@ -5,8 +5,8 @@ use std::sync::{Arc, PoisonError};
 use std::thread;
 use std::time::{Instant, SystemTime};
 
-use client_credentials_core::Token;
 use client_credentials_core::session::Policy;
+use client_credentials_core::{Config, Token};
 use client_credentials_ureq::{FetchPermit, Lookup, SharedStore, StoreQuery};
 use redis::{Connection, RedisResult};
 use zeroize::Zeroizing;
@@ -22,7 +22,8 @@ impl SharedStore for RedisStore {
             return Lookup::FetchLocally;
         }
         let keys = Keys::new(&inner.settings.prefix, query.request());
-        match inner.sync_read(&keys) {
+        let config = query.request().config();
+        match inner.sync_read(&keys, config) {
             Err(e) => {
                 inner.failed(&e);
                 return Lookup::FetchLocally;
@@ -37,14 +38,14 @@ impl SharedStore for RedisStore {
             return Lookup::FetchLocally;
         };
         let started = Instant::now();
-        let deadline = started.checked_add(inner.settings.max_wait);
+        let deadline = inner.settings.wait_deadline(started);
         loop {
-            match inner.sync_call(|c| lock_cmd(inner, &keys, &owner).query::<Option<String>>(c)) {
+            match inner.sync_call(|c| lock_cmd(inner, &keys, &owner).query::<bool>(c)) {
                 Err(e) => {
                     inner.failed(&e);
                     return Lookup::FetchLocally;
                 }
-                Ok(Some(_)) => {
+                Ok(true) => {
                     let permit = SyncPermit {
                         store: self.clone(),
                         keys,
@@ -53,7 +54,7 @@ impl SharedStore for RedisStore {
                         released: false,
                     };
                     // The token may have landed between the read and the lock.
-                    if let Ok(Some(token)) = inner.sync_read(&permit.keys)
+                    if let Ok(Some(token)) = inner.sync_read(&permit.keys, config)
                         && query.accepts(&token)
                     {
                         return Lookup::Shared(Arc::new(token));
@@ -61,7 +62,7 @@ impl SharedStore for RedisStore {
                     tracing::debug!(key = %permit.keys.lock, "fleet fetch lock taken");
                     return Lookup::Fetch(Box::new(permit));
                 }
-                Ok(None) => {}
+                Ok(false) => {}
             }
             let now = Instant::now();
             let Some(left) = deadline.and_then(|d| d.checked_duration_since(now)) else {
@@ -72,7 +73,7 @@ impl SharedStore for RedisStore {
                 return Lookup::FetchLocally;
             };
             thread::sleep(inner.settings.poll_interval.min(left));
-            match inner.sync_read(&keys) {
+            match inner.sync_read(&keys, config) {
                 Err(e) => {
                     inner.failed(&e);
                     return Lookup::FetchLocally;
@@ -92,12 +93,12 @@ impl SharedStore for RedisStore {
 }
 
 impl Inner {
-    /// The token stored for `keys`, if there is a readable one. A value that is not one
-    /// (garbage, another key, a wrong type) is a miss, logged; only connection failures
-    /// are errors.
-    pub(crate) fn sync_read(&self, keys: &Keys) -> RedisResult<Option<Token>> {
+    /// The token stored for `keys`, if there is a readable one that `config` accepts. A
+    /// value that is not one (garbage, another key, a wrong type, a token type or lifetime
+    /// `config` refuses) is a miss, logged; only connection failures are errors.
+    pub(crate) fn sync_read(&self, keys: &Keys, config: &Config) -> RedisResult<Option<Token>> {
         match self.sync_call(|c| read_cmd(keys).query::<Vec<u8>>(c)) {
-            Ok(value) => Ok(self.parse(keys, &Zeroizing::new(value))),
+            Ok(value) => Ok(self.parse(keys, &Zeroizing::new(value), config)),
             Err(e) if is_connection_error(&e) => Err(e),
             Err(e) => {
                 tracing::debug!(error = e.category(), "shared token unreadable, ignored");
@@ -108,19 +109,25 @@ impl Inner {
 
     /// Runs `f` on the cached connection, or a new one. A connection cached before Redis
     /// restarted fails once: then it is replaced and `f` runs again, once.
+    ///
+    /// The connection is taken out of the cache and the lock released before any I/O, so
+    /// that a thread fetching for another request shape never waits for this one's Redis
+    /// round trip (or its timeouts): it makes a connection of its own instead, and the
+    /// cache keeps one of the two afterwards.
     fn sync_call<T>(&self, mut f: impl FnMut(&mut Connection) -> RedisResult<T>) -> RedisResult<T> {
-        let mut slot = self
+        let cached = self
             .sync_conn
             .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let (mut conn, mut may_retry) = match slot.take() {
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let (mut conn, mut may_retry) = match cached {
             Some(conn) => (conn, true),
             None => (self.sync_connect()?, false),
         };
         loop {
             match f(&mut conn) {
                 Ok(value) => {
-                    *slot = Some(conn);
+                    self.sync_put_back(conn);
                     return Ok(value);
                 }
                 Err(e) if is_connection_error(&e) => {
@@ -131,11 +138,22 @@ impl Inner {
                     conn = self.sync_connect()?;
                 }
                 Err(e) => {
-                    *slot = Some(conn);
+                    self.sync_put_back(conn);
                     return Err(e);
                 }
             }
         }
+    }
+
+    /// Caches a working connection; one cached meanwhile by another thread is closed, after
+    /// the lock is released.
+    fn sync_put_back(&self, conn: Connection) {
+        let replaced = self
+            .sync_conn
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .replace(conn);
+        drop(replaced);
     }
 
     fn sync_connect(&self) -> RedisResult<Connection> {

@@ -23,6 +23,19 @@
 //! # Ok::<_, Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! # Set an encryption key
+//!
+//! Without an [`EncryptionKey`], stored tokens are plain JSON: whoever can read the Redis
+//! keys can use the fleet's tokens, and whoever can **write** them can hand every process
+//! of the fleet an access token of their choosing, which it then sends to your resource
+//! servers. Set a key ([`RedisStoreBuilder::encryption_key`]) unless only the fleet itself
+//! can read and write that Redis: the seal both hides the token and authenticates it.
+//! Whatever the key, a stored token is checked as a token endpoint's answer would be
+//! before it is adopted: its type must be one the [`Config`](client_credentials_core::Config)
+//! accepts, it must expire unless the configuration keeps tokens without an expiry, and
+//! its lifetime is capped at the parser's
+//! [`MAX_LIFETIME`](client_credentials_core::MAX_LIFETIME).
+//!
 //! A [`RedisStore`] is the `SharedStore` of both clients: `client-credentials-ureq` (feature
 //! `ureq`) and `client-credentials-reqwest` (feature `reqwest`). With Redis unreachable it
 //! changes nothing, as this runnable example shows:
@@ -57,15 +70,24 @@
 //!
 //! 1. Read the token (`GETRANGE`, at most 64 KiB). If the session takes it (usable, later
 //!    than the token it holds, not one it saw rejected), nothing is sent.
-//! 2. Otherwise take the fleet's fetch lock: `SET <lock> <128 random bits> NX PX <lock_ttl>`.
-//!    Read again (the token may have just landed); if it is still missing or stale, fetch,
+//! 2. Otherwise take the fleet's fetch lock: in effect `SET <lock> <128 random bits> NX PX
+//!    <lock_ttl>`, as a script that also counts a lock already holding this process's value
+//!    as taken (so a retry after a lost reply does not wait on its own lock). Read again (the token may have just landed); if it is still missing or stale, fetch,
 //!    hand the token to the local callers, then write it (`SET <token> <value> PX <ttl>`) and
 //!    release the lock with a compare-and-delete script, so that only its owner deletes it.
 //!    A failed fetch releases the lock without writing.
 //! 3. If another process holds the lock, read the token every `poll_interval` (50 ms) and
 //!    take it as soon as it lands; if the lock is released or expires without a token (its
-//!    holder failed or died), take the lock over and fetch. After `max_wait` (5 s), fetch
-//!    locally.
+//!    holder failed or died), take the lock over and fetch. After `max_wait` (by default a
+//!    tenth longer than `lock_ttl`, plus up to a tenth of random jitter), fetch locally.
+//!
+//! `lock_ttl` is 20 s by default: the adapters' default request timeout (15 s) and a
+//! margin, so that a holder whose token endpoint is slow keeps the lock until its own
+//! request gives up, rather than every waiter fetching at once when the lock expires. With
+//! a longer client timeout, raise `lock_ttl` to match. The price: a holder that dies
+//! without releasing the lock (its release is a `Drop`, so only a killed process does)
+//! makes a cold start elsewhere wait up to `lock_ttl`; processes that hold a valid token
+//! never wait.
 //!
 //! A refresh ahead of expiry goes through the same steps in the background, while callers
 //! keep the still-valid token, so only a cold start ever waits for another process.
@@ -83,7 +105,8 @@
 //! Redis key as associated data (a value cannot be moved to another key):
 //! `{"v":1,"alg":"chacha20poly1305","kid":"…","nonce":"…","ct":"…"}`.
 //! The seal also authenticates: without a key, whoever can write to Redis can hand the fleet
-//! a token of their choosing, so set one unless only the fleet can write there.
+//! a token of their choosing, so set one unless only the fleet can write there (see
+//! [above](#set-an-encryption-key)).
 //!
 //! An entry lives as long as the fleet's sessions take the token
 //! ([`Policy::usable_lifetime`](client_credentials_core::Policy::usable_lifetime): its
@@ -101,8 +124,11 @@
 //! - A value that is not a readable record (garbage, too large, a wrong type, another
 //!   key's, clear text where encryption is on) is a miss: the process fetches and overwrites
 //!   it. At most one log line a minute.
-//! - A lock holder that dies leaves a lock that expires after `lock_ttl`; the next process
-//!   takes it over.
+//! - A lock holder that dies leaves a lock that expires after `lock_ttl` (20 s); the next
+//!   process takes it over.
+//! - A value that is a readable record of a token this client would refuse from its token
+//!   endpoint (a token type the configuration does not accept, no expiry where the
+//!   configuration gives one) is a miss too.
 //! - Nothing from Redis can make the client return an error, or panic.
 //!
 //! Logs and `Debug` never show a token, a key or the Redis URL (it may hold a password).

@@ -7,8 +7,8 @@ use std::sync::{Arc, PoisonError};
 use std::time::{Instant, SystemTime};
 
 use async_trait::async_trait;
-use client_credentials_core::Token;
 use client_credentials_core::session::Policy;
+use client_credentials_core::{Config, Token};
 use client_credentials_reqwest::{FetchPermit, Lookup, SharedStore, StoreQuery};
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, FromRedisValue, RedisError, RedisResult};
@@ -26,7 +26,8 @@ impl SharedStore for RedisStore {
             return Lookup::FetchLocally;
         }
         let keys = Keys::new(&inner.settings.prefix, query.request());
-        match inner.async_read(&keys).await {
+        let config = query.request().config();
+        match inner.async_read(&keys, config).await {
             Err(e) => {
                 inner.failed(&e);
                 return Lookup::FetchLocally;
@@ -41,17 +42,17 @@ impl SharedStore for RedisStore {
             return Lookup::FetchLocally;
         };
         let started = Instant::now();
-        let deadline = started.checked_add(inner.settings.max_wait);
+        let deadline = inner.settings.wait_deadline(started);
         loop {
             match inner
-                .async_call::<Option<String>>(&lock_cmd(inner, &keys, &owner))
+                .async_call::<bool>(&lock_cmd(inner, &keys, &owner))
                 .await
             {
                 Err(e) => {
                     inner.failed(&e);
                     return Lookup::FetchLocally;
                 }
-                Ok(Some(_)) => {
+                Ok(true) => {
                     let permit = AsyncPermit {
                         store: self.clone(),
                         keys,
@@ -60,7 +61,7 @@ impl SharedStore for RedisStore {
                         released: false,
                     };
                     // The token may have landed between the read and the lock.
-                    if let Ok(Some(token)) = inner.async_read(&permit.keys).await
+                    if let Ok(Some(token)) = inner.async_read(&permit.keys, config).await
                         && query.accepts(&token)
                     {
                         return Lookup::Shared(Arc::new(token));
@@ -68,7 +69,7 @@ impl SharedStore for RedisStore {
                     tracing::debug!(key = %permit.keys.lock, "fleet fetch lock taken");
                     return Lookup::Fetch(Box::new(permit));
                 }
-                Ok(None) => {}
+                Ok(false) => {}
             }
             let now = Instant::now();
             let Some(left) = deadline.and_then(|d| d.checked_duration_since(now)) else {
@@ -79,7 +80,7 @@ impl SharedStore for RedisStore {
                 return Lookup::FetchLocally;
             };
             tokio::time::sleep(inner.settings.poll_interval.min(left)).await;
-            match inner.async_read(&keys).await {
+            match inner.async_read(&keys, config).await {
                 Err(e) => {
                     inner.failed(&e);
                     return Lookup::FetchLocally;
@@ -106,9 +107,11 @@ fn timed_out() -> RedisError {
 }
 
 impl Inner {
-    async fn async_read(&self, keys: &Keys) -> RedisResult<Option<Token>> {
+    /// As the blocking store's `sync_read`: a readable token that `config` accepts, or a
+    /// miss; only connection failures are errors.
+    async fn async_read(&self, keys: &Keys, config: &Config) -> RedisResult<Option<Token>> {
         match self.async_call::<Vec<u8>>(&read_cmd(keys)).await {
-            Ok(value) => Ok(self.parse(keys, &Zeroizing::new(value))),
+            Ok(value) => Ok(self.parse(keys, &Zeroizing::new(value), config)),
             Err(e) if is_connection_error(&e) => Err(e),
             Err(e) => {
                 tracing::debug!(error = e.category(), "shared token unreadable, ignored");

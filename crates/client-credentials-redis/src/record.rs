@@ -9,7 +9,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use client_credentials_core::session::Policy;
-use client_credentials_core::{Token, TokenRequest};
+use client_credentials_core::{Config, MAX_LIFETIME, MissingLifetime, Token, TokenRequest};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use zeroize::{Zeroize as _, Zeroizing};
@@ -144,6 +144,10 @@ pub(crate) enum Unreadable {
     /// Sealed, but the authentication failed (another key with the same id, a value moved
     /// from another Redis key, tampering).
     Forged,
+    /// A readable record of a token this client would not have taken from its token
+    /// endpoint: a token type the configuration does not accept, or no expiry where the
+    /// configuration gives every token one. Only a foreign writer stores such a record.
+    NotAccepted,
 }
 
 impl fmt::Display for Unreadable {
@@ -153,6 +157,7 @@ impl fmt::Display for Unreadable {
             Self::Malformed => "not a token record",
             Self::UnknownKey => "sealed with an unknown key id",
             Self::Forged => "authentication failed",
+            Self::NotAccepted => "a token this client does not accept",
         })
     }
 }
@@ -209,7 +214,7 @@ impl Keyring {
             return Err(Unreadable::TooLarge);
         }
         if !self.encrypts() {
-            return serde_json::from_slice(value).map_err(|_| Unreadable::Malformed);
+            return decode_record(value);
         }
         let sealed: Sealed<'_> =
             serde_json::from_slice(value).map_err(|_| Unreadable::Malformed)?;
@@ -240,7 +245,41 @@ impl Keyring {
                 )
                 .map_err(|_| Unreadable::Forged)?,
         );
-        serde_json::from_slice(&record).map_err(|_| Unreadable::Malformed)
+        decode_record(&record)
+    }
+}
+
+/// The core's token record, read as input like any other: its lifetime and refresh point
+/// are capped at the parser's [`MAX_LIFETIME`] here, whatever the core's own reading does,
+/// so that no record (a foreign or forged one: without an encryption key, anyone who can
+/// write to Redis can write one) hands out a token that lives longer than a token
+/// endpoint's answer could.
+fn decode_record(record: &[u8]) -> Result<Token, Unreadable> {
+    let cap_ms = u64::try_from(MAX_LIFETIME.as_millis()).unwrap_or(u64::MAX);
+    let mut fields: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(record).map_err(|_| Unreadable::Malformed)?;
+    for name in ["lifetime_ms", "refresh_in_ms"] {
+        if let Some(value) = fields.get_mut(name)
+            && value.as_u64().is_some_and(|ms| ms > cap_ms)
+        {
+            *value = serde_json::Value::from(cap_ms);
+        }
+    }
+    // Moved, not copied: the access token's string goes from the map into the token.
+    serde_json::from_value(serde_json::Value::Object(fields)).map_err(|_| Unreadable::Malformed)
+}
+
+/// Whether `config` would have taken `token` from its token endpoint: a token type it
+/// accepts, and an expiry unless it keeps tokens without one
+/// ([`MissingLifetime::NeverExpires`]). A stored record is checked before it is adopted.
+pub(crate) fn accepted(config: &Config, token: &Token) -> Result<(), Unreadable> {
+    let type_ok = config.accepts_token_type(token.token_type());
+    let lifetime_ok = token.lifetime().is_some()
+        || matches!(config.missing_lifetime(), MissingLifetime::NeverExpires);
+    if type_ok && lifetime_ok {
+        Ok(())
+    } else {
+        Err(Unreadable::NotAccepted)
     }
 }
 
@@ -272,6 +311,13 @@ pub(crate) fn lock_value() -> Option<String> {
     getrandom::fill(&mut bytes).ok()?;
     Some(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
+
+/// Takes the lock for `ARGV[1]` for `ARGV[2]` ms if it is free, or already this owner's
+/// (a retried acquisition whose first reply was lost). 1: taken; 0: another owner holds it.
+pub(crate) const ACQUIRE: &str = "local held = redis.call('GET', KEYS[1]) \
+if held == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end \
+if held then return 0 end \
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1";
 
 /// Deletes the lock only if it still holds this owner's value.
 pub(crate) const RELEASE: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
@@ -420,6 +466,42 @@ mod tests {
             Some(Duration::from_secs(20))
         );
         assert_eq!(ttl(&t, &policy, issued + Duration::from_secs(3600)), None);
+    }
+
+    #[test]
+    fn records_are_read_as_input_capped_and_checked() {
+        let record = |token_type: &str, lifetime: Option<u64>| {
+            let mut r = serde_json::json!({
+                "v": 1, "access_token": "a", "token_type": token_type,
+                "issued_at_ms": 1_700_000_000_000_u64, "scope_source": "granted",
+                "refresh_in_ms": u64::MAX / 2,
+            });
+            if let Some(ms) = lifetime {
+                r["lifetime_ms"] = ms.into();
+            }
+            serde_json::to_vec(&r).unwrap()
+        };
+        let ring = Keyring::default();
+        let huge = ring
+            .open("k", &record("Bearer", Some(u64::MAX / 2)))
+            .unwrap();
+        assert_eq!(huge.lifetime(), Some(MAX_LIFETIME));
+        let config = request("a").config().clone();
+        assert_eq!(accepted(&config, &huge), Ok(()));
+        let mac = ring.open("k", &record("MAC", Some(60_000))).unwrap();
+        assert_eq!(accepted(&config, &mac), Err(Unreadable::NotAccepted));
+        let endless = ring.open("k", &record("bearer", None)).unwrap();
+        assert_eq!(accepted(&config, &endless), Err(Unreadable::NotAccepted));
+        let keeps_endless = Config::builder()
+            .token_url("https://as.example.com/token")
+            .client_id("c")
+            .client_secret("s")
+            .missing_lifetime(MissingLifetime::NeverExpires)
+            .accept_token_type("MAC")
+            .build()
+            .unwrap();
+        assert_eq!(accepted(&keeps_endless, &endless), Ok(()));
+        assert_eq!(accepted(&keeps_endless, &mac), Ok(()));
     }
 
     #[test]

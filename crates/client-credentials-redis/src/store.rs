@@ -40,7 +40,8 @@ pub(crate) struct Inner {
 pub(crate) struct Settings {
     pub(crate) prefix: String,
     pub(crate) lock_ttl: Duration,
-    pub(crate) max_wait: Duration,
+    /// `None`: [`Settings::max_wait`] derives it from the lock's life.
+    pub(crate) max_wait: Option<Duration>,
     pub(crate) poll_interval: Duration,
     pub(crate) connect_timeout: Duration,
     pub(crate) response_timeout: Duration,
@@ -51,13 +52,46 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             prefix: DEFAULT_PREFIX.to_owned(),
-            lock_ttl: Duration::from_secs(5),
-            max_wait: Duration::from_secs(5),
+            lock_ttl: DEFAULT_LOCK_TTL,
+            max_wait: None,
             poll_interval: Duration::from_millis(50),
             connect_timeout: Duration::from_millis(500),
             response_timeout: Duration::from_millis(500),
             retry_after_failure: Duration::from_secs(5),
         }
+    }
+}
+
+/// The default life of the fleet's fetch lock: the adapters' default request timeout
+/// (15 s) and a 5 s margin, so that a holder whose token endpoint is slow keeps the lock
+/// until its own request gives up, rather than letting every waiter fetch at once.
+pub(crate) const DEFAULT_LOCK_TTL: Duration = Duration::from_secs(20);
+
+impl Settings {
+    /// How long a waiter waits for another process's fetch before fetching on its own, at
+    /// the least: as set, or by default a tenth longer than the lock's life, so that a
+    /// waiter gives up only after a live holder's lock would have expired (and was taken
+    /// over, if its holder died).
+    pub(crate) fn max_wait(&self) -> Duration {
+        self.max_wait
+            .unwrap_or_else(|| self.lock_ttl.saturating_add(self.lock_ttl / 10))
+    }
+
+    /// When a waiter that starts waiting at `started` gives up: after [`Settings::max_wait`]
+    /// and a random extra of up to a tenth of it, so that the waiters of one lock do not
+    /// all fetch at the same instant. `None` when that is beyond the clock's range.
+    pub(crate) fn wait_deadline(&self, started: Instant) -> Option<Instant> {
+        let wait = self.max_wait();
+        let mut bytes = [0_u8; 8];
+        // Without randomness, no jitter: the wait is still bounded.
+        let jitter = match getrandom::fill(&mut bytes) {
+            Ok(()) => {
+                let tenth_ms = u64::try_from((wait / 10).as_millis()).unwrap_or(u64::MAX);
+                Duration::from_millis(u64::from_le_bytes(bytes) % tenth_ms.saturating_add(1))
+            }
+            Err(_) => Duration::ZERO,
+        };
+        started.checked_add(wait.saturating_add(jitter))
     }
 }
 
@@ -68,7 +102,7 @@ impl fmt::Debug for RedisStore {
         f.debug_struct("RedisStore")
             .field("prefix", &s.prefix)
             .field("lock_ttl", &s.lock_ttl)
-            .field("max_wait", &s.max_wait)
+            .field("max_wait", &s.max_wait())
             .field("poll_interval", &s.poll_interval)
             .field("connect_timeout", &s.connect_timeout)
             .field("response_timeout", &s.response_timeout)
@@ -160,19 +194,25 @@ impl RedisStoreBuilder {
         self
     }
 
-    /// How long the fetch lock lives (default 5 s): a holder that dies blocks the fleet's
-    /// fetch for at most this long. Give it at least the time a token request takes; a
-    /// fetch that outlasts it lets one more process fetch.
+    /// How long the fetch lock lives (default 20 s): a holder that dies blocks the fleet's
+    /// fetch for at most this long. Give it more than the client's request timeout (15 s by
+    /// default in both adapters, plus a margin): a fetch that outlasts the lock lets the
+    /// waiters take it over and fetch too. The default is chosen so for the adapters'
+    /// defaults; with a longer client timeout, raise it.
     pub fn lock_ttl(mut self, ttl: Duration) -> Self {
         self.settings.lock_ttl = ttl;
         self
     }
 
     /// How long a process waits for another one's fetch before it fetches on its own
-    /// (default 5 s, as the lock's life). While waiting it reads the token every
-    /// [`poll_interval`](Self::poll_interval), and takes the lock over as soon as it is free.
+    /// (default: a tenth longer than [`lock_ttl`](Self::lock_ttl), 22 s with the default
+    /// lock), plus a random extra of up to a tenth, so that waiters that give up do not all
+    /// fetch at once. While waiting it reads the token every
+    /// [`poll_interval`](Self::poll_interval), and takes the lock over as soon as it is free
+    /// (released, or expired because its holder died), so a longer wait than the lock's
+    /// life only matters while a live holder is still fetching.
     pub fn max_wait(mut self, wait: Duration) -> Self {
-        self.settings.max_wait = wait;
+        self.settings.max_wait = Some(wait);
         self
     }
 
