@@ -366,6 +366,15 @@ pub enum TokenError {
     /// The request did not complete: connect, TLS, timeout or I/O.
     #[error("token request failed: {0}")]
     Transport(#[from] TransportError),
+    /// Not an answer of the token endpoint: resource servers kept rejecting tokens as soon as
+    /// they were fetched (wrong audience, issuer or signing key), so the session stopped
+    /// fetching new ones for a backoff (see [`crate::session::Policy::early_rejection_window`]).
+    /// Retryable: the next token is fetched when the backoff ends.
+    #[error("the resource server keeps rejecting fresh tokens ({attempts} in a row)")]
+    RejectedByResource {
+        /// How many tokens in a row were rejected early.
+        attempts: u32,
+    },
 }
 
 fn fmt_retry(d: Option<Duration>) -> String {
@@ -392,7 +401,7 @@ impl TokenError {
             | Self::Server { status, .. }
             | Self::InvalidResponse { status, .. } => Some(*status),
             Self::TooLarge { status, .. } => *status,
-            Self::Transport(_) => None,
+            Self::Transport(_) | Self::RejectedByResource { .. } => None,
         }
     }
 
@@ -481,7 +490,7 @@ impl TokenError {
                     redact_in(&mut excerpt.0, value);
                 }
             }
-            Self::TooLarge { .. } | Self::Transport(_) => {}
+            Self::TooLarge { .. } | Self::Transport(_) | Self::RejectedByResource { .. } => {}
         }
     }
 
@@ -489,11 +498,15 @@ impl TokenError {
     /// `temporarily_unavailable` / `server_error`, timeouts and transport failures are
     /// retryable; rejections (`invalid_client`, `invalid_scope`, `unauthorized_client`,
     /// `invalid_request`…), unusable success responses and oversized bodies are not, because
-    /// asking again gets the same answer.
+    /// asking again gets the same answer. [`TokenError::RejectedByResource`] is retryable: the
+    /// resource server may be fixed, and the session already spaces the attempts.
     #[must_use]
     pub fn is_retryable(&self) -> bool {
         match self {
-            Self::RateLimited { .. } | Self::Server { .. } | Self::Transport(_) => true,
+            Self::RateLimited { .. }
+            | Self::Server { .. }
+            | Self::Transport(_)
+            | Self::RejectedByResource { .. } => true,
             Self::Rejected { error, .. } => error.code.is_retryable(),
             Self::InvalidResponse { status, .. } => {
                 status.is_server_error()

@@ -171,7 +171,51 @@ fn every_error_variant() {
         TransportError::new(TransportErrorKind::Timeout, "read timed out").into();
     seen.insert(std::mem::discriminant(&transport));
     both("Transport", &transport);
-    assert_eq!(seen.len(), 6, "every TokenError variant was formatted");
+    let rejected_by_resource = rejected_by_resource(&request);
+    seen.insert(std::mem::discriminant(&rejected_by_resource));
+    both("RejectedByResource", &rejected_by_resource);
+    assert_eq!(seen.len(), 7, "every TokenError variant was formatted");
+}
+
+/// `RejectedByResource`, as a session hands it out: after tokens that all hold `TOKEN` were
+/// each rejected by a resource server at once.
+fn rejected_by_resource(request: &client_credentials_core::TokenRequest) -> TokenError {
+    use client_credentials_core::session::{Action, Policy, Session, WallClock};
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "the session needs one real instant"
+    )]
+    let now = std::time::Instant::now();
+    let clock = WallClock::new(
+        now,
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+    );
+    let mut session = Session::new(request.clone(), Policy::default(), clock, 1);
+    for n in 0.. {
+        match session.poll(now) {
+            Action::Send { id, .. } => {
+                let body = format!(
+                    r#"{{"access_token":"{TOKEN}-{n}","token_type":"Bearer","expires_in":60}}"#
+                );
+                session.handle_response(now, id, StatusCode::OK, &headers(&[]), body.as_bytes());
+            }
+            Action::Ready(token) => {
+                assert!(session.invalidate(now, token.access_token()));
+            }
+            Action::Failed(error) => {
+                assert!(
+                    matches!(error, TokenError::RejectedByResource { .. }),
+                    "{error:?}"
+                );
+                debug("Counters", session.counters());
+                debug("Session", &session);
+                return error;
+            }
+            Action::Wait(_) => unreachable!("nothing else is in flight"),
+        }
+        assert!(n < 20, "the session never backed off");
+    }
+    unreachable!()
 }
 
 /// No 8-character piece of `secret` appears in `text`.

@@ -126,3 +126,42 @@ fn invalidation_reaches_the_shape_that_holds_the_token() {
     ));
     assert!(sessions.invalidate(t0, token_a.access_token()));
 }
+
+#[test]
+fn reset_backoff_ends_the_backoff_of_every_shape() {
+    let t0 = origin();
+    let clock = WallClock::new(
+        t0,
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+    );
+    let mut sessions = Sessions::new(Policy::default(), clock, 10);
+    let config = config();
+    let shapes: Vec<_> = ["a", "b", "c"]
+        .iter()
+        .map(|s| config.request(&TokenParams::new().scopes([*s])).unwrap())
+        .collect();
+    let mut headers = HeaderMap::new();
+    headers.insert("retry-after", "31536000".parse().unwrap());
+    for (n, request) in shapes.iter().enumerate() {
+        let session = sessions.get_or_insert(request);
+        let Action::Send { id, .. } = session.poll(t0) else {
+            panic!("cold session sends")
+        };
+        // Two shapes are told to come back in a year; the third gets its token.
+        if n < 2 {
+            session.handle_response(t0, id, StatusCode::SERVICE_UNAVAILABLE, &headers, b"");
+        } else {
+            session.handle_response(t0, id, StatusCode::OK, &HeaderMap::new(), &ok_body("c"));
+        }
+    }
+    let t = t0 + Duration::from_secs(5);
+    assert_eq!(sessions.reset_backoff(t), 2);
+    assert_eq!(sessions.reset_backoff(t), 0);
+    for (n, request) in shapes.iter().enumerate() {
+        let action = sessions.get_or_insert(request).poll(t);
+        match (n, action) {
+            (0 | 1, Action::Send { current: None, .. }) | (2, Action::Ready(_)) => {}
+            (n, other) => panic!("shape {n}: {other:?}"),
+        }
+    }
+}

@@ -7,9 +7,11 @@
 //!
 //! Invariants checked after every step: never two requests in flight; never `Ready` with an
 //! expired token, nor with any token but the one the model expects; never a `Send` before a
-//! backoff or `Retry-After` deadline; outcomes for stale ids change nothing; after a poll,
-//! `poll_timeout` is `None` or after `now`; the counters add up. Separately, a healthy
-//! endpoint always refreshes before expiry, and different keys never share a token.
+//! backoff or `Retry-After` deadline (a `Retry-After` counts up to `Policy::max_retry_after`,
+//! and no further); a backoff after the fourth token in a row rejected early, and only then;
+//! outcomes for stale ids change nothing; after a poll, `poll_timeout` is `None` or after
+//! `now`; the counters add up. Separately, a healthy endpoint always refreshes before expiry,
+//! and different keys never share a token.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
 mod session_support;
@@ -17,8 +19,10 @@ mod session_support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use client_credentials_core::session::{Action, Policy, RequestId, Session, Sessions, WallClock};
-use client_credentials_core::{AccessToken, MAX_LIFETIME};
+use client_credentials_core::session::{
+    Action, Counters, Policy, RequestId, Session, Sessions, WallClock,
+};
+use client_credentials_core::{AccessToken, MAX_LIFETIME, TokenError};
 use proptest::prelude::*;
 use session_support::{Reply, deliver, origin, render, request, request_with_scope};
 
@@ -34,6 +38,7 @@ enum Op {
     Abandon(Option<usize>),
     Invalidate(bool),
     ForceRefresh,
+    ResetBackoff,
     Adopt {
         lifetime: u64,
         age: u64,
@@ -76,6 +81,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => proptest::option::weighted(0.3, 0usize..4).prop_map(Op::Abandon),
         1 => any::<bool>().prop_map(Op::Invalidate),
         1 => Just(Op::ForceRefresh),
+        1 => Just(Op::ResetBackoff),
         1 => (lifetime(), 0u64..10_000).prop_map(|(lifetime, age)| Op::Adopt { lifetime, age }),
     ]
 }
@@ -89,6 +95,10 @@ struct Known {
     usable_until: Option<Instant>,
     /// The refresh point lies in `[lo, hi]`; `lo == hi` once read from the session.
     refresh: Option<(Instant, Instant)>,
+    /// When the session took it; a rejection within the early-rejection window is early.
+    taken: Instant,
+    /// Tokens rejected early in a row just before this one was taken.
+    streak: u32,
 }
 
 struct Model {
@@ -100,6 +110,8 @@ struct Model {
     /// The end of the current backoff, as read from the session (`Some(None)`: never).
     backoff: Option<(Option<Instant>, String)>,
     failures: u32,
+    /// Early rejections in a row, for the next token taken.
+    streak: u32,
     names: u64,
 }
 
@@ -132,6 +144,8 @@ impl Model {
                 lifetime,
                 usable_until: None,
                 refresh: None,
+                taken: self.now,
+                streak: 0,
             };
         };
         let m = self.policy.expiry_margin;
@@ -155,6 +169,8 @@ impl Model {
             lifetime,
             usable_until: add(acquired, u),
             refresh,
+            taken: self.now,
+            streak: 0,
         }
     }
 
@@ -298,8 +314,9 @@ impl Model {
             refresh_in,
         } = reply
         {
-            let k = self.known(name.clone(), sent, *lifetime, *refresh_in);
+            let mut k = self.known(name.clone(), sent, *lifetime, *refresh_in);
             if self.usable(&k) {
+                k.streak = std::mem::take(&mut self.streak);
                 assert_eq!(after.fetches_succeeded, before.fetches_succeeded + 1);
                 self.latest = Some(k);
                 self.failures = 0;
@@ -312,7 +329,10 @@ impl Model {
         assert_eq!(after.fetches_failed, before.fetches_failed + 1);
         self.failures += 1;
         let error = after.last_error.clone().unwrap();
-        let retry = error.retry_after().unwrap_or_default();
+        let retry = error
+            .retry_after()
+            .unwrap_or_default()
+            .min(self.policy.max_retry_after);
         let ceiling = self
             .policy
             .initial_backoff
@@ -344,6 +364,41 @@ impl Model {
         self.backoff = Some((until, error.to_string()));
     }
 
+    /// The session just dropped the model's token, rejected by a resource server: the fourth
+    /// token in a row rejected early starts a backoff, if nothing else decides when the next
+    /// request goes (a request in flight, a backoff).
+    fn invalidated(&mut self, s: &Session, throttled_before: u64) {
+        let k = self.latest.take().unwrap();
+        let early =
+            self.now.saturating_duration_since(k.taken) < self.policy.early_rejection_window;
+        self.streak = if early { k.streak + 1 } else { 0 };
+        let c = s.counters();
+        let idle = self.in_flight.is_none() && self.backoff.is_none();
+        if !(idle && self.streak > 3) {
+            assert_eq!(
+                c.invalidations_throttled, throttled_before,
+                "no backoff after {} early rejections",
+                self.streak
+            );
+            return;
+        }
+        assert_eq!(c.invalidations_throttled, throttled_before + 1);
+        let error = c.last_error.clone().unwrap();
+        assert!(
+            matches!(error, TokenError::RejectedByResource { attempts } if attempts == self.streak),
+            "{error:?}"
+        );
+        let ceiling = self
+            .policy
+            .initial_backoff
+            .saturating_mul(1 << (self.streak - 4).min(40))
+            .min(self.policy.max_backoff)
+            .max(Duration::from_millis(1));
+        let until = c.next_refresh.unwrap();
+        assert!(until > self.now && until <= self.now + ceiling, "{until:?}");
+        self.backoff = Some((Some(until), error.to_string()));
+    }
+
     fn check_counters(&self, s: &Session) {
         let c = s.counters();
         let in_flight = u64::from(s.in_flight().is_some());
@@ -364,7 +419,8 @@ impl Model {
     }
 }
 
-fn run(ops: Vec<Op>, seed: u64) {
+/// Runs `ops` against a fresh session, checking every step; returns its final counters.
+fn run(ops: Vec<Op>, seed: u64) -> Counters {
     let (start, wall) = origin();
     let clock = WallClock::new(start, wall);
     let req = request();
@@ -377,6 +433,7 @@ fn run(ops: Vec<Op>, seed: u64) {
         latest: None,
         backoff: None,
         failures: 0,
+        streak: 0,
         names: 0,
     };
     for op in ops {
@@ -408,10 +465,24 @@ fn run(ops: Vec<Op>, seed: u64) {
                     _ => "not-held".to_owned(),
                 };
                 let expected = latest && m.latest_usable().is_some();
+                let throttled = s.counters().invalidations_throttled;
                 assert_eq!(s.invalidate(m.now, &AccessToken::new(target)), expected);
                 if expected {
-                    m.latest = None;
+                    m.invalidated(&s, throttled);
+                } else {
+                    assert_eq!(s.counters().invalidations_throttled, throttled);
                 }
+            }
+            Op::ResetBackoff => {
+                let backing_off = m.backoff.is_some();
+                assert_eq!(s.reset_backoff(m.now), backing_off);
+                m.backoff = None;
+                m.failures = 0;
+                m.streak = 0;
+                if let Some(k) = m.latest.as_mut() {
+                    k.streak = 0;
+                }
+                assert_eq!(s.counters().consecutive_failures, 0);
             }
             Op::ForceRefresh => {
                 s.force_refresh(m.now);
@@ -431,7 +502,7 @@ fn run(ops: Vec<Op>, seed: u64) {
                 let Some(acquired) = m.now.checked_sub(Duration::from_secs(age)) else {
                     continue;
                 };
-                let k = m.known(name, acquired, Some(lifetime), None);
+                let mut k = m.known(name, acquired, Some(lifetime), None);
                 let newer = match m.latest_usable() {
                     None => true,
                     Some(held) => {
@@ -446,6 +517,7 @@ fn run(ops: Vec<Op>, seed: u64) {
                 let expected = m.usable(&k) && newer;
                 assert_eq!(s.adopt(m.now, Arc::new(token)), expected, "adopt {k:?}");
                 if expected {
+                    k.streak = std::mem::take(&mut m.streak);
                     m.latest = Some(k);
                     // Only in the `Valid` state does `next_refresh` show the refresh point.
                     let idle = m.in_flight.is_none() && m.backoff.is_none();
@@ -463,6 +535,7 @@ fn run(ops: Vec<Op>, seed: u64) {
         }
         m.check_counters(&s);
     }
+    s.counters().clone()
 }
 
 proptest! {
@@ -583,4 +656,35 @@ fn a_fixed_sequence_through_every_kind_of_operation() {
         ],
         42,
     );
+}
+
+#[test]
+fn a_fixed_sequence_of_fresh_tokens_rejected_in_a_row() {
+    // Four tokens rejected at once (a backoff), one more after the backoff (a longer one),
+    // a reset, then a token that serves past the window (the count starts over).
+    let fetch_and_reject = [
+        Op::Poll,
+        Op::Respond(None, Reply::token(3600)),
+        Op::Poll,
+        Op::Invalidate(true),
+    ];
+    let mut ops = Vec::new();
+    for _ in 0..4 {
+        ops.extend(fetch_and_reject.iter().cloned());
+    }
+    ops.extend([Op::Poll, Op::ToTimeout]);
+    ops.extend(fetch_and_reject.iter().cloned());
+    ops.extend([Op::Poll, Op::ResetBackoff]);
+    ops.extend(fetch_and_reject.iter().cloned());
+    ops.extend([
+        Op::Poll,
+        Op::Respond(None, Reply::token(3600)),
+        Op::Advance(Duration::from_secs(31)),
+        Op::Poll,
+        Op::Invalidate(true),
+        Op::Poll,
+    ]);
+    let counters = run(ops, 43);
+    assert_eq!(counters.invalidations, 7);
+    assert_eq!(counters.invalidations_throttled, 2);
 }

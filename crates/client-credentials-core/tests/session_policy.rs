@@ -6,7 +6,8 @@ mod session_support;
 use std::time::{Duration, Instant};
 
 use client_credentials_core::session::{Action, Policy, RequestId, Session, WallClock};
-use session_support::{Reply, deliver, origin, request, secs};
+use client_credentials_core::{AccessToken, TokenError};
+use session_support::{Reply, deliver, mins, origin, request, secs};
 
 fn session(policy: Policy, seed: u64) -> (Session, Instant) {
     let (start, wall) = origin();
@@ -58,6 +59,8 @@ fn defaults_are_the_documented_values() {
     assert_eq!(p.initial_backoff, secs(1));
     assert_eq!(p.max_backoff, secs(60));
     assert_eq!(p.rejection_cooldown, secs(30));
+    assert_eq!(p.max_retry_after, mins(10));
+    assert_eq!(p.early_rejection_window, secs(30));
 }
 
 #[test]
@@ -197,12 +200,16 @@ fn rejection_cooldown_waits_thirty_seconds_after_invalid_client() {
 }
 
 #[test]
-fn retry_after_is_never_undercut() {
-    let (mut s, start) = session(Policy::default(), 7);
-    let id = send(&mut s, start);
-    deliver(&mut s, start, id, &Reply::retry_after(429, 3600), "");
-    assert_eq!(s.poll_timeout(), Some(start + secs(3600)));
-    assert!(matches!(s.poll(start + secs(3599)), Action::Failed(_)));
+fn retry_after_is_never_undercut_up_to_the_cap() {
+    for retry_after in [5, 120, 599, 600] {
+        let (mut s, start) = session(Policy::default(), 7);
+        let id = send(&mut s, start);
+        deliver(&mut s, start, id, &Reply::retry_after(429, retry_after), "");
+        assert_eq!(s.poll_timeout(), Some(start + secs(retry_after)));
+        let just_before = start + secs(retry_after) - Duration::from_millis(1);
+        assert!(matches!(s.poll(just_before), Action::Failed(_)));
+        send(&mut s, start + secs(retry_after));
+    }
     // Shorter than the backoff: the backoff wins.
     let (mut s, start) = session(Policy::default(), 8);
     let id = send(&mut s, start);
@@ -211,6 +218,132 @@ fn retry_after_is_never_undercut() {
     let id = send(&mut s, t);
     deliver(&mut s, t, id, &Reply::retry_after(503, 0), "");
     assert!(s.poll_timeout().unwrap() > t);
+}
+
+#[test]
+fn max_retry_after_cuts_a_year_long_retry_after_to_ten_minutes() {
+    const YEAR: u64 = 365 * 86_400;
+    let (start, wall) = origin();
+    let date = httpdate::fmt_http_date(wall + secs(YEAR));
+    for reply in [
+        Reply::retry_after(503, YEAR),
+        Reply::Error {
+            status: 429,
+            retry_after: Some(date),
+            body: "",
+        },
+        Reply::retry_after(503, u64::MAX),
+    ] {
+        let mut s = Session::new(
+            request(),
+            Policy::default(),
+            WallClock::new(start, wall),
+            12,
+        );
+        let id = send(&mut s, start);
+        deliver(&mut s, start, id, &reply, "");
+        let Action::Failed(e) = s.poll(start + secs(599)) else {
+            panic!("{reply:?}: still backing off")
+        };
+        assert!(
+            e.retry_after().unwrap() >= secs(YEAR - 1),
+            "the error keeps what the server said: {e}"
+        );
+        assert_eq!(s.poll_timeout(), Some(start + mins(10)), "{reply:?}");
+        send(&mut s, start + mins(10));
+    }
+    // A policy may raise the cap; `Duration::MAX` honours anything.
+    let mut policy = Policy::default();
+    policy.max_retry_after = Duration::MAX;
+    let (mut s, start) = session(policy, 12);
+    let id = send(&mut s, start);
+    deliver(&mut s, start, id, &Reply::retry_after(503, YEAR), "");
+    assert_eq!(s.poll_timeout(), Some(start + secs(YEAR)));
+}
+
+/// Fetches a one-hour token named `name` at `t`.
+fn fetch(s: &mut Session, t: Instant, name: &str) {
+    let id = send(s, t);
+    deliver(s, t, id, &Reply::token(3600), name);
+    assert!(matches!(s.poll(t), Action::Ready(_)));
+}
+
+#[test]
+fn early_rejection_window_backs_off_from_the_fourth_fresh_token_rejected_in_a_row() {
+    let (mut s, start) = session(Policy::default(), 13);
+    let mut t = start;
+    // Three tokens, each rejected 29 s after it came: each is replaced at once.
+    for n in 1..=3 {
+        fetch(&mut s, t, &format!("t{n}"));
+        t += secs(29);
+        assert!(s.invalidate(t, &AccessToken::new(format!("t{n}"))));
+    }
+    // The fourth: a backoff of at most `initial_backoff`, callers told why.
+    fetch(&mut s, t, "t4");
+    assert!(s.invalidate(t, &AccessToken::new("t4")));
+    let until = s.poll_timeout().unwrap();
+    assert!(until > t && until <= t + secs(1), "{:?}", until - t);
+    let Action::Failed(e) = s.poll(t) else {
+        panic!("backing off")
+    };
+    assert!(
+        matches!(e, TokenError::RejectedByResource { attempts: 4 }),
+        "{e:?}"
+    );
+    assert!(e.is_retryable());
+    assert_eq!(
+        e.to_string(),
+        "the resource server keeps rejecting fresh tokens (4 in a row)"
+    );
+    let c = s.counters();
+    assert_eq!((c.invalidations, c.invalidations_throttled), (4, 1));
+    assert_eq!(c.fetches_failed, 0, "no fetch failed");
+    // The fifth: the ceiling doubles.
+    t = until;
+    fetch(&mut s, t, "t5");
+    assert!(s.invalidate(t, &AccessToken::new("t5")));
+    let until = s.poll_timeout().unwrap();
+    assert!(until > t && until <= t + secs(2), "{:?}", until - t);
+    // A token that served for the whole window is news: replaced at once, the count starts
+    // over, and the next early rejection is replaced at once too.
+    t = until;
+    fetch(&mut s, t, "t6");
+    t += secs(30);
+    assert!(s.invalidate(t, &AccessToken::new("t6")));
+    fetch(&mut s, t, "t7");
+    assert!(s.invalidate(t, &AccessToken::new("t7")));
+    send(&mut s, t);
+}
+
+#[test]
+fn early_rejection_window_counts_only_rejections_in_a_row() {
+    // Three early rejections, then a token that lives until its regular refresh: the
+    // refreshed token starts from zero.
+    let (mut s, start) = session(Policy::default(), 14);
+    for n in 1..=3 {
+        fetch(&mut s, start, &format!("t{n}"));
+        assert!(s.invalidate(start, &AccessToken::new(format!("t{n}"))));
+    }
+    fetch(&mut s, start, "t4");
+    let refresh = s.poll_timeout().unwrap();
+    let Action::Send { id, current, .. } = s.poll(refresh) else {
+        panic!("a refresh")
+    };
+    assert!(current.is_some());
+    deliver(&mut s, refresh, id, &Reply::token(3600), "t5");
+    assert!(s.invalidate(refresh, &AccessToken::new("t5")));
+    send(&mut s, refresh);
+
+    // `Duration::ZERO` turns the throttle off.
+    let mut policy = Policy::default();
+    policy.early_rejection_window = Duration::ZERO;
+    let (mut s, start) = session(policy, 15);
+    for n in 0..20 {
+        fetch(&mut s, start, &format!("t{n}"));
+        assert!(s.invalidate(start, &AccessToken::new(format!("t{n}"))));
+    }
+    send(&mut s, start);
+    assert_eq!(s.counters().invalidations_throttled, 0);
 }
 
 #[test]
@@ -242,6 +375,8 @@ fn degenerate_policies_neither_panic_nor_spin() {
     zero.initial_backoff = Duration::ZERO;
     zero.max_backoff = Duration::ZERO;
     zero.rejection_cooldown = Duration::ZERO;
+    zero.max_retry_after = Duration::ZERO;
+    zero.early_rejection_window = Duration::ZERO;
     let mut huge = Policy::default();
     huge.refresh_ratio = f64::INFINITY;
     huge.refresh_jitter = -3.0;
@@ -250,11 +385,14 @@ fn degenerate_policies_neither_panic_nor_spin() {
     huge.initial_backoff = Duration::MAX;
     huge.max_backoff = Duration::MAX;
     huge.rejection_cooldown = Duration::MAX;
+    huge.max_retry_after = Duration::MAX;
+    huge.early_rejection_window = Duration::MAX;
     for policy in [zero, huge] {
         for reply in [
             Reply::token(3600),
             Reply::token(u64::MAX),
             Reply::status(503),
+            Reply::retry_after(503, u64::MAX),
             Reply::invalid_client(),
             Reply::Transport,
         ] {
@@ -264,6 +402,10 @@ fn degenerate_policies_neither_panic_nor_spin() {
                 match s.poll(t) {
                     Action::Send { id, .. } => deliver(&mut s, t, id, &reply, "t"),
                     Action::Wait(d) => assert!(d > t),
+                    // Every other token is rejected by a resource server at once.
+                    Action::Ready(token) if s.counters().cache_hits % 2 == 0 => {
+                        assert!(s.invalidate(t, token.access_token()));
+                    }
                     Action::Ready(_) | Action::Failed(_) => {}
                 }
                 let _ = s.poll(t);

@@ -206,7 +206,8 @@ fn a_429_storm_is_never_answered_early() {
 }
 
 #[test]
-fn a_huge_retry_after_is_honoured_without_overflow() {
+fn a_huge_retry_after_is_capped_without_overflow() {
+    // `Retry-After: 18446744073709551615` once used to mean "never again in this process".
     let mut sim = Sim::new(Policy::default(), 9, |_| Reply::Error {
         status: 503,
         retry_after: Some(u64::MAX.to_string()),
@@ -214,12 +215,220 @@ fn a_huge_retry_after_is_honoured_without_overflow() {
     });
     sim.background = true;
     sim.callers(3);
-    sim.traffic(secs(10), 1, mins(60 * 24));
-    assert_eq!(
-        sim.sends.len(),
-        1,
-        "not again for as long as the server said"
+    sim.traffic(secs(10), 1, mins(60));
+    // The harness checks that no request goes out before the capped deadline.
+    assert_eq!(sim.sends.len(), 6, "one every ten minutes: {:?}", sim.sends);
+    for gap in sim.gaps() {
+        assert!(gap >= mins(10) && gap <= mins(10) + secs(1), "{gap:?}");
+    }
+}
+
+#[test]
+fn a_year_long_retry_after_stops_the_client_for_ten_minutes_not_a_year() {
+    // A load balancer answers 503 with `Retry-After: 31536000` once; the endpoint is fine.
+    let mut sim = Sim::new(Policy::default(), 17, |ask| {
+        if ask.n == 0 {
+            Reply::retry_after(503, 365 * 86_400)
+        } else {
+            Reply::token(3600)
+        }
+    });
+    sim.callers(1);
+    sim.traffic(secs(1), 1, mins(10) - secs(1));
+    assert_eq!(sim.sends.len(), 1);
+    assert_eq!(sim.served, 0, "every caller meanwhile gets the error");
+    sim.traffic(secs(1), 1, mins(11));
+    assert_eq!(sim.sends.len(), 2);
+    assert!(
+        sim.sends[1] >= mins(10) && sim.sends[1] <= mins(10) + secs(1),
+        "{:?}",
+        sim.sends
     );
+    assert!(
+        sim.served >= 55,
+        "served again from 10 min on: {}",
+        sim.served
+    );
+}
+
+/// One request per millisecond to a resource server that rejects every token (a wrong
+/// audience): poll for a token, send it, get a 401, invalidate, poll again.
+fn rejected_every_time(seed: u64, every: Duration, until: Duration) -> (Vec<Duration>, u64) {
+    let (start, wall) = origin();
+    let mut s = Session::new(
+        request(),
+        Policy::default(),
+        WallClock::new(start, wall),
+        seed,
+    );
+    let mut sends = Vec::new();
+    let mut failed = 0;
+    let mut t = start;
+    while t - start < until {
+        let token = match s.poll(t) {
+            Action::Send { id, .. } => {
+                sends.push(t - start);
+                deliver(
+                    &mut s,
+                    t,
+                    id,
+                    &Reply::token(3600),
+                    &format!("t{}", sends.len()),
+                );
+                let Action::Ready(token) = s.poll(t) else {
+                    panic!("the token just fetched")
+                };
+                token
+            }
+            Action::Ready(token) => token,
+            Action::Failed(e) => {
+                assert!(matches!(e, TokenError::RejectedByResource { .. }), "{e:?}");
+                failed += 1;
+                t += every;
+                continue;
+            }
+            Action::Wait(_) => panic!("nothing else is in flight"),
+        };
+        assert!(s.invalidate(t, token.access_token()), "the 401 drops it");
+        if let Some(next) = s.poll_timeout() {
+            assert!(next > t, "busy loop");
+        }
+        t += every;
+    }
+    let c = s.counters();
+    assert_eq!(c.fetches_started, sends.len() as u64);
+    assert_eq!(c.invalidations, sends.len() as u64);
+    assert_eq!(
+        c.invalidations_throttled,
+        sends.len().saturating_sub(3) as u64
+    );
+    (sends, failed)
+}
+
+#[test]
+fn a_resource_server_that_rejects_every_token_costs_a_handful_of_token_requests() {
+    let mut most = 0;
+    for seed in 0..100 {
+        // 1000 invalidate-then-poll cycles in one second.
+        let (sends, failed) = rejected_every_time(seed, Duration::from_millis(1), secs(1));
+        most = most.max(sends.len());
+        assert!(
+            sends.len() <= 8,
+            "seed {seed}: {} requests: {sends:?}",
+            sends.len()
+        );
+        assert_eq!(sends.len() as u64 + failed, 1000);
+        // The first four rejections are each answered with a new token at once; from the
+        // fourth on, the requests are spaced by the backoff (ceilings 1 s, 2 s, 4 s…).
+        let ms = |n: u64| Duration::from_millis(n);
+        assert_eq!(sends[..4], [ms(0), ms(1), ms(2), ms(3)], "seed {seed}");
+        for (k, gap) in sends[3..].windows(2).map(|w| w[1] - w[0]).enumerate() {
+            let ceiling = secs(1 << k) + ms(1);
+            assert!(
+                gap >= ms(1) && gap <= ceiling,
+                "seed {seed}: gap {k} {gap:?}"
+            );
+        }
+    }
+    assert!(
+        most >= 5,
+        "the backoff ends within the second for some seeds"
+    );
+    // An hour of it: about one token request per half minute (the mean of a 60 s backoff).
+    for seed in 0..5 {
+        let (sends, _) = rejected_every_time(seed, Duration::from_millis(100), mins(60));
+        assert!(sends.len() <= 150, "seed {seed}: {}", sends.len());
+        let late: Vec<_> = sends.windows(2).map(|w| w[1] - w[0]).skip(10).collect();
+        assert!(late.iter().all(|g| *g <= secs(61)), "{late:?}");
+    }
+}
+
+#[test]
+fn a_token_used_for_a_while_then_rejected_is_replaced_at_once() {
+    let mut sim = Sim::new(Policy::default(), 18, |_| Reply::token(3600));
+    sim.background = true;
+    // A healthy service: a token, a call every second for ten minutes.
+    sim.callers(1);
+    sim.traffic(secs(1), 1, mins(10));
+    let token = sim.session.current_token(sim.now).unwrap().clone();
+    // A key rotation: the token is rejected, the next caller fetches at once.
+    assert!(sim.session.invalidate(sim.now, token.access_token()));
+    assert_eq!(sim.callers(1), vec![Outcome::Parked]);
+    assert_eq!(sim.sends.len(), 2);
+    assert_eq!(sim.sends[1], mins(10));
+    // The resource server had not yet learnt the new key either: still at once.
+    sim.run_to(mins(10) + secs(1));
+    let fresh = sim.session.current_token(sim.now).unwrap().clone();
+    assert!(sim.session.invalidate(sim.now, fresh.access_token()));
+    assert_eq!(sim.callers(1), vec![Outcome::Parked]);
+    assert_eq!(sim.sends.len(), 3);
+    sim.traffic(secs(1), 1, mins(20));
+    assert_eq!(sim.failed, 0);
+    assert_eq!(sim.session.counters().invalidations_throttled, 0);
+}
+
+#[test]
+fn reset_backoff_ends_a_backoff_or_cool_down_now() {
+    let (start, wall) = origin();
+    let mut s = Session::new(
+        request(),
+        Policy::default(),
+        WallClock::new(start, wall),
+        16,
+    );
+    let send = |s: &mut Session, t| match s.poll(t) {
+        Action::Send { id, current, .. } => (id, current),
+        other => panic!("expected Send, got {other:?}"),
+    };
+    // A Retry-After of five minutes, ended after one second.
+    let (id, _) = send(&mut s, start);
+    deliver(&mut s, start, id, &Reply::retry_after(503, 300), "");
+    let t = start + secs(1);
+    assert!(matches!(s.poll(t), Action::Failed(_)));
+    assert!(s.reset_backoff(t));
+    assert!(!s.reset_backoff(t), "nothing left to end");
+    assert_eq!(s.counters().consecutive_failures, 0);
+    assert_eq!(s.counters().next_refresh, None);
+    // A cool-down after invalid_client, ended at once.
+    let (id, _) = send(&mut s, t);
+    deliver(&mut s, t, id, &Reply::invalid_client(), "");
+    assert_eq!(s.poll_timeout(), Some(t + secs(30)));
+    assert!(s.reset_backoff(t));
+    let (id, _) = send(&mut s, t);
+    deliver(&mut s, t, id, &Reply::token(3600), "fresh");
+    // Nothing to end: the token keeps being served, nothing is sent.
+    assert!(!s.reset_backoff(t));
+    assert!(matches!(s.poll(t), Action::Ready(_)));
+    // A failed refresh with a valid token held: the refresh goes out again at once.
+    s.force_refresh(t);
+    let (id, current) = send(&mut s, t);
+    assert!(current.is_some());
+    deliver(&mut s, t, id, &Reply::retry_after(429, 600), "");
+    assert!(matches!(s.poll(t), Action::Ready(_)), "still served");
+    assert!(s.reset_backoff(t));
+    let (_, current) = send(&mut s, t);
+    assert_eq!(current.unwrap().access_token().expose_secret(), "fresh");
+    // Resource servers rejecting every token: the reset starts the count over.
+    let (start, wall) = origin();
+    let mut s = Session::new(
+        request(),
+        Policy::default(),
+        WallClock::new(start, wall),
+        19,
+    );
+    for n in 0..4 {
+        let (id, _) = send(&mut s, start);
+        deliver(&mut s, start, id, &Reply::token(3600), &format!("r{n}"));
+        assert!(s.invalidate(start, &AccessToken::new(format!("r{n}"))));
+    }
+    assert!(matches!(s.poll(start), Action::Failed(_)));
+    assert!(s.reset_backoff(start));
+    for n in 4..7 {
+        let (id, _) = send(&mut s, start);
+        deliver(&mut s, start, id, &Reply::token(3600), &format!("r{n}"));
+        assert!(s.invalidate(start, &AccessToken::new(format!("r{n}"))));
+    }
+    send(&mut s, start);
 }
 
 #[test]

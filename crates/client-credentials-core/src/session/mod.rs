@@ -16,7 +16,8 @@
 //! [`Session::poll_timeout`]…), inputs that take `&mut self` ([`Session::handle_response`],
 //! [`Session::handle_transport_error`], [`Session::handle_abandoned`],
 //! [`Session::handle_shared_token`], [`Session::invalidate`], [`Session::force_refresh`],
-//! [`Session::adopt`]), and one output, [`Session::poll`]. A driver calls them in this order:
+//! [`Session::reset_backoff`], [`Session::adopt`]), and one output, [`Session::poll`]. A
+//! driver calls them in this order:
 //!
 //! 1. Each caller that wants a token calls [`Session::poll`] and acts on the [`Action`]:
 //!    - [`Action::Ready`]: use the token.
@@ -28,7 +29,8 @@
 //!    - [`Action::Wait`]: another caller's request is in flight. Sleep until the session
 //!      changes (any `handle_*` call) or until the instant given, then poll again.
 //!    - [`Action::Failed`]: the fetch this caller waited for failed and no valid token is
-//!      left; the error is the same value every waiter gets.
+//!      left (or the session is backing off after resource servers kept rejecting fresh
+//!      tokens); the error is the same value every waiter gets.
 //! 2. After every input, wake the waiting callers: they poll again.
 //! 3. Optionally, a background task sleeps until [`Session::poll_timeout`] and polls, so that
 //!    a refresh starts ahead of expiry even when no caller happens to ask at that moment.
@@ -118,8 +120,13 @@
 //!      |                    poll after until: Send (with current, if any)
 //!      |
 //!      +---- from Valid: invalidate(the token), or its usable life is over;
-//!            from Fetching: abandoned without a current token
+//!            from Fetching: abandoned without a current token;
+//!            from BackingOff: reset_backoff without a current token
 //! ```
+//!
+//! Two more edges: `invalidate` of a token rejected early, after three such rejections in a
+//! row, goes from `Valid` to `BackingOff` (see [Failures](#failures)); `reset_backoff` goes
+//! from `BackingOff` to `Valid` when a token is still held.
 //!
 //! What [`Session::poll`] returns in each state:
 //!
@@ -164,15 +171,35 @@
 //! - A retryable error ([`TokenError::is_retryable`]) after `n` consecutive failures waits a
 //!   random time in `[1 ms, min(max_backoff, initial_backoff × 2ⁿ⁻¹)]` ("full jitter").
 //! - An error that asking again will not fix waits at least [`Policy::rejection_cooldown`].
-//! - A `Retry-After` is never undercut: the wait is at least what the server asked, however
-//!   long (a deadline beyond what `Instant` can represent means "not again in this process").
+//! - A `Retry-After` up to [`Policy::max_retry_after`] (10 minutes by default) is never
+//!   undercut: the wait is at least what the server asked. A longer one is cut to that cap,
+//!   so that one bogus header (a load balancer answering 503 with `Retry-After: 31536000`)
+//!   cannot stop the client for a year. The error handed to callers keeps the server's own
+//!   value.
 //! - A successful response whose token has already expired (its lifetime is shorter than
 //!   the time the response took) is a failure: an [`TokenError::InvalidResponse`] with
 //!   [`crate::ResponseProblem::ExpiredOnArrival`], which is not retryable, so the cool-down
 //!   applies rather than a request loop.
 //!
 //! [`Session::force_refresh`] and [`Session::invalidate`] do not cut a backoff short either:
-//! the server's `Retry-After` outranks the caller's wish for a new token.
+//! the server's `Retry-After` outranks the caller's wish for a new token. An operator who
+//! knows better (the endpoint is fixed) ends a backoff or cool-down with
+//! [`Session::reset_backoff`] (or [`Sessions::reset_backoff`] for every key): the next poll
+//! sends.
+//!
+//! A resource server that rejects every token (the wrong audience, say) would turn every call
+//! into a token request: [`Session::invalidate`], then a poll that sends at once. So a token
+//! rejected within [`Policy::early_rejection_window`] (30 s) of the session taking it counts
+//! as rejected *early*, and the count runs across the tokens fetched to replace each other.
+//! The first three early rejections in a row are answered with a new token at once (a key
+//! rotation, and a middleware's single retry after a 401, rely on that). The fourth and every
+//! later one is a failure for backoff purposes: the token is dropped, the session backs off
+//! for `initial_backoff`, doubling with each further early rejection up to `max_backoff`
+//! (full jitter, as above), and callers meanwhile get
+//! [`TokenError::RejectedByResource`] rather than a token request. A rejection of a token
+//! older than the window, or a token that lived until a regular refresh replaced it, starts
+//! the count over, so a healthy service that sees a 401 now and then always refetches at
+//! once.
 //!
 //! # Policy defaults
 //!
@@ -185,6 +212,8 @@
 //! | [`initial_backoff`](Policy::initial_backoff) | 1 s | Long enough not to hammer a failing endpoint, short enough that a blip costs a caller about half a second on average. |
 //! | [`max_backoff`](Policy::max_backoff) | 60 s | Bounds a fleet of 1 000 instances to about 33 requests per second against a down endpoint (one request per key per 30 s on average), while recovery is noticed within a minute. |
 //! | [`rejection_cooldown`](Policy::rejection_cooldown) | 30 s | `invalid_client` and friends do not heal by retrying; two requests a minute at most, yet an operator's fix (a re-enabled client, a granted scope) is picked up within half a minute. |
+//! | [`max_retry_after`](Policy::max_retry_after) | 10 min | Long enough for every real throttling answer (Entra ID and Auth0 ask for seconds to a few minutes), short enough that a bogus header from a WAF or load balancer (a day, a year) costs at most ten minutes, not the service. |
+//! | [`early_rejection_window`](Policy::early_rejection_window) | 30 s | A resource server that will not take a token rejects it at its first use, within a round trip of the fetch: 30 s catches that with a wide margin (a slow first call, a queue). A token that served for longer was evidently accepted, so its rejection is news (a key rotation, a revocation) and is answered with a new token at once. |
 
 mod clock;
 mod policy;
@@ -206,7 +235,7 @@ pub use clock::WallClock;
 pub use policy::Policy;
 pub use sessions::Sessions;
 
-use policy::{MIN_DELAY, MIN_REFRESH_DELAY, fraction};
+use policy::{FREE_EARLY_REJECTIONS, MIN_DELAY, MIN_REFRESH_DELAY, fraction};
 use rng::Rng;
 
 /// Identifies one sent request, so that its outcome can be matched to it. Outcomes reported
@@ -261,9 +290,10 @@ pub enum Action {
     /// deadline), whichever comes first, then poll again. Always after the `now` of the
     /// `poll` that returned it.
     Wait(Instant),
-    /// The last fetch failed and no valid token is held. The session backs off until
-    /// [`Session::poll_timeout`]; every caller that waited for that fetch, and every caller
-    /// until the backoff ends, gets this same error.
+    /// The last fetch failed (or resource servers kept rejecting fresh tokens:
+    /// [`TokenError::RejectedByResource`]) and no valid token is held. The session backs off
+    /// until [`Session::poll_timeout`]; every caller that waited for that fetch, and every
+    /// caller until the backoff ends, gets this same error.
     Failed(TokenError),
 }
 
@@ -295,13 +325,17 @@ pub struct Counters {
     pub tokens_adopted: u64,
     /// Tokens dropped by [`Session::invalidate`].
     pub invalidations: u64,
+    /// Invalidations that started a backoff because resource servers kept rejecting fresh
+    /// tokens ([`TokenError::RejectedByResource`]); also counted in `invalidations`.
+    pub invalidations_throttled: u64,
     /// Tokens too short-lived for the full [`Policy::expiry_margin`] (a lifetime under twice
     /// the margin): they were served with a smaller margin, or none. A provider issuing such
     /// tokens costs many token requests.
     pub short_lifetimes: u64,
     /// Outcomes reported with an id that was not the one in flight, and ignored.
     pub ignored_reports: u64,
-    /// Failures since the last success (0 when healthy); drives the backoff.
+    /// Failures since the last success (0 when healthy, and after
+    /// [`Session::reset_backoff`]); drives the backoff.
     pub consecutive_failures: u32,
     /// The most recent failure, kept after recovery.
     pub last_error: Option<TokenError>,
@@ -319,6 +353,12 @@ struct Held {
     refresh_at: Option<Instant>,
     usable_until: Option<Instant>,
     expires_at: Option<Instant>,
+    /// When the session took the token: a rejection within
+    /// [`Policy::early_rejection_window`] of this is early.
+    taken_at: Instant,
+    /// Early rejections in a row just before this token was taken (it replaces the last
+    /// token so rejected); 0 after a regular refresh.
+    rejection_streak: u32,
 }
 
 impl Held {
@@ -360,7 +400,8 @@ enum State {
     },
     /// A token is held and nothing is in flight.
     Valid(Held),
-    /// The last fetch failed; no request before `until` (`None`: not in this process).
+    /// The last fetch failed, or resource servers kept rejecting fresh tokens; no request
+    /// before `until` (`None`: beyond what `Instant` can represent).
     BackingOff {
         until: Option<Instant>,
         error: TokenError,
@@ -383,7 +424,8 @@ enum State {
 ///   [`handle_transport_error`](Self::handle_transport_error),
 ///   [`handle_abandoned`](Self::handle_abandoned),
 ///   [`handle_shared_token`](Self::handle_shared_token), [`invalidate`](Self::invalidate),
-///   [`force_refresh`](Self::force_refresh), [`adopt`](Self::adopt);
+///   [`force_refresh`](Self::force_refresh), [`reset_backoff`](Self::reset_backoff),
+///   [`adopt`](Self::adopt);
 /// - output: [`poll`](Self::poll).
 ///
 /// `now` may come from different threads and so arrive slightly out of order; the session
@@ -400,6 +442,8 @@ pub struct Session {
     /// The last token dropped by [`Session::invalidate`]: never adopted again, so that a
     /// shared store still holding it cannot hand it back.
     rejected: Option<AccessToken>,
+    /// Early rejections in a row, handed to the next token taken (and reset by it).
+    rejection_streak: u32,
 }
 
 impl Session {
@@ -428,6 +472,7 @@ impl Session {
             state: State::Empty,
             counters: Counters::default(),
             rejected: None,
+            rejection_streak: 0,
         }
     }
 
@@ -547,6 +592,7 @@ impl Session {
                     self.counters.fetches_succeeded += 1;
                     self.counters.consecutive_failures = 0;
                     self.counters.short_lifetimes += u64::from(short);
+                    let held = self.take_streak(held);
                     self.state = State::Valid(held);
                 } else {
                     let error = TokenError::InvalidResponse {
@@ -630,24 +676,49 @@ impl Session {
     /// away the new one. A backoff in progress is not cut short. The session remembers the
     /// dropped token and never adopts it again ([`Session::adopt`]), so that a shared store
     /// that still holds it cannot hand it back.
+    ///
+    /// Normally the next poll sends. But when this is the fourth token in a row rejected
+    /// within [`Policy::early_rejection_window`] of being taken, the session backs off
+    /// instead (`initial_backoff`, doubling with each further one, up to `max_backoff`), and
+    /// until then polls return [`Action::Failed`] with [`TokenError::RejectedByResource`]: a
+    /// resource server that rejects every token costs a handful of token requests, not one
+    /// per call. See [Failures](self#failures).
     pub fn invalidate(&mut self, now: Instant, rejected: &AccessToken) -> bool {
         self.prune(now);
-        let matches = self
-            .held()
-            .is_some_and(|h| h.token.access_token() == rejected);
-        if matches {
-            self.counters.invalidations += 1;
-            self.rejected = Some(rejected.clone());
-            match &mut self.state {
-                State::Valid(_) => self.state = State::Empty,
-                State::Fetching { current, .. } | State::BackingOff { current, .. } => {
-                    *current = None;
-                }
-                State::Empty => {}
+        let Some(held) = self.held().filter(|h| h.token.access_token() == rejected) else {
+            return false;
+        };
+        let early =
+            now.saturating_duration_since(held.taken_at) < self.policy.early_rejection_window;
+        let streak = if early {
+            held.rejection_streak.saturating_add(1)
+        } else {
+            0
+        };
+        self.counters.invalidations += 1;
+        self.rejected = Some(rejected.clone());
+        self.rejection_streak = streak;
+        match &mut self.state {
+            State::Valid(_) if streak > FREE_EARLY_REJECTIONS => {
+                self.counters.invalidations_throttled += 1;
+                let error = TokenError::RejectedByResource { attempts: streak };
+                self.counters.last_error = Some(error.clone());
+                let delay = self.backoff(streak - FREE_EARLY_REJECTIONS);
+                self.state = State::BackingOff {
+                    until: now.checked_add(delay),
+                    error,
+                    current: None,
+                };
             }
-            self.sync();
+            State::Valid(_) => self.state = State::Empty,
+            // A request in flight or a backoff already decides when the next request goes.
+            State::Fetching { current, .. } | State::BackingOff { current, .. } => {
+                *current = None;
+            }
+            State::Empty => {}
         }
-        matches
+        self.sync();
+        true
     }
 
     /// Asks for a new token: the next poll sends (unless a request is already in flight, or
@@ -659,6 +730,29 @@ impl Session {
             held.refresh_at = Some(held.refresh_at.map_or(now, |at| at.min(now)));
         }
         self.sync();
+    }
+
+    /// For operators: ends a backoff or cool-down now, whatever its cause (a `Retry-After`,
+    /// a rejection, resource servers rejecting fresh tokens), and returns whether there was
+    /// one. The next poll sends, unless a still-valid token is held that needs no refresh
+    /// yet (then it is served). The failure history is forgotten too: a new failure backs
+    /// off from [`Policy::initial_backoff`] again, and the count of early rejections starts
+    /// over. A request in flight is left alone. [`Counters::last_error`] keeps the error.
+    pub fn reset_backoff(&mut self, now: Instant) -> bool {
+        self.prune(now);
+        self.counters.consecutive_failures = 0;
+        self.rejection_streak = 0;
+        if let Some(held) = self.held_mut() {
+            held.rejection_streak = 0;
+        }
+        let state = std::mem::replace(&mut self.state, State::Empty);
+        let ended = matches!(state, State::BackingOff { .. });
+        self.state = match state {
+            State::BackingOff { current, .. } => current.map_or(State::Empty, State::Valid),
+            other => other,
+        };
+        self.sync();
+        ended
     }
 
     /// Takes over a token fetched elsewhere (another process, through a shared store) for
@@ -682,6 +776,7 @@ impl Session {
         }
         self.counters.tokens_adopted += 1;
         self.counters.short_lifetimes += u64::from(short);
+        let held = self.take_streak(held);
         match &mut self.state {
             State::Empty | State::Valid(_) => self.state = State::Valid(held),
             State::Fetching { current, .. } | State::BackingOff { current, .. } => {
@@ -793,6 +888,14 @@ impl Session {
             .is_some_and(|r| r == token.access_token())
     }
 
+    /// Hands the count of early rejections to `held`, the token taken next. Whether it is
+    /// rejected early in its turn decides whether the count goes on; a token taken after it
+    /// (a regular refresh) starts from 0.
+    fn take_streak(&mut self, mut held: Held) -> Held {
+        held.rejection_streak = std::mem::take(&mut self.rejection_streak);
+        held
+    }
+
     fn held(&self) -> Option<&Held> {
         match &self.state {
             State::Empty => None,
@@ -877,7 +980,9 @@ impl Session {
             delay = delay.max(self.policy.rejection_cooldown);
         }
         if let Some(retry_after) = error.retry_after() {
-            delay = delay.max(retry_after);
+            // Honoured in full up to the cap; a bogus year-long value must not stop the
+            // client for a year.
+            delay = delay.max(retry_after.min(self.policy.max_retry_after));
         }
         self.state = State::BackingOff {
             until: now.checked_add(delay.max(MIN_DELAY)),
@@ -908,6 +1013,8 @@ impl Session {
                 refresh_at: None,
                 usable_until: None,
                 expires_at: None,
+                taken_at: now,
+                rejection_streak: 0,
             };
             return (held, false);
         };
@@ -935,6 +1042,8 @@ impl Session {
             usable_until: at(usable),
             expires_at: at(lifetime),
             token,
+            taken_at: now,
+            rejection_streak: 0,
         };
         (held, short)
     }

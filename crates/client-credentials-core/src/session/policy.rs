@@ -12,6 +12,14 @@ pub(crate) const MIN_DELAY: Duration = Duration::from_millis(1);
 /// `refresh_in` say: a misconfiguration then costs one request a second, not a request loop.
 pub(crate) const MIN_REFRESH_DELAY: Duration = Duration::from_secs(1);
 
+/// How many early rejections in a row ([`Policy::early_rejection_window`]) are each answered
+/// with a new token at once; the next one starts a backoff. One fresh token rejected can be
+/// bad luck (it crossed a key rotation, a resource server replica had not learnt the new key
+/// yet) and so can a second or a third; a middleware that retries once after a 401 spends
+/// two tokens per failing call. A resource server that rejects every token (wrong audience,
+/// wrong issuer) is stopped after four token requests, then one per backoff.
+pub(crate) const FREE_EARLY_REJECTIONS: u32 = 3;
+
 /// The timing policy of a [`super::Session`]. Every field has a default, documented and
 /// justified in the [module documentation](super#policy-defaults); change fields on
 /// `Policy::default()`:
@@ -57,6 +65,21 @@ pub struct Policy {
     /// After an error that asking again will not fix (`invalid_client`, `invalid_scope`, an
     /// unusable response…), no new request before this long. Default 30 s.
     pub rejection_cooldown: Duration,
+    /// The longest wait a server's `Retry-After` can impose. A longer `Retry-After` (a
+    /// misconfigured load balancer or firewall answering 503 with a day or a year) is cut to
+    /// this; shorter ones are honoured in full. Default 10 min. `Duration::MAX` honours any
+    /// `Retry-After`, however long, which lets one bogus header stop the client for as long
+    /// as it says.
+    pub max_retry_after: Duration,
+    /// A token that a resource server rejects ([`super::Session::invalidate`]) sooner than
+    /// this after the session took it is rejected *early*. Three early rejections in a row
+    /// are each answered with a new token at once; from the fourth on, the session backs off
+    /// as after a failed fetch (`initial_backoff`, doubling, up to `max_backoff`) with
+    /// [`crate::TokenError::RejectedByResource`], so that a resource server that rejects every
+    /// token cannot turn every call into a token request. A rejection of an older token, or
+    /// of a token that was replaced by a regular refresh, starts the count over. Default
+    /// 30 s; `Duration::ZERO` turns the throttle off.
+    pub early_rejection_window: Duration,
 }
 
 impl Default for Policy {
@@ -69,6 +92,8 @@ impl Default for Policy {
             initial_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(60),
             rejection_cooldown: Duration::from_secs(30),
+            max_retry_after: Duration::from_secs(10 * 60),
+            early_rejection_window: Duration::from_secs(30),
         }
     }
 }

@@ -152,4 +152,14 @@ impl Sessions {
         }
         dropped
     }
+
+    /// For operators: [`Session::reset_backoff`] on every request shape, so that each ends
+    /// its backoff or cool-down now. Returns how many were backing off.
+    pub fn reset_backoff(&mut self, now: Instant) -> usize {
+        self.sessions
+            .values_mut()
+            .map(|session| session.reset_backoff(now))
+            .filter(|ended| *ended)
+            .count()
+    }
 }

@@ -204,9 +204,10 @@ pub struct Sim {
     pub errors: Vec<(Duration, TokenError)>,
     /// Client-view expiry (sent + lifetime) of every token issued, by name.
     issued: HashMap<String, Option<Instant>>,
-    /// No send may happen before this (Retry-After, cool-down).
+    /// No send may happen before this (Retry-After up to its cap, cool-down).
     not_before: Option<Instant>,
     pub cooldown: Duration,
+    pub max_retry_after: Duration,
     steps: u64,
 }
 
@@ -223,6 +224,7 @@ impl Sim {
     ) -> Self {
         let (start, wall) = origin();
         let cooldown = policy.rejection_cooldown;
+        let max_retry_after = policy.max_retry_after;
         Self {
             start,
             now: start,
@@ -240,6 +242,7 @@ impl Sim {
             issued: HashMap::new(),
             not_before: None,
             cooldown,
+            max_retry_after,
             steps: 0,
         }
     }
@@ -338,7 +341,8 @@ impl Sim {
                     .as_ref()
                     .and_then(|r| r.parse::<u64>().ok())
                     .map(Duration::from_secs)
-                    .unwrap_or_default();
+                    .unwrap_or_default()
+                    .min(self.max_retry_after);
                 let rejected = *status == 401 || *status == 400 || body.contains("invalid_");
                 let wait = if rejected {
                     retry.max(self.cooldown)
