@@ -573,11 +573,14 @@ fn validate_token_url(url: Option<&str>) -> Result<Uri, ConfigError> {
     }
 }
 
-/// Whether `host` (as it appears in a URL authority) names the loopback interface.
+/// Whether `host` (as it appears in a URL authority) names the loopback interface: an
+/// address in `127.0.0.0/8`, `::1`, or `localhost` (which RFC 6761 §6.3 reserves for
+/// loopback and every resolver maps there). Other names under `.localhost` are refused: they
+/// go through the system resolver, and nothing guarantees where they lead.
 #[must_use]
 pub fn is_loopback_host(host: &str) -> bool {
     let host = host.trim_end_matches('.');
-    if host.eq_ignore_ascii_case("localhost") || host.to_ascii_lowercase().ends_with(".localhost") {
+    if host.eq_ignore_ascii_case("localhost") {
         return true;
     }
     let bare = host.trim_start_matches('[').trim_end_matches(']');
@@ -604,7 +607,6 @@ mod tests {
             "http://127.0.0.1/token",
             "http://127.1.2.3:9/t",
             "http://[::1]:80/token",
-            "http://api.localhost/token",
         ] {
             assert!(base().token_url(ok).build().is_ok(), "{ok}");
         }
@@ -612,6 +614,7 @@ mod tests {
             "http://as.example.com/token",
             "http://10.0.0.1/token",
             "http://localhost.example.com/token",
+            "http://api.localhost/token",
         ] {
             assert!(
                 matches!(
