@@ -2,7 +2,8 @@
 //! invalidation, and the helpers that attach a token.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
-use std::sync::{Arc, Barrier};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -75,16 +76,92 @@ fn one_failure_is_shared_by_every_waiter() {
     assert_eq!(server.count("/token"), 1);
 }
 
-/// Tokens live 3 s and every answer takes 400 ms. Eight threads ask for tokens for 3.5 s,
-/// across one or two refreshes. Once the first token has arrived, a valid token always
-/// exists (refreshes start about 2 s into a token's 2.5 s usable life and land 400 ms later),
-/// so no call may wait for the server: each must return in well under the 400 ms that
-/// waiting would cost, and each must return a token that has not expired.
+/// Holds the token endpoint's requests until the test lets them through: request `i` (0 is
+/// the first) is answered once [`Gate::allow`] was given more than `i`. A refresh is then
+/// provably in flight for as long as the test needs, whatever the load on the machine, and a
+/// caller that waited for it would block until the test lets it go.
+struct Gate {
+    allowed: Mutex<usize>,
+    changed: Condvar,
+}
+
+impl Gate {
+    /// No held request outlives this, so that a failed test cannot hang.
+    const LONGEST_HOLD: Duration = Duration::from_secs(20);
+
+    fn new(allowed: usize) -> Arc<Self> {
+        Arc::new(Self {
+            allowed: Mutex::new(allowed),
+            changed: Condvar::new(),
+        })
+    }
+
+    fn allow(&self, n: usize) {
+        *self.allowed.lock().unwrap() = n;
+        self.changed.notify_all();
+    }
+
+    /// Blocks the request with this index until it is allowed through.
+    fn pass(&self, index: usize) {
+        let allowed = self.allowed.lock().unwrap();
+        drop(
+            self.changed
+                .wait_timeout_while(allowed, Self::LONGEST_HOLD, |allowed| index >= *allowed)
+                .unwrap(),
+        );
+    }
+}
+
+/// Lets every held request through and stops the callers when the test ends, failed or not.
+struct Teardown(Arc<Gate>, Arc<AtomicBool>);
+
+impl Drop for Teardown {
+    fn drop(&mut self) {
+        self.1.store(true, Ordering::SeqCst);
+        self.0.allow(usize::MAX);
+    }
+}
+
+/// Whether `done` became true within `within`, polling.
+fn within(within: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    loop {
+        if done() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(2));
+    }
+}
+
+fn number(token: &Token) -> usize {
+    value(token).trim_start_matches("token-").parse().unwrap()
+}
+
+/// Tokens live 4 s and are usable for 2.5 s (a 1.5 s margin); refreshes start at half the
+/// usable life (1.125 s to 1.25 s after each request). Eight threads ask for tokens without
+/// pause across two refreshes. The endpoint holds each refresh until the test lets it through:
+/// the refresh is then provably in flight while the callers keep calling, and a caller that
+/// waited for it would block until the hold ends. The test ends the hold only once every
+/// caller has completed several calls, all served the valid token (with a deadline of 1 s,
+/// which leaves more than a second of the token's usable life, and is a hundred times what
+/// the calls take). Each call must return a token that has not expired, every caller must
+/// pick up each refresh, and each refresh must be one request for all callers.
 #[test]
 fn across_expiry_under_load_no_caller_waits_while_a_valid_token_exists() {
-    const ANSWER: Duration = Duration::from_millis(400);
-    let endpoint = TokenEndpoint::new().lifetime(Duration::from_secs(3));
-    let server = TestServer::start(move |r: &Request| endpoint.handle(r).delay(ANSWER));
+    const CALLERS: usize = 8;
+    let endpoint = TokenEndpoint::new().lifetime(Duration::from_secs(4));
+    // The cold fetch is answered at once, every refresh is held.
+    let gate = Gate::new(1);
+    let server = TestServer::start({
+        let gate = Arc::clone(&gate);
+        move |r: &Request| {
+            gate.pass(r.index);
+            endpoint.handle(r)
+        }
+    });
     let config = Config::builder()
         .token_url(server.url("/token"))
         .client_id("my-service")
@@ -92,61 +169,101 @@ fn across_expiry_under_load_no_caller_waits_while_a_valid_token_exists() {
         .build()
         .unwrap();
     let mut policy = Policy::default();
-    policy.expiry_margin = Duration::from_millis(500);
+    policy.expiry_margin = Duration::from_millis(1500);
+    policy.refresh_ratio = 0.5;
     let client = Client::builder(config).policy(policy).seed(3).build();
 
     // The cold fetch: this caller waits, as it must.
     let first = client.token().unwrap();
     assert_eq!(value(&first), "token-1");
-    let warm = Instant::now();
 
-    let threads: Vec<_> = (0..8)
-        .map(|_| {
-            let client = client.clone();
+    let stop = Arc::new(AtomicBool::new(false));
+    let _teardown = Teardown(Arc::clone(&gate), Arc::clone(&stop));
+    let calls: Arc<Vec<AtomicUsize>> =
+        Arc::new((0..CALLERS).map(|_| AtomicUsize::new(0)).collect());
+    let latest: Arc<Vec<AtomicUsize>> =
+        Arc::new((0..CALLERS).map(|_| AtomicUsize::new(1)).collect());
+    let threads: Vec<_> = (0..CALLERS)
+        .map(|i| {
+            let (client, stop, calls, latest) = (
+                client.clone(),
+                Arc::clone(&stop),
+                Arc::clone(&calls),
+                Arc::clone(&latest),
+            );
             thread::spawn(move || {
-                let mut slowest = Duration::ZERO;
                 let mut seen = Vec::new();
-                while warm.elapsed() < Duration::from_millis(3500) {
-                    let started = Instant::now();
+                while !stop.load(Ordering::SeqCst) {
                     let token = client.token().unwrap();
-                    slowest = slowest.max(started.elapsed());
                     assert!(
                         !token.expires_within(SystemTime::now(), Duration::ZERO),
                         "an expired token was served"
                     );
-                    let v = value(&token).to_owned();
-                    if seen.last() != Some(&v) {
-                        seen.push(v);
+                    let n = number(&token);
+                    if seen.last() != Some(&n) {
+                        seen.push(n);
                     }
+                    latest[i].store(n, Ordering::SeqCst);
+                    calls[i].fetch_add(1, Ordering::SeqCst);
                     thread::sleep(Duration::from_millis(5));
                 }
-                (slowest, seen)
+                seen
             })
         })
         .collect();
-    for t in threads {
-        let (slowest, seen) = t.join().unwrap();
+
+    for refresh in 1..=2 {
+        // Request `refresh` is the refresh of token-`refresh`: wait until it is held.
         assert!(
-            slowest < ANSWER / 2,
-            "a caller waited {slowest:?} while a valid token existed"
+            server.wait_for_requests(refresh + 1, Duration::from_secs(10)),
+            "refresh {refresh} never started"
         );
-        // Tokens only move forward, and the refreshes were picked up.
-        assert!(seen.len() >= 2, "{seen:?}");
-        let mut sorted = seen.clone();
-        sorted.sort_by_key(|v| v.trim_start_matches("token-").parse::<u32>().unwrap());
-        assert_eq!(seen, sorted);
+        let before: Vec<usize> = calls.iter().map(|c| c.load(Ordering::SeqCst)).collect();
+        let served = within(Duration::from_secs(1), || {
+            calls
+                .iter()
+                .zip(&before)
+                .all(|(c, b)| c.load(Ordering::SeqCst) >= b + 3)
+        });
+        let requests = server.count("/token");
+        let tokens: Vec<usize> = latest.iter().map(|l| l.load(Ordering::SeqCst)).collect();
+        gate.allow(refresh + 1);
+        assert!(
+            served,
+            "a caller waited for refresh {refresh} while token-{refresh} was valid"
+        );
+        assert!(tokens.iter().all(|&n| n == refresh), "{tokens:?}");
+        // Single flight: eight callers polling while the refresh was due, one request.
+        assert_eq!(
+            requests,
+            refresh + 1,
+            "token requests during refresh {refresh}"
+        );
+        // Every caller picks the new token up (the next refresh is held).
+        assert!(
+            within(Duration::from_secs(5), || latest
+                .iter()
+                .all(|l| l.load(Ordering::SeqCst) == refresh + 1)),
+            "token-{} was not picked up by every caller",
+            refresh + 1
+        );
     }
-    // One request per refresh: 3.9 s of tokens refreshed about 2 s after each request is
-    // one or two refreshes, never one per caller.
-    let requests = server.count("/token");
-    assert!((2..=3).contains(&requests), "{requests} token requests");
+    stop.store(true, Ordering::SeqCst);
+    for t in threads {
+        // Tokens only move forward, and each caller saw both refreshes.
+        assert_eq!(t.join().unwrap(), [1, 2, 3]);
+    }
+    // The refresh of token-3, if it started, is still held.
     let counters = client.counters();
+    assert_eq!(counters.fetches_succeeded, 3);
     assert_eq!(counters.fetches_failed, 0);
     assert_eq!(counters.fetches_timed_out, 0);
 }
 
-/// The refresh of a 3 s token (usable 2.5 s) starts after about 2 s and its answer never
-/// comes while the test runs. Callers that wait for it would block for seconds; none may.
+/// The refresh of a 3 s token (usable 2.5 s) starts at half its usable life (1.125 s to
+/// 1.25 s) and its answer stalls for 5 s. Callers keep calling until the refresh is in flight
+/// and then some, which ends more than a second before the token's usable life does: a
+/// caller that waited for the refresh would block for seconds; none may.
 #[test]
 fn callers_never_wait_for_a_refresh_in_flight() {
     let server = TestServer::start(
@@ -164,19 +281,28 @@ fn callers_never_wait_for_a_refresh_in_flight() {
         .unwrap();
     let mut policy = Policy::default();
     policy.expiry_margin = Duration::from_millis(500);
+    policy.refresh_ratio = 0.5;
     let client = Client::builder(config).policy(policy).seed(9).build();
-    let started = Instant::now();
     assert_eq!(value(&client.token().unwrap()), "token-1");
+    let server = Arc::new(server);
 
     let threads: Vec<_> = (0..8)
         .map(|_| {
             let client = client.clone();
+            let server = Arc::clone(&server);
             thread::spawn(move || {
+                let deadline = Instant::now() + Duration::from_secs(10);
                 let mut slowest = Duration::ZERO;
-                while started.elapsed() < Duration::from_millis(2300) {
+                let mut after_refresh = 0;
+                while after_refresh < 5 {
+                    assert!(Instant::now() < deadline, "the refresh never started");
+                    let in_flight = server.request_count() >= 2;
                     let call = Instant::now();
                     assert_eq!(value(&client.token().unwrap()), "token-1");
                     slowest = slowest.max(call.elapsed());
+                    if in_flight {
+                        after_refresh += 1;
+                    }
                     thread::sleep(Duration::from_millis(5));
                 }
                 slowest
@@ -185,8 +311,10 @@ fn callers_never_wait_for_a_refresh_in_flight() {
         .collect();
     for t in threads {
         let slowest = t.join().unwrap();
+        // Waiting for the refresh would cost seconds; a cached call, even on a loaded
+        // machine, a few milliseconds.
         assert!(
-            slowest < Duration::from_secs(1),
+            slowest < Duration::from_secs(2),
             "a caller waited {slowest:?}"
         );
     }
@@ -346,18 +474,31 @@ fn a_failed_refresh_keeps_serving_the_valid_token_until_its_usable_life_ends() {
         .unwrap();
     let mut policy = Policy::default();
     policy.expiry_margin = Duration::from_millis(500);
+    policy.refresh_ratio = 0.5;
     policy.initial_backoff = Duration::from_millis(100);
     let client = Client::builder(config).policy(policy).seed(5).build();
-    let started = Instant::now();
     assert_eq!(value(&client.token().unwrap()), "token-1");
-    // Usable for 2.5 s; the refresh starts after about 2 s and fails, in the background.
-    while started.elapsed() < Duration::from_millis(2300) {
+    let received = Instant::now();
+    // Usable for 2.5 s; the refresh starts at half of that (1.125 s to 1.25 s) and fails, in
+    // the background. Calls go on until it has failed and a few more were served, which
+    // ends more than a second before the usable life does.
+    let deadline = received + Duration::from_secs(2);
+    let mut after_failure = 0;
+    while after_failure < 5 {
+        assert!(Instant::now() < deadline, "the refresh never failed");
+        let failed = client.counters().fetches_failed >= 1;
         assert_eq!(value(&client.token().unwrap()), "token-1");
+        if failed {
+            after_failure += 1;
+        }
         thread::sleep(Duration::from_millis(10));
     }
     assert!(server.count("/token") >= 2, "the refresh was tried");
-    // Once the usable life is over, the shared error comes back.
-    thread::sleep(Duration::from_millis(400));
+    // Once the usable life is over (2.5 s after the request, which was sent before
+    // `received`), the shared error comes back.
+    thread::sleep(
+        (received + Duration::from_millis(2700)).saturating_duration_since(Instant::now()),
+    );
     let error = client.token().unwrap_err();
     assert!(error.to_string().contains("503"), "{error}");
     assert!(error.is_retryable());
