@@ -2,7 +2,7 @@
 //! refresh across expiry, per-key tokens, invalidation, and the helpers that attach a token.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use client_credentials_reqwest::{Client, Config, Policy, Token, TokenParams};
@@ -46,6 +46,62 @@ async fn until_requests(server: &TestServer, n: usize) {
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+}
+
+/// Holds the token endpoint's requests until the test lets them through: request `i` (0 is
+/// the first) is answered once [`Gate::allow`] was given more than `i`. While it holds, a
+/// call that needed the server would block until the hold ends.
+struct Gate {
+    allowed: Mutex<usize>,
+    changed: Condvar,
+}
+
+impl Gate {
+    /// No held request outlives this, so that a failed test cannot hang.
+    const LONGEST_HOLD: Duration = Duration::from_secs(20);
+
+    fn new(allowed: usize) -> Arc<Self> {
+        Arc::new(Self {
+            allowed: Mutex::new(allowed),
+            changed: Condvar::new(),
+        })
+    }
+
+    fn allow(&self, n: usize) {
+        *self.allowed.lock().unwrap() = n;
+        self.changed.notify_all();
+    }
+
+    /// Blocks (a server thread) until the request with this index is allowed through.
+    fn pass(&self, index: usize) {
+        let allowed = self.allowed.lock().unwrap();
+        drop(
+            self.changed
+                .wait_timeout_while(allowed, Self::LONGEST_HOLD, |allowed| index >= *allowed)
+                .unwrap(),
+        );
+    }
+}
+
+/// Lets every held request through when the test ends, failed or not.
+struct OpenOnDrop(Arc<Gate>);
+
+impl Drop for OpenOnDrop {
+    fn drop(&mut self) {
+        self.0.allow(usize::MAX);
+    }
+}
+
+/// Waits (without blocking the runtime) until `done`, for at most `within`; whether it came.
+async fn within(within: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    while !done() {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    true
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -171,8 +227,10 @@ async fn a_timed_out_caller_leaves_nothing_in_flight() {
     assert_eq!(client.counters().fetches_abandoned, 1);
 }
 
-/// The refresh of a 3 s token (usable 2.5 s) starts after about 2 s and its answer never
-/// comes while the test runs. Callers that waited for it would wait seconds; none may.
+/// The refresh of a 3 s token (usable 2.5 s) starts at half its usable life (1.125 s to
+/// 1.25 s) and its answer stalls for 5 s. Callers keep calling until the refresh is in flight
+/// and then some, which ends more than a second before the token's usable life does: a
+/// caller that waited for the refresh would wait seconds; none may.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn callers_never_wait_for_a_refresh_in_flight() {
     let server = TestServer::start(
@@ -182,23 +240,33 @@ async fn callers_never_wait_for_a_refresh_in_flight() {
                 Reply::token("token-2", Some(Duration::from_secs(3))).delay(Duration::from_secs(5)),
             ),
     );
+    let mut policy = short_token_policy();
+    policy.refresh_ratio = 0.5;
     let client = Client::builder(config(&server))
-        .policy(short_token_policy())
+        .policy(policy)
         .seed(9)
         .build()
         .unwrap();
-    let started = Instant::now();
     assert_eq!(value(&client.token().await.unwrap()), "token-1");
+    let server = Arc::new(server);
 
     let tasks: Vec<_> = (0..8)
         .map(|_| {
             let client = client.clone();
+            let server = Arc::clone(&server);
             tokio::spawn(async move {
+                let deadline = Instant::now() + Duration::from_secs(10);
                 let mut slowest = Duration::ZERO;
-                while started.elapsed() < Duration::from_millis(2300) {
+                let mut after_refresh = 0;
+                while after_refresh < 5 {
+                    assert!(Instant::now() < deadline, "the refresh never started");
+                    let in_flight = server.request_count() >= 2;
                     let call = Instant::now();
                     assert_eq!(value(&client.token().await.unwrap()), "token-1");
                     slowest = slowest.max(call.elapsed());
+                    if in_flight {
+                        after_refresh += 1;
+                    }
                     tokio::time::sleep(Duration::from_millis(5)).await;
                 }
                 slowest
@@ -207,8 +275,10 @@ async fn callers_never_wait_for_a_refresh_in_flight() {
         .collect();
     for task in tasks {
         let slowest = task.await.unwrap();
+        // Waiting for the refresh would cost seconds; a cached call, even on a loaded
+        // machine, a few milliseconds.
         assert!(
-            slowest < Duration::from_secs(1),
+            slowest < Duration::from_secs(2),
             "a caller waited {slowest:?}"
         );
     }
@@ -219,38 +289,74 @@ async fn callers_never_wait_for_a_refresh_in_flight() {
 }
 
 /// Tokens live 4 s (usable 3.5 s, refreshed from about 2.5 s on) and every answer takes
-/// 600 ms. Callers ask only after each token's usable life is over (at 3.7 s and 7.4 s):
-/// with background refresh, the token was renewed meanwhile and the call is served from the
-/// cache; without, the call has to wait for the server.
+/// 600 ms. The caller asks only after each token's usable life is over: with background
+/// refresh, the token was renewed meanwhile and the call is served from the cache; without,
+/// the call has to wait for the server.
+///
+/// With background refresh, the test first waits, without calling, until the background task
+/// has renewed the token, then holds every further request at the endpoint while the caller
+/// asks: a call served from the cache returns at once, a call that went to the server would
+/// block until the hold ends (20 s), far beyond the 2 s it is given.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn background_refresh_keeps_callers_off_the_network_across_expiry() {
     const ANSWER: Duration = Duration::from_millis(600);
+    const USABLE: Duration = Duration::from_millis(3500);
     for background in [true, false] {
+        let gate = Gate::new(usize::MAX);
+        let _open = OpenOnDrop(Arc::clone(&gate));
         let endpoint = TokenEndpoint::new().lifetime(Duration::from_secs(4));
-        let server = TestServer::start(move |r: &Request| endpoint.handle(r).delay(ANSWER));
+        let server = TestServer::start({
+            let gate = Arc::clone(&gate);
+            move |r: &Request| {
+                gate.pass(r.index);
+                endpoint.handle(r).delay(ANSWER)
+            }
+        });
         let client = Client::builder(config(&server))
             .policy(short_token_policy())
             .background_refresh(background)
             .seed(11)
             .build()
             .unwrap();
-        let started = Instant::now();
         assert_eq!(value(&client.token().await.unwrap()), "token-1");
 
-        for (at, expected) in [(3700, "token-2"), (7400, "token-3")] {
-            let at = started + Duration::from_millis(at);
-            tokio::time::sleep_until(at.into()).await;
-            let call = Instant::now();
-            let token = client.token().await.unwrap();
-            let waited = call.elapsed();
+        for renewed in 2..=3 {
+            // The token being replaced was requested before the server read its request.
+            let requested = server.requests()[renewed - 2].received_at;
             if background {
-                assert_eq!(value(&token), expected);
                 assert!(
-                    waited < ANSWER / 2,
-                    "waited {waited:?} with background refresh"
+                    within(Duration::from_secs(10), || client
+                        .counters()
+                        .fetches_succeeded
+                        >= renewed as u64)
+                    .await,
+                    "the background task never fetched token-{renewed}"
                 );
-                assert!(!token.expires_within(SystemTime::now(), Duration::from_secs(1)));
+                gate.allow(server.request_count());
             } else {
+                assert_eq!(
+                    server.count("/token"),
+                    1,
+                    "renewed without background refresh"
+                );
+            }
+            // Past the usable life of the token being replaced.
+            tokio::time::sleep_until((requested + USABLE + Duration::from_millis(200)).into())
+                .await;
+            let call = Instant::now();
+            if background {
+                let token = tokio::time::timeout(Duration::from_secs(2), client.token())
+                    .await
+                    .expect("a caller went to the server with background refresh")
+                    .unwrap();
+                assert_eq!(value(&token), format!("token-{renewed}"));
+                assert!(!token.expires_within(SystemTime::now(), Duration::from_secs(1)));
+                if renewed < 3 {
+                    gate.allow(usize::MAX);
+                }
+            } else {
+                assert_eq!(value(&client.token().await.unwrap()), "token-2");
+                let waited = call.elapsed();
                 assert!(
                     waited >= ANSWER,
                     "waited only {waited:?} without background refresh"
@@ -259,8 +365,8 @@ async fn background_refresh_keeps_callers_off_the_network_across_expiry() {
             }
         }
         if background {
-            // One request per token, none by a caller.
-            assert_eq!(server.count("/token"), 3);
+            // One request per token, none by a caller (the next refresh, if it started, is
+            // held).
             let counters = client.counters();
             assert_eq!(counters.fetches_succeeded, 3);
             assert_eq!(counters.fetches_failed, 0);
@@ -284,15 +390,17 @@ async fn background_refresh_stops_with_the_last_client_handle() {
     let clone = client.clone();
     assert_eq!(value(&client.token().await.unwrap()), "token-1");
     drop(client);
-    // One handle left: the task keeps refreshing (about every 1.3 s).
-    tokio::time::sleep(Duration::from_millis(1800)).await;
-    assert_eq!(server.count("/token"), 2);
+    // One handle left: the task keeps refreshing (every 1.3 s to 1.44 s).
+    until_requests(&server, 2).await;
+    let at_drop = server.count("/token");
     drop(clone);
     tokio::time::sleep(Duration::from_millis(3000)).await;
-    assert_eq!(
-        server.count("/token"),
-        2,
-        "refreshed after the client was dropped"
+    // A task that kept going would refresh twice in these 3 s; a refresh the task had already
+    // sent when the handle was dropped may still arrive, however late.
+    assert!(
+        server.count("/token") <= at_drop + 1,
+        "refreshed after the client was dropped: {} requests, {at_drop} at the drop",
+        server.count("/token")
     );
 }
 
@@ -458,22 +566,33 @@ async fn a_failed_refresh_keeps_serving_the_valid_token_until_its_usable_life_en
             .then(Reply::new(503)),
     );
     let mut policy = short_token_policy();
+    policy.refresh_ratio = 0.5;
     policy.initial_backoff = Duration::from_millis(100);
     let client = Client::builder(config(&server))
         .policy(policy)
         .seed(5)
         .build()
         .unwrap();
-    let started = Instant::now();
     assert_eq!(value(&client.token().await.unwrap()), "token-1");
-    // Usable for 2.5 s; the refresh starts after about 2 s and fails, in the background.
-    while started.elapsed() < Duration::from_millis(2300) {
+    let received = Instant::now();
+    // Usable for 2.5 s; the refresh starts at half of that (1.125 s to 1.25 s) and fails, in
+    // the background. Calls go on until it has failed and a few more were served, which
+    // ends more than a second before the usable life does.
+    let deadline = received + Duration::from_secs(2);
+    let mut after_failure = 0;
+    while after_failure < 5 {
+        assert!(Instant::now() < deadline, "the refresh never failed");
+        let failed = client.counters().fetches_failed >= 1;
         assert_eq!(value(&client.token().await.unwrap()), "token-1");
+        if failed {
+            after_failure += 1;
+        }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert!(server.count("/token") >= 2, "the refresh was tried");
-    // Once the usable life is over, the shared error comes back.
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // Once the usable life is over (2.5 s after the request, which was sent before
+    // `received`), the shared error comes back.
+    tokio::time::sleep_until((received + Duration::from_millis(2700)).into()).await;
     let error = client.token().await.unwrap_err();
     assert!(error.to_string().contains("503"), "{error}");
     assert!(error.is_retryable());
@@ -502,10 +621,18 @@ fn the_client_and_its_futures_are_send_sync() {
 /// shuts down, the next call from another runtime starts it again.
 #[test]
 fn background_refresh_moves_to_the_next_runtime() {
-    // Answers take 300 ms: a caller that had to fetch would notice.
+    // Once the new task has renewed the token, every further request is held: a caller that
+    // had to fetch would block for as long as the hold lasts (20 s).
+    let gate = Gate::new(usize::MAX);
+    let _open = OpenOnDrop(Arc::clone(&gate));
     let endpoint = TokenEndpoint::new().lifetime(Duration::from_secs(2));
-    let server =
-        TestServer::start(move |r: &Request| endpoint.handle(r).delay(Duration::from_millis(300)));
+    let server = TestServer::start({
+        let gate = Arc::clone(&gate);
+        move |r: &Request| {
+            gate.pass(r.index);
+            endpoint.handle(r).delay(Duration::from_millis(300))
+        }
+    });
     let mut policy = Policy::default();
     policy.expiry_margin = Duration::from_millis(200);
     let client = Client::builder(config(&server))
@@ -520,23 +647,31 @@ fn background_refresh_moves_to_the_next_runtime() {
             .build()
             .unwrap()
     };
-    let started = Instant::now();
     let first = runtime().block_on(client.token()).unwrap();
+    let received = Instant::now();
     assert_eq!(value(&first), "token-1");
     // That runtime is gone, and its background task with it.
     runtime().block_on(async {
         assert_eq!(value(&client.token().await.unwrap()), "token-1");
-        // Past the first token's usable life (1.8 s): refreshed by the new background task.
-        tokio::time::sleep_until((started + Duration::from_millis(2300)).into()).await;
-        let call = Instant::now();
-        let token = client.token().await.unwrap();
-        assert_eq!(value(&token), "token-2");
-        // A cache hit, not a 300 ms fetch.
+        // No caller asks again: only the new background task can fetch token-2 (its refresh
+        // starts 1.3 s to 1.44 s after the first request).
         assert!(
-            call.elapsed() < Duration::from_millis(250),
-            "{:?}",
-            call.elapsed()
+            within(Duration::from_secs(10), || client
+                .counters()
+                .fetches_succeeded
+                >= 2)
+            .await,
+            "the new runtime's background task never refreshed"
         );
+        gate.allow(server.request_count());
+        // Past the first token's usable life (1.8 s after it was requested).
+        tokio::time::sleep_until((received + Duration::from_millis(2000)).into()).await;
+        // A cache hit: a fetch would be held far longer than this.
+        let token = tokio::time::timeout(Duration::from_secs(2), client.token())
+            .await
+            .expect("the caller went to the server")
+            .unwrap();
+        assert_eq!(value(&token), "token-2");
     });
-    assert_eq!(server.count("/token"), 2);
+    assert_eq!(client.counters().fetches_succeeded, 2);
 }
