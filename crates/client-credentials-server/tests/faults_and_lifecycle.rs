@@ -174,23 +174,38 @@ fn delays() {
     assert_eq!(fetch(addr).status, 503);
     assert!(started.elapsed() >= Duration::from_millis(200));
 
-    // Other requests are served while one is delayed.
-    server.inject(Fault::delay(Duration::from_millis(800)).times(1));
+    // Other requests are served while one is delayed: the delayed one stalls for 3 s, and
+    // the other must be answered well within that, before the delayed one is (a server that
+    // answered in turn would make it wait for the stall).
+    const STALL: Duration = Duration::from_secs(3);
+    server.inject(Fault::delay(STALL).times(1));
     let slow = std::thread::spawn(move || {
         let started = Instant::now();
         let status = fetch(addr).status;
         (status, started.elapsed())
     });
-    std::thread::sleep(Duration::from_millis(100));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while server.requests(Route::Token) < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "the delayed request never arrived"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
     let started = Instant::now();
     assert_eq!(
         get(addr, "/.well-known/oauth-authorization-server", &[]).status,
         200
     );
-    assert!(started.elapsed() < Duration::from_millis(600));
+    let took = started.elapsed();
+    assert!(
+        !slow.is_finished(),
+        "answered only after the delayed request"
+    );
+    assert!(took < STALL / 2, "answered in {took:?}");
     let (status, took) = slow.join().unwrap();
     assert_eq!(status, 200);
-    assert!(took >= Duration::from_millis(800));
+    assert!(took >= STALL);
 }
 
 #[test]
