@@ -54,6 +54,7 @@
 #![deny(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod bench;
 mod handler;
 mod reply;
 mod request;

@@ -23,7 +23,7 @@
     reason = "a benchmark: a failure is a broken setup and should stop it"
 )]
 
-mod support;
+use client_credentials_testkit::bench as support;
 
 use std::hint::black_box;
 use std::sync::{Arc, Barrier, Mutex};

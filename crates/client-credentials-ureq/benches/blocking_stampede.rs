@@ -21,7 +21,7 @@
 )]
 #![allow(clippy::print_stdout, reason = "a benchmark reports on stdout")]
 
-mod support;
+use client_credentials_testkit::bench as support;
 
 use std::alloc::System;
 use std::sync::{Arc, Mutex};

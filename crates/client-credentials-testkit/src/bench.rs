@@ -1,8 +1,6 @@
-//! Support shared by the adapter benchmarks: a loopback token endpoint in a child process,
-//! and latency percentiles.
-//!
-//! The same file is in the `benches/` of `client-credentials-ureq` and
-//! `client-credentials-reqwest`; keep the two copies identical.
+//! Support for the adapter benchmarks (of `client-credentials-ureq` and
+//! `client-credentials-reqwest`): a loopback token endpoint in a child process, and latency
+//! percentiles.
 //!
 //! The token endpoint runs in a child process (the bench binary itself, started with
 //! `CC_BENCH_SERVER` set), so that its threads and allocations are not the client's: a
@@ -11,10 +9,6 @@
 //! number of requests, as real token endpoints do), answers every `POST` with a typical
 //! token response after an optional delay, and answers `GET /count` with the number of
 //! token requests so far.
-#![allow(
-    dead_code,
-    reason = "each bench binary uses the part of the support it needs"
-)]
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -26,12 +20,13 @@ use std::time::Duration;
 
 const ENV: &str = "CC_BENCH_SERVER";
 
-/// The client id and secret the benches use (the endpoint does not check them).
-pub(crate) const CLIENT_ID: &str = "bench-client";
-pub(crate) const CLIENT_SECRET: &str = "bench-secret";
+/// The client id the benches use (the endpoint does not check it).
+pub const CLIENT_ID: &str = "bench-client";
+/// The client secret the benches use (the endpoint does not check it).
+pub const CLIENT_SECRET: &str = "bench-secret";
 
 /// A 754-character RS256 JWT, the size real authorization servers issue.
-pub(crate) const ACCESS_TOKEN: &str = concat!(
+pub const ACCESS_TOKEN: &str = concat!(
     "eyJhbGciOiJSUzI1NiIsInR5cCI6ImF0K2p3dCIsImtpZCI6IjFlOWdkazcifQ.",
     "eyJpc3MiOiJodHRwczovL2F1dGguZXhhbXBsZS5jb20vIiwic3ViIjoiczZCaGRSa3F0M0BjbGllbnRzIiwiYXVkI",
     "joiaHR0cHM6Ly9hcGkuZXhhbXBsZS5jb20vIiwiaWF0IjoxNzAwMDAwMDAwLCJleHAiOjE3MDAwMDM2MDAsInNjb3",
@@ -44,7 +39,7 @@ pub(crate) const ACCESS_TOKEN: &str = concat!(
 );
 
 /// The body of every token response: `expires_in` is the server's configured lifetime.
-pub(crate) fn token_body(lifetime: Duration) -> String {
+pub fn token_body(lifetime: Duration) -> String {
     format!(
         r#"{{"access_token":"{ACCESS_TOKEN}","token_type":"Bearer","expires_in":{}}}"#,
         lifetime.as_secs()
@@ -53,7 +48,7 @@ pub(crate) fn token_body(lifetime: Duration) -> String {
 
 /// If this process was started as the token endpoint, serve until the parent goes away and
 /// exit; otherwise return at once. Call it first thing in `main`.
-pub(crate) fn serve_if_child() {
+pub fn serve_if_child() {
     let Ok(spec) = std::env::var(ENV) else {
         return;
     };
@@ -166,7 +161,7 @@ fn serve(stream: &TcpStream, count: &Counts, body: &[u8], delay: Duration) -> io
 }
 
 /// The token endpoint, running in a child process.
-pub(crate) struct Server {
+pub struct Server {
     child: Child,
     addr: SocketAddr,
 }
@@ -174,7 +169,7 @@ pub(crate) struct Server {
 impl Server {
     /// Starts the endpoint: every token request is answered after `delay`, with tokens that
     /// live `lifetime`.
-    pub(crate) fn start(delay: Duration, lifetime: Duration) -> Self {
+    pub fn start(delay: Duration, lifetime: Duration) -> Self {
         let exe = std::env::current_exe().unwrap_or_else(|e| panic!("current exe: {e}"));
         let mut child = Command::new(exe)
             .env(ENV, format!("{},{}", delay.as_millis(), lifetime.as_secs()))
@@ -199,17 +194,17 @@ impl Server {
     }
 
     /// The token endpoint's URL.
-    pub(crate) fn token_url(&self) -> String {
+    pub fn token_url(&self) -> String {
         format!("http://{}/token", self.addr)
     }
 
     /// Token requests received so far.
-    pub(crate) fn count(&self) -> usize {
+    pub fn count(&self) -> usize {
         self.ask("/count")
     }
 
     /// Connections accepted so far (each `count` or `connections` call is one more).
-    pub(crate) fn connections(&self) -> usize {
+    pub fn connections(&self) -> usize {
         self.ask("/connections")
     }
 
@@ -250,16 +245,22 @@ impl Drop for Server {
 }
 
 /// p50, p99 and max of a set of latencies, plus how many reached `threshold`.
-pub(crate) struct Latencies {
-    pub(crate) calls: usize,
-    pub(crate) p50: Duration,
-    pub(crate) p99: Duration,
-    pub(crate) max: Duration,
-    pub(crate) at_least: usize,
+pub struct Latencies {
+    /// How many samples.
+    pub calls: usize,
+    /// The median.
+    pub p50: Duration,
+    /// The 99th percentile.
+    pub p99: Duration,
+    /// The slowest.
+    pub max: Duration,
+    /// How many took `threshold` or more.
+    pub at_least: usize,
 }
 
 impl Latencies {
-    pub(crate) fn of(mut samples: Vec<Duration>, threshold: Duration) -> Self {
+    /// The statistics of `samples`, counting those of `threshold` or more.
+    pub fn of(mut samples: Vec<Duration>, threshold: Duration) -> Self {
         samples.sort_unstable();
         let n = samples.len();
         let at = |q: usize| samples.get((n * q / 100).min(n.saturating_sub(1))).copied();
@@ -274,7 +275,7 @@ impl Latencies {
 }
 
 /// A duration for a table: µs below a millisecond, ms otherwise.
-pub(crate) fn show(d: Duration) -> String {
+pub fn show(d: Duration) -> String {
     if d < Duration::from_millis(1) {
         if d < Duration::from_micros(1) {
             format!("{:.1} ns", d.as_secs_f64() * 1e9)
@@ -292,7 +293,11 @@ pub(crate) fn show(d: Duration) -> String {
 /// machine): both sides of each ratio ran within milliseconds of each other.
 ///
 /// Each operation is given a number of calls and returns how long they took.
-pub(crate) fn interleaved(
+#[allow(
+    clippy::print_stdout,
+    reason = "a benchmark reports its interleaved rounds"
+)]
+pub fn interleaved(
     title: &str,
     rounds: usize,
     batch: u64,
