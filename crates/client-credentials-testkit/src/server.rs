@@ -371,7 +371,10 @@ fn read_chunked(reader: &mut impl BufRead) -> io::Result<Vec<u8>> {
             while !read_line(reader, &mut budget)?.is_empty() {}
             return Ok(body);
         }
-        if (body.len() as u64).checked_add(size).is_none_or(|n| n > MAX_BODY) {
+        if (body.len() as u64)
+            .checked_add(size)
+            .is_none_or(|n| n > MAX_BODY)
+        {
             return Err(invalid("body too large"));
         }
         body.extend(read_exact(reader, size)?);
