@@ -79,6 +79,8 @@ struct Driver {
     now: Instant,
     timeout: Duration,
     cooldown: Duration,
+    /// `Policy::max_retry_after`: a server's `Retry-After` is honoured up to this.
+    max_retry_after: Duration,
     ids: Vec<RequestId>,
     /// The request in flight: id, when it was sent, its deadline (`None`: never).
     in_flight: Option<(RequestId, Instant, Option<Instant>)>,
@@ -227,7 +229,10 @@ impl Driver {
         }
         assert_eq!(after.fetches_failed, before.fetches_failed + 1);
         let error = after.last_error.expect("a failure is recorded");
-        let mut wait = error.retry_after().unwrap_or_default();
+        let mut wait = error
+            .retry_after()
+            .unwrap_or_default()
+            .min(self.max_retry_after);
         if !error.is_retryable() {
             wait = wait.max(self.cooldown);
         }
@@ -291,11 +296,13 @@ fuzz_target!(|data: &[u8]| {
         policy.initial_backoff = input.duration();
         policy.max_backoff = input.duration();
         policy.rejection_cooldown = input.duration();
+        policy.max_retry_after = input.duration();
     }
     let clock = WallClock::new(start, wall);
     let mut d = Driver {
         timeout: policy.request_timeout.max(Duration::from_millis(1)),
         cooldown: policy.rejection_cooldown,
+        max_retry_after: policy.max_retry_after,
         session: Session::new(request().clone(), policy, clock, input.u64()),
         clock,
         now: start,
