@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
-use client_credentials_core::session::{Action, Policy, RequestId, Session, WallClock};
+use client_credentials_core::session::{Action, Failure, Policy, RequestId, Session, WallClock};
 use client_credentials_core::{
     AccessToken, Config, TokenRequest, TransportError, TransportErrorKind,
 };
@@ -142,7 +142,7 @@ impl Driver {
             return;
         };
         let now = self.now;
-        let before = self.session.counters().clone();
+        let before = self.session.counters();
         let mut headers = HeaderMap::new();
         headers.insert(
             header::CONTENT_TYPE,
@@ -172,11 +172,10 @@ impl Driver {
                 None,
             ),
             _ => {
-                self.session.handle_transport_error(
-                    now,
-                    id,
-                    TransportError::from_kind(TransportErrorKind::Timeout),
-                );
+                let error = TransportError::from_kind(TransportErrorKind::Timeout);
+                let _ = self
+                    .session
+                    .handle_failure(now, id, Failure::Transport(error));
                 self.after_report(current, &before, None);
                 return;
             }
@@ -184,7 +183,8 @@ impl Driver {
         if let Some(ra) = retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(ra));
         }
-        self.session
+        let _ = self
+            .session
             .handle_response(now, id, status, &headers, body.as_bytes());
         self.after_report(current, &before, Some((name, status, retry_after)));
     }
@@ -206,7 +206,7 @@ impl Driver {
         before: &client_credentials_core::Counters,
         response: Option<(String, StatusCode, Option<u64>)>,
     ) {
-        let after = self.session.counters().clone();
+        let after = self.session.counters();
         if !current {
             assert_eq!(after.ignored_reports, before.ignored_reports + 1);
             assert_eq!(after.fetches_succeeded, before.fetches_succeeded);
@@ -228,7 +228,11 @@ impl Driver {
             return;
         }
         assert_eq!(after.fetches_failed, before.fetches_failed + 1);
-        let error = after.last_error.expect("a failure is recorded");
+        let error = self
+            .session
+            .last_error()
+            .cloned()
+            .expect("a failure is recorded");
         let mut wait = error
             .retry_after()
             .unwrap_or_default()
@@ -328,7 +332,7 @@ fuzz_target!(|data: &[u8]| {
             4 | 5 => d.respond(&mut input),
             6 => {
                 if let Some((id, current)) = d.pick(&mut input) {
-                    d.session.handle_abandoned(d.now, id);
+                    let _ = d.session.handle_failure(d.now, id, Failure::Abandoned);
                     if current {
                         d.in_flight = None;
                     }

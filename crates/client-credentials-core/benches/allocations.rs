@@ -3,7 +3,7 @@
 //! 1. allocations and bytes per build + parse, ours against the `oauth2` crate (5.x), on the
 //!    same inputs as `build_parse`;
 //! 2. heap bytes held per cached token: a parsed `Token` on its own, and a token cached in
-//!    `Sessions` (one session per request shape, as the adapters keep them), measured as
+//!    `Cache` (one session per request shape, as the adapters keep them), measured as
 //!    allocated minus freed across creating and populating 1 000 request shapes.
 //!
 //! Counting makes every allocation slower, so this bench reports counts, never times.
@@ -27,7 +27,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Instant;
 
-use client_credentials_core::session::{Action, Policy, Sessions, WallClock};
+use client_credentials_core::session::{Action, Cache, Policy, WallClock};
 use client_credentials_core::{Token, TokenParams};
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, Stats, StatsAlloc};
 
@@ -144,34 +144,34 @@ fn main() {
     println!("| oauth2: `BasicTokenResponse` (no cache) | {held:.0} |");
     drop(parsed);
 
-    // A token cached in `Sessions`: the session, its request shape, its map entry, the token.
+    // A token cached in the `Cache`: the session, its request shape, its map entries, the token.
     #[allow(
         clippy::disallowed_methods,
         reason = "one real origin for the session clock; nothing here is timed"
     )]
     let now = Instant::now();
     let region = Region::new(GLOBAL);
-    let mut sessions = Sessions::new(Policy::default(), WallClock::new(now, sent_at()), 7);
+    let mut sessions = Cache::new(Policy::default(), WallClock::new(now, sent_at()), 7);
     let headers = response(&body).headers().clone();
     for i in 0..SHAPES {
         let request = config
             .request(&TokenParams::new().scopes([format!("orders.read.{i}")]))
             .unwrap();
-        let session = sessions.get_or_insert(&request);
-        let Action::Send { id, .. } = session.poll(now) else {
+        let Action::Send { id, .. } = sessions.poll(now, &request) else {
             panic!("a new session sends");
         };
-        session.handle_response(
+        let outcome = sessions.handle_response(
             now,
             id,
             client_credentials_core::http::StatusCode::OK,
             &headers,
             &body,
         );
-        assert!(matches!(session.poll(now), Action::Ready(_)));
+        assert!(outcome.changed());
+        assert!(matches!(sessions.poll(now, &request), Action::Ready(_)));
     }
     drop(headers);
     let held = per_op(region.change(), SHAPES).held;
-    println!("| ours: token cached in `Sessions` (session + shape + entry + token) | {held:.0} |");
+    println!("| ours: token cached in `Cache` (session + shape + entry + token) | {held:.0} |");
     black_box(&sessions);
 }

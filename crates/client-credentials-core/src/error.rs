@@ -451,7 +451,8 @@ impl TokenError {
     /// let token = AccessToken::new("2YotnFZFEjr1zCsicMWpAA");
     /// let body = br#"{"error":"invalid_request","error_description":"unknown token 2YotnFZFEjr1zCsicMWpAA"}"#;
     /// let mut error = config
-    ///     .parse_revocation_response(SystemTime::now(), StatusCode::BAD_REQUEST, &HeaderMap::new(), body)
+    ///     .default_request()
+    ///     .parse_response(SystemTime::now(), StatusCode::BAD_REQUEST, &HeaderMap::new(), body)
     ///     .unwrap_err();
     /// error.redact(token.expose_secret());
     /// assert_eq!(error.to_string(), "token request rejected (HTTP 400): invalid_request: unknown token [redacted]");

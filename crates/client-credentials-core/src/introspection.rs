@@ -2,6 +2,7 @@
 //! introspection (RFC 7662). Same client authentication as the token request; form bodies, as
 //! both RFCs require.
 
+use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::{HeaderMap, StatusCode};
@@ -47,25 +48,172 @@ pub struct Introspection {
     pub extra: Map<String, Value>,
 }
 
+/// A revocation request in flight (RFC 7009): it owns the token being revoked, so that
+/// whatever the server says back (an error that quotes the token) reaches the caller, logs
+/// and `Display` with the token redacted. Made by [`Config::revocation`].
+pub struct PendingRevocation {
+    config: Config,
+    token: AccessToken,
+}
+
+/// An introspection request in flight (RFC 7662): it owns the token asked about and redacts
+/// it from whatever the server says back. Made by [`Config::introspection`].
+pub struct PendingIntrospection {
+    config: Config,
+    token: AccessToken,
+}
+
+impl fmt::Debug for PendingRevocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PendingRevocation")
+            .field("token", &self.token)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for PendingIntrospection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PendingIntrospection")
+            .field("token", &self.token)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `error` with every trace of `token` redacted.
+fn without_token(mut error: TokenError, token: &AccessToken) -> TokenError {
+    error.redact(token.expose_secret());
+    error
+}
+
+impl PendingRevocation {
+    /// The token being revoked.
+    #[must_use]
+    pub fn token(&self) -> &AccessToken {
+        &self.token
+    }
+
+    /// The server's answer: any 2xx is success, whatever the body (RFC 7009 §2.2: an unknown
+    /// or already revoked token is answered 200 too).
+    ///
+    /// # Errors
+    /// The [`TokenError`] that an error response amounts to (`unsupported_token_type` is kept
+    /// as an unknown code; a 503 carries its `Retry-After`), with the token redacted.
+    pub fn handle_response(
+        self,
+        now: SystemTime,
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<(), TokenError> {
+        self.config
+            .parse_revocation_response(now, status, headers, body)
+            .map_err(|e| without_token(e, &self.token))
+    }
+
+    /// The request ended without a response, or the transport refused the body: the error
+    /// to hand the caller, with the token redacted.
+    #[must_use]
+    pub fn handle_failure(self, error: TokenError) -> TokenError {
+        without_token(error, &self.token)
+    }
+}
+
+impl PendingIntrospection {
+    /// The token asked about.
+    #[must_use]
+    pub fn token(&self) -> &AccessToken {
+        &self.token
+    }
+
+    /// The server's answer.
+    ///
+    /// # Errors
+    /// The [`TokenError`] that an error response amounts to, or
+    /// [`TokenError::InvalidResponse`] when a success body has no boolean `active`, with the
+    /// token redacted.
+    pub fn handle_response(
+        self,
+        now: SystemTime,
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<Introspection, TokenError> {
+        self.config
+            .parse_introspection_response(now, status, headers, body)
+            .map_err(|e| without_token(e, &self.token))
+    }
+
+    /// The request ended without a response, or the transport refused the body: the error
+    /// to hand the caller, with the token redacted.
+    #[must_use]
+    pub fn handle_failure(self, error: TokenError) -> TokenError {
+        without_token(error, &self.token)
+    }
+}
+
 impl Config {
-    /// A revocation request for `token` (RFC 7009 §2.1), with `token_type_hint=access_token`.
+    /// A revocation request for `token` (RFC 7009 §2.1), with `token_type_hint=access_token`,
+    /// and the pending half that reads the answer.
     ///
     /// ```
+    /// use std::time::SystemTime;
     /// use client_credentials_core::{AccessToken, Config};
+    /// use client_credentials_core::http::{HeaderMap, StatusCode};
+    ///
     /// let config = Config::builder()
     ///     .token_url("https://as.example.com/token")
     ///     .revocation_url("https://as.example.com/revoke")
     ///     .client_id("c")
     ///     .client_secret("s")
     ///     .build()?;
-    /// let request = config.revocation_request(&AccessToken::new("abc"))?;
-    /// assert_eq!(request.body(), b"token=abc&token_type_hint=access_token");
+    /// let (request, pending) = config.revocation(&AccessToken::new("abc123xyz"))?;
+    /// assert_eq!(request.body(), b"token=abc123xyz&token_type_hint=access_token");
+    ///
+    /// // A server that quotes the token in its error: the caller never sees it.
+    /// let body = br#"{"error":"invalid_request","error_description":"bad token abc123xyz"}"#;
+    /// let error = pending
+    ///     .handle_response(SystemTime::now(), StatusCode::BAD_REQUEST, &HeaderMap::new(), body)
+    ///     .unwrap_err();
+    /// assert!(!error.to_string().contains("abc123xyz"));
     /// # Ok::<_, client_credentials_core::ConfigError>(())
     /// ```
     ///
     /// # Errors
     /// [`ConfigError::MissingEndpoint`] when no revocation endpoint is configured.
-    pub fn revocation_request(&self, token: &AccessToken) -> Result<HttpRequest, ConfigError> {
+    pub fn revocation(
+        &self,
+        token: &AccessToken,
+    ) -> Result<(HttpRequest, PendingRevocation), ConfigError> {
+        let request = self.revocation_request(token)?;
+        let pending = PendingRevocation {
+            config: self.clone(),
+            token: token.clone(),
+        };
+        Ok((request, pending))
+    }
+
+    /// An introspection request for `token` (RFC 7662 §2.1), with
+    /// `token_type_hint=access_token`, and the pending half that reads the answer.
+    ///
+    /// # Errors
+    /// [`ConfigError::MissingEndpoint`] when no introspection endpoint is configured.
+    pub fn introspection(
+        &self,
+        token: &AccessToken,
+    ) -> Result<(HttpRequest, PendingIntrospection), ConfigError> {
+        let request = self.introspection_request(token)?;
+        let pending = PendingIntrospection {
+            config: self.clone(),
+            token: token.clone(),
+        };
+        Ok((request, pending))
+    }
+
+    /// A revocation request for `token`, without the pending half.
+    pub(crate) fn revocation_request(
+        &self,
+        token: &AccessToken,
+    ) -> Result<HttpRequest, ConfigError> {
         let uri = self
             .revocation_url()
             .ok_or(ConfigError::MissingEndpoint("revocation"))?
@@ -73,12 +221,11 @@ impl Config {
         Ok(self.token_operation(uri, token))
     }
 
-    /// An introspection request for `token` (RFC 7662 §2.1), with
-    /// `token_type_hint=access_token`.
-    ///
-    /// # Errors
-    /// [`ConfigError::MissingEndpoint`] when no introspection endpoint is configured.
-    pub fn introspection_request(&self, token: &AccessToken) -> Result<HttpRequest, ConfigError> {
+    /// An introspection request for `token`, without the pending half.
+    pub(crate) fn introspection_request(
+        &self,
+        token: &AccessToken,
+    ) -> Result<HttpRequest, ConfigError> {
         let uri = self
             .introspection_url()
             .ok_or(ConfigError::MissingEndpoint("introspection"))?
@@ -94,13 +241,8 @@ impl Config {
         build_post(self, uri, fields, BodyFormat::Form)
     }
 
-    /// Parses the answer to a revocation request. Any 2xx is success, whatever the body
-    /// (RFC 7009 §2.2: an unknown or already revoked token is answered 200 too).
-    ///
-    /// # Errors
-    /// The [`TokenError`] that an error response amounts to (`unsupported_token_type` is kept
-    /// as an unknown code; a 503 carries its `Retry-After`).
-    pub fn parse_revocation_response(
+    /// Parses the answer to a revocation request (without redacting the token).
+    pub(crate) fn parse_revocation_response(
         &self,
         now: SystemTime,
         status: StatusCode,
@@ -119,27 +261,8 @@ impl Config {
         Err(Context::new(self, &[], now, status, headers, body).error())
     }
 
-    /// Parses the answer to an introspection request.
-    ///
-    /// ```
-    /// # use std::time::{Duration, SystemTime};
-    /// # use client_credentials_core::Config;
-    /// # let config = Config::builder().token_url("https://as.example.com/t").client_id("c").client_secret("s").build()?;
-    /// let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-    /// let body = br#"{"active":true,"client_id":"c","scope":"a b","exp":1700003600}"#;
-    /// let info = config
-    ///     .parse_introspection_response(now, http::StatusCode::OK, &http::HeaderMap::new(), body)
-    ///     .unwrap();
-    /// assert!(info.active);
-    /// assert_eq!(info.scopes, ["a", "b"]);
-    /// assert_eq!(info.expires_at, Some(now + Duration::from_secs(3600)));
-    /// # Ok::<_, client_credentials_core::ConfigError>(())
-    /// ```
-    ///
-    /// # Errors
-    /// The [`TokenError`] that an error response amounts to, or
-    /// [`TokenError::InvalidResponse`] when a success body has no boolean `active`.
-    pub fn parse_introspection_response(
+    /// Parses the answer to an introspection request (without redacting the token).
+    pub(crate) fn parse_introspection_response(
         &self,
         now: SystemTime,
         status: StatusCode,

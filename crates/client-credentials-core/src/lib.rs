@@ -30,29 +30,31 @@
 //!
 //! # The token lifecycle
 //!
-//! Caching, single flight, refresh ahead of expiry and backoff live in [`Session`], a state
-//! machine driven with `now`. A transport is this loop (the adapters add threads or tasks
-//! that wait on `Wait`; [`session`] has the details, the states and the policy defaults):
+//! Caching, single flight, refresh ahead of expiry, backoff, eviction, the shared-store
+//! protocol and the verdict on a resource server's 401 live in [`Cache`], a state machine
+//! driven with `now` (one [`Session`] per request shape). A transport is this loop (the
+//! adapters add the threads or tasks that wait on `Wait`; [`session`] has the states and
+//! the policy defaults, [`Cache`] every input and output):
 //!
 //! ```
 //! # use std::time::{Instant, SystemTime};
-//! # use client_credentials_core::{Action, Config, Policy, Session, WallClock};
-//! # use http::{HeaderMap, StatusCode};
+//! # use client_credentials_core::{Action, Cache, Config, Failure, Policy, WallClock};
+//! # use client_credentials_core::http::{HeaderMap, StatusCode};
 //! # let config = Config::builder().token_url("https://as.example.com/t").client_id("c").client_secret("s").build()?;
-//! # let send = |_req: http::Request<Vec<u8>>| -> (StatusCode, HeaderMap, Vec<u8>) {
-//! #     (StatusCode::OK, HeaderMap::new(), br#"{"access_token":"t","token_type":"Bearer","expires_in":60}"#.to_vec())
+//! # let send = |_req: client_credentials_core::HttpRequest| -> Result<(StatusCode, HeaderMap, Vec<u8>), client_credentials_core::TransportError> {
+//! #     Ok((StatusCode::OK, HeaderMap::new(), br#"{"access_token":"t","token_type":"Bearer","expires_in":60}"#.to_vec()))
 //! # };
-//! let clock = WallClock::new(Instant::now(), SystemTime::now());
-//! let mut session = Session::new(config.default_request(), Policy::default(), clock, 42);
+//! let mut cache = Cache::new(Policy::default(), WallClock::new(Instant::now(), SystemTime::now()), 42);
+//! let request = config.default_request();
 //! let token = loop {
-//!     match session.poll(Instant::now()) {
+//!     match cache.poll(Instant::now(), &request) {
 //!         Action::Ready(token) => break token,
 //!         Action::Failed(error) => return Err(error.into()),
 //!         Action::Wait(until) => std::thread::sleep(until.saturating_duration_since(Instant::now())),
-//!         Action::Send { id, request, .. } => {
-//!             let (status, headers, body) = send(request.into_inner()); // your HTTP client
-//!             session.handle_response(Instant::now(), id, status, &headers, &body);
-//!         }
+//!         Action::Send { id, request, .. } => match send(request) { // your HTTP client
+//!             Ok((status, headers, body)) => _ = cache.handle_response(Instant::now(), id, status, &headers, &body),
+//!             Err(error) => _ = cache.handle_failure(Instant::now(), id, Failure::Transport(error)),
+//!         },
 //!     }
 //! };
 //! assert_eq!(token.access_token().expose_secret(), "t");
@@ -63,12 +65,14 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 mod config;
+pub mod driver;
 mod error;
 mod introspection;
 mod request;
 mod response;
 mod secret;
 pub mod session;
+mod stored;
 mod token;
 
 #[cfg(feature = "server")]
@@ -81,11 +85,15 @@ pub use config::{
 pub use error::{
     ErrorCode, Excerpt, OAuthError, ResponseProblem, TokenError, TransportError, TransportErrorKind,
 };
-pub use introspection::Introspection;
-pub use request::{CacheKey, HttpRequest, Params, TokenParams, TokenRequest};
+pub use introspection::{Introspection, PendingIntrospection, PendingRevocation};
+pub use request::{CacheKey, HttpRequest, Params, SecretBody, TokenParams, TokenRequest};
 pub use response::{BodyBuffer, MAX_LIFETIME};
 pub use secret::{AccessToken, ClientSecret, constant_time_eq};
-pub use session::{Action, Counters, Policy, RequestId, Session, Sessions, WallClock};
+pub use session::{
+    Action, Cache, Counters, Event, Failure, Lookup, Outcome, Policy, Refresh, RequestId,
+    ResourceVerdict, Session, StoreQuery, WallClock,
+};
+pub use stored::{NO_EXPIRY_STORE_TTL, StoredTokenProblem};
 pub use token::{Deviation, ScopeSource, StorableToken, Token};
 
 /// Re-export of the `http` crate whose types appear in this API.

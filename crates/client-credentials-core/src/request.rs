@@ -1,7 +1,6 @@
 //! Building token requests (RFC 6749 §4.4.2) as `http::Request<Vec<u8>>`.
 
 use std::fmt;
-use std::ops::Deref;
 use std::sync::Arc;
 
 use base64::Engine as _;
@@ -470,20 +469,18 @@ pub(crate) fn build_post<'a>(
         }
         BodyFormat::Json => ("application/json", json_body(&fields)),
     };
-    let mut builder = http::Request::builder()
-        .method(Method::POST)
-        .uri(uri)
-        .header(CONTENT_TYPE, HeaderValue::from_static(content_type))
-        .header(ACCEPT, HeaderValue::from_static("application/json"));
+    // Every part is already typed (a parsed `Uri`, header values that are static or base64),
+    // so the request is assembled without a fallible builder.
+    let mut request = http::Request::new(SecretBody(zeroize::Zeroizing::new(body)));
+    *request.method_mut() = Method::POST;
+    *request.uri_mut() = uri;
+    let headers = request.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
     if let Some(mut value) = authorization {
         value.set_sensitive(true);
-        builder = builder.header(AUTHORIZATION, value);
+        headers.insert(AUTHORIZATION, value);
     }
-    // Every part was validated when the configuration was built: the URI is a parsed `Uri`,
-    // the header values are static or base64.
-    let request = builder
-        .body(body)
-        .unwrap_or_else(|_| unreachable!("token request parts are pre-validated"));
     HttpRequest(request)
 }
 
@@ -533,22 +530,100 @@ fn json_body(fields: &[(&str, &str)]) -> Vec<u8> {
     out.into_bytes()
 }
 
-/// A token request ready to send: an `http::Request<Vec<u8>>` whose `Debug` shows only the
-/// method, the URI, the header names and the body length (the body may hold the secret).
-pub struct HttpRequest(http::Request<Vec<u8>>);
+/// A request ready to send (a token request, a revocation or an introspection): its `Debug`
+/// shows only the method, the URI, the header names and the body length, since the body may
+/// hold the client secret (`client_secret_post`) or a token, and the `Authorization` value
+/// is marked sensitive. The body is zeroized when dropped.
+///
+/// There is deliberately no way to get a plain `http::Request<Vec<u8>>`, whose own `Debug`
+/// would print the body: a transport reads the getters, or takes
+/// [`into_parts`](Self::into_parts), whose body is a [`SecretBody`].
+///
+/// ```
+/// use client_credentials_core::{AuthMethod, Config};
+///
+/// let config = Config::builder()
+///     .token_url("https://as.example.com/token")
+///     .client_id("c")
+///     .client_secret("s3cr3t")
+///     .auth_method(AuthMethod::client_secret_post())
+///     .build()?;
+/// let request = config.default_request().to_http();
+/// assert!(!format!("{request:?}").contains("s3cr3t"));
+/// let (parts, body) = request.into_parts();
+/// assert_eq!(parts.method, "POST");
+/// assert!(!format!("{body:?}").contains("s3cr3t"));
+/// assert!(body.as_bytes().ends_with(b"client_secret=s3cr3t"));
+/// # Ok::<_, client_credentials_core::ConfigError>(())
+/// ```
+pub struct HttpRequest(http::Request<SecretBody>);
 
 impl HttpRequest {
-    /// The request, for the transport to send.
+    /// The method (`POST`).
     #[must_use]
-    pub fn into_inner(self) -> http::Request<Vec<u8>> {
-        self.0
+    pub fn method(&self) -> &Method {
+        self.0.method()
+    }
+
+    /// The URI.
+    #[must_use]
+    pub fn uri(&self) -> &http::Uri {
+        self.0.uri()
+    }
+
+    /// The headers; `Authorization`, when present, is marked sensitive.
+    #[must_use]
+    pub fn headers(&self) -> &http::HeaderMap {
+        self.0.headers()
+    }
+
+    /// The body bytes. They may hold the client secret or a token: never log them.
+    #[must_use]
+    pub fn body(&self) -> &[u8] {
+        self.0.body().as_bytes()
+    }
+
+    /// The request's head and its body, for a transport to send.
+    #[must_use]
+    pub fn into_parts(self) -> (http::request::Parts, SecretBody) {
+        self.0.into_parts()
     }
 }
 
-impl Deref for HttpRequest {
-    type Target = http::Request<Vec<u8>>;
-    fn deref(&self) -> &Self::Target {
+/// A request body that may hold a secret: redacted `Debug`, zeroized on drop, no `Display`.
+pub struct SecretBody(zeroize::Zeroizing<Vec<u8>>);
+
+impl SecretBody {
+    /// The bytes, to send. Never log them.
+    #[must_use]
+    pub fn as_bytes(&self) -> &[u8] {
         &self.0
+    }
+
+    /// The length in bytes.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether the body is empty.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The bytes as a plain `Vec`, for a transport that must own them (an HTTP client whose
+    /// body type takes a `Vec<u8>`). From then on, zeroizing them is the transport's affair;
+    /// prefer [`SecretBody::as_bytes`] where the client can send borrowed bytes.
+    #[must_use]
+    pub fn into_vec(mut self) -> Vec<u8> {
+        std::mem::take(&mut *self.0)
+    }
+}
+
+impl fmt::Debug for SecretBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SecretBody([redacted; {} bytes])", self.0.len())
     }
 }
 

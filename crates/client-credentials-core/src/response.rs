@@ -209,6 +209,13 @@ pub(crate) struct Context<'a> {
     secret: Option<&'a str>,
 }
 
+/// The response's `Content-Type`, as errors report it (bounded, lossy).
+pub(crate) fn content_type_of(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(CONTENT_TYPE)
+        .map(|v| bounded(&String::from_utf8_lossy(v.as_bytes()), 100))
+}
+
 impl<'a> Context<'a> {
     pub(crate) fn new(
         config: &'a Config,
@@ -218,9 +225,7 @@ impl<'a> Context<'a> {
         headers: &'a HeaderMap,
         body: &'a [u8],
     ) -> Self {
-        let content_type = headers
-            .get(CONTENT_TYPE)
-            .map(|v| bounded(&String::from_utf8_lossy(v.as_bytes()), 100));
+        let content_type = content_type_of(headers);
         let secret = config
             .client_secret()
             .map(|s| s.expose_secret())

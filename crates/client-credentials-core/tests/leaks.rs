@@ -197,7 +197,13 @@ fn rejected_by_resource(request: &client_credentials_core::TokenRequest) -> Toke
                 let body = format!(
                     r#"{{"access_token":"{TOKEN}-{n}","token_type":"Bearer","expires_in":60}}"#
                 );
-                session.handle_response(now, id, StatusCode::OK, &headers(&[]), body.as_bytes());
+                let _ = session.handle_response(
+                    now,
+                    id,
+                    StatusCode::OK,
+                    &headers(&[]),
+                    body.as_bytes(),
+                );
             }
             Action::Ready(token) => {
                 assert!(session.invalidate(now, token.access_token()));
@@ -207,7 +213,10 @@ fn rejected_by_resource(request: &client_credentials_core::TokenRequest) -> Toke
                     matches!(error, TokenError::RejectedByResource { .. }),
                     "{error:?}"
                 );
-                debug("Counters", session.counters());
+                debug("Counters", &session.counters());
+                if let Some(error) = session.last_error() {
+                    debug("last_error", error);
+                }
                 debug("Session", &session);
                 return error;
             }

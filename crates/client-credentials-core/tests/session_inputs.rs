@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use client_credentials_core::session::{Action, Policy, Session, Sessions, WallClock};
+use client_credentials_core::session::{Action, Cache, Failure, Policy, Session, WallClock};
 use client_credentials_core::{Config, TokenError, TokenParams};
 use http::{HeaderMap, StatusCode};
 
@@ -50,7 +50,11 @@ fn a_transport_error_of_its_own_reaches_every_waiter_and_backs_off() {
         status: Some(StatusCode::OK),
         limit: 1024,
     };
-    session.handle_error(t0, id, too_large);
+    assert!(
+        session
+            .handle_failure(t0, id, Failure::Error(too_large))
+            .changed()
+    );
     match session.poll(t0) {
         Action::Failed(TokenError::TooLarge { limit: 1024, .. }) => {}
         other => panic!("expected the shared TooLarge, got {other:?}"),
@@ -65,14 +69,15 @@ fn a_transport_error_of_its_own_reaches_every_waiter_and_backs_off() {
     assert!(matches!(session.poll(until), Action::Send { .. }));
     assert_eq!(session.counters().fetches_failed, 1);
     // A stale id changes nothing.
-    session.handle_error(
+    let stale = session.handle_failure(
         until,
         id,
-        TokenError::TooLarge {
+        Failure::Error(TokenError::TooLarge {
             status: None,
             limit: 1,
-        },
+        }),
     );
+    assert!(!stale.changed());
     assert_eq!(session.counters().fetches_failed, 1);
 }
 
@@ -83,17 +88,18 @@ fn invalidation_reaches_the_shape_that_holds_the_token() {
         t0,
         SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
     );
-    let mut sessions = Sessions::new(Policy::default(), clock, 9);
+    let mut sessions = Cache::new(Policy::default(), clock, 9);
     let config = config();
     let a = config.request(&TokenParams::new().scopes(["a"])).unwrap();
     let b = config.request(&TokenParams::new().scopes(["b"])).unwrap();
     let mut fetch = |request: &client_credentials_core::TokenRequest, token: &str| {
-        let session = sessions.get_or_insert(request);
-        let Action::Send { id, .. } = session.poll(t0) else {
+        let Action::Send { id, .. } = sessions.poll(t0, request) else {
             panic!("cold session sends")
         };
-        session.handle_response(t0, id, StatusCode::OK, &HeaderMap::new(), &ok_body(token));
-        match session.poll(t0) {
+        let outcome =
+            sessions.handle_response(t0, id, StatusCode::OK, &HeaderMap::new(), &ok_body(token));
+        assert!(outcome.changed());
+        match sessions.poll(t0, request) {
             Action::Ready(t) => t,
             other => panic!("{other:?}"),
         }
@@ -106,24 +112,11 @@ fn invalidation_reaches_the_shape_that_holds_the_token() {
         "already dropped"
     );
     assert!(
-        sessions
-            .get(a.cache_key())
-            .unwrap()
-            .current_token(t0)
-            .is_some(),
+        sessions.current_token(t0, a.cache_key()).is_some(),
         "a is untouched"
     );
-    assert!(
-        sessions
-            .get(b.cache_key())
-            .unwrap()
-            .current_token(t0)
-            .is_none()
-    );
-    assert!(matches!(
-        sessions.get_or_insert(&b).poll(t0),
-        Action::Send { .. }
-    ));
+    assert!(sessions.current_token(t0, b.cache_key()).is_none());
+    assert!(matches!(sessions.poll(t0, &b), Action::Send { .. }));
     assert!(sessions.invalidate(t0, token_a.access_token()));
 }
 
@@ -134,7 +127,7 @@ fn reset_backoff_ends_the_backoff_of_every_shape() {
         t0,
         SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
     );
-    let mut sessions = Sessions::new(Policy::default(), clock, 10);
+    let mut sessions = Cache::new(Policy::default(), clock, 10);
     let config = config();
     let shapes: Vec<_> = ["a", "b", "c"]
         .iter()
@@ -143,22 +136,22 @@ fn reset_backoff_ends_the_backoff_of_every_shape() {
     let mut headers = HeaderMap::new();
     headers.insert("retry-after", "31536000".parse().unwrap());
     for (n, request) in shapes.iter().enumerate() {
-        let session = sessions.get_or_insert(request);
-        let Action::Send { id, .. } = session.poll(t0) else {
+        let Action::Send { id, .. } = sessions.poll(t0, request) else {
             panic!("cold session sends")
         };
         // Two shapes are told to come back in a year; the third gets its token.
-        if n < 2 {
-            session.handle_response(t0, id, StatusCode::SERVICE_UNAVAILABLE, &headers, b"");
+        let outcome = if n < 2 {
+            sessions.handle_response(t0, id, StatusCode::SERVICE_UNAVAILABLE, &headers, b"")
         } else {
-            session.handle_response(t0, id, StatusCode::OK, &HeaderMap::new(), &ok_body("c"));
-        }
+            sessions.handle_response(t0, id, StatusCode::OK, &HeaderMap::new(), &ok_body("c"))
+        };
+        assert!(outcome.changed());
     }
     let t = t0 + Duration::from_secs(5);
     assert_eq!(sessions.reset_backoff(t), 2);
     assert_eq!(sessions.reset_backoff(t), 0);
     for (n, request) in shapes.iter().enumerate() {
-        let action = sessions.get_or_insert(request).poll(t);
+        let action = sessions.poll(t, request);
         match (n, action) {
             (0 | 1, Action::Send { current: None, .. }) | (2, Action::Ready(_)) => {}
             (n, other) => panic!("shape {n}: {other:?}"),

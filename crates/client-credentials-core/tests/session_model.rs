@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use client_credentials_core::session::{
-    Action, Counters, Policy, RequestId, Session, Sessions, WallClock,
+    Action, Cache, Counters, Failure, Policy, RequestId, Session, WallClock,
 };
 use client_credentials_core::{AccessToken, MAX_LIFETIME, TokenError};
 use proptest::prelude::*;
@@ -180,7 +180,7 @@ impl Model {
         let Some(k) = self.latest.as_mut() else {
             return;
         };
-        let exact = s.counters().next_refresh;
+        let exact = s.next_refresh();
         match (k.refresh, exact) {
             (Some((lo, hi)), Some(at)) => {
                 let in_window = at + TOLERANCE >= lo && at <= hi + TOLERANCE;
@@ -287,11 +287,11 @@ impl Model {
             },
         };
         let current = self.in_flight.is_some_and(|(i, _, _)| i == id);
-        let before = s.counters().clone();
+        let before = s.counters();
         let timeout_before = s.poll_timeout();
         let name = self.name();
         deliver(s, now, id, reply, &name);
-        let after = s.counters().clone();
+        let after = s.counters();
         if !current {
             assert_eq!(after.ignored_reports, before.ignored_reports + 1);
             assert_eq!(after.fetches_succeeded, before.fetches_succeeded);
@@ -328,7 +328,7 @@ impl Model {
         // A failure: the backoff ends within the window the policy allows.
         assert_eq!(after.fetches_failed, before.fetches_failed + 1);
         self.failures += 1;
-        let error = after.last_error.clone().unwrap();
+        let error = s.last_error().cloned().unwrap();
         let retry = error
             .retry_after()
             .unwrap_or_default()
@@ -346,7 +346,7 @@ impl Model {
         };
         let lo = add(now, floor_wait.max(retry));
         let hi = add(now, ceiling.max(floor_wait).max(retry));
-        let until = after.next_refresh;
+        let until = s.next_refresh();
         match (lo, until) {
             (Some(lo), Some(u)) => {
                 assert!(u >= lo, "backoff ends {u:?} before {lo:?}");
@@ -383,7 +383,7 @@ impl Model {
             return;
         }
         assert_eq!(c.invalidations_throttled, throttled_before + 1);
-        let error = c.last_error.clone().unwrap();
+        let error = s.last_error().cloned().unwrap();
         assert!(
             matches!(error, TokenError::RejectedByResource { attempts } if attempts == self.streak),
             "{error:?}"
@@ -394,7 +394,7 @@ impl Model {
             .saturating_mul(1 << (self.streak - 4).min(40))
             .min(self.policy.max_backoff)
             .max(Duration::from_millis(1));
-        let until = c.next_refresh.unwrap();
+        let until = s.next_refresh().unwrap();
         assert!(until > self.now && until <= self.now + ceiling, "{until:?}");
         self.backoff = Some((Some(until), error.to_string()));
     }
@@ -453,7 +453,7 @@ fn run(ops: Vec<Op>, seed: u64) -> Counters {
                     Some(k) => m.ids.iter().rev().nth(k + 1).copied(),
                 };
                 if let Some(id) = id {
-                    s.handle_abandoned(m.now, id);
+                    let _ = s.handle_failure(m.now, id, Failure::Abandoned);
                     if current {
                         m.in_flight = None;
                     }
@@ -535,7 +535,7 @@ fn run(ops: Vec<Op>, seed: u64) -> Counters {
         }
         m.check_counters(&s);
     }
-    s.counters().clone()
+    s.counters()
 }
 
 proptest! {
@@ -593,7 +593,7 @@ proptest! {
     #[test]
     fn keys_never_share_tokens(ops in proptest::collection::vec((0usize..3, 0usize..3, any::<bool>(), 0u64..5_000), 1..150), seed in any::<u64>()) {
         let (start, wall) = origin();
-        let mut sessions = Sessions::new(Policy::default(), WallClock::new(start, wall), seed);
+        let mut sessions = Cache::new(Policy::default(), WallClock::new(start, wall), seed);
         let scopes = ["a", "b", "c"];
         let requests: Vec<_> = scopes.iter().map(|s| request_with_scope(s)).collect();
         let mut sent: Vec<(usize, RequestId)> = Vec::new();
@@ -601,7 +601,7 @@ proptest! {
         let mut n = 0;
         for (key, report_key, ok, advance) in ops {
             now += Duration::from_millis(advance * 100);
-            match sessions.get_or_insert(&requests[key]).poll(now) {
+            match sessions.poll(now, &requests[key]) {
                 Action::Ready(t) => {
                     let name = t.access_token().expose_secret().to_owned();
                     prop_assert!(name.starts_with(scopes[key]), "{} got {}", scopes[key], name);
@@ -617,13 +617,24 @@ proptest! {
             if let Some((_, id)) = sent.iter().rev().find(|(k, _)| *k == key).copied() {
                 n += 1;
                 let reply = if ok { Reply::token(600) } else { Reply::status(503) };
-                let target = sessions.get_or_insert(&requests[report_key]);
-                let ignored = target.counters().ignored_reports;
-                let owned = target.in_flight() == Some(id);
-                deliver(target, now, id, &reply, &format!("{}-{n}", scopes[key]));
+                // Ids are unique across keys, so the cache routes the report by id alone: it
+                // reaches `key`'s session, never `report_key`'s.
+                let target_key = requests[report_key].cache_key();
+                let owner_key = requests[key].cache_key();
+                let owned = sessions.session(target_key).and_then(Session::in_flight) == Some(id);
+                let owner_before = sessions.counters(owner_key).unwrap();
+                let target_before = sessions.counters(target_key);
+                let outcome = match render(&reply, &format!("{}-{n}", scopes[key])) {
+                    Some((status, headers, body)) => sessions.handle_response(now, id, status, &headers, &body),
+                    None => sessions.handle_failure(now, id, Failure::Abandoned),
+                };
+                let owner_after = sessions.counters(owner_key).unwrap();
                 if report_key != key {
                     prop_assert!(!owned);
-                    prop_assert_eq!(target.counters().ignored_reports, ignored + 1);
+                    prop_assert_eq!(sessions.counters(target_key).map(|c| c.fetches_succeeded + c.fetches_failed), target_before.map(|c| c.fetches_succeeded + c.fetches_failed));
+                }
+                if outcome.changed() {
+                    prop_assert_eq!(owner_after.fetches_succeeded + owner_after.fetches_failed + owner_after.fetches_abandoned, owner_before.fetches_succeeded + owner_before.fetches_failed + owner_before.fetches_abandoned + 1);
                 }
             }
         }

@@ -171,7 +171,7 @@ fn backoff_starts_at_one_second_doubles_and_is_capped_at_sixty() {
                 wait >= Duration::from_millis(1) && wait <= ceiling,
                 "{n}: {wait:?}"
             );
-            assert_eq!(s.counters().next_refresh, Some(until));
+            assert_eq!(s.next_refresh(), Some(until));
             assert!(matches!(
                 s.poll(until - Duration::from_nanos(1)),
                 Action::Failed(_)

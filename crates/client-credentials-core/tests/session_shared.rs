@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use client_credentials_core::session::{Action, Policy, Session, WallClock};
+use client_credentials_core::session::{Action, Failure, Policy, Session, WallClock};
 use client_credentials_core::{Config, Token, TokenRequest};
 use http::{HeaderMap, StatusCode};
 
@@ -164,7 +164,7 @@ fn a_stale_id_still_offers_the_token() {
     let Action::Send { id, .. } = s.poll(t0) else {
         panic!("a cold session sends")
     };
-    s.handle_abandoned(t0, id);
+    let _ = s.handle_failure(t0, id, Failure::Abandoned);
     let shared = token("shared", UNIX_EPOCH + WALL, 3600);
     assert!(s.handle_shared_token(t0, id, shared));
     let c = s.counters();

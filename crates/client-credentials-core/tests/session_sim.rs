@@ -7,7 +7,7 @@ mod session_support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use client_credentials_core::session::{Action, Policy, Session, Sessions, WallClock};
+use client_credentials_core::session::{Action, Cache, Failure, Policy, Session, WallClock};
 use client_credentials_core::{AccessToken, MissingLifetime, TokenError};
 use session_support::{Outcome, Reply, Sim, deliver, mins, origin, render, request, secs};
 
@@ -137,7 +137,7 @@ fn an_outage_during_the_refresh_window_is_invisible_to_callers() {
     let c = sim.session.counters();
     assert_eq!(c.consecutive_failures, 0, "recovered");
     assert!(
-        c.last_error.is_some(),
+        sim.session.last_error().is_some(),
         "the last error is kept after recovery"
     );
 }
@@ -388,7 +388,7 @@ fn reset_backoff_ends_a_backoff_or_cool_down_now() {
     assert!(s.reset_backoff(t));
     assert!(!s.reset_backoff(t), "nothing left to end");
     assert_eq!(s.counters().consecutive_failures, 0);
-    assert_eq!(s.counters().next_refresh, None);
+    assert_eq!(s.next_refresh(), None);
     // A cool-down after invalid_client, ended at once.
     let (id, _) = send(&mut s, t);
     deliver(&mut s, t, id, &Reply::invalid_client(), "");
@@ -491,7 +491,7 @@ fn late_and_foreign_reports_change_nothing() {
     assert_ne!(first, second);
     deliver(&mut s, t, first, &Reply::token(3600), "late");
     deliver(&mut s, t, first, &Reply::status(500), "late");
-    s.handle_abandoned(t, first);
+    let _ = s.handle_failure(t, first, Failure::Abandoned);
     assert_eq!(s.counters().ignored_reports, 3);
     assert_eq!(s.in_flight(), Some(second));
     assert!(matches!(s.poll(t), Action::Wait(_)));
@@ -520,7 +520,7 @@ fn an_abandoned_request_is_not_a_failure() {
         panic!()
     };
     assert!(matches!(s.poll(start), Action::Wait(_)));
-    s.handle_abandoned(start, id);
+    let _ = s.handle_failure(start, id, Failure::Abandoned);
     let c = s.counters();
     assert_eq!((c.fetches_abandoned, c.fetches_failed), (1, 0));
     assert!(
@@ -629,7 +629,7 @@ fn a_token_expired_on_arrival_is_a_failure_not_a_request_loop() {
         "{:?}",
         sim.gaps()
     );
-    let e = sim.session.counters().last_error.clone().unwrap();
+    let e = sim.session.last_error().cloned().unwrap();
     assert!(matches!(e, TokenError::InvalidResponse { .. }), "{e:?}");
 }
 
@@ -673,7 +673,7 @@ fn refresh_in_is_honoured() {
 #[test]
 fn different_keys_never_get_each_others_token() {
     let (start, wall) = origin();
-    let mut sessions = Sessions::new(Policy::default(), WallClock::new(start, wall), 21);
+    let mut cache = Cache::new(Policy::default(), WallClock::new(start, wall), 21);
     let shapes = ["a.read", "b.read", "c.write"];
     let requests: Vec<_> = shapes
         .iter()
@@ -681,29 +681,25 @@ fn different_keys_never_get_each_others_token() {
         .collect();
     let mut ids = Vec::new();
     for r in &requests {
-        let Action::Send { id, request, .. } = sessions.get_or_insert(r).poll(start) else {
+        let Action::Send { id, request, .. } = cache.poll(start, r) else {
             panic!("each key has its own flight")
         };
         assert!(String::from_utf8_lossy(request.body()).contains(r.params().scopes()[0].as_str()));
         ids.push(id);
     }
-    assert_eq!(sessions.len(), 3);
-    // An id reported to the wrong key is ignored there.
-    let b = sessions.get_or_insert(&requests[1]);
-    deliver(b, start, ids[0], &Reply::token(3600), "for-a");
-    assert!(b.current_token(start).is_none());
-    assert_eq!(b.counters().ignored_reports, 1);
-    for (i, r) in requests.iter().enumerate() {
-        deliver(
-            sessions.get_or_insert(r),
-            start,
-            ids[i],
-            &Reply::token(3600),
-            &format!("for-{}", shapes[i]),
+    assert_eq!(cache.len(), 3);
+    // Reports are routed by id: each reaches the shape that sent it, whatever the order.
+    for (i, id) in ids.iter().enumerate().rev() {
+        let (status, headers, body) =
+            render(&Reply::token(3600), &format!("for-{}", shapes[i])).unwrap();
+        assert!(
+            cache
+                .handle_response(start, *id, status, &headers, &body)
+                .changed()
         );
     }
     for (i, r) in requests.iter().enumerate() {
-        let Action::Ready(t) = sessions.get_or_insert(r).poll(start) else {
+        let Action::Ready(t) = cache.poll(start, r) else {
             panic!()
         };
         assert_eq!(
@@ -711,11 +707,18 @@ fn different_keys_never_get_each_others_token() {
             format!("for-{}", shapes[i])
         );
     }
+    // A report for an id that already landed changes nothing.
+    let (status, headers, body) = render(&Reply::token(3600), "late").unwrap();
+    assert!(
+        !cache
+            .handle_response(start, ids[0], status, &headers, &body)
+            .changed()
+    );
     let mut unique = ids.clone();
     unique.sort_by_key(|i| i.as_u64());
     unique.dedup();
     assert_eq!(unique.len(), ids.len(), "ids are unique across keys");
-    assert!(sessions.poll_timeout().unwrap() > start);
+    assert!(cache.poll_timeout().unwrap() > start);
 }
 
 #[test]

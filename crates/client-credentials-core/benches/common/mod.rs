@@ -110,7 +110,7 @@ pub(crate) fn theirs(client: &OAuth2Client, scopes: &[Scope], body: &[u8]) -> Ba
 
 /// Both libraries put the same request on the wire; checked once before measuring.
 pub(crate) fn assert_same_request(config: &Config, client: &OAuth2Client, scopes: &[Scope]) {
-    let ours = config.default_request().to_http().into_inner();
+    let ours = config.default_request().to_http();
     let captured = std::cell::RefCell::new(None);
     let http_client = |request: oauth2::HttpRequest| -> Result<oauth2::HttpResponse, Infallible> {
         *captured.borrow_mut() = Some(request);

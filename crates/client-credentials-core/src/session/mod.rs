@@ -2,7 +2,9 @@
 //! backoff.
 //!
 //! A [`Session`] owns the token of one request shape (one [`TokenRequest`], one
-//! [`crate::CacheKey`]); [`Sessions`] holds one session per shape. Neither reads a clock,
+//! [`crate::CacheKey`]); a [`Cache`] holds one session per shape, bounded, and owns the rest
+//! of the protocol (events, eviction, the shared store, the resource server's verdict).
+//! Neither reads a clock,
 //! sleeps, spawns or draws random numbers: time comes in as `now: Instant` on every call,
 //! randomness as a `u64` seed, and I/O goes out as an [`Action::Send`] that the driver (an
 //! adapter, or your own transport) performs and reports back. The same session therefore
@@ -11,40 +13,50 @@
 //!
 //! # Driving a session
 //!
-//! The methods come in three families, as in `quinn-proto`: getters on `&self`
+//! The methods come in families, as in `quinn-proto`: getters on `&self`
 //! ([`Session::request`], [`Session::current_token`], [`Session::counters`],
-//! [`Session::poll_timeout`]…), inputs that take `&mut self` ([`Session::handle_response`],
-//! [`Session::handle_transport_error`], [`Session::handle_abandoned`],
-//! [`Session::handle_shared_token`], [`Session::invalidate`], [`Session::force_refresh`],
-//! [`Session::reset_backoff`], [`Session::adopt`]), and one output, [`Session::poll`]. A
-//! driver calls them in this order:
+//! [`Session::last_error`], [`Session::next_refresh`], [`Session::poll_timeout`],
+//! [`Session::would_adopt`]…); inputs for the request in flight
+//! ([`Session::handle_response`], [`Session::handle_failure`] for every way a request ends
+//! without a response, [`Session::handle_shared_token`]), which return an [`Outcome`] (or
+//! whether the token was taken) so that the driver wakes its waiters only when something
+//! changed; the timer input [`Session::handle_timeout`], which starts a due background
+//! refresh and never counts a hit; other inputs ([`Session::invalidate`],
+//! [`Session::force_refresh`], [`Session::reset_backoff`], [`Session::adopt`]); and one
+//! output per caller, [`Session::poll`]. [`Cache`] has the same families over many shapes,
+//! plus an event queue ([`Cache::poll_event`]) and the resource-server verdict
+//! ([`Cache::resource_verdict`]). A driver calls them in this order:
 //!
 //! 1. Each caller that wants a token calls [`Session::poll`] and acts on the [`Action`]:
 //!    - [`Action::Ready`]: use the token.
 //!    - [`Action::Send`]: this caller, and only this one, sends the request. It then reports
-//!      the outcome exactly once, with [`Session::handle_response`],
-//!      [`Session::handle_transport_error`] or, if it gave up (its future was dropped),
-//!      [`Session::handle_abandoned`]. When `current` is `Some`, this is a refresh ahead of
-//!      expiry: the caller may use `current` at once and finish the refresh in the background.
+//!      the outcome exactly once, with [`Session::handle_response`] or
+//!      [`Session::handle_failure`] (a transport error, an error of the transport's own such
+//!      as a body over the cap, or [`Failure::Abandoned`] if it gave up). When `current` is
+//!      `Some`, this is a refresh ahead of expiry: the caller may use `current` at once and
+//!      finish the refresh in the background.
 //!    - [`Action::Wait`]: another caller's request is in flight. Sleep until the session
-//!      changes (any `handle_*` call) or until the instant given, then poll again.
+//!      changes (an input whose [`Outcome::changed`]) or until the instant given, then poll
+//!      again.
 //!    - [`Action::Failed`]: the fetch this caller waited for failed and no valid token is
 //!      left (or the session is backing off after resource servers kept rejecting fresh
 //!      tokens); the error is the same value every waiter gets.
-//! 2. After every input, wake the waiting callers: they poll again.
-//! 3. Optionally, a background task sleeps until [`Session::poll_timeout`] and polls, so that
-//!    a refresh starts ahead of expiry even when no caller happens to ask at that moment.
+//! 2. After every input that changed something, wake the waiting callers: they poll again.
+//! 3. Optionally, a background task sleeps until [`Session::poll_timeout`] and calls
+//!    [`Session::handle_timeout`], so that a refresh starts ahead of expiry even when no
+//!    caller happens to ask at that moment.
 //!
 //! A blocking driver, end to end (the transport here is a stand-in for any HTTP client):
 //!
 //! ```
 //! use std::time::{Instant, SystemTime};
 //! use client_credentials_core::{Config, TokenError, TransportError};
-//! use client_credentials_core::session::{Action, Policy, Session, WallClock};
-//! use client_credentials_core::http::{HeaderMap, Request, StatusCode};
+//! use client_credentials_core::HttpRequest;
+//! use client_credentials_core::session::{Action, Failure, Policy, Session, WallClock};
+//! use client_credentials_core::http::{HeaderMap, StatusCode};
 //!
 //! // Your HTTP client: send the request, return status, headers and the (capped) body.
-//! fn send(_: Request<Vec<u8>>) -> Result<(StatusCode, HeaderMap, Vec<u8>), TransportError> {
+//! fn send(_: HttpRequest) -> Result<(StatusCode, HeaderMap, Vec<u8>), TransportError> {
 //!     let body = br#"{"access_token":"mF_9.B5f-4.1JqM","token_type":"Bearer","expires_in":3600}"#;
 //!     Ok((StatusCode::OK, HeaderMap::new(), body.to_vec()))
 //! }
@@ -60,12 +72,15 @@
 //! let token = loop {
 //!     match session.poll(Instant::now()) {
 //!         Action::Ready(token) => break token,
-//!         Action::Send { id, request, .. } => match send(request.into_inner()) {
-//!             Ok((status, headers, body)) => {
-//!                 session.handle_response(Instant::now(), id, status, &headers, &body)
-//!             }
-//!             Err(error) => session.handle_transport_error(Instant::now(), id, error),
-//!         },
+//!         Action::Send { id, request, .. } => {
+//!             let outcome = match send(request) {
+//!                 Ok((status, headers, body)) => {
+//!                     session.handle_response(Instant::now(), id, status, &headers, &body)
+//!                 }
+//!                 Err(error) => session.handle_failure(Instant::now(), id, Failure::Transport(error)),
+//!             };
+//!             assert!(outcome.changed()); // a threaded driver wakes its waiters here
+//!         }
 //!         // Single-threaded here, so nobody else can be fetching; a real driver waits on
 //!         // a condition variable with this deadline.
 //!         Action::Wait(_until) => unreachable!(),
@@ -165,7 +180,7 @@
 //!
 //! One fetch has one outcome, shared by every caller that waited for it: each gets the same
 //! [`TokenError`] as [`Action::Failed`]. The session then backs off until a deadline (see
-//! [`Session::poll_timeout`] and [`Counters::next_refresh`]); until then, `poll` returns
+//! [`Session::poll_timeout`] and [`Session::next_refresh`]); until then, `poll` returns
 //! `Ready` with a still-valid token, or the same `Failed` to everyone, and never `Send`.
 //!
 //! - A retryable error ([`TokenError::is_retryable`]) after `n` consecutive failures waits a
@@ -184,7 +199,7 @@
 //! [`Session::force_refresh`] and [`Session::invalidate`] do not cut a backoff short either:
 //! the server's `Retry-After` outranks the caller's wish for a new token. An operator who
 //! knows better (the endpoint is fixed) ends a backoff or cool-down with
-//! [`Session::reset_backoff`] (or [`Sessions::reset_backoff`] for every key): the next poll
+//! [`Session::reset_backoff`] (or [`Cache::reset_backoff`] for every key): the next poll
 //! sends.
 //!
 //! A resource server that rejects every token (the wrong audience, say) would turn every call
@@ -214,11 +229,14 @@
 //! | [`rejection_cooldown`](Policy::rejection_cooldown) | 30 s | `invalid_client` and friends do not heal by retrying; two requests a minute at most, yet an operator's fix (a re-enabled client, a granted scope) is picked up within half a minute. |
 //! | [`max_retry_after`](Policy::max_retry_after) | 10 min | Long enough for every real throttling answer (Entra ID and Auth0 ask for seconds to a few minutes), short enough that a bogus header from a WAF or load balancer (a day, a year) costs at most ten minutes, not the service. |
 //! | [`early_rejection_window`](Policy::early_rejection_window) | 30 s | A resource server that will not take a token rejects it at its first use, within a round trip of the fetch: 30 s catches that with a wide margin (a slow first call, a queue). A token that served for longer was evidently accepted, so its rejection is news (a key rotation, a revocation) and is answered with a new token at once. |
+//! | [`max_keys`](Policy::max_keys) | 1024 | A [`Cache`] entry costs about a kilobyte with its token; a thousand shapes is more than any real client has (a scope set per downstream API), yet a service that builds shapes from request input stays within a megabyte. |
+//! | [`idle_eviction`](Policy::idle_eviction) | 1 h | A shape not used for an hour is likely gone for good (a tenant that left, a one-off job); one used hourly pays one token request per use. |
 
+mod cache;
+mod challenge;
 mod clock;
 mod policy;
 mod rng;
-mod sessions;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -231,16 +249,16 @@ use crate::request::{HttpRequest, TokenRequest};
 use crate::secret::AccessToken;
 use crate::token::Token;
 
+pub use cache::{Cache, Event, Lookup, ResourceVerdict, StoreQuery};
 pub use clock::WallClock;
 pub use policy::Policy;
-pub use sessions::Sessions;
 
 use policy::{FREE_EARLY_REJECTIONS, MIN_DELAY, MIN_REFRESH_DELAY, fraction};
 use rng::Rng;
 
 /// Identifies one sent request, so that its outcome can be matched to it. Outcomes reported
 /// with an id that is not the one in flight (stale, unknown, or from another session) are
-/// ignored. Unique within a [`Session`] and across all sessions of one [`Sessions`].
+/// ignored. Unique within a [`Session`] and across all sessions of one [`Cache`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct RequestId(u64);
 
@@ -252,7 +270,7 @@ impl RequestId {
     }
 }
 
-/// The source of request ids, shared by the sessions of one [`Sessions`].
+/// The source of request ids, shared by the sessions of one [`Cache`].
 #[derive(Clone, Debug, Default)]
 pub(crate) struct IdSource(Arc<AtomicU64>);
 
@@ -273,8 +291,7 @@ pub enum Action {
     /// A valid token: use it.
     Ready(Arc<Token>),
     /// Send this request and report the outcome, exactly once, with
-    /// [`Session::handle_response`], [`Session::handle_transport_error`] or
-    /// [`Session::handle_abandoned`]. No other caller gets a `Send` meanwhile (until the
+    /// [`Session::handle_response`] or [`Session::handle_failure`]. No other caller gets a `Send` meanwhile (until the
     /// request's deadline, [`Policy::request_timeout`], passes).
     Send {
         /// The id to report the outcome with.
@@ -297,11 +314,78 @@ pub enum Action {
     Failed(TokenError),
 }
 
-/// Counts and last values, for logs and metrics. Read with [`Session::counters`].
+/// How a request ended without a response, reported with [`Session::handle_failure`] (or
+/// [`Cache::handle_failure`]): one input for every way a fetch can end unanswered.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Failure {
+    /// The transport failed: connect, TLS, timeout, I/O.
+    Transport(TransportError),
+    /// The transport decided on an error of its own, such as [`TokenError::TooLarge`] when it
+    /// stopped reading a body at the cap (see [`crate::BodyBuffer`]).
+    Error(TokenError),
+    /// The sender gave up without an outcome: its future was dropped, its thread unwound,
+    /// no thread or task could be started for it. Not a failure: the next poll may send at
+    /// once.
+    Abandoned,
+}
+
+impl From<TransportError> for Failure {
+    fn from(error: TransportError) -> Self {
+        Self::Transport(error)
+    }
+}
+
+impl From<TokenError> for Failure {
+    fn from(error: TokenError) -> Self {
+        Self::Error(error)
+    }
+}
+
+/// What an input did, returned by [`Session::handle_response`] and
+/// [`Session::handle_failure`], so that a driver wakes its waiters only when something
+/// changed ([`Outcome::changed`]) and logs the verdict without reading counters.
+#[derive(Clone, Debug)]
+#[must_use = "wake the waiters when it changed something"]
+pub enum Outcome {
+    /// The report was for a request that is not in flight (stale, unknown, replaced): nothing
+    /// changed.
+    Ignored,
+    /// A token was fetched and is now served.
+    Token(Arc<Token>),
+    /// The fetch failed; every waiter gets this error, and the session backs off.
+    Failed(TokenError),
+    /// The request ended without an outcome ([`Failure::Abandoned`]); the next poll may send.
+    Abandoned,
+}
+
+impl Outcome {
+    /// Whether the session changed, so that waiting callers should poll again.
+    #[must_use]
+    pub fn changed(&self) -> bool {
+        !matches!(self, Self::Ignored)
+    }
+}
+
+/// A background refresh to send, from the timer input ([`Session::handle_timeout`],
+/// [`Cache::poll_refresh`]). Report its outcome like any other request; the still-valid
+/// token keeps being served meanwhile.
+#[derive(Debug)]
+#[must_use = "a refresh must be sent and reported, or the session waits for its deadline"]
+pub struct Refresh {
+    /// The id to report the outcome with.
+    pub id: RequestId,
+    /// The request.
+    pub request: HttpRequest,
+}
+
+/// Counts, for logs and metrics: plain numbers, `Copy`. Read with [`Session::counters`]; the
+/// last error and the next refresh have their own getters ([`Session::last_error`],
+/// [`Session::next_refresh`]).
 ///
 /// `fetches_started` equals `fetches_succeeded + fetches_failed + fetches_abandoned +
 /// fetches_timed_out + fetches_shared`, plus one while a request is in flight.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Counters {
     /// Requests handed out as [`Action::Send`].
@@ -311,7 +395,7 @@ pub struct Counters {
     /// Requests that failed: an error response, a transport error, or a token that had
     /// expired on arrival.
     pub fetches_failed: u64,
-    /// Requests whose sender gave up ([`Session::handle_abandoned`]); not failures.
+    /// Requests whose sender gave up ([`Failure::Abandoned`]); not failures.
     pub fetches_abandoned: u64,
     /// Requests answered, without being sent, by a token another process fetched
     /// ([`Session::handle_shared_token`]).
@@ -337,12 +421,45 @@ pub struct Counters {
     /// Failures since the last success (0 when healthy, and after
     /// [`Session::reset_backoff`]); drives the backoff.
     pub consecutive_failures: u32,
-    /// The most recent failure, kept after recovery.
-    pub last_error: Option<TokenError>,
-    /// When the session will next try to get a token: the refresh point of the held token,
-    /// or the end of the current backoff. `None` while a request is in flight, when no
-    /// token is held (the next poll sends), or when the token never needs refreshing.
-    pub next_refresh: Option<Instant>,
+    /// Background refreshes started by [`Session::handle_timeout`] (also counted in
+    /// `fetches_started`; never in `cache_hits`).
+    pub background_refreshes: u64,
+}
+
+impl Counters {
+    /// Adds `other` to these counters, field by field (for totals over request shapes).
+    pub fn add(&mut self, other: &Counters) {
+        let Counters {
+            fetches_started,
+            fetches_succeeded,
+            fetches_failed,
+            fetches_abandoned,
+            fetches_shared,
+            fetches_timed_out,
+            cache_hits,
+            tokens_adopted,
+            invalidations,
+            invalidations_throttled,
+            short_lifetimes,
+            ignored_reports,
+            consecutive_failures,
+            background_refreshes,
+        } = *other;
+        self.fetches_started += fetches_started;
+        self.fetches_succeeded += fetches_succeeded;
+        self.fetches_failed += fetches_failed;
+        self.fetches_abandoned += fetches_abandoned;
+        self.fetches_shared += fetches_shared;
+        self.fetches_timed_out += fetches_timed_out;
+        self.cache_hits += cache_hits;
+        self.tokens_adopted += tokens_adopted;
+        self.invalidations += invalidations;
+        self.invalidations_throttled += invalidations_throttled;
+        self.short_lifetimes += short_lifetimes;
+        self.ignored_reports += ignored_reports;
+        self.consecutive_failures = self.consecutive_failures.max(consecutive_failures);
+        self.background_refreshes += background_refreshes;
+    }
 }
 
 /// A held token with its schedule, all derived once from the lifetime, the policy and the
@@ -421,8 +538,7 @@ enum State {
 ///   [`counters`](Self::counters), [`poll_timeout`](Self::poll_timeout),
 ///   [`would_adopt`](Self::would_adopt);
 /// - inputs: [`handle_response`](Self::handle_response),
-///   [`handle_transport_error`](Self::handle_transport_error),
-///   [`handle_abandoned`](Self::handle_abandoned),
+///   [`handle_failure`](Self::handle_failure), [`handle_timeout`](Self::handle_timeout),
 ///   [`handle_shared_token`](Self::handle_shared_token), [`invalidate`](Self::invalidate),
 ///   [`force_refresh`](Self::force_refresh), [`reset_backoff`](Self::reset_backoff),
 ///   [`adopt`](Self::adopt);
@@ -439,6 +555,8 @@ pub struct Session {
     ids: IdSource,
     state: State,
     counters: Counters,
+    /// The most recent failure, kept after recovery.
+    last_error: Option<TokenError>,
     /// The last token dropped by [`Session::invalidate`]: never adopted again, so that a
     /// shared store still holding it cannot hand it back.
     rejected: Option<AccessToken>,
@@ -471,6 +589,7 @@ impl Session {
             ids,
             state: State::Empty,
             counters: Counters::default(),
+            last_error: None,
             rejected: None,
             rejection_streak: 0,
         }
@@ -508,10 +627,28 @@ impl Session {
         }
     }
 
-    /// Counters and last values, for logs and metrics.
+    /// Counters, for logs and metrics.
     #[must_use]
-    pub fn counters(&self) -> &Counters {
-        &self.counters
+    pub fn counters(&self) -> Counters {
+        self.counters
+    }
+
+    /// The most recent failure, kept after recovery (a later success does not clear it).
+    #[must_use]
+    pub fn last_error(&self) -> Option<&TokenError> {
+        self.last_error.as_ref()
+    }
+
+    /// When the session will next try to get a token: the refresh point of the held token,
+    /// or the end of the current backoff. `None` while a request is in flight, when no
+    /// token is held (the next poll sends), or when the token never needs refreshing.
+    #[must_use]
+    pub fn next_refresh(&self) -> Option<Instant> {
+        match &self.state {
+            State::Empty | State::Fetching { .. } => None,
+            State::Valid(h) => h.refresh_at,
+            State::BackingOff { until, .. } => *until,
+        }
     }
 
     /// The next instant at which [`Session::poll`] may return something new without any
@@ -542,7 +679,13 @@ impl Session {
     /// store asks this to decide between taking the stored token and fetching a new one.
     #[must_use]
     pub fn would_adopt(&self, now: Instant, token: &Token) -> bool {
-        if self.is_rejected(token) {
+        if self.is_rejected(token)
+            || self
+                .request
+                .config()
+                .check_stored(&self.policy, self.clock.at(now), token)
+                .is_err()
+        {
             return false;
         }
         let (usable_until, expires_at) = match token.lifetime() {
@@ -576,9 +719,9 @@ impl Session {
         status: StatusCode,
         headers: &HeaderMap,
         body: &[u8],
-    ) {
+    ) -> Outcome {
         let Some((sent_at, current)) = self.take_in_flight(now, id) else {
-            return;
+            return Outcome::Ignored;
         };
         let issued_at = self.clock.at(sent_at);
         match self
@@ -593,51 +736,58 @@ impl Session {
                     self.counters.consecutive_failures = 0;
                     self.counters.short_lifetimes += u64::from(short);
                     let held = self.take_streak(held);
+                    let token = Arc::clone(&held.token);
                     self.state = State::Valid(held);
+                    Outcome::Token(token)
                 } else {
                     let error = TokenError::InvalidResponse {
                         status,
-                        content_type: None,
+                        content_type: crate::response::content_type_of(headers),
                         problem: ResponseProblem::ExpiredOnArrival,
                         excerpt: None,
                     };
-                    self.fail(now, error, current);
+                    self.fail(now, error, current)
                 }
             }
             Err(error) => self.fail(now, error, current),
         }
-        self.sync();
     }
 
-    /// Reports that request `id` failed in transport (connect, TLS, timeout, I/O). Ignored
-    /// unless `id` is the request in flight.
-    pub fn handle_transport_error(&mut self, now: Instant, id: RequestId, error: TransportError) {
-        if let Some((_, current)) = self.take_in_flight(now, id) {
-            self.fail(now, TokenError::Transport(error), current);
-            self.sync();
+    /// Reports that request `id` ended without a response: see [`Failure`] (a transport
+    /// error, an error the transport decided on its own such as a body over the cap, or a
+    /// sender that gave up). A transport error or an error is a failure shared by every
+    /// waiter, and the backoff follows [`TokenError::is_retryable`] and
+    /// [`TokenError::retry_after`]; an abandoned request is not a failure, and the next poll
+    /// may send again at once. Ignored unless `id` is the request in flight.
+    pub fn handle_failure(&mut self, now: Instant, id: RequestId, failure: Failure) -> Outcome {
+        let Some((_, current)) = self.take_in_flight(now, id) else {
+            return Outcome::Ignored;
+        };
+        match failure {
+            Failure::Transport(error) => self.fail(now, TokenError::Transport(error), current),
+            Failure::Error(error) => self.fail(now, error, current),
+            Failure::Abandoned => {
+                self.counters.fetches_abandoned += 1;
+                self.state = current.map_or(State::Empty, State::Valid);
+                Outcome::Abandoned
+            }
         }
     }
 
-    /// Reports that request `id` ended with an error the transport decided on its own, such as
-    /// [`TokenError::TooLarge`] when it stopped reading a body at the cap (see
-    /// [`crate::BodyBuffer`]). Every waiter gets `error`, and the backoff follows
-    /// [`TokenError::is_retryable`] and [`TokenError::retry_after`] as for any failure.
-    /// Ignored unless `id` is the request in flight.
-    pub fn handle_error(&mut self, now: Instant, id: RequestId, error: TokenError) {
-        if let Some((_, current)) = self.take_in_flight(now, id) {
-            self.fail(now, error, current);
-            self.sync();
-        }
-    }
-
-    /// Reports that the sender of request `id` gave up without an outcome (its future was
-    /// dropped, its thread was cancelled). Not a failure: the next poll may send again at
-    /// once. Ignored unless `id` is the request in flight.
-    pub fn handle_abandoned(&mut self, now: Instant, id: RequestId) {
-        if let Some((_, current)) = self.take_in_flight(now, id) {
-            self.counters.fetches_abandoned += 1;
-            self.state = current.map_or(State::Empty, State::Valid);
-            self.sync();
+    /// The timer input, for a driver that refreshes in the background: at or after
+    /// [`Session::poll_timeout`], starts the refresh of a still-valid token if it is due, and
+    /// returns the request to send (reported like any other). It never counts a cache hit
+    /// and never fetches for a session that holds no valid token (no caller is waiting for
+    /// one; the next caller's poll sends). `None`: nothing is due.
+    pub fn handle_timeout(&mut self, now: Instant) -> Option<Refresh> {
+        self.prune(now);
+        self.held()?;
+        match self.poll_counting(now, false) {
+            Action::Send { id, request, .. } => {
+                self.counters.background_refreshes += 1;
+                Some(Refresh { id, request })
+            }
+            Action::Ready(_) | Action::Wait(_) | Action::Failed(_) => None,
         }
     }
 
@@ -702,7 +852,7 @@ impl Session {
             State::Valid(_) if streak > FREE_EARLY_REJECTIONS => {
                 self.counters.invalidations_throttled += 1;
                 let error = TokenError::RejectedByResource { attempts: streak };
-                self.counters.last_error = Some(error.clone());
+                self.last_error = Some(error.clone());
                 let delay = self.backoff(streak - FREE_EARLY_REJECTIONS);
                 self.state = State::BackingOff {
                     until: now.checked_add(delay),
@@ -717,19 +867,21 @@ impl Session {
             }
             State::Empty => {}
         }
-        self.sync();
         true
     }
 
     /// Asks for a new token: the next poll sends (unless a request is already in flight, or
     /// the session is backing off: then when the backoff ends), and the held token keeps
     /// being served meanwhile.
-    pub fn force_refresh(&mut self, now: Instant) {
+    ///
+    /// Returns whether a token was held (and so marked due).
+    pub fn force_refresh(&mut self, now: Instant) -> bool {
         self.prune(now);
-        if let Some(held) = self.held_mut() {
-            held.refresh_at = Some(held.refresh_at.map_or(now, |at| at.min(now)));
-        }
-        self.sync();
+        let Some(held) = self.held_mut() else {
+            return false;
+        };
+        held.refresh_at = Some(held.refresh_at.map_or(now, |at| at.min(now)));
+        true
     }
 
     /// For operators: ends a backoff or cool-down now, whatever its cause (a `Retry-After`,
@@ -737,7 +889,7 @@ impl Session {
     /// one. The next poll sends, unless a still-valid token is held that needs no refresh
     /// yet (then it is served). The failure history is forgotten too: a new failure backs
     /// off from [`Policy::initial_backoff`] again, and the count of early rejections starts
-    /// over. A request in flight is left alone. [`Counters::last_error`] keeps the error.
+    /// over. A request in flight is left alone. [`Session::last_error`] keeps the error.
     pub fn reset_backoff(&mut self, now: Instant) -> bool {
         self.prune(now);
         self.counters.consecutive_failures = 0;
@@ -751,7 +903,6 @@ impl Session {
             State::BackingOff { current, .. } => current.map_or(State::Empty, State::Valid),
             other => other,
         };
-        self.sync();
         ended
     }
 
@@ -783,7 +934,6 @@ impl Session {
                 *current = Some(held);
             }
         }
-        self.sync();
         true
     }
 
@@ -798,22 +948,27 @@ impl Session {
     pub fn poll(&mut self, now: Instant) -> Action {
         // The cache hit, without moving the state out and back: exactly what the general
         // path below does for a usable `Valid` token whose refresh is not due (`prune` keeps
-        // it, the match hits, `sync` sets `next_refresh` to its refresh point).
+        // it, the match hits).
         if let State::Valid(held) = &self.state
             && held.usable(now)
             && !held.refresh_due(now)
         {
             self.counters.cache_hits += 1;
-            self.counters.next_refresh = held.refresh_at;
             return Action::Ready(Arc::clone(&held.token));
         }
+        self.poll_counting(now, true)
+    }
+
+    /// [`Session::poll`]'s general path; `count_hits` is false for the timer input, which
+    /// serves no caller.
+    fn poll_counting(&mut self, now: Instant, count_hits: bool) -> Action {
         self.prune(now);
         let state = std::mem::replace(&mut self.state, State::Empty);
         let (state, action) = match state {
             State::Empty => self.start_fetch(now, None),
             State::Valid(held) if held.refresh_due(now) => self.start_fetch(now, Some(held)),
             State::Valid(held) => {
-                let action = self.hit(&held);
+                let action = self.hit(&held, count_hits);
                 (State::Valid(held), action)
             }
             State::Fetching {
@@ -823,7 +978,7 @@ impl Session {
                 match current {
                     // A token adopted meanwhile needs no refresh yet.
                     Some(held) if !held.refresh_due(now) => {
-                        let action = self.hit(&held);
+                        let action = self.hit(&held, count_hits);
                         (State::Valid(held), action)
                     }
                     current => self.start_fetch(now, current),
@@ -836,7 +991,7 @@ impl Session {
                 current,
             } => {
                 let action = match &current {
-                    Some(held) => self.hit(held),
+                    Some(held) => self.hit(held, count_hits),
                     None => Action::Wait(deadline.unwrap_or_else(|| far_after(now))),
                 };
                 let state = State::Fetching {
@@ -850,7 +1005,7 @@ impl Session {
             State::BackingOff { until, current, .. } if until.is_some_and(|u| now >= u) => {
                 match current {
                     Some(held) if !held.refresh_due(now) => {
-                        let action = self.hit(&held);
+                        let action = self.hit(&held, count_hits);
                         (State::Valid(held), action)
                     }
                     current => self.start_fetch(now, current),
@@ -862,7 +1017,7 @@ impl Session {
                 current,
             } => {
                 let action = match &current {
-                    Some(held) => self.hit(held),
+                    Some(held) => self.hit(held, count_hits),
                     None => Action::Failed(error.clone()),
                 };
                 let state = State::BackingOff {
@@ -874,13 +1029,22 @@ impl Session {
             }
         };
         self.state = state;
-        self.sync();
         action
     }
 
     // ---------------------------------------------------------------------------------
     // Internals
     // ---------------------------------------------------------------------------------
+
+    /// Whether the session backs off with no valid token to serve: a poll now fails.
+    fn backing_off_without_token(&self, now: Instant) -> bool {
+        match &self.state {
+            State::BackingOff { until, current, .. } => {
+                until.is_none_or(|u| now < u) && current.as_ref().is_none_or(|h| !h.usable(now))
+            }
+            _ => false,
+        }
+    }
 
     fn is_rejected(&self, token: &Token) -> bool {
         self.rejected
@@ -925,8 +1089,8 @@ impl Session {
         }
     }
 
-    fn hit(&mut self, held: &Held) -> Action {
-        self.counters.cache_hits += 1;
+    fn hit(&mut self, held: &Held, count: bool) -> Action {
+        self.counters.cache_hits += u64::from(count);
         Action::Ready(Arc::clone(&held.token))
     }
 
@@ -970,11 +1134,11 @@ impl Session {
         }
     }
 
-    fn fail(&mut self, now: Instant, error: TokenError, current: Option<Held>) {
+    fn fail(&mut self, now: Instant, error: TokenError, current: Option<Held>) -> Outcome {
         let failures = self.counters.consecutive_failures.saturating_add(1);
         self.counters.consecutive_failures = failures;
         self.counters.fetches_failed += 1;
-        self.counters.last_error = Some(error.clone());
+        self.last_error = Some(error.clone());
         let mut delay = self.backoff(failures);
         if !error.is_retryable() {
             delay = delay.max(self.policy.rejection_cooldown);
@@ -986,9 +1150,10 @@ impl Session {
         }
         self.state = State::BackingOff {
             until: now.checked_add(delay.max(MIN_DELAY)),
-            error,
+            error: error.clone(),
             current: current.filter(|h| h.usable(now)),
         };
+        Outcome::Failed(error)
     }
 
     /// Full jitter: uniform in `[1 ms, min(max, initial × 2^(failures - 1))]`.
@@ -1047,15 +1212,6 @@ impl Session {
         };
         (held, short)
     }
-
-    /// Brings the derived counter fields up to date with the state.
-    fn sync(&mut self) {
-        self.counters.next_refresh = match &self.state {
-            State::Empty | State::Fetching { .. } => None,
-            State::Valid(h) => h.refresh_at,
-            State::BackingOff { until, .. } => *until,
-        };
-    }
 }
 
 /// A wait deadline when the real one is beyond representable time: as far after `now` as
@@ -1079,7 +1235,7 @@ mod tests {
     fn session_is_send_and_sync() {
         fn assert_send_sync<T: Send + Sync>() {}
         assert_send_sync::<Session>();
-        assert_send_sync::<Sessions>();
+        assert_send_sync::<Cache>();
         assert_send_sync::<Action>();
     }
 

@@ -80,6 +80,14 @@ pub struct Policy {
     /// of a token that was replaced by a regular refresh, starts the count over. Default
     /// 30 s; `Duration::ZERO` turns the throttle off.
     pub early_rejection_window: Duration,
+    /// The most request shapes a [`super::Cache`] holds. A new shape beyond it evicts the
+    /// least recently used one that has no request in flight, so that a service building
+    /// shapes from its input (a scope per tenant) cannot grow without bound. Default 1024.
+    pub max_keys: usize,
+    /// A [`super::Cache`] entry unused (not polled) for this long, with nothing in flight,
+    /// is evicted, token and all. Default 1 h: a shape used less often than that pays one
+    /// token request per use, which such a caller can afford.
+    pub idle_eviction: Duration,
 }
 
 impl Default for Policy {
@@ -94,6 +102,8 @@ impl Default for Policy {
             rejection_cooldown: Duration::from_secs(30),
             max_retry_after: Duration::from_secs(10 * 60),
             early_rejection_window: Duration::from_secs(30),
+            max_keys: 1024,
+            idle_eviction: Duration::from_secs(3600),
         }
     }
 }

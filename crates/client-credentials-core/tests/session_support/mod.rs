@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use client_credentials_core::http::{HeaderMap, HeaderValue, StatusCode, header};
-use client_credentials_core::session::{Action, Policy, RequestId, Session, WallClock};
+use client_credentials_core::session::{Action, Failure, Policy, RequestId, Session, WallClock};
 use client_credentials_core::{
     Config, MissingLifetime, Token, TokenError, TokenParams, TokenRequest, TransportError,
     TransportErrorKind,
@@ -146,15 +146,14 @@ pub fn render(reply: &Reply, name: &str) -> Option<(StatusCode, HeaderMap, Vec<u
 /// Reports `reply` to `session` for request `id` at `now`. Returns `false` for `Hang`.
 pub fn deliver(session: &mut Session, now: Instant, id: RequestId, reply: &Reply, name: &str) {
     match reply {
-        Reply::Transport => session.handle_transport_error(
-            now,
-            id,
-            TransportError::from_kind(TransportErrorKind::Connect),
-        ),
+        Reply::Transport => {
+            let error = TransportError::from_kind(TransportErrorKind::Connect);
+            let _ = session.handle_failure(now, id, Failure::Transport(error));
+        }
         Reply::Hang => {}
         other => {
             let (status, headers, body) = render(other, name).unwrap();
-            session.handle_response(now, id, status, &headers, &body);
+            let _ = session.handle_response(now, id, status, &headers, &body);
         }
     }
 }
@@ -353,7 +352,7 @@ impl Sim {
             }
             Reply::Transport | Reply::Hang => {}
         }
-        let before = self.session.counters().clone();
+        let before = self.session.counters();
         deliver(&mut self.session, now, f.id, &f.reply, &f.name);
         let after = self.session.counters();
         assert_eq!(

@@ -1,0 +1,289 @@
+//! What every driver of a [`Cache`] does the same way, whatever its runtime: the timeouts it
+//! gives its HTTP client, the shape of a finished exchange and how it is reported, the
+//! draining and logging of [`Event`]s, and the end of a revocation or introspection.
+//!
+//! Nothing here performs I/O or reads a clock: a driver (the blocking and async adapters,
+//! or your own transport) sends, sleeps and logs; these functions only say what to send,
+//! report or log.
+//!
+//! ```
+//! use std::time::{Duration, Instant, SystemTime};
+//! use client_credentials_core::driver::{self, Reply};
+//! use client_credentials_core::http::{HeaderMap, StatusCode};
+//! use client_credentials_core::{Action, Cache, Config, Policy, WallClock};
+//!
+//! let config = Config::builder()
+//!     .token_url("https://auth.example.com/token")
+//!     .client_id("c")
+//!     .client_secret("s")
+//!     .build()?;
+//! let request = config.default_request();
+//! let now = Instant::now();
+//! let mut cache = Cache::new(Policy::default(), WallClock::new(now, SystemTime::now()), 7)
+//!     .with_shared_store();
+//! let Action::Send { id, .. } = cache.poll(now, &request) else { unreachable!() };
+//! // ... the transport sends the request and reads the body within the cap ...
+//! let body = br#"{"access_token":"abc","token_type":"Bearer","expires_in":3600}"#.to_vec();
+//! let reply = Reply { status: StatusCode::OK, headers: HeaderMap::new(), body };
+//! assert!(driver::handle_exchange(&mut cache, now, id, Ok(reply)).changed());
+//! let mut logged = Vec::new();
+//! let publish = driver::drain_events(&mut cache, Some(id), |e| logged.push(driver::event_log(e).message));
+//! assert_eq!(logged, ["token fetch completed", "token to publish to the shared store"]);
+//! assert!(publish.is_some_and(|p| p.ttl > Duration::from_secs(3000)));
+//! # Ok::<_, client_credentials_core::ConfigError>(())
+//! ```
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use http::{HeaderMap, StatusCode};
+
+use crate::error::{TokenError, TransportError, TransportErrorKind};
+use crate::introspection::{Introspection, PendingIntrospection, PendingRevocation};
+use crate::request::CacheKey;
+use crate::session::{Cache, Event, Failure, Outcome, Policy, RequestId};
+use crate::token::Token;
+
+/// How long connecting (DNS, TCP and TLS) may take by default.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a whole token request (connect, send, response and body) may take by default.
+/// Token endpoints answer in milliseconds; a fetch that takes longer than this is better
+/// failed and retried with backoff. The policy's `request_timeout` backstop (30 s by
+/// default) must be longer; [`Timeouts::new`] clamps this timeout to it.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The timeouts a driver gives its HTTP client for token requests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Connecting (DNS, TCP, TLS); never longer than `overall`.
+    pub connect: Duration,
+    /// The whole request, body included; never longer than [`Policy::request_timeout`], so
+    /// that the transport gives up before the session's backstop would send a second
+    /// request.
+    pub overall: Duration,
+}
+
+impl Timeouts {
+    /// `overall = min(timeout, policy.request_timeout)` and
+    /// `connect = min(connect, overall)`, with [`DEFAULT_TIMEOUT`] and
+    /// [`DEFAULT_CONNECT_TIMEOUT`] for what the user did not set.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use client_credentials_core::{Policy, driver::Timeouts};
+    ///
+    /// let mut policy = Policy::default();
+    /// policy.request_timeout = Duration::from_secs(3);
+    /// let t = Timeouts::new(None, Some(Duration::from_secs(10)), &policy);
+    /// assert_eq!((t.overall, t.connect), (Duration::from_secs(3), Duration::from_secs(3)));
+    /// ```
+    #[must_use]
+    pub fn new(timeout: Option<Duration>, connect: Option<Duration>, policy: &Policy) -> Self {
+        let overall = timeout
+            .unwrap_or(DEFAULT_TIMEOUT)
+            .min(policy.request_timeout);
+        Self {
+            connect: connect.unwrap_or(DEFAULT_CONNECT_TIMEOUT).min(overall),
+            overall,
+        }
+    }
+}
+
+/// A short, stable digest of a request shape for logs: FNV-1a over the [`CacheKey`] (which
+/// never holds the secret), shown as 16 hex digits.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct KeyDigest(u64);
+
+impl KeyDigest {
+    /// The digest of `key`.
+    #[must_use]
+    pub fn of(key: &CacheKey) -> Self {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for byte in key.as_str().bytes() {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        Self(hash)
+    }
+}
+
+impl fmt::Display for KeyDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+impl fmt::Debug for KeyDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KeyDigest({self})")
+    }
+}
+
+/// A whole answer from a server: the status, the headers and the body read within the cap.
+/// Its `Debug` leaves the body out (it may hold a token).
+pub struct Reply {
+    /// The status.
+    pub status: StatusCode,
+    /// The headers.
+    pub headers: HeaderMap,
+    /// The body, at most the configuration's body cap.
+    pub body: Vec<u8>,
+}
+
+impl fmt::Debug for Reply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Reply")
+            .field("status", &self.status)
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .field("body_len", &self.body.len())
+            .finish()
+    }
+}
+
+/// What one exchange with a server gave: a [`Reply`], or how it ended without one (a
+/// transport error, a body over the cap, an abandoned sender).
+pub type Exchange = Result<Reply, Failure>;
+
+/// Reports the exchange of request `id` to the cache: [`Cache::handle_response`] or
+/// [`Cache::handle_failure`]. Wake the waiters when the outcome
+/// [`changed`](Outcome::changed) anything, after draining the events.
+pub fn handle_exchange(
+    cache: &mut Cache,
+    now: Instant,
+    id: RequestId,
+    exchange: Exchange,
+) -> Outcome {
+    match exchange {
+        Ok(reply) => cache.handle_response(now, id, reply.status, &reply.headers, &reply.body),
+        Err(failure) => cache.handle_failure(now, id, failure),
+    }
+}
+
+/// A token to hand to the shared store, for as long as [`Event::Publish`] says.
+#[derive(Clone, Debug)]
+pub struct Publish {
+    /// The token.
+    pub token: Arc<Token>,
+    /// How long the store may keep it.
+    pub ttl: Duration,
+}
+
+/// Drains the cache's events (call it under the lock, after every input), handing each to
+/// `log` (see [`event_log`]), and returns the token to publish if an [`Event::Publish`]
+/// names request `own`, the one this driver sent and holds the store's permit for. A
+/// `Publish` for any other request has no permit here and is only logged.
+pub fn drain_events(
+    cache: &mut Cache,
+    own: Option<RequestId>,
+    mut log: impl FnMut(&Event),
+) -> Option<Publish> {
+    let mut publish = None;
+    while let Some(event) = cache.poll_event() {
+        log(&event);
+        if let Event::Publish { id, token, ttl, .. } = event
+            && Some(id) == own
+        {
+            publish = Some(Publish { token, ttl });
+        }
+    }
+    publish
+}
+
+/// How a driver logs an [`Event`] ([`event_log`]): a warning or a debug line, its message,
+/// and its fields. None of them holds a secret or a token.
+#[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
+pub struct EventLog<'a> {
+    /// A warning (a fetch failed) rather than a debug line.
+    pub warn: bool,
+    /// What happened, in a few words.
+    pub message: &'static str,
+    /// The request shape.
+    pub key: KeyDigest,
+    /// The request concerned, if the event names one.
+    pub request_id: Option<u64>,
+    /// The error every waiter got, for [`Event::FetchFailed`].
+    pub error: Option<&'a TokenError>,
+}
+
+/// How to log `event`: a warning for [`Event::FetchFailed`], a debug line for the rest.
+#[must_use]
+pub fn event_log(event: &Event) -> EventLog<'_> {
+    let (message, key, id, error) = match event {
+        Event::Fetched { key, id, .. } => ("token fetch completed", key, Some(id), None),
+        Event::FetchFailed { key, id, error } => ("token fetch failed", key, Some(id), Some(error)),
+        Event::FetchAbandoned { key, id } => {
+            ("token fetch abandoned by its sender", key, Some(id), None)
+        }
+        Event::Publish { key, id, .. } => {
+            ("token to publish to the shared store", key, Some(id), None)
+        }
+        Event::Shared { key, id } => (
+            "token taken from the shared store, nothing sent",
+            key,
+            Some(id),
+            None,
+        ),
+        Event::Invalidated { key } => (
+            "cached token invalidated after a rejection",
+            key,
+            None,
+            None,
+        ),
+        Event::Evicted { key } => ("request shape evicted from the cache", key, None, None),
+    };
+    EventLog {
+        warn: error.is_some(),
+        message,
+        key: KeyDigest::of(key),
+        request_id: id.map(|id| id.as_u64()),
+        error,
+    }
+}
+
+/// The error a caller gets for an exchange that ended without a reply, outside the cache
+/// (a revocation, an introspection): the transport error or the transport's own verdict.
+#[must_use]
+pub fn failure_error(failure: Failure) -> TokenError {
+    match failure {
+        Failure::Transport(error) => TokenError::Transport(error),
+        Failure::Error(error) => error,
+        Failure::Abandoned => {
+            TokenError::Transport(TransportError::from_kind(TransportErrorKind::Other))
+        }
+    }
+}
+
+/// The end of a revocation: the server's reply ([`PendingRevocation::handle_response`]) or
+/// the failure ([`PendingRevocation::handle_failure`]), with the token redacted either way.
+/// `now` is wall-clock time (for a `Retry-After` date).
+///
+/// # Errors
+/// The [`TokenError`] the exchange amounts to.
+pub fn finish_revocation(
+    pending: PendingRevocation,
+    now: SystemTime,
+    exchange: Exchange,
+) -> Result<(), TokenError> {
+    match exchange {
+        Ok(r) => pending.handle_response(now, r.status, &r.headers, &r.body),
+        Err(failure) => Err(pending.handle_failure(failure_error(failure))),
+    }
+}
+
+/// The end of an introspection, as [`finish_revocation`].
+///
+/// # Errors
+/// The [`TokenError`] the exchange amounts to.
+pub fn finish_introspection(
+    pending: PendingIntrospection,
+    now: SystemTime,
+    exchange: Exchange,
+) -> Result<Introspection, TokenError> {
+    match exchange {
+        Ok(r) => pending.handle_response(now, r.status, &r.headers, &r.body),
+        Err(failure) => Err(pending.handle_failure(failure_error(failure))),
+    }
+}

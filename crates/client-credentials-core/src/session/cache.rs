@@ -1,0 +1,687 @@
+//! The token cache: one [`Session`] per request shape, bounded, with an event queue.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use http::{HeaderMap, StatusCode};
+
+use super::{
+    Action, Failure, IdSource, Outcome, Policy, Refresh, RequestId, Session, WallClock, rng,
+};
+use crate::error::TokenError;
+use crate::request::{CacheKey, TokenRequest};
+use crate::secret::AccessToken;
+use crate::token::Token;
+
+/// Something that happened in the [`Cache`], for the driver to act on: drain the queue with
+/// [`Cache::poll_event`] after every input (under the same lock), then log, publish to a
+/// shared store, wake waiters. Events never hold a secret in their `Debug` (tokens print
+/// redacted).
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum Event {
+    /// Request `id` produced a token, now served for `key`.
+    Fetched {
+        /// The request shape.
+        key: CacheKey,
+        /// The request that produced it.
+        id: RequestId,
+        /// The token.
+        token: Arc<Token>,
+    },
+    /// Request `id` failed; every waiter gets `error`, and the session backs off.
+    FetchFailed {
+        /// The request shape.
+        key: CacheKey,
+        /// The request that failed.
+        id: RequestId,
+        /// The error, as every waiter gets it.
+        error: TokenError,
+    },
+    /// Request `id` ended without an outcome ([`Failure::Abandoned`]).
+    FetchAbandoned {
+        /// The request shape.
+        key: CacheKey,
+        /// The request.
+        id: RequestId,
+    },
+    /// Hand `token` to the shared store, to be kept for `ttl` ([`Policy::store_ttl`]).
+    /// Emitted, after [`Event::Fetched`], only by a cache built with
+    /// [`Cache::with_shared_store`], and only for tokens fetched from the token endpoint
+    /// (not for those the store itself handed over).
+    Publish {
+        /// The request shape.
+        key: CacheKey,
+        /// The request that produced it: the driver that sent it holds the store's permit.
+        id: RequestId,
+        /// The token.
+        token: Arc<Token>,
+        /// How long the store may keep it.
+        ttl: Duration,
+    },
+    /// A token from the shared store answered request `id`: nothing was sent.
+    Shared {
+        /// The request shape.
+        key: CacheKey,
+        /// The request that was answered.
+        id: RequestId,
+    },
+    /// The token of `key` was dropped after a resource server rejected it.
+    Invalidated {
+        /// The request shape.
+        key: CacheKey,
+    },
+    /// The entry of `key` was removed: idle for [`Policy::idle_eviction`], or the least
+    /// recently used when a new key would exceed [`Policy::max_keys`].
+    Evicted {
+        /// The request shape.
+        key: CacheKey,
+    },
+}
+
+/// What to do with a resource server's answer to a request that carried a token
+/// ([`Cache::resource_verdict`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use]
+#[non_exhaustive]
+pub enum ResourceVerdict {
+    /// Hand the response to the caller: it was not a rejection of the token, or a retry
+    /// would not help (`insufficient_scope`, or the cache is backing off because resource
+    /// servers keep rejecting fresh tokens).
+    Done,
+    /// The token was rejected and has been dropped: send the request once more with a fresh
+    /// token (from the next poll, which never hands out the rejected one), if the request can
+    /// be replayed. Never more than once per call.
+    RetryWithFreshToken,
+}
+
+/// What a shared store is told about the fetch it is consulted on: an owned snapshot, so
+/// that the store can check a stored token without holding the cache's lock.
+#[derive(Clone, Debug)]
+pub struct StoreQuery {
+    request: TokenRequest,
+    policy: Policy,
+    /// The expiry of the token the session holds, if any (`Some(None)`: one that never
+    /// expires).
+    held_expiry: Option<Option<SystemTime>>,
+    rejected: Option<AccessToken>,
+}
+
+impl StoreQuery {
+    /// The request shape; its [`cache_key`](TokenRequest::cache_key) names the shared entry
+    /// (it never holds the secret).
+    #[must_use]
+    pub fn request(&self) -> &TokenRequest {
+        &self.request
+    }
+
+    /// The sessions' policy: [`Policy::store_ttl`] says how long a store may keep a token.
+    #[must_use]
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Whether the session would take `token` at `now` (wall-clock time) instead of
+    /// fetching: it passes [`crate::Config::check_stored`], it expires later than the token
+    /// the session holds, and it is not the token last rejected. A stored token that this
+    /// refuses is stale: fetch a new one. The session checks again when it is handed over
+    /// ([`Cache::handle_shared_token`]).
+    #[must_use]
+    pub fn accepts(&self, now: SystemTime, token: &Token) -> bool {
+        if self.rejected.as_ref() == Some(token.access_token())
+            || self
+                .request
+                .config()
+                .check_stored(&self.policy, now, token)
+                .is_err()
+        {
+            return false;
+        }
+        match (self.held_expiry, token.expires_at()) {
+            (None, _) | (Some(Some(_)), None) => true,
+            (Some(Some(held)), Some(new)) => new > held,
+            (Some(None), _) => false,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Entry {
+    session: Session,
+    last_used: Instant,
+}
+
+/// The token cache that owns the whole protocol: one [`Session`] per request shape
+/// ([`CacheKey`]), with single flight, refresh ahead, backoff, shared-store acceptance,
+/// eviction, and the verdict on a resource server's answer. A driver (an adapter, or your
+/// own transport) holds it behind a lock and never decides anything about OAuth itself.
+///
+/// # Driving
+///
+/// Methods by family, as in `quinn-proto`:
+/// - **Output per caller**: [`poll`](Self::poll) → [`Action`] (`Ready`, `Send`, `Wait`,
+///   `Failed`), exactly as [`Session::poll`], for the request shape given (created on first
+///   use, evicting by policy).
+/// - **Inputs for a request in flight** (by its plain [`RequestId`]):
+///   [`handle_response`](Self::handle_response), [`handle_failure`](Self::handle_failure)
+///   (transport error, over-cap body, abandoned sender), and
+///   [`handle_shared_token`](Self::handle_shared_token) (a shared store's answer).
+/// - **Timer input**: [`handle_timeout`](Self::handle_timeout) at
+///   [`poll_timeout`](Self::poll_timeout): evicts idle entries and starts due background
+///   refreshes, which [`poll_refresh`](Self::poll_refresh) hands out. Never counts a hit.
+/// - **Other inputs**: [`invalidate`](Self::invalidate),
+///   [`resource_verdict`](Self::resource_verdict), [`force_refresh`](Self::force_refresh),
+///   [`reset_backoff`](Self::reset_backoff), [`adopt`](Self::adopt), [`clear`](Self::clear).
+/// - **Events**: [`poll_event`](Self::poll_event), drained after every input.
+/// - **Getters** (never create an entry): [`counters`](Self::counters),
+///   [`last_error`](Self::last_error), [`next_refresh`](Self::next_refresh),
+///   [`current_token`](Self::current_token), [`store_query`](Self::store_query),
+///   [`len`](Self::len), [`keys`](Self::keys).
+///
+/// Every input returns whether anything changed (`bool`, or an [`Outcome`]): wake the
+/// waiting callers only then. The loop of a driver, in any runtime:
+///
+/// ```text
+/// lock → poll(now, request) → unlock        Ready(token) | Wait(until) | Send(request)
+/// on Send: send, read the capped body (no lock held)
+/// lock → handle_response / handle_failure → drain poll_event → unlock
+/// events: log, publish to the shared store, wake the waiters
+/// ```
+///
+/// ```
+/// use std::time::{Instant, SystemTime};
+/// use client_credentials_core::{Action, Cache, Config, Event, Policy, WallClock};
+/// use client_credentials_core::http::{HeaderMap, StatusCode};
+///
+/// let config = Config::builder()
+///     .token_url("https://auth.example.com/token")
+///     .client_id("c")
+///     .client_secret("s")
+///     .build()?;
+/// let request = config.default_request();
+/// let now = Instant::now();
+/// let mut cache = Cache::new(Policy::default(), WallClock::new(now, SystemTime::now()), 7);
+///
+/// let Action::Send { id, request: http, .. } = cache.poll(now, &request) else { unreachable!() };
+/// # let _ = http;
+/// let body = br#"{"access_token":"abc","token_type":"Bearer","expires_in":3600}"#;
+/// assert!(cache.handle_response(now, id, StatusCode::OK, &HeaderMap::new(), body).changed());
+/// assert!(matches!(cache.poll_event(), Some(Event::Fetched { .. })));
+/// assert!(matches!(cache.poll(now, &request), Action::Ready(_)));
+/// assert_eq!(cache.counters(request.cache_key()).map(|c| c.cache_hits), Some(1));
+/// # Ok::<_, client_credentials_core::ConfigError>(())
+/// ```
+#[derive(Debug)]
+pub struct Cache {
+    policy: Policy,
+    clock: WallClock,
+    seed: u64,
+    ids: IdSource,
+    entries: HashMap<CacheKey, Entry>,
+    flights: HashMap<RequestId, CacheKey>,
+    events: VecDeque<Event>,
+    refreshes: VecDeque<Refresh>,
+    shared_store: bool,
+}
+
+impl Cache {
+    /// An empty cache. Every session gets `policy` and `clock`, and a jitter seed derived
+    /// from `seed` and its key (give every process a different `seed`).
+    #[must_use]
+    pub fn new(policy: Policy, clock: WallClock, seed: u64) -> Self {
+        Self {
+            policy,
+            clock,
+            seed,
+            ids: IdSource::default(),
+            entries: HashMap::new(),
+            flights: HashMap::new(),
+            events: VecDeque::new(),
+            refreshes: VecDeque::new(),
+            shared_store: false,
+        }
+    }
+
+    /// Tokens fetched from the token endpoint are also announced with [`Event::Publish`], for
+    /// a driver that shares them through a store.
+    #[must_use]
+    pub fn with_shared_store(mut self) -> Self {
+        self.shared_store = true;
+        self
+    }
+
+    // ---------------------------------------------------------------------------------
+    // Getters (none creates an entry)
+    // ---------------------------------------------------------------------------------
+
+    /// The policy every session follows.
+    #[must_use]
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The clock anchor.
+    #[must_use]
+    pub fn clock(&self) -> WallClock {
+        self.clock
+    }
+
+    /// The number of request shapes held.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether no request shape is held.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The request shapes held, in no particular order.
+    pub fn keys(&self) -> impl Iterator<Item = &CacheKey> {
+        self.entries.keys()
+    }
+
+    /// The session of `key`, if it exists.
+    #[must_use]
+    pub fn session(&self, key: &CacheKey) -> Option<&Session> {
+        self.entries.get(key).map(|e| &e.session)
+    }
+
+    /// The counters of `key`'s session, if it exists.
+    #[must_use]
+    pub fn counters(&self, key: &CacheKey) -> Option<super::Counters> {
+        self.session(key).map(Session::counters)
+    }
+
+    /// The counters of every session, added up.
+    #[must_use]
+    pub fn total_counters(&self) -> super::Counters {
+        let mut total = super::Counters::default();
+        for entry in self.entries.values() {
+            total.add(&entry.session.counters());
+        }
+        total
+    }
+
+    /// The last error of `key`'s session ([`Session::last_error`]).
+    #[must_use]
+    pub fn last_error(&self, key: &CacheKey) -> Option<&TokenError> {
+        self.session(key).and_then(Session::last_error)
+    }
+
+    /// The next refresh of `key`'s session ([`Session::next_refresh`]).
+    #[must_use]
+    pub fn next_refresh(&self, key: &CacheKey) -> Option<Instant> {
+        self.session(key).and_then(Session::next_refresh)
+    }
+
+    /// The token of `key` if it is usable at `now`, without counting a hit.
+    #[must_use]
+    pub fn current_token(&self, now: Instant, key: &CacheKey) -> Option<&Arc<Token>> {
+        self.session(key).and_then(|s| s.current_token(now))
+    }
+
+    /// The next instant at which something is due without any input: the earliest
+    /// [`Session::poll_timeout`] of all sessions, or an idle eviction. Call
+    /// [`Cache::handle_timeout`] then. Strictly after the `now` of the last input.
+    ///
+    /// A session that holds no token is left out (the timer input never fetches for it:
+    /// the end of its backoff, or the deadline of its request in flight, waits for a
+    /// caller's poll), so that a driver sleeping until this instant never spins.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let idle = self.policy.idle_eviction;
+        self.entries
+            .values()
+            .flat_map(|e| {
+                let evict = (e.session.in_flight().is_none())
+                    .then(|| e.last_used.checked_add(idle))
+                    .flatten();
+                let own = e.session.held().and(e.session.poll_timeout());
+                [own, evict]
+            })
+            .flatten()
+            .min()
+    }
+
+    /// What a shared store is to know about request `id` before it is sent (see
+    /// [`StoreQuery`]); `None` when `id` is not in flight.
+    #[must_use]
+    pub fn store_query(&self, now: Instant, id: RequestId) -> Option<StoreQuery> {
+        let key = self.flights.get(&id)?;
+        let session = &self.entries.get(key)?.session;
+        let held_expiry = session.current_token(now).map(|t| t.expires_at());
+        Some(StoreQuery {
+            request: session.request().clone(),
+            policy: self.policy.clone(),
+            held_expiry,
+            rejected: session.rejected.clone(),
+        })
+    }
+
+    // ---------------------------------------------------------------------------------
+    // Output per caller
+    // ---------------------------------------------------------------------------------
+
+    /// What the calling caller must do to get a token of `request`'s shape; see
+    /// [`Action`] and [`Session::poll`]. Creates the entry on first use; a new entry may
+    /// evict idle ones and, beyond [`Policy::max_keys`], the least recently used one that has
+    /// no request in flight (reported as [`Event::Evicted`]).
+    #[must_use = "a `Send` must be sent and reported, or the session waits for its deadline"]
+    pub fn poll(&mut self, now: Instant, request: &TokenRequest) -> Action {
+        let key = request.cache_key();
+        let entry = match self.entries.get_mut(key) {
+            Some(entry) => entry,
+            None => self.insert(now, request),
+        };
+        entry.last_used = entry.last_used.max(now);
+        let action = entry.session.poll(now);
+        if let Action::Send { id, .. } = &action {
+            self.flights.insert(*id, key.clone());
+        }
+        action
+    }
+
+    // ---------------------------------------------------------------------------------
+    // Inputs for a request in flight
+    // ---------------------------------------------------------------------------------
+
+    /// Reports the response to request `id` ([`Session::handle_response`]); queues
+    /// [`Event::Fetched`] (and [`Event::Publish`]) or [`Event::FetchFailed`].
+    pub fn handle_response(
+        &mut self,
+        now: Instant,
+        id: RequestId,
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Outcome {
+        self.report(now, id, |s| {
+            s.handle_response(now, id, status, headers, body)
+        })
+    }
+
+    /// Reports that request `id` ended without a response ([`Session::handle_failure`]);
+    /// queues [`Event::FetchFailed`] or [`Event::FetchAbandoned`].
+    pub fn handle_failure(&mut self, now: Instant, id: RequestId, failure: Failure) -> Outcome {
+        self.report(now, id, |s| s.handle_failure(now, id, failure))
+    }
+
+    /// A shared store's answer to request `id`: `token`, fetched by another process. If the
+    /// session takes it ([`Session::handle_shared_token`]), the request ends unsent, every
+    /// waiter gets the token, [`Event::Shared`] is queued and `true` returned; otherwise
+    /// nothing changes and the caller sends the request as usual.
+    pub fn handle_shared_token(&mut self, now: Instant, id: RequestId, token: Arc<Token>) -> bool {
+        let Some(key) = self.flights.get(&id).cloned() else {
+            return false;
+        };
+        let Some(entry) = self.entries.get_mut(&key) else {
+            return false;
+        };
+        let taken = entry.session.handle_shared_token(now, id, token);
+        if taken {
+            self.flights.remove(&id);
+            self.events.push_back(Event::Shared { key, id });
+        }
+        taken
+    }
+
+    // ---------------------------------------------------------------------------------
+    // Timer input
+    // ---------------------------------------------------------------------------------
+
+    /// The timer input, for a driver with a background task: evicts entries idle for
+    /// [`Policy::idle_eviction`], and starts the refresh of every still-valid token that is
+    /// due ([`Session::handle_timeout`]); hand those out with [`Cache::poll_refresh`]. Never
+    /// counts a cache hit, never fetches for a shape that holds no valid token. Returns
+    /// whether anything changed.
+    pub fn handle_timeout(&mut self, now: Instant) -> bool {
+        let evicted = self.evict_idle(now);
+        let mut started = false;
+        for (key, entry) in &mut self.entries {
+            if let Some(refresh) = entry.session.handle_timeout(now) {
+                self.flights.insert(refresh.id, key.clone());
+                self.refreshes.push_back(refresh);
+                started = true;
+            }
+        }
+        evicted || started
+    }
+
+    /// The next background refresh to send, started by [`Cache::handle_timeout`].
+    #[must_use]
+    pub fn poll_refresh(&mut self) -> Option<Refresh> {
+        self.refreshes.pop_front()
+    }
+
+    /// The next event, oldest first.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    // ---------------------------------------------------------------------------------
+    // Other inputs
+    // ---------------------------------------------------------------------------------
+
+    /// A resource server rejected `rejected`: [`Session::invalidate`] on every request shape
+    /// (the caller seldom knows which one the token came from). Queues
+    /// [`Event::Invalidated`] for each that dropped it, and returns whether any did.
+    pub fn invalidate(&mut self, now: Instant, rejected: &AccessToken) -> bool {
+        let mut dropped = false;
+        for (key, entry) in &mut self.entries {
+            if entry.session.invalidate(now, rejected) {
+                dropped = true;
+                self.events
+                    .push_back(Event::Invalidated { key: key.clone() });
+            }
+        }
+        dropped
+    }
+
+    /// The verdict on a resource server's answer (`status`, `headers`) to a request that
+    /// carried `used`, a token of `key`'s shape:
+    ///
+    /// - a `401`, or any answer whose `WWW-Authenticate` challenge says
+    ///   `error="invalid_token"` (RFC 6750 §3.1): the token is invalidated
+    ///   ([`Cache::invalidate`], so the early-rejection throttle applies), and the answer is
+    ///   [`ResourceVerdict::RetryWithFreshToken`], unless the session now backs off (then a
+    ///   retry could only fail: [`ResourceVerdict::Done`]);
+    /// - `error="insufficient_scope"` (RFC 6750 §3.1) or anything else:
+    ///   [`ResourceVerdict::Done`], nothing dropped (a new token has the same scopes).
+    ///
+    /// The next poll never hands out `used` again, so a retry always carries another token.
+    /// A driver retries at most once per call, and only a request it can replay.
+    pub fn resource_verdict(
+        &mut self,
+        now: Instant,
+        key: &CacheKey,
+        status: StatusCode,
+        headers: &HeaderMap,
+        used: &AccessToken,
+    ) -> ResourceVerdict {
+        let challenge = super::challenge::error_code(headers);
+        let rejected = match challenge.as_deref() {
+            Some("insufficient_scope") => false,
+            Some("invalid_token") => true,
+            _ => status == StatusCode::UNAUTHORIZED,
+        };
+        if !rejected {
+            return ResourceVerdict::Done;
+        }
+        self.invalidate(now, used);
+        match self.entries.get(key) {
+            Some(entry) if entry.session.backing_off_without_token(now) => ResourceVerdict::Done,
+            _ => ResourceVerdict::RetryWithFreshToken,
+        }
+    }
+
+    /// [`Session::force_refresh`] for `key`: returns whether a token was held and marked due.
+    /// Creates nothing.
+    pub fn force_refresh(&mut self, now: Instant, key: &CacheKey) -> bool {
+        self.entries
+            .get_mut(key)
+            .is_some_and(|e| e.session.force_refresh(now))
+    }
+
+    /// For operators: [`Session::reset_backoff`] on every request shape. Returns how many
+    /// were backing off.
+    pub fn reset_backoff(&mut self, now: Instant) -> usize {
+        self.entries
+            .values_mut()
+            .map(|e| e.session.reset_backoff(now))
+            .filter(|ended| *ended)
+            .count()
+    }
+
+    /// Takes over `token`, fetched or stored elsewhere, for `request`'s shape
+    /// ([`Session::adopt`], which also applies [`crate::Config::check_stored`] through
+    /// [`Session::would_adopt`]). Creates the entry if needed. Returns whether it was taken.
+    pub fn adopt(&mut self, now: Instant, request: &TokenRequest, token: Arc<Token>) -> bool {
+        let entry = match self.entries.get_mut(request.cache_key()) {
+            Some(entry) => entry,
+            None => self.insert(now, request),
+        };
+        entry.last_used = entry.last_used.max(now);
+        entry.session.would_adopt(now, &token) && entry.session.adopt(now, token)
+    }
+
+    /// Forgets every cached token and request shape. Requests in flight are forgotten too:
+    /// their outcomes are ignored when they arrive. Returns how many shapes were dropped.
+    pub fn clear(&mut self) -> usize {
+        let dropped = self.entries.len();
+        self.entries.clear();
+        self.flights.clear();
+        self.refreshes.clear();
+        dropped
+    }
+
+    // ---------------------------------------------------------------------------------
+    // Internals
+    // ---------------------------------------------------------------------------------
+
+    fn report(
+        &mut self,
+        now: Instant,
+        id: RequestId,
+        input: impl FnOnce(&mut Session) -> Outcome,
+    ) -> Outcome {
+        let Some(key) = self.flights.get(&id).cloned() else {
+            return Outcome::Ignored;
+        };
+        let Some(entry) = self.entries.get_mut(&key) else {
+            self.flights.remove(&id);
+            return Outcome::Ignored;
+        };
+        let outcome = input(&mut entry.session);
+        if entry.session.in_flight() != Some(id) {
+            self.flights.remove(&id);
+        }
+        match &outcome {
+            Outcome::Ignored => {}
+            Outcome::Token(token) => {
+                self.events.push_back(Event::Fetched {
+                    key: key.clone(),
+                    id,
+                    token: Arc::clone(token),
+                });
+                if self.shared_store
+                    && let Some(ttl) = self.policy.store_ttl(token, self.clock.at(now))
+                {
+                    self.events.push_back(Event::Publish {
+                        key,
+                        id,
+                        token: Arc::clone(token),
+                        ttl,
+                    });
+                }
+            }
+            Outcome::Failed(error) => self.events.push_back(Event::FetchFailed {
+                key,
+                id,
+                error: error.clone(),
+            }),
+            Outcome::Abandoned => self.events.push_back(Event::FetchAbandoned { key, id }),
+        }
+        outcome
+    }
+
+    fn insert(&mut self, now: Instant, request: &TokenRequest) -> &mut Entry {
+        self.evict_idle(now);
+        if self.entries.len() >= self.policy.max_keys.max(1) {
+            self.evict_least_recent();
+        }
+        let key = request.cache_key().clone();
+        let key_seed = rng::mix(self.seed ^ rng::fnv1a(key.as_str().as_bytes()));
+        let session = Session::with_ids(
+            request.clone(),
+            self.policy.clone(),
+            self.clock,
+            key_seed,
+            self.ids.clone(),
+        );
+        self.entries.entry(key).or_insert(Entry {
+            session,
+            last_used: now,
+        })
+    }
+
+    /// Removes entries unused for [`Policy::idle_eviction`] with nothing in flight.
+    fn evict_idle(&mut self, now: Instant) -> bool {
+        let idle = self.policy.idle_eviction;
+        let before = self.entries.len();
+        let events = &mut self.events;
+        self.entries.retain(|key, entry| {
+            let keep = entry.session.in_flight().is_some()
+                || now.saturating_duration_since(entry.last_used) < idle;
+            if !keep {
+                events.push_back(Event::Evicted { key: key.clone() });
+            }
+            keep
+        });
+        before != self.entries.len()
+    }
+
+    /// Removes the least recently used entry with nothing in flight, if any.
+    fn evict_least_recent(&mut self) {
+        let oldest = self
+            .entries
+            .iter()
+            .filter(|(_, e)| e.session.in_flight().is_none())
+            .min_by_key(|(_, e)| e.last_used)
+            .map(|(k, _)| k.clone());
+        if let Some(key) = oldest {
+            self.entries.remove(&key);
+            self.events.push_back(Event::Evicted { key });
+        }
+    }
+}
+
+/// A shared store's answer before a fetch, generic over the store's permit type (a boxed
+/// blocking or async permit, in the adapters).
+#[non_exhaustive]
+pub enum Lookup<P> {
+    /// A token another process fetched for this request shape: report it with
+    /// [`Cache::handle_shared_token`]; if the cache refuses it, send as usual.
+    Shared(Arc<Token>),
+    /// This process fetches; the permit shares the result ([`Event::Publish`]) and holds,
+    /// for example, a lock that keeps the other processes waiting for it. Dropped without a
+    /// token (the fetch failed), it releases.
+    Fetch(P),
+    /// Fetch as a client without a store would: the store is unavailable, or waiting for
+    /// another process took too long.
+    FetchLocally,
+}
+
+impl<P> std::fmt::Debug for Lookup<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Shared(token) => f.debug_tuple("Shared").field(token).finish(),
+            Self::Fetch(_) => f.write_str("Fetch(..)"),
+            Self::FetchLocally => f.write_str("FetchLocally"),
+        }
+    }
+}

@@ -1,0 +1,435 @@
+//! The cache that owns the protocol: bounded entries, events, the timer input, the resource
+//! server's verdict, the shared-store snapshot and restored tokens.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod session_support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use client_credentials_core::http::{HeaderMap, HeaderValue, StatusCode, header};
+use client_credentials_core::session::{
+    Action, Cache, Event, Failure, Policy, ResourceVerdict, WallClock,
+};
+use client_credentials_core::{
+    Token, TokenError, TokenRequest, TransportError, TransportErrorKind,
+};
+use session_support::{origin, request, request_with_scope, secs};
+
+fn cache(policy: Policy) -> (Cache, Instant) {
+    let (start, wall) = origin();
+    (Cache::new(policy, WallClock::new(start, wall), 7), start)
+}
+
+fn body(token: &str, lifetime: u64) -> Vec<u8> {
+    format!(r#"{{"access_token":"{token}","token_type":"Bearer","expires_in":{lifetime}}}"#)
+        .into_bytes()
+}
+
+/// Polls `request` at `now`, answers the send with `token`, and returns the token served.
+fn fetch(cache: &mut Cache, now: Instant, request: &TokenRequest, token: &str) -> Arc<Token> {
+    let Action::Send { id, .. } = cache.poll(now, request) else {
+        panic!("expected a send")
+    };
+    let outcome = cache.handle_response(
+        now,
+        id,
+        StatusCode::OK,
+        &HeaderMap::new(),
+        &body(token, 3600),
+    );
+    assert!(outcome.changed());
+    match cache.poll(now, request) {
+        Action::Ready(t) => t,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn drain(cache: &mut Cache) -> Vec<Event> {
+    std::iter::from_fn(|| cache.poll_event()).collect()
+}
+
+#[test]
+fn ten_thousand_shapes_stay_within_the_bound_and_a_used_key_survives() {
+    let mut policy = Policy::default();
+    policy.max_keys = 64;
+    let (mut cache, start) = cache(policy);
+    let hot = request();
+    let hot_token = fetch(&mut cache, start, &hot, "hot");
+    let mut evicted = 0;
+    for n in 0..10_000u32 {
+        let now = start + Duration::from_millis(u64::from(n));
+        let shape = request_with_scope(&format!("tenant-{n}"));
+        let _ = fetch(&mut cache, now, &shape, &format!("t-{n}"));
+        // The hot key is used between every two new shapes.
+        let Action::Ready(t) = cache.poll(now, &hot) else {
+            panic!("the used key lost its token at shape {n}")
+        };
+        assert_eq!(t.access_token(), hot_token.access_token());
+        evicted += drain(&mut cache)
+            .iter()
+            .filter(|e| matches!(e, Event::Evicted { .. }))
+            .count();
+        assert!(cache.len() <= 64, "{} entries", cache.len());
+    }
+    assert_eq!(cache.len(), 64);
+    assert_eq!(evicted, 10_001 - 64);
+    assert_eq!(cache.counters(hot.cache_key()).unwrap().fetches_started, 1);
+}
+
+#[test]
+fn reads_never_create_an_entry() {
+    let (mut cache, start) = cache(Policy::default());
+    let shape = request_with_scope("never-polled");
+    assert!(cache.counters(shape.cache_key()).is_none());
+    assert!(cache.last_error(shape.cache_key()).is_none());
+    assert!(cache.next_refresh(shape.cache_key()).is_none());
+    assert!(cache.current_token(start, shape.cache_key()).is_none());
+    assert!(!cache.force_refresh(start, shape.cache_key()));
+    assert_eq!(
+        cache.resource_verdict(
+            start,
+            shape.cache_key(),
+            StatusCode::OK,
+            &HeaderMap::new(),
+            &"x".into()
+        ),
+        ResourceVerdict::Done
+    );
+    assert!(cache.is_empty());
+}
+
+#[test]
+fn idle_entries_are_evicted_by_the_timer_but_never_one_in_flight() {
+    let mut policy = Policy::default();
+    policy.idle_eviction = secs(60);
+    let (mut cache, start) = cache(policy);
+    let idle = request_with_scope("idle");
+    let busy = request_with_scope("busy");
+    let _ = fetch(&mut cache, start, &idle, "idle");
+    let Action::Send { id, .. } = cache.poll(start, &busy) else {
+        panic!()
+    };
+    drain(&mut cache);
+    let deadline = cache.poll_timeout().unwrap();
+    assert!(deadline <= start + secs(60));
+    assert!(cache.handle_timeout(start + secs(61)));
+    let events = drain(&mut cache);
+    assert!(
+        matches!(&events[..], [Event::Evicted { key }] if key == idle.cache_key()),
+        "{events:?}"
+    );
+    assert!(cache.session(busy.cache_key()).is_some(), "in flight");
+    // The outcome of the request in flight still lands.
+    let outcome = cache.handle_response(
+        start + secs(61),
+        id,
+        StatusCode::OK,
+        &HeaderMap::new(),
+        &body("busy", 3600),
+    );
+    assert!(outcome.changed());
+}
+
+#[test]
+fn events_say_what_happened_and_publish_carries_the_store_ttl() {
+    let (cache, start) = cache(Policy::default());
+    let mut cache = cache.with_shared_store();
+    let shape = request();
+    let Action::Send { id, .. } = cache.poll(start, &shape) else {
+        panic!()
+    };
+    let _ = cache.handle_response(
+        start,
+        id,
+        StatusCode::OK,
+        &HeaderMap::new(),
+        &body("a", 3600),
+    );
+    let events = drain(&mut cache);
+    match &events[..] {
+        [
+            Event::Fetched {
+                id: i1, token: t1, ..
+            },
+            Event::Publish {
+                id: i2,
+                token: t2,
+                ttl,
+                ..
+            },
+        ] => {
+            assert_eq!((*i1, *i2), (id, id));
+            assert_eq!(t1.access_token(), t2.access_token());
+            assert_eq!(*ttl, secs(3590));
+        }
+        other => panic!("{other:?}"),
+    }
+    // A failure, then an abandoned request: one event each, and `changed` both times.
+    cache.force_refresh(start, shape.cache_key());
+    let Action::Send { id, .. } = cache.poll(start, &shape) else {
+        panic!()
+    };
+    let error = TransportError::from_kind(TransportErrorKind::Connect);
+    assert!(
+        cache
+            .handle_failure(start, id, Failure::Transport(error))
+            .changed()
+    );
+    assert!(matches!(
+        &drain(&mut cache)[..],
+        [Event::FetchFailed {
+            error: TokenError::Transport(_),
+            ..
+        }]
+    ));
+    assert!(matches!(
+        cache.last_error(shape.cache_key()),
+        Some(TokenError::Transport(_))
+    ));
+    // The same id again: nothing changed, no event.
+    assert!(
+        !cache
+            .handle_failure(start, id, Failure::Abandoned)
+            .changed()
+    );
+    assert!(drain(&mut cache).is_empty());
+}
+
+#[test]
+fn the_timer_input_refreshes_in_the_background_without_counting_hits() {
+    let (mut cache, start) = cache(Policy::default());
+    let shape = request();
+    let token = fetch(&mut cache, start, &shape, "first");
+    let hits = cache.counters(shape.cache_key()).unwrap().cache_hits;
+    assert!(cache.poll_refresh().is_none());
+    // Nothing due before the refresh point.
+    let at = cache.poll_timeout().unwrap();
+    assert!(!cache.handle_timeout(at - Duration::from_millis(1)));
+    assert!(cache.handle_timeout(at));
+    let refresh = cache.poll_refresh().expect("a refresh is due");
+    assert!(cache.poll_refresh().is_none());
+    let c = cache.counters(shape.cache_key()).unwrap();
+    assert_eq!(
+        (c.cache_hits, c.background_refreshes, c.fetches_started),
+        (hits, 1, 2)
+    );
+    // Callers keep the still-valid token while it is in flight.
+    let Action::Ready(t) = cache.poll(at, &shape) else {
+        panic!()
+    };
+    assert_eq!(t.access_token(), token.access_token());
+    let _ = cache.handle_response(
+        at,
+        refresh.id,
+        StatusCode::OK,
+        &HeaderMap::new(),
+        &body("second", 3600),
+    );
+    let Action::Ready(t) = cache.poll(at, &shape) else {
+        panic!()
+    };
+    assert_eq!(t.access_token().expose_secret(), "second");
+    // An empty shape is never fetched by the timer.
+    let cold = request_with_scope("cold");
+    let Action::Send { id, .. } = cache.poll(at, &cold) else {
+        panic!()
+    };
+    let _ = cache.handle_failure(at, id, Failure::Abandoned);
+    assert!(!cache.handle_timeout(at + secs(1)));
+    assert!(cache.poll_refresh().is_none());
+}
+
+fn challenge(value: &str) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_str(value).unwrap(),
+    );
+    headers
+}
+
+#[test]
+fn the_resource_verdict_retries_a_rejected_token_once_and_never_with_it() {
+    let (mut cache, start) = cache(Policy::default());
+    let shape = request();
+    let key = shape.cache_key().clone();
+    let used = fetch(&mut cache, start, &shape, "first");
+    // Success, a 403 for scope, a 500: done, nothing dropped.
+    for (status, headers) in [
+        (StatusCode::OK, HeaderMap::new()),
+        (
+            StatusCode::FORBIDDEN,
+            challenge(r#"Bearer error="insufficient_scope", scope="admin""#),
+        ),
+        (
+            StatusCode::UNAUTHORIZED,
+            challenge(r#"Bearer error="insufficient_scope""#),
+        ),
+        (StatusCode::INTERNAL_SERVER_ERROR, HeaderMap::new()),
+    ] {
+        let verdict = cache.resource_verdict(start, &key, status, &headers, used.access_token());
+        assert_eq!(verdict, ResourceVerdict::Done, "{status}");
+    }
+    assert!(cache.current_token(start, &key).is_some());
+    // A plain 401: dropped, retry with a fresh token, which is never the rejected one.
+    let verdict = cache.resource_verdict(
+        start,
+        &key,
+        StatusCode::UNAUTHORIZED,
+        &HeaderMap::new(),
+        used.access_token(),
+    );
+    assert_eq!(verdict, ResourceVerdict::RetryWithFreshToken);
+    assert!(matches!(
+        &drain(&mut cache)[..],
+        [Event::Fetched { .. }, Event::Invalidated { .. }] | [Event::Invalidated { .. }]
+    ));
+    let fresh = fetch(&mut cache, start, &shape, "second");
+    assert_ne!(fresh.access_token(), used.access_token());
+    // invalid_token in a challenge counts whatever the status.
+    let verdict = cache.resource_verdict(
+        start,
+        &key,
+        StatusCode::BAD_REQUEST,
+        &challenge(r#"Bearer realm="api", error="invalid_token""#),
+        fresh.access_token(),
+    );
+    assert_eq!(verdict, ResourceVerdict::RetryWithFreshToken);
+    // A burst of 401s for an old token after it was replaced: retry (with the new one),
+    // and the new one is not dropped.
+    let third = fetch(&mut cache, start, &shape, "third");
+    let verdict = cache.resource_verdict(
+        start,
+        &key,
+        StatusCode::UNAUTHORIZED,
+        &HeaderMap::new(),
+        used.access_token(),
+    );
+    assert_eq!(verdict, ResourceVerdict::RetryWithFreshToken);
+    let Action::Ready(t) = cache.poll(start, &shape) else {
+        panic!()
+    };
+    assert_eq!(t.access_token(), third.access_token());
+}
+
+#[test]
+fn the_resource_verdict_keeps_the_early_rejection_throttle() {
+    let (mut cache, start) = cache(Policy::default());
+    let shape = request();
+    let key = shape.cache_key().clone();
+    let mut verdicts = Vec::new();
+    for n in 0..4 {
+        let t = fetch(&mut cache, start, &shape, &format!("t{n}"));
+        verdicts.push(cache.resource_verdict(
+            start,
+            &key,
+            StatusCode::UNAUTHORIZED,
+            &HeaderMap::new(),
+            t.access_token(),
+        ));
+    }
+    use ResourceVerdict::{Done, RetryWithFreshToken as Retry};
+    assert_eq!(verdicts, [Retry, Retry, Retry, Done]);
+    assert!(matches!(
+        cache.poll(start, &shape),
+        Action::Failed(TokenError::RejectedByResource { attempts: 4 })
+    ));
+}
+
+#[test]
+fn the_store_snapshot_accepts_only_what_the_session_would_take() {
+    let (mut cache, start) = cache(Policy::default());
+    let shape = request();
+    let clock = cache.clock();
+    let old = fetch(&mut cache, start, &shape, "old");
+    let _ = cache.resource_verdict(
+        start,
+        shape.cache_key(),
+        StatusCode::UNAUTHORIZED,
+        &HeaderMap::new(),
+        old.access_token(),
+    );
+    let Action::Send { id, .. } = cache.poll(start, &shape) else {
+        panic!()
+    };
+    let query = cache.store_query(start, id).unwrap();
+    assert_eq!(query.request().cache_key(), shape.cache_key());
+    let now = clock.at(start);
+    let parse = |token: &str, lifetime: u64, token_type: &str| {
+        let b = format!(
+            r#"{{"access_token":"{token}","token_type":"{token_type}","expires_in":{lifetime}}}"#
+        );
+        let config = session_support::config(client_credentials_core::MissingLifetime::default());
+        // Another process's configuration may accept other types; ours decides.
+        let config = client_credentials_core::Config::builder()
+            .token_url(config.token_url().to_string())
+            .client_id("svc")
+            .client_secret("s3cr3t")
+            .accept_token_type("mac")
+            .build()
+            .unwrap();
+        Arc::new(
+            config
+                .default_request()
+                .parse_response(now, StatusCode::OK, &HeaderMap::new(), b.as_bytes())
+                .unwrap(),
+        )
+    };
+    assert!(query.accepts(now, &parse("shared", 3600, "Bearer")));
+    assert!(
+        !query.accepts(now, &parse("old", 3600, "Bearer")),
+        "the rejected token"
+    );
+    assert!(
+        !query.accepts(now, &parse("mac", 3600, "mac")),
+        "a type we do not accept"
+    );
+    assert!(
+        !query.accepts(now + secs(3600), &parse("late", 3600, "Bearer")),
+        "expired"
+    );
+    // The session checks again when the store hands a token over.
+    assert!(!cache.handle_shared_token(start, id, parse("mac", 3600, "mac")));
+    assert!(cache.handle_shared_token(start, id, parse("shared", 3600, "Bearer")));
+    assert!(matches!(&drain(&mut cache)[..], [.., Event::Shared { .. }]));
+    assert!(
+        cache.store_query(start, id).is_none(),
+        "no longer in flight"
+    );
+}
+
+#[test]
+fn adopt_restores_a_stored_token_and_clear_forgets_everything() {
+    let (mut cache, start) = cache(Policy::default());
+    let shape = request();
+    let now = cache.clock().at(start);
+    let token = shape
+        .parse_response(
+            now,
+            StatusCode::OK,
+            &HeaderMap::new(),
+            &body("restored", 600),
+        )
+        .unwrap();
+    let stored: Token =
+        serde_json::from_str(&serde_json::to_string(&token.storable()).unwrap()).unwrap();
+    assert!(cache.adopt(start, &shape, Arc::new(stored)));
+    let Action::Ready(t) = cache.poll(start, &shape) else {
+        panic!()
+    };
+    assert_eq!(t.access_token().expose_secret(), "restored");
+    // An expired one is refused.
+    let expired = shape
+        .parse_response(
+            now - secs(700),
+            StatusCode::OK,
+            &HeaderMap::new(),
+            &body("expired", 600),
+        )
+        .unwrap();
+    assert!(!cache.adopt(start, &request_with_scope("x"), Arc::new(expired)));
+    assert_eq!(cache.clear(), 2);
+    assert!(cache.is_empty());
+    assert!(matches!(cache.poll(start, &shape), Action::Send { .. }));
+}
