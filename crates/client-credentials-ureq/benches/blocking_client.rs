@@ -5,7 +5,8 @@
 //!   `Arc`, unlock: no expiry check, no session). For two threads the time shown is the wall
 //!   time divided by the calls both made, so `1 thread / 2 threads` is the throughput ratio.
 //! - `blocking_fetch/*`: a token request through the client against a loopback keep-alive token
-//!   endpoint (the cached token is invalidated after each call, so every call fetches),
+//!   endpoint (the cached token is invalidated after each call, so every call fetches; the
+//!   client's early-rejection throttle is off, as it would otherwise back off),
 //!   against a bare `ureq::Agent` sending the same request and reading the body: one with
 //!   ureq's defaults, and the client's own agent (`Client::agent()`, configured with the
 //!   adapter's timeouts). `ours` against `bare_ureq/client_agent` is what the adapter's code
@@ -29,8 +30,9 @@ use std::hint::black_box;
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use client_credentials_ureq::core::http::{HeaderMap, StatusCode};
-use client_credentials_ureq::{Client, Config, Token};
+use client_credentials_ureq::core::TokenRequest;
+use client_credentials_ureq::core::http::{self, HeaderMap, StatusCode};
+use client_credentials_ureq::{Client, Config, Policy, Token};
 use criterion::{Criterion, criterion_group};
 
 use support::{CLIENT_ID, CLIENT_SECRET, Server};
@@ -42,6 +44,13 @@ fn config(token_url: &str) -> Config {
         .client_secret(CLIENT_SECRET)
         .build()
         .unwrap()
+}
+
+/// The token request as a plain `http::Request`, for the bare agent (the core's
+/// `HttpRequest` is not `Clone` and keeps its body in a zeroizing buffer).
+fn plain_http(request: &TokenRequest) -> http::Request<Vec<u8>> {
+    let (parts, body) = request.to_http().into_parts();
+    http::Request::from_parts(parts, body.into_vec())
 }
 
 /// Runs `op` `iters` times on each of `threads` threads started together; the wall time
@@ -99,10 +108,18 @@ fn warm_token(c: &mut Criterion) {
 fn fetch(c: &mut Criterion) {
     let server = Server::start(Duration::ZERO, Duration::from_secs(3600));
     let config = config(&server.token_url());
-    let client = Client::builder(config.clone()).seed(1).build();
+    // Every call invalidates the token it just got, which the cache's early-rejection
+    // throttle would soon answer with a backoff (a resource server that rejects every
+    // fresh token): the window is zero here, so that every call measures one fetch.
+    let mut policy = Policy::default();
+    policy.early_rejection_window = Duration::ZERO;
+    let client = Client::builder(config.clone())
+        .policy(policy)
+        .seed(1)
+        .build();
     // The very request the client sends, for the bare agent.
     let request = config.default_request();
-    let http = request.to_http().into_inner();
+    let http = plain_http(&request);
     let agent = ureq::Agent::new_with_defaults();
     let client_agent = client.agent().clone();
     let phase = Some(Duration::from_secs(15));

@@ -59,6 +59,13 @@ fn config(token_url: &str) -> Config {
         .unwrap()
 }
 
+/// The token request as a plain `http::Request`, for the bare agent (the core's
+/// `HttpRequest` is not `Clone` and keeps its body in a zeroizing buffer).
+fn plain_http(request: &TokenRequest) -> http::Request<Vec<u8>> {
+    let (parts, body) = request.to_http().into_parts();
+    http::Request::from_parts(parts, body.into_vec())
+}
+
 /// The cache as many libraries write it.
 struct Naive {
     agent: ureq::Agent,
@@ -72,7 +79,7 @@ impl Naive {
         let request = config.default_request();
         Self {
             agent: ureq::Agent::new_with_defaults(),
-            http: request.to_http().into_inner(),
+            http: plain_http(&request),
             request,
             cache: Mutex::new(None),
         }
@@ -185,7 +192,7 @@ fn row(name: &str, requests: usize, l: &Latencies) {
 fn heap() {
     let server = Server::start(Duration::ZERO, Duration::from_secs(3600));
     let config = config(&server.token_url());
-    let http = config.default_request().to_http().into_inner();
+    let http = plain_http(&config.default_request());
     let held = |region: &Region<'_, System>| {
         let c = region.change();
         c.bytes_allocated.cast_signed() - c.bytes_deallocated.cast_signed()

@@ -1,15 +1,16 @@
 //! The crate's one error type.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use client_credentials_core::{ConfigError, TokenError};
 
-/// Why a token could not be had.
+/// Why a token could not be had, or why an authorized request failed.
 ///
-/// Transport failures (connect, TLS, timeout, I/O) come as [`TokenError::Transport`] inside
+/// Transport failures of a token fetch (connect, TLS, timeout, I/O) come as [`TokenError::Transport`] inside
 /// [`Error::Token`], so that every failure of a fetch, whatever its cause, is one
-/// [`TokenError`] that the session shared with every caller who waited for it. Its
-/// `Display` names the cause and never holds a secret or a token.
+/// [`TokenError`] that the cache shared with every caller who waited for it. The
+/// `Display` of every variant names the cause and never holds a secret or a token.
 #[derive(Clone, Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -21,6 +22,12 @@ pub enum Error {
     /// (a bad scope, a reserved extra parameter…); nothing was sent.
     #[error("invalid token request parameters: {0}")]
     Config(#[from] ConfigError),
+    /// An authorized request to a resource server
+    /// ([`Client::send_authorized`](crate::Client::send_authorized)) failed in ureq: it could
+    /// not be sent, or its answer's head could not be read. It was sent with a token, or not
+    /// at all.
+    #[error("authorized request failed: {0}")]
+    Request(Arc<ureq::Error>),
 }
 
 impl Error {
@@ -29,18 +36,18 @@ impl Error {
     pub fn token_error(&self) -> Option<&TokenError> {
         match self {
             Self::Token(e) => Some(e),
-            Self::Config(_) => None,
+            Self::Config(_) | Self::Request(_) => None,
         }
     }
 
-    /// Whether asking again later may succeed (as [`TokenError::is_retryable`] decides;
-    /// invalid parameters never are).
+    /// Whether asking for a token again later may succeed (as [`TokenError::is_retryable`]
+    /// decides; invalid parameters and ureq errors are not token failures and never are).
     #[must_use]
     pub fn is_retryable(&self) -> bool {
         self.token_error().is_some_and(TokenError::is_retryable)
     }
 
-    /// How long the server asked to wait before trying again, if it said.
+    /// How long the token endpoint asked to wait before trying again, if it said.
     #[must_use]
     pub fn retry_after(&self) -> Option<Duration> {
         self.token_error().and_then(TokenError::retry_after)

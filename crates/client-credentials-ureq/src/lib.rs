@@ -26,11 +26,12 @@
 //! let reports = client.token_for(&TokenParams::new().scopes(["reports.read"]))?;
 //! assert_ne!(reports.access_token(), token.access_token());
 //!
-//! // Attach the token to a request for a resource server.
+//! // Attach the token to a request for a resource server …
 //! let mut request = http::Request::get("https://api.example.com/orders").body(())?;
 //! let used = client.authorize(&mut request)?;
 //! assert!(request.headers()["authorization"].is_sensitive());
-//! // … and if the resource server answers 401, drop exactly that token:
+//! // … and if the resource server rejects it, drop exactly that token
+//! // (`Client::send_authorized` does both, and retries once with a fresh token):
 //! client.invalidate(used.access_token());
 //! # assert_eq!(server.count("/token"), 2);
 //! # Ok::<_, Box<dyn std::error::Error>>(())
@@ -38,13 +39,29 @@
 //!
 //! What this crate does, and what the core does:
 //! - The core ([`client_credentials_core`]) builds requests, parses responses into tokens or
-//!   typed errors, and runs the token lifecycle (refresh point, backoff, `Retry-After`,
-//!   cool-down after rejections) as a state machine with time as an input.
-//! - This crate sends what the core asks for with a [`ureq::Agent`] configured for the job
-//!   (statuses are not errors so that error bodies reach the parser, no redirects, connect
-//!   and overall timeouts, rustls), reads the body through the core's size cap, maps ureq's
-//!   errors to the core's transport errors, and coordinates threads: see
-//!   [`Client`](Client#how-callers-wait) for who sends and who waits.
+//!   typed errors, and owns the whole token-cache protocol in its
+//!   [`Cache`](client_credentials_core::Cache): single flight, refresh ahead of expiry,
+//!   backoff and `Retry-After`, the early-rejection throttle, eviction of idle request
+//!   shapes, the shared-store protocol, and the verdict on a resource server's 401. Time is
+//!   an input; every input says whether anything changed, and an event queue says what
+//!   happened.
+//! - This crate is a thin transport on it. It sends what the cache asks for with a
+//!   [`ureq::Agent`] configured for the job (statuses are not errors so that error bodies
+//!   reach the parser, no redirects, connect and overall timeouts, rustls), reads the body
+//!   through the core's size cap, maps ureq's errors to the core's transport errors, and
+//!   coordinates threads with a mutex and a condition variable: see
+//!   [`Client`](Client#how-callers-wait) for who sends and who waits. The loop, per caller:
+//!
+//! ```text
+//! lock → cache.poll(now, request) → unlock     Ready(token) | Wait(until) | Send(request)
+//! on Send: ask the shared store (if any), send, read the capped body (no lock held)
+//! lock → handle_response / handle_failure → drain events (log, token to publish) → unlock
+//! wake the waiters if the outcome changed anything; publish through the store's permit
+//! ```
+//!
+//! [`Client::send_authorized`] sends a request to a resource server with a token and, when
+//! the core says the token was rejected, drops it and retries once with a fresh one if the
+//! body can be replayed ([`AuthorizedBody`]).
 //!
 //! [`Client::revoke`] (RFC 7009, which also drops the token from the cache) and
 //! [`Client::introspect`] (RFC 7662) use the same agent, timeouts and body cap.
@@ -55,8 +72,9 @@
 //!
 //! Every fetch runs in a `tracing` span `token_fetch` with the token endpoint, the client id
 //! and a digest of the request shape (revocations and introspections in `token_revoke` and
-//! `token_introspect`, with their endpoint and the client id); no secret, token or body is
-//! ever logged.
+//! `token_introspect`, with their endpoint and the client id). The cache's events are logged
+//! as the core describes them ([`core::driver::event_log`]): a failed fetch as a warning,
+//! the rest at DEBUG. No secret, token or body is ever logged.
 //!
 //! **ureq itself, at TRACE**: `ureq-proto` logs every byte it sends and receives through the
 //! `log` crate at TRACE (target `ureq_proto::util`, as hex and ASCII), the `Authorization`
@@ -68,16 +86,22 @@
 #![deny(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+mod authorized;
+mod builder;
 mod client;
 mod error;
+mod inspect;
+mod revocation;
 mod store;
 mod transport;
 
-pub use client::{Client, ClientBuilder};
+pub use authorized::AuthorizedBody;
+pub use builder::ClientBuilder;
+pub use client::Client;
 pub use error::Error;
 pub use store::{FetchPermit, Lookup, SharedStore, StoreQuery};
-pub use transport::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT};
 
+pub use client_credentials_core::driver::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT};
 pub use client_credentials_core::session::{Counters, Policy};
 pub use client_credentials_core::{
     AccessToken, AuthMethod, BodyFormat, Config, ConfigError, Introspection, Token, TokenError,

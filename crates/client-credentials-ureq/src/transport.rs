@@ -1,29 +1,13 @@
-//! One token request over ureq: agent configuration, the send, the capped body read, and
-//! the mapping of ureq errors into the core's [`TransportError`].
+//! One exchange over ureq: agent configuration, the send, the capped body read, and the
+//! mapping of ureq errors into the core's [`TransportError`]. Everything here is specific to
+//! ureq; what to do with the answer is the core's ([`driver`]).
 
 use std::io::Read as _;
-use std::time::Duration;
 
+use client_credentials_core::driver::{Exchange, Reply, Timeouts};
 use client_credentials_core::{
-    BodyBuffer, HttpRequest, TokenError, TransportError, TransportErrorKind,
+    BodyBuffer, Failure, HttpRequest, TokenError, TransportError, TransportErrorKind,
 };
-use http::{HeaderMap, StatusCode};
-
-/// How long connecting (DNS, TCP and TLS) may take by default.
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// How long a whole token request (connect, send, response and body) may take by default.
-/// Token endpoints answer in milliseconds; a fetch that takes longer than this is better
-/// failed and retried with backoff. The core session's `request_timeout` backstop (30 s by
-/// default) must be longer; the client clamps this timeout to it.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
-
-/// The timeouts applied to token requests.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Timeouts {
-    pub(crate) connect: Duration,
-    pub(crate) global: Duration,
-}
 
 /// An agent configured for token requests: statuses are not errors (error bodies reach the
 /// parser), no redirect is followed, connect and global timeouts are set, TLS is ureq's
@@ -34,33 +18,17 @@ pub(crate) fn default_agent(timeouts: Timeouts) -> ureq::Agent {
         .http_status_as_error(false)
         .max_redirects(0)
         .timeout_connect(Some(timeouts.connect))
-        .timeout_global(Some(timeouts.global))
+        .timeout_global(Some(timeouts.overall))
         .build()
         .new_agent()
 }
 
-/// What came back: a response with its body, or why there is none. No `Debug`: the body may
-/// hold a token.
-pub(crate) enum Outcome {
-    /// A response, with its whole body (within the cap).
-    Response {
-        status: StatusCode,
-        headers: HeaderMap,
-        body: Vec<u8>,
-    },
-    /// The body was over the cap: reading stopped there (announced by `Content-Length`, it
-    /// was not read at all). The core's [`TokenError::TooLarge`].
-    TooLarge(TokenError),
-    /// The request did not complete.
-    Transport(TransportError),
-}
-
-/// Sends `request` on `agent` and reads the answer, the body through a [`BodyBuffer`] of
-/// `cap` bytes.
+/// Sends `request` (a token, revocation or introspection request) on `agent` and reads the
+/// answer, the body through a [`BodyBuffer`] of `cap` bytes.
 ///
 /// Whatever the agent's own configuration, this request does not treat statuses as errors
 /// and follows no redirect; the timeouts are applied on the request, so a caller-supplied
-/// agent gets them too.
+/// agent gets them too. The body is sent from the core's zeroizing buffer, never copied.
 ///
 /// A plain `http://` request (the core allows it only to a loopback host) never goes through
 /// a proxy, whether the agent's came from `HTTP_PROXY` or from its caller: the proxy would
@@ -72,61 +40,83 @@ pub(crate) fn send(
     request: HttpRequest,
     timeouts: Timeouts,
     cap: usize,
-) -> Outcome {
-    let request = request.into_inner();
+) -> Exchange {
     let cleartext = is_cleartext(request.uri());
+    let (parts, body) = request.into_parts();
     let mut config = agent
-        .configure_request(request)
+        .configure_request(http::Request::from_parts(parts, body.as_bytes()))
         .http_status_as_error(false)
         .max_redirects(0)
         .timeout_connect(Some(timeouts.connect))
-        .timeout_global(Some(timeouts.global));
+        .timeout_global(Some(timeouts.overall));
     if cleartext {
         config = config.proxy(None);
     }
-    let request = config.build();
-    let response = match agent.run(request) {
-        Ok(response) => response,
-        Err(e) => return Outcome::Transport(transport_error(e)),
-    };
+    let response = agent
+        .run(config.build())
+        .map_err(|e| Failure::Transport(transport_error(e)))?;
     let (parts, mut body) = response.into_parts();
     match read_capped(&mut body, cap) {
-        Ok(Some(body)) => Outcome::Response {
+        Ok(Some(body)) => Ok(Reply {
             status: parts.status,
             headers: parts.headers,
             body,
-        },
-        Ok(None) => Outcome::TooLarge(TokenError::TooLarge {
+        }),
+        Ok(None) => Err(Failure::Error(TokenError::TooLarge {
             status: Some(parts.status),
             limit: cap,
-        }),
-        Err(e) => Outcome::Transport(transport_error(ureq::Error::from(e))),
+        })),
+        Err(e) => Err(Failure::Transport(transport_error(ureq::Error::from(e)))),
+    }
+}
+
+/// Sends a request to a resource server on `agent`, with the agent's own configuration
+/// except that a status is never an error (the caller, and the core's verdict, need the
+/// status and the `WWW-Authenticate` header of a 401).
+pub(crate) fn send_resource<B: ureq::AsSendBody>(
+    agent: &ureq::Agent,
+    request: http::Request<B>,
+) -> Result<http::Response<ureq::Body>, ureq::Error> {
+    let request = agent
+        .configure_request(request)
+        .http_status_as_error(false)
+        .build();
+    agent.run(request)
+}
+
+/// [`send`] for an exchange outside the token cache (revocation, introspection), with its
+/// duration logged.
+pub(crate) fn exchange(
+    agent: &ureq::Agent,
+    request: HttpRequest,
+    timeouts: Timeouts,
+    cap: usize,
+) -> Exchange {
+    let started = std::time::Instant::now();
+    let exchange = send(agent, request, timeouts, cap);
+    log_received(started, &exchange);
+    exchange
+}
+
+/// Logs the end of an exchange at DEBUG: its status or its failure, and how long it took.
+/// The core's verdict on it is logged separately, once.
+pub(crate) fn log_received(started: std::time::Instant, exchange: &Exchange) {
+    let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    match exchange {
+        Ok(reply) => {
+            tracing::debug!(
+                status = reply.status.as_u16(),
+                elapsed_ms,
+                "response received"
+            );
+        }
+        Err(failure) => tracing::debug!(elapsed_ms, ?failure, "no usable response"),
     }
 }
 
 /// Whether `uri` is sent unencrypted (`http://`): such a request must not reach a proxy.
 fn is_cleartext(uri: &http::Uri) -> bool {
     uri.scheme() != Some(&http::uri::Scheme::HTTPS)
-}
-
-/// The parts of a whole response: status, headers, body (within the cap).
-pub(crate) type Parts = (StatusCode, HeaderMap, Vec<u8>);
-
-impl Outcome {
-    /// The response, or the [`TokenError`] that stands for its absence (an over-cap body,
-    /// a failed transport). For the calls that do not go through a session (revocation,
-    /// introspection): they get the same send and capped read as a token fetch.
-    pub(crate) fn into_parts(self) -> Result<Parts, TokenError> {
-        match self {
-            Self::Response {
-                status,
-                headers,
-                body,
-            } => Ok((status, headers, body)),
-            Self::TooLarge(error) => Err(error),
-            Self::Transport(error) => Err(TokenError::Transport(error)),
-        }
-    }
 }
 
 /// Reads the body through a [`BodyBuffer`]: a `Content-Length` over the cap is refused
@@ -143,7 +133,7 @@ fn read_capped(body: &mut ureq::Body, cap: usize) -> std::io::Result<Option<Vec<
     if let Some(len) = announced
         && buffer.expect_len(len).is_err()
     {
-        tracing::debug!(len, cap, "announced token response body exceeds the cap");
+        tracing::debug!(len, cap, "announced response body exceeds the cap");
         return Ok(None);
     }
     let mut reader = body.as_reader();
@@ -156,7 +146,7 @@ fn read_capped(body: &mut ureq::Body, cap: usize) -> std::io::Result<Option<Vec<
             Err(e) => return Err(e),
         };
         if buffer.push(&chunk[..n]).is_err() {
-            tracing::debug!(cap, "token response body exceeds the cap");
+            tracing::debug!(cap, "response body exceeds the cap");
             return Ok(None);
         }
     }
