@@ -6,9 +6,10 @@
 //!   session). For two threads the time shown is the wall time divided by the calls both
 //!   made, so `1 thread / 2 threads` is the throughput ratio.
 //! - `async_fetch/*`: a token request through the client against a loopback keep-alive token
-//!   endpoint (the cached token is invalidated after each call, so every call fetches), on a
-//!   current-thread runtime, against a bare `reqwest::Client` sending the same request and
-//!   reading the body: one with reqwest's defaults, and the client's own
+//!   endpoint (the cached token is invalidated after each call, with the early-rejection
+//!   throttle off, so every call fetches), on a current-thread runtime, against a bare
+//!   `reqwest::Client` sending the same request and reading the body: one with reqwest's
+//!   defaults, and the client's own
 //!   (`Client::http_client()`, configured with the adapter's timeouts and no redirects).
 //!   `ours` against `bare_reqwest/client_http` is what the adapter's code and the core add
 //!   to a fetch.
@@ -28,7 +29,8 @@ use std::pin::Pin;
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
-use client_credentials_reqwest::{Client, Config, Token};
+use client_credentials_reqwest::core::http;
+use client_credentials_reqwest::{Client, Config, Policy, Token};
 use criterion::{Criterion, criterion_group};
 use tokio::runtime::{Builder, Runtime};
 
@@ -44,6 +46,12 @@ fn config(token_url: &str) -> Config {
         .client_secret(CLIENT_SECRET)
         .build()
         .unwrap()
+}
+
+/// The request the client sends, as a plain `http::Request` for a bare client to send.
+fn plain_request(request: client_credentials_reqwest::core::HttpRequest) -> http::Request<Vec<u8>> {
+    let (parts, body) = request.into_parts();
+    http::Request::from_parts(parts, body.into_vec())
 }
 
 fn runtime() -> Runtime {
@@ -117,10 +125,18 @@ fn warm_token(c: &mut Criterion) {
 fn fetch(c: &mut Criterion) {
     let server = Server::start(Duration::ZERO, Duration::from_secs(3600));
     let config = config(&server.token_url());
-    let client = Client::builder(config.clone()).seed(1).build().unwrap();
+    // Every call invalidates the token it just got: without the early-rejection throttle,
+    // which would otherwise back off after three such rejections in a row.
+    let mut policy = Policy::default();
+    policy.early_rejection_window = Duration::ZERO;
+    let client = Client::builder(config.clone())
+        .policy(policy)
+        .seed(1)
+        .build()
+        .unwrap();
     let rt = runtime();
     // The very request the client sends, for the bare clients.
-    let http = config.default_request().to_http().into_inner();
+    let http = plain_request(config.default_request().to_http());
     let default_http = reqwest::Client::new();
     let client_http = client.http_client().clone();
 

@@ -71,6 +71,12 @@ fn runtime() -> Runtime {
         .unwrap()
 }
 
+/// The request the client sends, as a plain `http::Request` for a bare client to send.
+fn plain_request(request: client_credentials_reqwest::core::HttpRequest) -> http::Request<Vec<u8>> {
+    let (parts, body) = request.into_parts();
+    http::Request::from_parts(parts, body.into_vec())
+}
+
 /// The cache as many libraries write it.
 struct Naive {
     http: reqwest::Client,
@@ -84,7 +90,7 @@ impl Naive {
         let request = config.default_request();
         Self {
             http: reqwest::Client::new(),
-            template: request.to_http().into_inner(),
+            template: plain_request(request.to_http()),
             request,
             cache: Mutex::new(None),
         }
@@ -224,7 +230,7 @@ fn heap() {
     let config = config(&server.token_url());
     // One thread: every allocation counted is this bench's, not a worker's.
     let rt = Builder::new_current_thread().enable_all().build().unwrap();
-    let template = config.default_request().to_http().into_inner();
+    let template = plain_request(config.default_request().to_http());
     let held = |region: &Region<'_, System>| {
         let c = region.change();
         c.bytes_allocated.cast_signed() - c.bytes_deallocated.cast_signed()

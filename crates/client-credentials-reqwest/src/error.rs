@@ -5,54 +5,63 @@ use std::time::Duration;
 
 use client_credentials_core::{ConfigError, TokenError};
 
-/// Why a token could not be had, or why an authorized request failed.
+/// What went wrong in a call of this crate: a token fetch, the parameters of a request
+/// shape, building reqwest's client, an authorized request, or a call that had to send
+/// outside a tokio runtime.
 ///
-/// Transport failures of a token fetch (connect, TLS, timeout, I/O) come as
-/// [`TokenError::Transport`] inside [`Error::Token`], so that every failure of a fetch,
-/// whatever its cause, is one [`TokenError`] that the session shared with every caller who
-/// waited for it. The `Display` of every variant names the cause and never holds a secret
-/// or a token.
+/// A fetch fails in one way only, as [`Error::Token`]: the server's refusal, a bad answer
+/// and a transport failure (connect, TLS, timeout, I/O, as [`TokenError::Transport`]) alike,
+/// and every task that waited for that fetch gets the same [`TokenError`]. No variant's
+/// `Display` holds a secret or a token.
 #[derive(Clone, Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The fetch failed: the server refused (`invalid_client`, `invalid_scope`…), rate
-    /// limited or failed, the response was unusable or too large, or the transport failed.
+    /// No token: the token endpoint refused (`invalid_client`, `invalid_scope`…), throttled
+    /// or failed, answered something unusable or too large, or could not be reached.
     #[error(transparent)]
     Token(#[from] TokenError),
-    /// The per-request parameters ([`client_credentials_core::TokenParams`]) are invalid
-    /// (a bad scope, a reserved extra parameter…); nothing was sent.
+    /// A request shape that cannot be sent ([`client_credentials_core::TokenParams`] with a
+    /// bad scope or a reserved extra parameter…), refused before anything went out.
     #[error("invalid token request parameters: {0}")]
     Config(#[from] ConfigError),
-    /// The HTTP client for token requests could not be built (TLS initialisation failed).
+    /// reqwest could not build the client for token requests (TLS initialisation failed).
     #[error("could not build the HTTP client: {0}")]
     Build(Arc<reqwest::Error>),
-    /// An authorized request to a resource server failed in reqwest
-    /// ([`Client::send_authorized`](crate::Client::send_authorized)); it was sent with a
-    /// token, or not at all.
+    /// reqwest failed to build or send an authorized request to a resource server
+    /// ([`Client::send_authorized`](crate::Client::send_authorized)); whatever went out
+    /// carried a token.
     #[error("authorized request failed: {0}")]
     Request(Arc<reqwest::Error>),
+    /// The call had to send a request (a token fetch, a revocation, an introspection, an
+    /// authorized request) and was polled outside a tokio runtime, where reqwest cannot
+    /// send: nothing was sent, and a task in a runtime may send instead. A call that a
+    /// cached token answers needs no runtime.
+    #[error("no tokio runtime to send the request in; call from within a tokio runtime")]
+    NoRuntime,
 }
 
 impl Error {
-    /// The token error, if the failure came from a fetch.
+    /// The fetch's error, for [`Error::Token`].
     #[must_use]
     pub fn token_error(&self) -> Option<&TokenError> {
-        match self {
-            Self::Token(e) => Some(e),
-            _ => None,
+        if let Self::Token(error) = self {
+            Some(error)
+        } else {
+            None
         }
     }
 
-    /// Whether asking for a token again later may succeed (as [`TokenError::is_retryable`]
-    /// decides; invalid parameters and reqwest errors are not token failures and never are).
+    /// Whether a later call may get a token where this one did not, as
+    /// [`TokenError::is_retryable`] says; never for the other variants, which are not
+    /// failures of a fetch.
     #[must_use]
     pub fn is_retryable(&self) -> bool {
         self.token_error().is_some_and(TokenError::is_retryable)
     }
 
-    /// How long the token endpoint asked to wait before trying again, if it said.
+    /// The token endpoint's `Retry-After`, if its answer had one.
     #[must_use]
     pub fn retry_after(&self) -> Option<Duration> {
-        self.token_error().and_then(TokenError::retry_after)
+        self.token_error()?.retry_after()
     }
 }

@@ -48,16 +48,21 @@
 //!
 //! What this crate does, and what the core does:
 //! - The core ([`client_credentials_core`]) builds requests, parses responses into tokens or
-//!   typed errors, and runs the token lifecycle (refresh point, backoff, `Retry-After`,
-//!   cool-down after rejections) as a state machine with time as an input.
-//! - This crate sends what the core asks for with a [`reqwest::Client`] configured for the
-//!   job (no redirects, connect and overall timeouts, rustls), reads the body in chunks
-//!   through the core's size cap (refusing an announced `Content-Length` over it before
-//!   reading), maps reqwest's errors to the core's transport errors, and coordinates tasks:
-//!   see [`Client`](Client#how-callers-wait) for who sends and who waits, what happens
-//!   when a sending task is cancelled, and the optional background refresh.
+//!   typed errors, and owns the whole token-cache protocol in its
+//!   [`Cache`](client_credentials_core::Cache): one session per request shape, single
+//!   flight, refresh ahead, backoff, `Retry-After`, cool-down after rejections, eviction,
+//!   the shared-store rules, and the verdict on a resource server's rejection. Time is an
+//!   input; it tells the driver what happened through events.
+//! - This crate is a thin driver of that cache: lock, poll, unlock; send what it asks for
+//!   with a [`reqwest::Client`] configured for the job (no redirects, connect and overall
+//!   timeouts, rustls), reading the body in chunks through the core's size cap (refusing an
+//!   announced `Content-Length` over it before reading); report the answer, drain the
+//!   events (log, publish, wake). It maps reqwest's errors to the core's transport errors
+//!   and coordinates tasks: see [`Client`](Client#how-callers-wait) for who sends and who
+//!   waits, what happens when a sending task is cancelled, and the optional background
+//!   refresh.
 //! - [`AuthMiddleware`] and [`Client::send_authorized`] attach tokens to requests for
-//!   resource servers, with a single, safe retry on 401.
+//!   resource servers, with a single, safe retry when the core says the token was rejected.
 //! - [`Client::revoke`] (RFC 7009, which also drops the token from the cache) and
 //!   [`Client::introspect`] (RFC 7662) use the same reqwest client, timeouts and body cap.
 //!
@@ -67,21 +72,27 @@
 //!
 //! Every fetch runs in a `tracing` span `token_fetch` with the token endpoint, the client id,
 //! a digest of the request shape and the request id (revocations and introspections in
-//! `token_revoke` and `token_introspect`, with their endpoint and the client id); no secret,
-//! token or body is ever logged.
+//! `token_revoke` and `token_introspect`, with their endpoint and the client id); the cache's
+//! events are logged in it (a failed fetch as a warning). No secret, token or body is ever
+//! logged.
 //!
 //! The API mirrors the blocking `client-credentials-ureq` crate (`Client`, `ClientBuilder`,
-//! `token`, `token_for`, `invalidate`, `force_refresh`, `counters`, `authorize`, one `Error`
-//! type), with `async` where a call may wait for the network. `Client::new` and
-//! `ClientBuilder::build` return a `Result`, because building a reqwest client can fail
-//! (TLS initialisation).
+//! `token`, `token_for`, `invalidate`, `force_refresh`, `counters`, `last_error`,
+//! `next_refresh`, `authorize`, `send_authorized`, one `Error` type), with `async` where a
+//! call may wait for the network. `Client::new` and `ClientBuilder::build` return a
+//! `Result`, because building a reqwest client can fail (TLS initialisation). Outside a
+//! tokio runtime nothing panics: a call that must send returns [`Error::NoRuntime`].
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+mod authorized;
+mod background;
 mod client;
+mod driver;
 mod error;
 mod middleware;
+mod revocation;
 mod store;
 mod transport;
 
@@ -89,17 +100,15 @@ pub use client::{Client, ClientBuilder};
 pub use error::Error;
 pub use middleware::AuthMiddleware;
 pub use store::{FetchPermit, Lookup, SharedStore, StoreQuery};
-pub use transport::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT};
 
-pub use client_credentials_core::session::{Counters, Policy};
+pub use client_credentials_core::driver::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT};
 pub use client_credentials_core::{
-    AccessToken, AuthMethod, BodyFormat, Config, ConfigError, Introspection, Token, TokenError,
-    TokenParams,
+    AccessToken, AuthMethod, BodyFormat, Config, ConfigError, Counters, Introspection, Policy,
+    Token, TokenError, TokenParams,
 };
 
 /// Re-export of the core crate.
 pub use client_credentials_core as core;
-/// Re-export of the `reqwest` version this crate is built on.
-pub use reqwest;
-/// Re-export of the `reqwest-middleware` version [`AuthMiddleware`] implements.
-pub use reqwest_middleware;
+/// Re-exports of the HTTP crates this one is built on: `reqwest` 0.13, and the
+/// `reqwest-middleware` version that [`AuthMiddleware`] implements.
+pub use {reqwest, reqwest_middleware};

@@ -6,7 +6,8 @@ use client_credentials_core::{TokenParams, TokenRequest};
 use http::Extensions;
 use reqwest_middleware::{Middleware, Next};
 
-use crate::client::{Client, set_authorization};
+use crate::authorized::set_authorization;
+use crate::client::Client;
 use crate::error::Error;
 
 /// A [`reqwest_middleware::Middleware`] that sends every request with
@@ -15,16 +16,23 @@ use crate::error::Error;
 /// - It never sends a request without a token: when none can be had, the request fails with
 ///   [`reqwest_middleware::Error::Middleware`] wrapping this crate's [`Error`], and nothing
 ///   reaches the resource server.
-/// - On a 401 from the resource server it invalidates the token that was rejected, and only
-///   that one (a token that other tasks already replaced is left alone), then sends the
-///   request once more with a fresh token, if the request can be cloned (a streaming body
-///   cannot, and is never replayed). A second 401 is returned as it is, and so is a 401
-///   when the token endpoint hands out the same token again.
+/// - When the resource server rejects the token (a 401, or a `WWW-Authenticate: Bearer
+///   error="invalid_token"` challenge, as the core's
+///   [`resource_verdict`](client_credentials_core::Cache::resource_verdict) decides), it
+///   invalidates the token that was rejected, and only that one (a token that other tasks
+///   already replaced is left alone), then sends the request once more with a fresh token,
+///   if the request can be cloned (a streaming body cannot, and is never replayed). The
+///   answer to that retry is returned as it is, and so is a rejection when the token
+///   endpoint hands out the same token again. `insufficient_scope` is never retried (a new
+///   token has the same scopes), and neither is a rejection while the cache throttles
+///   resource servers that keep rejecting fresh tokens.
 /// - If fetching the fresh token fails, that error is returned (as a middleware error)
 ///   rather than the 401.
 ///
-/// A resource server that rejects every token thus costs one token request and one retry
-/// per request: the retry is bounded, never a loop.
+/// A resource server that rejects every token thus costs at most one token request and one
+/// retry per request, and after three early rejections in a row the cache backs off
+/// ([`Policy::early_rejection_window`](crate::Policy::early_rejection_window)): the retry
+/// is bounded, never a loop.
 ///
 /// ```no_run
 /// use client_credentials_reqwest::{AuthMiddleware, Client, Config};
@@ -110,11 +118,11 @@ impl Middleware for AuthMiddleware {
         set_authorization(request.headers_mut(), &token);
         let response = next.clone().run(request, extensions).await?;
         let retry = shared
-            .after_unauthorized(&self.request, &response, &token, retry)
+            .retry_with_fresh_token(&self.request, &response, &token, retry)
             .await
             .map_err(reqwest_middleware::Error::middleware)?;
         match retry {
-            Some(retry) => {
+            Some((retry, _fresh)) => {
                 drop(response);
                 next.run(retry, extensions).await
             }

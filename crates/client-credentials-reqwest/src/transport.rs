@@ -3,26 +3,10 @@
 
 use std::time::Duration;
 
+use client_credentials_core::driver::{Exchange, Reply, Timeouts};
 use client_credentials_core::{
-    BodyBuffer, HttpRequest, TokenError, TransportError, TransportErrorKind,
+    BodyBuffer, Failure, HttpRequest, TokenError, TransportError, TransportErrorKind,
 };
-use http::{HeaderMap, StatusCode};
-
-/// How long connecting (DNS, TCP and TLS) may take by default.
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// How long a whole token request (connect, send, response and body) may take by default.
-/// Token endpoints answer in milliseconds; a fetch that takes longer than this is better
-/// failed and retried with backoff. The core session's `request_timeout` backstop (30 s by
-/// default) must be longer; the client clamps this timeout to it.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
-
-/// The timeouts applied to token requests.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Timeouts {
-    pub(crate) connect: Duration,
-    pub(crate) overall: Duration,
-}
 
 /// Applies what token requests need on top of whatever the caller configured: no redirect
 /// is ever followed (a redirect could carry the credentials to another host), connect and
@@ -57,109 +41,63 @@ pub(crate) fn has_cleartext_endpoint(config: &client_credentials_core::Config) -
         .any(|uri| uri.scheme() != Some(&http::uri::Scheme::HTTPS))
 }
 
-/// What came back: a whole response (body within the cap), or why there is none. No
-/// `Debug`: the body may hold a token.
-pub(crate) enum Outcome {
-    /// A response, its body read up to the cap.
-    Response {
-        status: StatusCode,
-        headers: HeaderMap,
-        body: Vec<u8>,
-    },
-    /// The body exceeded the cap: announced by `Content-Length`, it was not read at all;
-    /// otherwise reading stopped at the chunk that crossed the cap. The core's
-    /// [`TokenError::TooLarge`], with the status.
-    TooLarge(TokenError),
-    /// The request did not complete.
-    Transport(TransportError),
-}
-
-/// The parts of a whole response: status, headers, body (within the cap).
-pub(crate) type Parts = (StatusCode, HeaderMap, Vec<u8>);
-
-impl Outcome {
-    /// The response, or the [`TokenError`] that stands for its absence (an over-cap body,
-    /// a failed transport). For the calls that do not go through a session (revocation,
-    /// introspection): they get the same send and capped read as a token fetch.
-    pub(crate) fn into_parts(self) -> Result<Parts, TokenError> {
-        match self {
-            Self::Response {
-                status,
-                headers,
-                body,
-            } => Ok((status, headers, body)),
-            Self::TooLarge(error) => Err(error),
-            Self::Transport(error) => Err(TokenError::Transport(error)),
-        }
-    }
-}
-
 /// Sends `request` and reads the answer, the body through a [`BodyBuffer`] of `cap` bytes,
 /// all within `overall` (reqwest's own timeout covers the same span; this one also bounds a
-/// caller-supplied client builder's settings and any slip in them).
+/// caller-supplied client builder's settings and any slip in them). A body over the cap is
+/// the core's [`TokenError::TooLarge`], with the status: announced by `Content-Length`, it
+/// is not read at all; otherwise reading stops at the chunk that crosses the cap.
+///
+/// Needs a tokio runtime (the caller checks).
 pub(crate) async fn send(
     client: &reqwest::Client,
     request: HttpRequest,
     overall: Duration,
     cap: usize,
-) -> Outcome {
+) -> Exchange {
     match tokio::time::timeout(overall, send_inner(client, request, cap)).await {
-        Ok(outcome) => outcome,
-        Err(elapsed) => {
-            Outcome::Transport(TransportError::new(TransportErrorKind::Timeout, elapsed))
-        }
+        Ok(exchange) => exchange,
+        Err(elapsed) => Err(Failure::Transport(TransportError::new(
+            TransportErrorKind::Timeout,
+            elapsed,
+        ))),
     }
 }
 
-async fn send_inner(client: &reqwest::Client, request: HttpRequest, cap: usize) -> Outcome {
-    let request = match reqwest::Request::try_from(request.into_inner()) {
-        Ok(request) => request,
-        Err(e) => return Outcome::Transport(transport_error(e)),
-    };
-    let mut response = match client.execute(request).await {
-        Ok(response) => response,
-        Err(e) => return Outcome::Transport(transport_error(e)),
-    };
+async fn send_inner(client: &reqwest::Client, request: HttpRequest, cap: usize) -> Exchange {
+    let (parts, body) = request.into_parts();
+    // reqwest's body must own its bytes: from here on they are reqwest's to drop.
+    let request = reqwest::Request::try_from(http::Request::from_parts(parts, body.into_vec()))
+        .map_err(transport_error)?;
+    let mut response = client.execute(request).await.map_err(transport_error)?;
     let status = response.status();
+    let too_large = || {
+        Failure::Error(TokenError::TooLarge {
+            status: Some(status),
+            limit: cap,
+        })
+    };
     let mut buffer = BodyBuffer::new(cap);
     // No decompression feature is enabled, so this is the length on the wire, exactly what
     // will be read.
-    if let Some(len) = response.content_length()
-        && buffer.expect_len(len).is_err()
-    {
-        return too_large(status, cap);
+    if let Some(len) = response.content_length() {
+        buffer.expect_len(len).map_err(|_| too_large())?;
     }
     // The buffer is the limit, checked on every chunk, so at most `cap` bytes plus one chunk
     // are ever held.
-    loop {
-        match response.chunk().await {
-            Ok(Some(chunk)) => {
-                if buffer.push(&chunk).is_err() {
-                    return too_large(status, cap);
-                }
-            }
-            Ok(None) => break,
-            Err(e) => return Outcome::Transport(transport_error(e)),
-        }
+    while let Some(chunk) = response.chunk().await.map_err(transport_error)? {
+        buffer.push(&chunk).map_err(|_| too_large())?;
     }
-    Outcome::Response {
+    Ok(Reply {
         status,
         headers: std::mem::take(response.headers_mut()),
         body: buffer.into_bytes(),
-    }
-}
-
-fn too_large(status: StatusCode, limit: usize) -> Outcome {
-    Outcome::TooLarge(TokenError::TooLarge {
-        status: Some(status),
-        limit,
     })
 }
 
 /// Maps a reqwest error to the core's transport error, keeping it as the source (reqwest's
 /// messages name the failure and the URL, never a body or a header value).
-pub(crate) fn transport_error(error: reqwest::Error) -> TransportError {
-    TransportError::new(transport_kind(&error), error)
+fn transport_error(error: reqwest::Error) -> Failure {
+    Failure::Transport(TransportError::new(transport_kind(&error), error))
 }
 
 fn transport_kind(error: &reqwest::Error) -> TransportErrorKind {

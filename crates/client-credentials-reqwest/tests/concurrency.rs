@@ -675,3 +675,26 @@ fn background_refresh_moves_to_the_next_runtime() {
     });
     assert_eq!(client.counters().fetches_succeeded, 2);
 }
+
+/// Reading the cache never grows it: with room for one request shape, asking about another
+/// shape (counters, last error, next refresh, a forced refresh) evicts nothing.
+#[tokio::test]
+async fn getters_and_force_refresh_for_create_no_cache_entry() {
+    let server = TestServer::start(TokenEndpoint::new());
+    let mut policy = Policy::default();
+    policy.max_keys = 1;
+    let client = Client::builder(config(&server))
+        .policy(policy)
+        .seed(5)
+        .build()
+        .unwrap();
+    assert_eq!(value(&client.token().await.unwrap()), "token-1");
+    let other = TokenParams::new().scopes(["reports.read"]);
+    assert_eq!(client.counters_for(&other).unwrap().fetches_started, 0);
+    assert!(client.last_error_for(&other).unwrap().is_none());
+    assert!(client.next_refresh_for(&other).unwrap().is_none());
+    client.force_refresh_for(&other).unwrap();
+    assert_eq!(value(&client.token().await.unwrap()), "token-1");
+    assert_eq!(server.count("/token"), 1);
+    assert_eq!(client.counters().cache_hits, 2); // the poll after the fetch, and the second call
+}

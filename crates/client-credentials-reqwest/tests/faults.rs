@@ -126,7 +126,7 @@ async fn server_errors_back_off() {
     assert_eq!(counters.fetches_failed, 3);
     assert_eq!(counters.fetches_succeeded, 1);
     assert!(matches!(
-        counters.last_error,
+        client.last_error(),
         Some(TokenError::Server { .. })
     ));
 }

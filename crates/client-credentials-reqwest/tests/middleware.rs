@@ -307,3 +307,50 @@ async fn send_authorized_retries_once_like_the_middleware() {
         .unwrap_err();
     assert!(matches!(error, Error::Request(_)), "{error:?}");
 }
+
+/// The rule is the core's verdict on the answer, not the status alone: a challenge with
+/// `error="invalid_token"` is a rejection whatever the status, and `insufficient_scope` is
+/// never retried (a new token has the same scopes), even with a 401.
+#[tokio::test]
+async fn the_challenge_decides_invalid_token_is_retried_insufficient_scope_is_not() {
+    let token_server = TestServer::start(TokenEndpoint::new());
+    let api = TestServer::start(
+        Router::new()
+            .route("/invalid", |r: &Request| match r.header("authorization") {
+                Some("Bearer token-1") => {
+                    Reply::new(403).header("www-authenticate", r#"Bearer error="invalid_token""#)
+                }
+                Some(_) => Reply::new(200),
+                None => Reply::new(400),
+            })
+            .route("/scope", |_: &Request| {
+                Reply::new(401).header(
+                    "www-authenticate",
+                    r#"Bearer error="insufficient_scope", scope="admin""#,
+                )
+            }),
+    );
+    let tokens = tokens(&token_server);
+    let http = http(&tokens);
+    let response = http.get(api.url("/invalid")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(tokens_seen(&api), [bearer("token-1"), bearer("token-2")]);
+    assert_eq!(tokens.counters().invalidations, 1);
+
+    for response in [
+        http.get(api.url("/scope")).send().await.unwrap(),
+        tokens
+            .send_authorized(reqwest::Client::new().get(api.url("/scope")))
+            .await
+            .unwrap(),
+    ] {
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(api.request_count(), 4, "insufficient_scope was retried");
+    assert_eq!(
+        tokens_seen(&api)[2..],
+        [bearer("token-2"), bearer("token-2")]
+    );
+    assert_eq!(token_server.count("/token"), 2);
+    assert_eq!(tokens.counters().invalidations, 1);
+}

@@ -1,0 +1,179 @@
+//! Requests to resource servers that carry a token: [`Client::send_authorized`] and the
+//! rule that both it and [`AuthMiddleware`](crate::AuthMiddleware) follow on the answer,
+//! which is the core's ([`Cache::resource_verdict`](client_credentials_core::Cache::resource_verdict)).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use client_credentials_core::{ResourceVerdict, Token, TokenRequest};
+use http::HeaderMap;
+use http::header::AUTHORIZATION;
+
+use crate::client::Client;
+use crate::driver::{Shared, in_runtime};
+use crate::error::Error;
+
+/// Sets `Authorization` to the token's sensitive header value, replacing any previous one.
+pub(crate) fn set_authorization(headers: &mut HeaderMap, token: &Token) {
+    headers.insert(AUTHORIZATION, token.authorization_header());
+}
+
+impl Shared {
+    /// After the resource server's answer to a request sent with `used`: the core's verdict
+    /// says whether the token was rejected (it is then dropped) and a retry may help. If so,
+    /// and the request could be cloned (`retry`), returns it with a fresh token for one
+    /// more, and last, try. `None`: hand the response over as it is (no rejection, or a
+    /// retry cannot help, or the request cannot be replayed, or the token endpoint handed
+    /// out the very token that was just rejected).
+    pub(crate) async fn retry_with_fresh_token(
+        self: &Arc<Self>,
+        request: &TokenRequest,
+        response: &reqwest::Response,
+        used: &Token,
+        retry: Option<reqwest::Request>,
+    ) -> Result<Option<(reqwest::Request, Arc<Token>)>, Error> {
+        if self.verdict(request, response, used) != ResourceVerdict::RetryWithFreshToken {
+            return Ok(None);
+        }
+        let Some(mut retry) = retry else {
+            tracing::debug!(
+                "the resource server rejected the token; the request body cannot be replayed, not retried"
+            );
+            return Ok(None);
+        };
+        let fresh = self.token(request).await?;
+        if fresh.access_token() == used.access_token() {
+            tracing::debug!("the resource server rejected the token; no newer token to retry with");
+            return Ok(None);
+        }
+        tracing::debug!("the resource server rejected the token; retrying once with a fresh token");
+        set_authorization(retry.headers_mut(), &fresh);
+        Ok(Some((retry, fresh)))
+    }
+
+    /// The core's verdict on `response` to a request that carried `used`.
+    pub(crate) fn verdict(
+        &self,
+        request: &TokenRequest,
+        response: &reqwest::Response,
+        used: &Token,
+    ) -> ResourceVerdict {
+        let mut cache = self.lock();
+        let verdict = cache.resource_verdict(
+            Instant::now(),
+            request.cache_key(),
+            response.status(),
+            response.headers(),
+            used.access_token(),
+        );
+        self.drain_and_notify(cache);
+        verdict
+    }
+}
+
+impl Client {
+    /// Sets `Authorization` on an `http` request to a valid token for the default request
+    /// shape, replacing any previous value. The header value is marked sensitive. Returns the
+    /// token, to pass to [`Client::invalidate`] if the resource server rejects it.
+    ///
+    /// # Errors
+    /// As [`Client::token`].
+    pub async fn authorize<B>(&self, request: &mut http::Request<B>) -> Result<Arc<Token>, Error> {
+        let token = self.token().await?;
+        set_authorization(request.headers_mut(), &token);
+        Ok(token)
+    }
+
+    /// Adds `Authorization` with a valid token for the default request shape to a reqwest
+    /// request, and returns it with the token (to pass to [`Client::invalidate`] if the
+    /// resource server rejects it). [`Client::send_authorized`] handles rejections for you.
+    ///
+    /// ```no_run
+    /// # async fn run(client: client_credentials_reqwest::Client) -> Result<(), Box<dyn std::error::Error>> {
+    /// let http = reqwest::Client::new();
+    /// let (request, token) = client
+    ///     .authorize_reqwest(http.get("https://api.example.com/orders"))
+    ///     .await?;
+    /// let response = request.send().await?;
+    /// // If the resource server rejected `token`, hand it back, so that the next call
+    /// // fetches a new one (`send_authorized` and `AuthMiddleware` decide that, and retry
+    /// // once, for you): `client.invalidate(token.access_token())`.
+    /// # let _ = (response, token);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Client::token`].
+    pub async fn authorize_reqwest(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<(reqwest::RequestBuilder, Arc<Token>), Error> {
+        let token = self.token().await?;
+        Ok((
+            request.header(AUTHORIZATION, token.authorization_header()),
+            token,
+        ))
+    }
+    /// Sends a request with a valid token for the default request shape, for users without
+    /// `reqwest-middleware`. It behaves as [`AuthMiddleware`](crate::AuthMiddleware): when
+    /// the resource server rejects the token (a 401, or `WWW-Authenticate: Bearer
+    /// error="invalid_token"`), it drops that token and, if the request can be cloned, sends
+    /// it once more with a fresh token; the answer to that retry is returned as it is. An
+    /// `insufficient_scope` answer is not retried (a new token has the same scopes). Without
+    /// a token, nothing is sent.
+    ///
+    /// ```no_run
+    /// # async fn run(client: client_credentials_reqwest::Client) -> Result<(), client_credentials_reqwest::Error> {
+    /// let http = reqwest::Client::new();
+    /// let response = client
+    ///     .send_authorized(http.get("https://api.example.com/orders"))
+    ///     .await?;
+    /// # let _ = response;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Token`] when no token could be had (nothing was sent), [`Error::Request`]
+    /// when the request could not be built or sent, [`Error::NoRuntime`] outside a tokio
+    /// runtime (nothing was sent).
+    pub async fn send_authorized(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, Error> {
+        if !in_runtime() {
+            return Err(Error::NoRuntime);
+        }
+        let (http, request) = request.build_split();
+        let mut request = request.map_err(|e| Error::Request(Arc::new(e)))?;
+        let shared = &self.shared;
+        let shape = &shared.default_request;
+        let token = shared.token(shape).await?;
+        let retry = request.try_clone();
+        set_authorization(request.headers_mut(), &token);
+        let response = execute(&http, request).await?;
+        match shared
+            .retry_with_fresh_token(shape, &response, &token, retry)
+            .await?
+        {
+            // The answer to the retry is the caller's, as it is: a fresh token that is rejected
+            // too is kept, so that a resource server that rejects every token costs no loop of
+            // token requests (the rule of both adapters).
+            Some((retry, _fresh)) => {
+                drop(response);
+                execute(&http, retry).await
+            }
+            None => Ok(response),
+        }
+    }
+}
+
+async fn execute(
+    http: &reqwest::Client,
+    request: reqwest::Request,
+) -> Result<reqwest::Response, Error> {
+    http.execute(request)
+        .await
+        .map_err(|e| Error::Request(Arc::new(e)))
+}
