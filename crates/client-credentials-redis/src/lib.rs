@@ -31,10 +31,12 @@
 //! servers. Set a key ([`RedisStoreBuilder::encryption_key`]) unless only the fleet itself
 //! can read and write that Redis: the seal both hides the token and authenticates it.
 //! Whatever the key, a stored token is checked as a token endpoint's answer would be
-//! before it is adopted: its type must be one the [`Config`](client_credentials_core::Config)
-//! accepts, it must expire unless the configuration keeps tokens without an expiry, and
-//! its lifetime is capped at the parser's
-//! [`MAX_LIFETIME`](client_credentials_core::MAX_LIFETIME).
+//! before it is adopted, by the core's one rule for stored tokens
+//! ([`Config::check_stored`](client_credentials_core::Config::check_stored)): its type must
+//! be one the configuration accepts, it must expire unless the configuration keeps tokens
+//! without an expiry, its lifetime is capped at the parser's
+//! [`MAX_LIFETIME`](client_credentials_core::MAX_LIFETIME), and its usable life must not be
+//! over.
 //!
 //! A [`RedisStore`] is the `SharedStore` of both clients: `client-credentials-ureq` (feature
 //! `ureq`) and `client-credentials-reqwest` (feature `reqwest`). With Redis unreachable it
@@ -68,14 +70,18 @@
 //! threads or tasks. When that one caller is about to fetch (no valid token, or the refresh
 //! point has come), it asks the store first:
 //!
-//! 1. Read the token (`GETRANGE`, at most 64 KiB). If the session takes it (usable, later
-//!    than the token it holds, not one it saw rejected), nothing is sent.
+//! 1. Read the token (`GETRANGE`, at most 64 KiB). If the session takes it
+//!    ([`StoreQuery::accepts`](client_credentials_core::StoreQuery::accepts): it passes the
+//!    rule above, expires later than the token the session holds, and is not one it saw
+//!    rejected), nothing is sent.
 //! 2. Otherwise take the fleet's fetch lock: in effect `SET <lock> <128 random bits> NX PX
 //!    <lock_ttl>`, as a script that also counts a lock already holding this process's value
-//!    as taken (so a retry after a lost reply does not wait on its own lock). Read again (the token may have just landed); if it is still missing or stale, fetch,
-//!    hand the token to the local callers, then write it (`SET <token> <value> PX <ttl>`) and
-//!    release the lock with a compare-and-delete script, so that only its owner deletes it.
-//!    A failed fetch releases the lock without writing.
+//!    as taken (so a retry after a lost reply does not wait on its own lock). Read again
+//!    (the token may have just landed: then release the lock and take it); if it is still
+//!    missing or stale, fetch, hand the token to the local callers, then write it
+//!    (`SET <token> <value> PX <ttl>`, the time the core gives) and release the lock with a
+//!    compare-and-delete script, so that only its owner deletes it. A failed fetch
+//!    releases the lock without writing.
 //! 3. If another process holds the lock, read the token every `poll_interval` (50 ms) and
 //!    take it as soon as it lands; if the lock is released or expires without a token (its
 //!    holder failed or died), take the lock over and fetch. After `max_wait` (by default a
@@ -91,6 +97,11 @@
 //!
 //! A refresh ahead of expiry goes through the same steps in the background, while callers
 //! keep the still-valid token, so only a cold start ever waits for another process.
+//!
+//! These steps are one state machine without I/O, which is told each Redis reply and the
+//! time and says the next command, how long to sleep, or the answer; the blocking store
+//! (a synchronous connection) and the async store (a tokio connection) only carry its steps
+//! out, so both behave alike.
 //!
 //! # Keys and values
 //!
@@ -108,10 +119,12 @@
 //! a token of their choosing, so set one unless only the fleet can write there (see
 //! [above](#set-an-encryption-key)).
 //!
-//! An entry lives as long as the fleet's sessions take the token
-//! ([`Policy::usable_lifetime`](client_credentials_core::Policy::usable_lifetime): its
-//! lifetime less the expiry margin) and always ends before the token expires (by at least a
-//! tenth of the lifetime, at most 10 s). A token without an expiry is kept for an hour.
+//! An entry lives for the time the core gives it
+//! ([`Policy::store_ttl`](client_credentials_core::Policy::store_ttl)): as long as the
+//! fleet's sessions take the token (its lifetime less the expiry margin), always ending
+//! before the token expires (by at least a tenth of the lifetime, at most 10 s). A token
+//! without an expiry is kept for an hour
+//! ([`NO_EXPIRY_STORE_TTL`](client_credentials_core::NO_EXPIRY_STORE_TTL)).
 //!
 //! # Failure rules
 //!
@@ -128,19 +141,29 @@
 //!   process takes it over.
 //! - A value that is a readable record of a token this client would refuse from its token
 //!   endpoint (a token type the configuration does not accept, no expiry where the
-//!   configuration gives one) is a miss too.
+//!   configuration gives one) is a miss too, and so is a stale one.
+//! - A Redis failure after this process took the lock (on the re-read, the write or the
+//!   release) leaves the lock to expire by itself; a failed re-read means fetching
+//!   locally.
 //! - Nothing from Redis can make the client return an error, or panic.
 //!
 //! Logs and `Debug` never show a token, a key or the Redis URL (it may hold a password).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+#![cfg_attr(
+    not(any(feature = "ureq", feature = "reqwest")),
+    allow(
+        dead_code,
+        reason = "without a client feature, nothing drives the protocol"
+    )
+)]
 
 #[cfg(feature = "ureq")]
 mod blocking;
-mod commands;
 #[cfg(feature = "reqwest")]
 mod nonblocking;
+mod protocol;
 mod record;
 mod store;
 

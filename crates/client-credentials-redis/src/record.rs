@@ -1,15 +1,18 @@
 //! What is stored where: the Redis keys of a request shape, the stored value (the core's
-//! token record, encrypted or not), and how long it is kept.
+//! token record, encrypted or not), the lock's value and scripts. Whether a stored token is
+//! taken, and how long it is kept, are the core's rules ([`Config::check_stored`],
+//! [`Policy::store_ttl`](client_credentials_core::Policy::store_ttl)).
+//!
+//! [`Config::check_stored`]: client_credentials_core::Config::check_stored
 
 use std::fmt;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
-use client_credentials_core::session::Policy;
-use client_credentials_core::{Config, MAX_LIFETIME, MissingLifetime, Token, TokenRequest};
+use client_credentials_core::{MAX_LIFETIME, StoredTokenProblem, Token, TokenRequest};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use zeroize::{Zeroize as _, Zeroizing};
@@ -19,9 +22,6 @@ use crate::Error;
 /// The largest value read back from Redis; anything longer is not a token record. Reads ask
 /// for one byte more than this (`GETRANGE`), so a huge value is never transferred.
 pub(crate) const MAX_VALUE: usize = 64 * 1024;
-
-/// How long a token without an expiry (only under `MissingLifetime::NeverExpires`) is kept.
-pub(crate) const NO_EXPIRY_TTL: Duration = Duration::from_secs(3600);
 
 /// The two Redis keys of one request shape.
 #[derive(Clone, Debug)]
@@ -145,9 +145,11 @@ pub(crate) enum Unreadable {
     /// from another Redis key, tampering).
     Forged,
     /// A readable record of a token this client would not have taken from its token
-    /// endpoint: a token type the configuration does not accept, or no expiry where the
-    /// configuration gives every token one. Only a foreign writer stores such a record.
-    NotAccepted,
+    /// endpoint ([`Config::check_stored`](client_credentials_core::Config::check_stored)): a
+    /// token type the configuration does not accept, or no expiry where the configuration
+    /// gives every token one. Only a foreign writer stores such a record. (A token whose
+    /// usable life is over is stale, not unreadable.)
+    NotAccepted(StoredTokenProblem),
 }
 
 impl fmt::Display for Unreadable {
@@ -157,7 +159,9 @@ impl fmt::Display for Unreadable {
             Self::Malformed => "not a token record",
             Self::UnknownKey => "sealed with an unknown key id",
             Self::Forged => "authentication failed",
-            Self::NotAccepted => "a token this client does not accept",
+            Self::NotAccepted(problem) => {
+                return write!(f, "a token this client does not accept: {problem}");
+            }
         })
     }
 }
@@ -269,47 +273,15 @@ fn decode_record(record: &[u8]) -> Result<Token, Unreadable> {
     serde_json::from_value(serde_json::Value::Object(fields)).map_err(|_| Unreadable::Malformed)
 }
 
-/// Whether `config` would have taken `token` from its token endpoint: a token type it
-/// accepts, and an expiry unless it keeps tokens without one
-/// ([`MissingLifetime::NeverExpires`]). A stored record is checked before it is adopted.
-pub(crate) fn accepted(config: &Config, token: &Token) -> Result<(), Unreadable> {
-    let type_ok = config.accepts_token_type(token.token_type());
-    let lifetime_ok = token.lifetime().is_some()
-        || matches!(config.missing_lifetime(), MissingLifetime::NeverExpires);
-    if type_ok && lifetime_ok {
-        Ok(())
-    } else {
-        Err(Unreadable::NotAccepted)
-    }
-}
-
 /// The associated data: the format, the key id and the Redis key, so that a value cannot be
 /// moved to another key, or passed off as sealed with another key.
 fn aad(kid: &str, redis_key: &str) -> Vec<u8> {
     format!("client-credentials-redis v1\0{ALG}\0{kid}\0{redis_key}").into_bytes()
 }
 
-/// How long to keep `token` from `now`: until the sessions of `policy` stop taking it
-/// ([`Policy::usable_lifetime`]), and at least a tenth of its lifetime (at most 10 s) before
-/// it expires, so that the entry always disappears first. `None`: not worth storing.
-pub(crate) fn ttl(token: &Token, policy: &Policy, now: SystemTime) -> Option<Duration> {
-    let Some(lifetime) = token.lifetime() else {
-        return Some(NO_EXPIRY_TTL);
-    };
-    let gap = (lifetime / 10).min(Duration::from_secs(10));
-    let kept = policy
-        .usable_lifetime(lifetime)
-        .min(lifetime.saturating_sub(gap));
-    let end = token.issued_at().checked_add(kept)?;
-    let ttl = end.duration_since(now).ok()?;
-    (ttl >= Duration::from_millis(1)).then_some(ttl)
-}
-
-/// A value unique to one lock holder: 128 random bits, in hex. `None` without randomness.
-pub(crate) fn lock_value() -> Option<String> {
-    let mut bytes = [0_u8; 16];
-    getrandom::fill(&mut bytes).ok()?;
-    Some(bytes.iter().map(|b| format!("{b:02x}")).collect())
+/// A value unique to one lock holder: 128 random bits, in hex.
+pub(crate) fn lock_value(random: [u8; 16]) -> String {
+    random.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Takes the lock for `ARGV[1]` for `ARGV[2]` ms if it is free, or already this owner's
@@ -330,8 +302,8 @@ pub(crate) fn px(d: Duration) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use client_credentials_core::Config;
     use client_credentials_core::http::{HeaderMap, StatusCode};
+    use client_credentials_core::{Config, MissingLifetime, Policy};
     use std::time::UNIX_EPOCH;
 
     fn request(scope: &str) -> TokenRequest {
@@ -450,25 +422,6 @@ mod tests {
     }
 
     #[test]
-    fn entries_end_before_the_token_expires() {
-        let t = token(3600);
-        let policy = Policy::default();
-        let issued = t.issued_at();
-        // A 1 h token is kept while usable (10 s less), a 3 s one for 2.7 s.
-        assert_eq!(ttl(&t, &policy, issued), Some(Duration::from_secs(3590)));
-        assert_eq!(
-            ttl(&token(3), &policy, issued),
-            Some(Duration::from_millis(2700))
-        );
-        // A 30 s token: its usable life (20 s) is shorter than nine tenths.
-        assert_eq!(
-            ttl(&token(30), &policy, issued),
-            Some(Duration::from_secs(20))
-        );
-        assert_eq!(ttl(&t, &policy, issued + Duration::from_secs(3600)), None);
-    }
-
-    #[test]
     fn records_are_read_as_input_capped_and_checked() {
         let record = |token_type: &str, lifetime: Option<u64>| {
             let mut r = serde_json::json!({
@@ -486,12 +439,22 @@ mod tests {
             .open("k", &record("Bearer", Some(u64::MAX / 2)))
             .unwrap();
         assert_eq!(huge.lifetime(), Some(MAX_LIFETIME));
+        // The core's one rule then decides, as for a token endpoint's answer: the capped
+        // record passes, a type or a missing expiry the configuration refuses does not.
+        let policy = Policy::default();
+        let now = UNIX_EPOCH + Duration::from_secs(1_700_000_001);
         let config = request("a").config().clone();
-        assert_eq!(accepted(&config, &huge), Ok(()));
+        assert_eq!(config.check_stored(&policy, now, &huge), Ok(()));
         let mac = ring.open("k", &record("MAC", Some(60_000))).unwrap();
-        assert_eq!(accepted(&config, &mac), Err(Unreadable::NotAccepted));
+        assert_eq!(
+            config.check_stored(&policy, now, &mac),
+            Err(StoredTokenProblem::TokenType)
+        );
         let endless = ring.open("k", &record("bearer", None)).unwrap();
-        assert_eq!(accepted(&config, &endless), Err(Unreadable::NotAccepted));
+        assert_eq!(
+            config.check_stored(&policy, now, &endless),
+            Err(StoredTokenProblem::NoExpiry)
+        );
         let keeps_endless = Config::builder()
             .token_url("https://as.example.com/token")
             .client_id("c")
@@ -500,8 +463,8 @@ mod tests {
             .accept_token_type("MAC")
             .build()
             .unwrap();
-        assert_eq!(accepted(&keeps_endless, &endless), Ok(()));
-        assert_eq!(accepted(&keeps_endless, &mac), Ok(()));
+        assert_eq!(keeps_endless.check_stored(&policy, now, &endless), Ok(()));
+        assert_eq!(keeps_endless.check_stored(&policy, now, &mac), Ok(()));
     }
 
     #[test]

@@ -2,11 +2,12 @@
 
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
-use client_credentials_core::TokenRequest;
+use client_credentials_core::{StoreQuery, TokenRequest};
 
 use crate::Error;
+use crate::protocol::{Flow, Random};
 use crate::record::{EncryptionKey, Keyring, Keys, Unreadable};
 
 /// The default key prefix.
@@ -24,15 +25,34 @@ pub struct RedisStore {
     pub(crate) inner: Arc<Inner>,
 }
 
+/// The store's I/O half (the Redis client and its cached connections) and the context the
+/// protocol runs in.
 pub(crate) struct Inner {
     pub(crate) client: redis::Client,
-    pub(crate) settings: Settings,
-    pub(crate) keyring: Keyring,
-    pub(crate) health: Health,
+    pub(crate) ctx: Arc<Context>,
     #[cfg(feature = "ureq")]
     pub(crate) sync_conn: Mutex<Option<redis::Connection>>,
     #[cfg(feature = "reqwest")]
     pub(crate) async_conn: Mutex<Option<redis::aio::MultiplexedConnection>>,
+}
+
+/// Everything a [`Flow`] reads or updates besides Redis: the settings, the keys, and Redis's
+/// health as this store sees it (shared by every flow of the store, so that one failure
+/// spares the others the wait).
+#[derive(Debug)]
+pub(crate) struct Context {
+    pub(crate) settings: Settings,
+    pub(crate) keyring: Keyring,
+    pub(crate) health: Health,
+}
+
+impl Context {
+    /// A Redis call failed (`category` only: an error's text may quote a reply): the store
+    /// leaves Redis alone for `retry_after_failure`.
+    pub(crate) fn failed(&self, now: Instant, category: &str) {
+        self.health
+            .failed(now, category, self.settings.retry_after_failure);
+    }
 }
 
 /// The timing of the protocol and of every Redis call.
@@ -78,19 +98,13 @@ impl Settings {
     }
 
     /// When a waiter that starts waiting at `started` gives up: after [`Settings::max_wait`]
-    /// and a random extra of up to a tenth of it, so that the waiters of one lock do not
-    /// all fetch at the same instant. `None` when that is beyond the clock's range.
-    pub(crate) fn wait_deadline(&self, started: Instant) -> Option<Instant> {
+    /// and an extra of up to a tenth of it drawn from `random`, so that the waiters of one
+    /// lock do not all fetch at the same instant. `None` when that is beyond the clock's
+    /// range.
+    pub(crate) fn wait_deadline(&self, started: Instant, random: u64) -> Option<Instant> {
         let wait = self.max_wait();
-        let mut bytes = [0_u8; 8];
-        // Without randomness, no jitter: the wait is still bounded.
-        let jitter = match getrandom::fill(&mut bytes) {
-            Ok(()) => {
-                let tenth_ms = u64::try_from((wait / 10).as_millis()).unwrap_or(u64::MAX);
-                Duration::from_millis(u64::from_le_bytes(bytes) % tenth_ms.saturating_add(1))
-            }
-            Err(_) => Duration::ZERO,
-        };
+        let tenth_ms = u64::try_from((wait / 10).as_millis()).unwrap_or(u64::MAX);
+        let jitter = Duration::from_millis(random % tenth_ms.saturating_add(1));
         started.checked_add(wait.saturating_add(jitter))
     }
 }
@@ -98,7 +112,7 @@ impl Settings {
 impl fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Not the URL: it may hold a password.
-        let s = &self.inner.settings;
+        let s = &self.inner.ctx.settings;
         f.debug_struct("RedisStore")
             .field("prefix", &s.prefix)
             .field("lock_ttl", &s.lock_ttl)
@@ -107,7 +121,7 @@ impl fmt::Debug for RedisStore {
             .field("connect_timeout", &s.connect_timeout)
             .field("response_timeout", &s.response_timeout)
             .field("retry_after_failure", &s.retry_after_failure)
-            .field("encrypted", &self.inner.keyring.encrypts())
+            .field("encrypted", &self.inner.ctx.keyring.encrypts())
             .finish_non_exhaustive()
     }
 }
@@ -137,21 +151,21 @@ impl RedisStore {
     /// `<prefix>:token:<hex SHA-256 of the request shape>`.
     #[must_use]
     pub fn token_key(&self, request: &TokenRequest) -> String {
-        Keys::new(&self.inner.settings.prefix, request).token
+        Keys::new(&self.inner.ctx.settings.prefix, request).token
     }
 
     /// The Redis key of the fleet's fetch lock for `request`'s shape:
     /// `<prefix>:lock:<hex SHA-256 of the request shape>`.
     #[must_use]
     pub fn lock_key(&self, request: &TokenRequest) -> String {
-        Keys::new(&self.inner.settings.prefix, request).lock
+        Keys::new(&self.inner.ctx.settings.prefix, request).lock
     }
 
     /// Whether the store currently counts Redis as unavailable (and so fetches locally
     /// without asking it, until it tries again).
     #[must_use]
     pub fn is_unavailable(&self) -> bool {
-        self.inner.health.is_down()
+        self.inner.ctx.health.is_down()
     }
 }
 
@@ -281,9 +295,11 @@ impl RedisStoreBuilder {
         Ok(RedisStore {
             inner: Arc::new(Inner {
                 client,
-                settings: self.settings,
-                keyring: self.keyring,
-                health: Health::default(),
+                ctx: Arc::new(Context {
+                    settings: self.settings,
+                    keyring: self.keyring,
+                    health: Health::default(),
+                }),
                 #[cfg(feature = "ureq")]
                 sync_conn: Mutex::new(None),
                 #[cfg(feature = "reqwest")]
@@ -293,8 +309,30 @@ impl RedisStoreBuilder {
     }
 }
 
+impl Inner {
+    /// A [`Flow`] for `query`, starting now: the one place where the protocol's clocks are
+    /// read and its randomness drawn (the flow takes them as inputs).
+    pub(crate) fn flow(&self, query: &StoreQuery) -> Flow {
+        let mut lock = [0_u8; 16];
+        let mut jitter = [0_u8; 8];
+        let random = (getrandom::fill(&mut lock).is_ok() && getrandom::fill(&mut jitter).is_ok())
+            .then(|| Random {
+                lock,
+                jitter: u64::from_le_bytes(jitter),
+            });
+        Flow::new(
+            Instant::now(),
+            SystemTime::now(),
+            Arc::clone(&self.ctx),
+            query.clone(),
+            random,
+        )
+    }
+}
+
 /// Whether a Redis error is about the connection (unreachable, timed out, dropped), after
-/// which the connection is thrown away, rather than an answer from a working server.
+/// which the connection is thrown away and Redis counts as unavailable, rather than an
+/// answer from a working server (which a read takes as a miss).
 pub(crate) fn is_connection_error(e: &redis::RedisError) -> bool {
     e.is_io_error()
         || e.is_timeout()
@@ -342,14 +380,13 @@ impl Health {
         }
     }
 
-    /// A Redis call failed: fetch locally until `pause` has passed.
-    pub(crate) fn failed(&self, error: &redis::RedisError, pause: Duration) {
-        let now = Instant::now();
+    /// A Redis call failed at `now`: fetch locally until `pause` has passed. `category`
+    /// says what failed, never quoting a reply.
+    pub(crate) fn failed(&self, now: Instant, category: &str, pause: Duration) {
         let mut state = self.state();
         if state.retry_at.is_none() {
-            // The category only: an error's text may quote a reply.
             tracing::warn!(
-                error = error.category(),
+                error = category,
                 retry_in_ms = u64::try_from(pause.as_millis()).unwrap_or(u64::MAX),
                 "shared token store unavailable; fetching tokens locally"
             );
@@ -357,9 +394,9 @@ impl Health {
         state.retry_at = Some(now.checked_add(pause).unwrap_or(now));
     }
 
-    /// A stored value could not be read; it counts as a miss and will be overwritten.
-    pub(crate) fn unreadable(&self, key: &str, why: Unreadable) {
-        let now = Instant::now();
+    /// A stored value could not be read at `now`; it counts as a miss and will be
+    /// overwritten.
+    pub(crate) fn unreadable(&self, now: Instant, key: &str, why: Unreadable) {
         let mut state = self.state();
         if state
             .last_unreadable_log
