@@ -1,4 +1,4 @@
-//! Your own transport: drive the core session with an HTTP client we do not ship.
+//! Your own transport: drive the core's token cache with an HTTP client we do not ship.
 //!
 //! Here the "HTTP client" is the smallest one there is: HTTP/1.0 over a `std::net::TcpStream`,
 //! plain `http://` to a loopback token endpoint that the example starts itself. The point is
@@ -17,16 +17,17 @@ use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use client_credentials::http::{HeaderMap, HeaderName, HeaderValue, Request, StatusCode};
-use client_credentials::session::{Action, Policy, Session, WallClock};
+use client_credentials::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use client_credentials::session::{Action, Cache, Event, Failure, Policy, WallClock};
 use client_credentials::{
-    BodyBuffer, Config, Token, TokenError, TransportError, TransportErrorKind,
+    BodyBuffer, Config, HttpRequest, Token, TokenError, TokenRequest, TransportError,
+    TransportErrorKind,
 };
 use client_credentials_testkit::{Reply, Script, TestServer, TokenEndpoint};
 
 /// The transport: send one request, return status, headers and a body read through the cap.
 fn send(
-    request: Request<Vec<u8>>,
+    request: HttpRequest,
     cap: usize,
 ) -> Result<(StatusCode, HeaderMap, Vec<u8>), TransportError> {
     let io = |kind| move |e: std::io::Error| TransportError::new(kind, e);
@@ -96,24 +97,39 @@ fn send(
     Ok((status, headers, body.into_bytes()))
 }
 
-/// The driving loop: poll, do what the session says, report back. Single-threaded, so a
-/// `Wait` can only mean "wait for a deadline"; a multi-threaded driver would wait on a
-/// condition variable (see the ureq adapter).
-fn token(session: &mut Session) -> Result<Arc<Token>, TokenError> {
-    let cap = session.request().config().max_body();
+/// The driving loop: poll, do what the cache says, report back, drain the events.
+/// Single-threaded, so a `Wait` can only mean "wait for a deadline"; a multi-threaded driver
+/// would wait on a condition variable, woken when an input's outcome says it changed
+/// something (see the ureq adapter).
+fn token(cache: &mut Cache, request: &TokenRequest) -> Result<Arc<Token>, TokenError> {
+    let cap = request.config().max_body();
     loop {
-        match session.poll(Instant::now()) {
+        match cache.poll(Instant::now(), request) {
             Action::Ready(token) => return Ok(token),
             Action::Failed(error) => return Err(error),
             Action::Wait(until) => {
                 std::thread::sleep(until.saturating_duration_since(Instant::now()))
             }
-            Action::Send { id, request, .. } => match send(request.into_inner(), cap) {
-                Ok((status, headers, body)) => {
-                    session.handle_response(Instant::now(), id, status, &headers, &body);
+            Action::Send { id, request, .. } => {
+                let _outcome = match send(request, cap) {
+                    Ok((status, headers, body)) => {
+                        cache.handle_response(Instant::now(), id, status, &headers, &body)
+                    }
+                    Err(error) => {
+                        cache.handle_failure(Instant::now(), id, Failure::Transport(error))
+                    }
+                };
+                // What happened, for the logs (a fleet driver would also publish here).
+                while let Some(event) = cache.poll_event() {
+                    match event {
+                        Event::Fetched { .. } => println!("  event: token fetched"),
+                        Event::FetchFailed { error, .. } => {
+                            println!("  event: fetch failed: {error}")
+                        }
+                        _ => {}
+                    }
                 }
-                Err(error) => session.handle_transport_error(Instant::now(), id, error),
-            },
+            }
         }
     }
 }
@@ -135,19 +151,20 @@ fn main() -> Result<(), Box<dyn Error>> {
         .client_secret("s3cr3t")
         .build()?;
     let clock = WallClock::new(Instant::now(), SystemTime::now());
-    let mut session = Session::new(config.default_request(), Policy::default(), clock, 7);
+    let mut cache = Cache::new(Policy::default(), clock, 7);
+    let request = config.default_request();
 
     // The first fetch meets the 503: the error comes back typed, with the server's Retry-After.
-    match token(&mut session) {
+    match token(&mut cache, &request) {
         Err(e) => println!("first try:  {e} (retryable: {})", e.is_retryable()),
         Ok(_) => println!("first try:  unexpectedly got a token"),
     }
     // The session backs off until the Retry-After has passed; asking again before then costs
     // no request. Wait it out and ask again.
-    if let Some(until) = session.poll_timeout() {
+    if let Some(until) = cache.poll_timeout() {
         std::thread::sleep(until.saturating_duration_since(Instant::now()));
     }
-    let first = token(&mut session)?;
+    let first = token(&mut cache, &request)?;
     println!(
         "second try: got a {} token, {} requests so far",
         first.token_type(),
@@ -156,11 +173,11 @@ fn main() -> Result<(), Box<dyn Error>> {
 
     // Cache hits cost nothing; after the refresh point a new token is fetched.
     for _ in 0..1000 {
-        token(&mut session)?;
+        token(&mut cache, &request)?;
     }
     println!("1000 more calls: still {} requests", server.request_count());
     std::thread::sleep(Duration::from_secs(2));
-    let second = token(&mut session)?;
+    let second = token(&mut cache, &request)?;
     println!(
         "after expiry: a new token ({}), {} requests in all",
         if second.access_token() == first.access_token() {
@@ -170,7 +187,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         },
         server.request_count()
     );
-    let c = session.counters();
+    let c = cache.total_counters();
     println!(
         "counters:   {} fetches started, {} succeeded, {} failed, {} cache hits",
         c.fetches_started, c.fetches_succeeded, c.fetches_failed, c.cache_hits

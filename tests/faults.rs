@@ -26,7 +26,7 @@ use std::thread::sleep;
 use std::time::{Duration, Instant, SystemTime};
 
 use client_credentials::http::{HeaderMap, HeaderValue, StatusCode};
-use client_credentials::session::{Action, Counters, Policy, Sessions, WallClock};
+use client_credentials::session::{Action, Counters, Failure, Policy, Session, WallClock};
 use client_credentials::{
     Config, ResponseProblem, Token, TokenError, TransportError, TransportErrorKind,
 };
@@ -337,8 +337,8 @@ fn redirect_to_another_host() -> Fault {
 /// wait where the session said to.
 fn policy_bound(config: &Config, input: &Input, window: Duration) -> usize {
     let start = Instant::now();
-    let mut sessions = Sessions::new(policy(), WallClock::new(start, SystemTime::now()), SEED);
-    let session = sessions.get_or_insert(&config.default_request());
+    let clock = WallClock::new(start, SystemTime::now());
+    let session = &mut Session::new(config.default_request(), policy(), clock, SEED);
     let Action::Send { id, .. } = session.poll(start) else {
         panic!("a fresh session sends");
     };
@@ -348,7 +348,7 @@ fn policy_bound(config: &Config, input: &Input, window: Duration) -> usize {
         r#"{{"access_token":"model-token","token_type":"Bearer","expires_in":{}}}"#,
         LIFETIME.as_secs()
     );
-    session.handle_response(start, id, StatusCode::OK, &json, body.as_bytes());
+    let _ = session.handle_response(start, id, StatusCode::OK, &json, body.as_bytes());
 
     let mut first = None;
     let mut faults = 0;
@@ -369,19 +369,19 @@ fn policy_bound(config: &Config, input: &Input, window: Duration) -> usize {
                         map.insert(*name, HeaderValue::from_static(value));
                     }
                     let status = StatusCode::from_u16(*status).unwrap();
-                    session.handle_response(now, id, status, &map, body);
+                    let _ = session.handle_response(now, id, status, &map, body);
                 }
                 Input::Transport(kind) => {
-                    session.handle_transport_error(now, id, TransportError::from_kind(*kind));
+                    let error = TransportError::from_kind(*kind);
+                    let _ = session.handle_failure(now, id, Failure::Transport(error));
                 }
-                Input::TooLarge => session.handle_error(
-                    now,
-                    id,
-                    TokenError::TooLarge {
+                Input::TooLarge => {
+                    let error = TokenError::TooLarge {
                         status: Some(StatusCode::OK),
                         limit: config.max_body(),
-                    },
-                ),
+                    };
+                    let _ = session.handle_failure(now, id, Failure::Error(error));
+                }
             }
         }
     }

@@ -437,7 +437,8 @@ fn an_unsupported_grant_type() {
     // type in the body, send it by hand, and classify the answer with the core.
     let config = basic().build().unwrap();
     let request = config.default_request();
-    let http = request.to_http().into_inner();
+    let (parts, body) = request.to_http().into_parts();
+    let http = http::Request::from_parts(parts, body.into_vec());
     let (parts, body) = http.into_parts();
     let body = String::from_utf8(body).unwrap();
     assert!(body.starts_with("grant_type=client_credentials"), "{body}");

@@ -322,7 +322,7 @@ fn token_endpoint_quoting_the_token() {
         std::thread::sleep(Duration::from_millis(10));
     }
     let counters = client.counters();
-    let error = counters.last_error.clone().unwrap();
+    let error = client.last_error().unwrap();
     assert!(error.to_string().contains("already active"), "{error}");
     case.error(&error);
     case.debug(&counters);

@@ -22,7 +22,7 @@ use std::io::{self, Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use client_credentials_core::{Token, TokenRequest};
+use client_credentials_core::{Policy, StoredTokenProblem, Token, TokenRequest};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use zeroize::Zeroizing;
@@ -147,11 +147,14 @@ impl Cache {
             return Lookup::Ignored("the entry belongs to another request".to_owned());
         }
         let token = entry.token;
-        if !request.config().accepts_token_type(token.token_type()) {
-            return Lookup::Ignored(format!(
-                "token type {:?} is not accepted now",
-                token.token_type()
-            ));
+        // The core's one rule for stored tokens (type, expiry, lifetime cap, usable life),
+        // with `--min-validity` as the margin; then the exact window below.
+        let mut policy = Policy::default();
+        policy.expiry_margin = min_validity;
+        match request.config().check_stored(&policy, now, &token) {
+            Ok(()) => {}
+            Err(StoredTokenProblem::Expired) => return Lookup::Expiring,
+            Err(problem) => return Lookup::Ignored(format!("the entry is not usable: {problem}")),
         }
         if token.expires_at().is_none() {
             return Lookup::Ignored("the entry has no expiry".to_owned());

@@ -95,7 +95,7 @@ pub fn get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Reply {
 }
 
 /// Sends an `http::Request` (as the core builds it) to `addr`.
-pub fn send_http(addr: SocketAddr, request: &http::Request<Vec<u8>>) -> Reply {
+pub fn send_http(addr: SocketAddr, request: &client_credentials_core::HttpRequest) -> Reply {
     let path = request
         .uri()
         .path_and_query()
