@@ -10,7 +10,8 @@ use crate::{Reply, Request, Router, TestServer, TokenEndpoint, refused_url};
 
 /// A resource server at `/api` that rejects the tokens in `rejected` with 401 and answers
 /// every other token with 200; a request without a token gets 400 (it must never come).
-fn resource_server(rejected: &'static [&'static str]) -> TestServer {
+#[must_use]
+pub fn resource_server(rejected: &'static [&'static str]) -> TestServer {
     TestServer::start(Router::new().route(
         "/api",
         move |r: &Request| match r.header("authorization") {
@@ -24,7 +25,8 @@ fn resource_server(rejected: &'static [&'static str]) -> TestServer {
 }
 
 /// The `Authorization` headers the resource server saw, in order.
-fn tokens_seen(server: &TestServer) -> Vec<Option<String>> {
+#[must_use]
+pub fn tokens_seen(server: &TestServer) -> Vec<Option<String>> {
     server
         .requests()
         .iter()
@@ -126,4 +128,57 @@ pub fn send_authorized_sends_nothing_without_a_token<H: Harness>() {
         "an unauthenticated request went out"
     );
     assert_eq!(api.connections(), 0);
+}
+
+/// The servers of the adapters' own tests of their native request helpers
+/// (`authorize_ureq`, `authorize_reqwest`): a token endpoint at `/token`, and a resource
+/// server at `/api` that answers its first request with a 401 and every later one with a
+/// 204.
+#[derive(Debug)]
+pub struct RejectOnce {
+    /// Both endpoints, on 127.0.0.1.
+    pub server: TestServer,
+}
+
+impl RejectOnce {
+    /// Starts the server.
+    #[must_use]
+    pub fn start() -> Self {
+        Self {
+            server: TestServer::start(
+                Router::new().route("/token", TokenEndpoint::new()).route(
+                    "/api",
+                    crate::Script::new()
+                        .once(Reply::new(401).header("www-authenticate", "Bearer"))
+                        .then(Reply::new(204)),
+                ),
+            ),
+        }
+    }
+
+    /// The configuration of a client of its token endpoint.
+    #[must_use]
+    pub fn config(&self) -> Config {
+        config(&self.server.url("/token"))
+    }
+
+    /// The resource server's URL.
+    #[must_use]
+    pub fn api(&self) -> String {
+        self.server.url("/api")
+    }
+
+    /// The resource server saw `token-1`, then (after the 401 and an invalidation)
+    /// `token-2`, and the token endpoint two requests.
+    pub fn assert_retried_with_a_fresh_token(&self) {
+        let api: Vec<_> = self
+            .server
+            .requests()
+            .into_iter()
+            .filter(|r| r.path == "/api")
+            .collect();
+        assert_eq!(api[0].header("authorization"), Some("Bearer token-1"));
+        assert_eq!(api[1].header("authorization"), Some("Bearer token-2"));
+        assert_eq!(self.server.count("/token"), 2);
+    }
 }

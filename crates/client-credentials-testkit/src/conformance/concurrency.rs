@@ -70,8 +70,10 @@ pub fn one_failure_is_shared_by_every_waiter<H: Harness>() {
 /// Holds the token endpoint's requests until the test lets them through: request `i` (0 is
 /// the first) is answered once [`Gate::allow`] was given more than `i`. A refresh is then
 /// provably in flight for as long as the test needs, whatever the load on the machine, and a
-/// caller that waited for it would block until the test lets it go.
-struct Gate {
+/// caller that waited for it would block until the test lets it go. Call [`Gate::pass`]
+/// with the request's index from the server's handler.
+#[derive(Debug)]
+pub struct Gate {
     allowed: Mutex<usize>,
     changed: Condvar,
 }
@@ -80,20 +82,23 @@ impl Gate {
     /// No held request outlives this, so that a failed test cannot hang.
     const LONGEST_HOLD: Duration = Duration::from_secs(20);
 
-    fn new(allowed: usize) -> Arc<Self> {
+    /// A gate that lets the first `allowed` requests through.
+    #[must_use]
+    pub fn new(allowed: usize) -> Arc<Self> {
         Arc::new(Self {
             allowed: Mutex::new(allowed),
             changed: Condvar::new(),
         })
     }
 
-    fn allow(&self, n: usize) {
+    /// Lets the first `n` requests through (`usize::MAX`: all).
+    pub fn allow(&self, n: usize) {
         *self.allowed.lock().unwrap() = n;
         self.changed.notify_all();
     }
 
-    /// Blocks the request with this index until it is allowed through.
-    fn pass(&self, index: usize) {
+    /// Blocks (a server thread) until the request with this index is allowed through.
+    pub fn pass(&self, index: usize) {
         let allowed = self.allowed.lock().unwrap();
         drop(
             self.changed
