@@ -49,8 +49,9 @@ impl UreqHarness {
             .unwrap();
         let token = self.0.authorize(&mut http).map_err(wrap)?;
         debug.push_str(&format!("{http:?}\n"));
-        let request_error =
-            |e: ureq::Error| HarnessError::new(HarnessErrorKind::Request, None, None, e);
+        let request_error = |e: client_credentials_ureq::ureq::Error| {
+            HarnessError::new(HarnessErrorKind::Request, None, None, e)
+        };
         let mut response = self.0.agent().run(http).map_err(request_error)?;
         debug.push_str(&format!("{response:?}\n"));
         let headers = response
