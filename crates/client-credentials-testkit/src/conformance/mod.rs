@@ -332,7 +332,8 @@ pub struct Answer {
     pub headers: Vec<(String, String)>,
     /// The body.
     pub body: Vec<u8>,
-    /// `Debug` of the transport's request and response values, for the leak tests.
+    /// `Debug` of the transport's values for the request that was answered (the retry, if
+    /// there was one) and for its response, for the leak tests.
     pub debug: String,
 }
 

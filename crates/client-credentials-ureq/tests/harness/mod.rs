@@ -36,24 +36,20 @@ fn wrap(error: Error) -> HarnessError {
 }
 
 impl UreqHarness {
-    /// Sends `request` with `token`'s `Authorization`, and reads the whole answer.
-    fn send(
-        &self,
-        request: &Outgoing,
-        debug: &mut String,
-    ) -> Result<(Answer, Arc<Token>), HarnessError> {
+    /// Sends `request` with a token, and reads the whole answer; returns it with the token.
+    fn send(&self, request: &Outgoing) -> Result<(Answer, Arc<Token>), HarnessError> {
         let mut http = http::Request::builder()
             .method(request.method.clone())
             .uri(&request.url)
             .body(request.body.clone().unwrap_or_default())
             .unwrap();
         let token = self.0.authorize(&mut http).map_err(wrap)?;
-        debug.push_str(&format!("{http:?}\n"));
+        let sent = format!("{http:?}");
         let request_error = |e: client_credentials_ureq::ureq::Error| {
             HarnessError::new(HarnessErrorKind::Request, None, None, e)
         };
         let mut response = self.0.agent().run(http).map_err(request_error)?;
-        debug.push_str(&format!("{response:?}\n"));
+        let debug = format!("{sent}\n{response:?}");
         let headers = response
             .headers()
             .iter()
@@ -69,7 +65,7 @@ impl UreqHarness {
             status: response.status().as_u16(),
             headers,
             body,
-            debug: String::new(),
+            debug,
         };
         Ok((answer, token))
     }
@@ -153,8 +149,7 @@ impl Harness for UreqHarness {
     // on a 401, drop the rejected token and retry once with a fresh one if the request can
     // be replayed).
     fn send_authorized(&self, request: Outgoing) -> Result<Answer, HarnessError> {
-        let mut debug = String::new();
-        let (mut answer, used) = self.send(&request, &mut debug)?;
+        let (mut answer, used) = self.send(&request)?;
         if answer.status == 401 {
             self.0.invalidate(used.access_token());
             let fresh = request.replayable.then(|| self.0.token()).transpose();
@@ -162,10 +157,10 @@ impl Harness for UreqHarness {
                 .map_err(wrap)?
                 .is_some_and(|t| t.access_token() != used.access_token())
             {
-                answer = self.send(&request, &mut debug)?.0;
+                answer = self.send(&request)?.0;
             }
         }
-        Ok(Answer { debug, ..answer })
+        Ok(answer)
     }
 
     fn revoke(&self, token: &AccessToken) -> Result<(), HarnessError> {
