@@ -2,7 +2,7 @@
 //! written once against a small blocking [`Harness`], and run by each adapter's tests with
 //! one line:
 //!
-//! ```ignore
+//! ```text
 //! mod harness;
 //! client_credentials_testkit::conformance_suite!(harness::UreqHarness);
 //! ```
@@ -197,8 +197,12 @@ pub enum HarnessErrorKind {
 
 /// An adapter's error, with the typed core error when there is one and the original error
 /// for formatting (its `Display`, `Debug` and sources, which the leak tests inspect).
+/// Boxed, so that results stay small.
 #[derive(Debug)]
-pub struct HarnessError {
+pub struct HarnessError(Box<Inner>);
+
+#[derive(Debug)]
+struct Inner {
     kind: HarnessErrorKind,
     token: Option<TokenError>,
     config: Option<ConfigError>,
@@ -213,24 +217,24 @@ impl HarnessError {
         config: Option<ConfigError>,
         error: impl std::error::Error + Send + Sync + 'static,
     ) -> Self {
-        Self {
+        Self(Box::new(Inner {
             kind,
             token,
             config,
             error: Box::new(error),
-        }
+        }))
     }
 
     /// What kind of failure this is.
     #[must_use]
     pub fn kind(&self) -> HarnessErrorKind {
-        self.kind
+        self.0.kind
     }
 
     /// The core's token error, if this is one.
     #[must_use]
     pub fn token_error(&self) -> Option<&TokenError> {
-        self.token.as_ref()
+        self.0.token.as_ref()
     }
 
     /// The core's token error.
@@ -239,40 +243,40 @@ impl HarnessError {
     /// When this is another kind of error: the test expected a token error.
     #[must_use]
     pub fn into_token_error(self) -> TokenError {
-        match self.token {
+        match self.0.token {
             Some(e) => e,
-            None => panic!("expected a token error, got {:?}", self.error),
+            None => panic!("expected a token error, got {:?}", self.0.error),
         }
     }
 
     /// The core's configuration error, if this is one.
     #[must_use]
     pub fn config_error(&self) -> Option<&ConfigError> {
-        self.config.as_ref()
+        self.0.config.as_ref()
     }
 
     /// Whether the adapter says that asking again may work.
     #[must_use]
     pub fn is_retryable(&self) -> bool {
-        self.token.as_ref().is_some_and(TokenError::is_retryable)
+        self.0.token.as_ref().is_some_and(TokenError::is_retryable)
     }
 
     /// The adapter's own error, to format.
     #[must_use]
     pub fn error(&self) -> &(dyn std::error::Error + 'static) {
-        &*self.error
+        &*self.0.error
     }
 }
 
 impl fmt::Display for HarnessError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.error, f)
+        fmt::Display::fmt(&self.0.error, f)
     }
 }
 
 impl std::error::Error for HarnessError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.error.source()
+        self.0.error.source()
     }
 }
 
@@ -361,7 +365,7 @@ pub(crate) fn value(token: &Token) -> &str {
 
 /// One `#[test]` per suite function, for the harness type given.
 ///
-/// ```ignore
+/// ```text
 /// client_credentials_testkit::conformance_suite!(harness::ReqwestHarness);
 /// ```
 ///
@@ -370,7 +374,7 @@ pub(crate) fn value(token: &Token) -> &str {
 /// interest cache of `tracing-core` races with it). They run in a test binary of their own,
 /// where every test installs its subscriber first:
 ///
-/// ```ignore
+/// ```text
 /// client_credentials_testkit::conformance_suite!(@logs harness::ReqwestHarness);
 /// ```
 #[macro_export]
