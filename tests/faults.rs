@@ -12,8 +12,8 @@
 //!    server exactly once (no hidden retries);
 //! 5. the server heals, and the client recovers with exactly one more request.
 //!
-//! The per-adapter suites (`crates/client-credentials-*/tests/faults.rs`) check each fault
-//! on a cold cache; this one checks what happens to a client that already holds a token.
+//! The conformance suite (`client_credentials_testkit::conformance::faults`) checks each
+//! fault on a cold cache; this one checks what happens to a client that already holds a token.
 //! The policy is shrunk so that a case takes two to four seconds (five for the stalled body,
 //! which runs into the 3 s transport timeout): 2 s tokens, a 0.5 s expiry margin, the
 //! refresh at half the usable life, 50 to 200 ms backoffs and a 400 ms cool-down.
@@ -26,10 +26,11 @@ use std::thread::sleep;
 use std::time::{Duration, Instant, SystemTime};
 
 use client_credentials::http::{HeaderMap, HeaderValue, StatusCode};
-use client_credentials::session::{Action, Counters, Failure, Policy, Session, WallClock};
+use client_credentials::session::{Action, Failure, Policy, Session, WallClock};
 use client_credentials::{
     Config, ResponseProblem, Token, TokenError, TransportError, TransportErrorKind,
 };
+use client_credentials_testkit::conformance::{Harness, HarnessError, HarnessOptions};
 use client_credentials_testkit::{
     Handler as _, Reply, Request, RetryAfter, TestServer, TokenEndpoint,
 };
@@ -78,64 +79,29 @@ fn config(token_url: &str) -> Config {
 }
 
 // ---------------------------------------------------------------------------------------
-// The two adapters behind one blocking interface.
+// The two adapters behind one blocking interface: the harnesses of their conformance
+// suites (the async one runs a multi-threaded runtime, so the refresh runs in a spawned
+// task while the test thread sleeps between calls).
 
-#[derive(Clone, Copy, Debug)]
-enum Kind {
-    Ureq,
-    Reqwest,
+#[path = "../crates/client-credentials-ureq/tests/harness/mod.rs"]
+mod ureq_harness;
+
+#[path = "../crates/client-credentials-reqwest/tests/harness/mod.rs"]
+mod reqwest_harness;
+
+fn client<H: Harness>(config: Config) -> H {
+    H::build(
+        config,
+        &HarnessOptions::new()
+            .policy(policy())
+            .seed(SEED)
+            .timeout(TIMEOUT),
+    )
 }
 
-enum Adapter {
-    Ureq(client_credentials::ureq::Client),
-    /// A multi-threaded runtime: the refresh runs in a spawned task while the test thread
-    /// sleeps between calls.
-    Reqwest(client_credentials::reqwest::Client, tokio::runtime::Runtime),
-}
-
-impl Adapter {
-    fn new(kind: Kind, config: Config) -> Self {
-        match kind {
-            Kind::Ureq => Self::Ureq(
-                client_credentials::ureq::Client::builder(config)
-                    .policy(policy())
-                    .seed(SEED)
-                    .timeout(TIMEOUT)
-                    .build(),
-            ),
-            Kind::Reqwest => {
-                let runtime = tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                let client = client_credentials::reqwest::Client::builder(config)
-                    .policy(policy())
-                    .seed(SEED)
-                    .timeout(TIMEOUT)
-                    .build()
-                    .unwrap();
-                Self::Reqwest(client, runtime)
-            }
-        }
-    }
-
-    fn token(&self) -> Result<Arc<Token>, TokenError> {
-        let result = match self {
-            Self::Ureq(client) => client.token().map_err(|e| e.token_error().cloned()),
-            Self::Reqwest(client, runtime) => runtime
-                .block_on(client.token())
-                .map_err(|e| e.token_error().cloned()),
-        };
-        result.map_err(|e| e.expect("a token error, not a configuration error"))
-    }
-
-    fn counters(&self) -> Counters {
-        match self {
-            Self::Ureq(client) => client.counters(),
-            Self::Reqwest(client, _) => client.counters(),
-        }
-    }
+/// A token, or the typed error of the fault (never a configuration error).
+fn token<H: Harness>(client: &H) -> Result<Arc<Token>, TokenError> {
+    client.token().map_err(HarnessError::into_token_error)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -399,7 +365,7 @@ impl fmt::Display for Shown<'_> {
     }
 }
 
-fn scenario(kind: Kind, fault: Fault) {
+fn scenario<H: Harness>(kind: &str, fault: Fault) {
     let Fault {
         reply,
         input,
@@ -429,11 +395,11 @@ fn scenario(kind: Kind, fault: Fault) {
         })
     };
     let config = config(&server.url("/token"));
-    let client = Adapter::new(kind, config.clone());
+    let client: H = client(config.clone());
 
     // 1. A short-lived token, from a healthy server.
     let started = Instant::now();
-    let first = client.token().expect("the first token");
+    let first = token(&client).expect("the first token");
     let received = Instant::now();
     assert_eq!(first.access_token().expose_secret(), "fault-token-1");
     assert_eq!(server.request_count(), 1);
@@ -447,43 +413,41 @@ fn scenario(kind: Kind, fault: Fault) {
     let mut cached_calls = 0;
     while started.elapsed() < SERVED_UNTIL {
         let call = Instant::now();
-        let result = client.token();
+        let result = token(&client);
         let returned = Instant::now();
         match result {
             Ok(token) => {
-                assert_eq!(token.access_token(), first.access_token(), "{kind:?}");
+                assert_eq!(token.access_token(), first.access_token(), "{kind}");
                 assert!(
                     returned - call < CACHED_CALL,
-                    "{kind:?}: a caller waited {:?} for a failing refresh",
+                    "{kind}: a caller waited {:?} for a failing refresh",
                     returned - call
                 );
                 cached_calls += 1;
             }
             Err(e) if returned >= started + USABLE => {
-                assert!(expected(&e), "{kind:?}: unexpected {}", Shown(&e));
+                assert!(expected(&e), "{kind}: unexpected {}", Shown(&e));
                 break;
             }
             Err(e) => panic!(
-                "{kind:?}: the still-valid token must be served while the refresh fails, \
+                "{kind}: the still-valid token must be served while the refresh fails, \
                  got {}",
                 Shown(&e)
             ),
         }
         sleep(Duration::from_millis(20));
     }
-    assert!(cached_calls > 10, "{kind:?}: {cached_calls}");
+    assert!(cached_calls > 10, "{kind}: {cached_calls}");
     assert!(
         server.wait_for_requests(2, Duration::from_secs(2)),
-        "{kind:?}: the refresh never reached the server"
+        "{kind}: the refresh never reached the server"
     );
 
     // 3. The token's usable life is over: callers get the typed error of the fault.
     let expired = received + USABLE + Duration::from_millis(50);
     sleep(expired.saturating_duration_since(Instant::now()));
-    let error = client
-        .token()
-        .expect_err("no valid token is left and the server still fails");
-    assert!(expected(&error), "{kind:?}: unexpected {}", Shown(&error));
+    let error = token(&client).expect_err("no valid token is left and the server still fails");
+    assert!(expected(&error), "{kind}: unexpected {}", Shown(&error));
 
     // 4. Heal the server, and count what the fault cost.
     healed.store(true, Ordering::SeqCst);
@@ -495,28 +459,28 @@ fn scenario(kind: Kind, fault: Fault) {
     // would not: a late read of the first fault shortens the window).
     let window = healed_at.saturating_duration_since(started + REFRESH_AT);
     let bound = policy_bound(&config, &input, window);
-    assert!(faults >= 1, "{kind:?}");
+    assert!(faults >= 1, "{kind}");
     assert!(
         faults <= bound,
-        "{kind:?}: {faults} requests during a {window:?} fault; the policy allows {bound}"
+        "{kind}: {faults} requests during a {window:?} fault; the policy allows {bound}"
     );
     if let Some(spacing) = min_spacing {
         let most = 1 + usize::try_from(window.as_millis() / spacing.as_millis()).unwrap();
         assert!(
             faults <= most,
-            "{kind:?}: {faults} requests in {window:?}, at most one per {spacing:?} allowed"
+            "{kind}: {faults} requests in {window:?}, at most one per {spacing:?} allowed"
         );
     }
 
     // 5. The client recovers with one request, once the wait the fault imposed is over.
     let recovered = loop {
-        match client.token() {
+        match token(&client) {
             Ok(token) => break token,
             Err(e) => {
-                assert!(expected(&e), "{kind:?}: while recovering, {}", Shown(&e));
+                assert!(expected(&e), "{kind}: while recovering, {}", Shown(&e));
                 assert!(
                     healed_at.elapsed() < RECOVERY,
-                    "{kind:?}: no recovery within {RECOVERY:?} of the server healing"
+                    "{kind}: no recovery within {RECOVERY:?} of the server healing"
                 );
                 sleep(Duration::from_millis(10));
             }
@@ -525,36 +489,36 @@ fn scenario(kind: Kind, fault: Fault) {
     assert_eq!(
         recovered.access_token().expose_secret(),
         "fault-token-2",
-        "{kind:?}"
+        "{kind}"
     );
     for _ in 0..5 {
         assert_eq!(
-            client.token().unwrap().access_token(),
+            token(&client).unwrap().access_token(),
             recovered.access_token()
         );
     }
     // A request that was already in flight when the server healed may still have been
     // answered with the fault: count again now that nothing is in flight.
     let faults = faults_served.load(Ordering::SeqCst);
-    assert_eq!(issuer.issued(), 2, "{kind:?}: one request after healing");
-    assert_eq!(server.request_count(), 2 + faults, "{kind:?}");
+    assert_eq!(issuer.issued(), 2, "{kind}: one request after healing");
+    assert_eq!(server.request_count(), 2 + faults, "{kind}");
     let counters = client.counters();
     assert_eq!(
         counters.fetches_started,
         u64::try_from(server.request_count()).unwrap(),
-        "{kind:?}: every request the session started reached the server once, and \
+        "{kind}: every request the session started reached the server once, and \
          nothing else was sent"
     );
-    assert_eq!(counters.fetches_succeeded, 2, "{kind:?}");
+    assert_eq!(counters.fetches_succeeded, 2, "{kind}");
     if let Some(other) = other_host {
         assert!(
             !other.wait_for_requests(1, Duration::from_millis(50)),
-            "{kind:?}"
+            "{kind}"
         );
         assert_eq!(
             other.connections(),
             0,
-            "{kind:?}: the redirect's target was contacted"
+            "{kind}: the redirect's target was contacted"
         );
     }
 }
@@ -565,12 +529,15 @@ macro_rules! faults {
             mod $name {
                 #[test]
                 fn ureq() {
-                    super::scenario(super::Kind::Ureq, super::$name());
+                    super::scenario::<super::ureq_harness::UreqHarness>("ureq", super::$name());
                 }
 
                 #[test]
                 fn reqwest() {
-                    super::scenario(super::Kind::Reqwest, super::$name());
+                    super::scenario::<super::reqwest_harness::ReqwestHarness>(
+                        "reqwest",
+                        super::$name(),
+                    );
                 }
             }
         )*

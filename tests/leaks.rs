@@ -1,4 +1,5 @@
-//! No secret leaks: both adapters' success and failure paths run under a global `tracing`
+//! No secret leaks: both adapters' success and failure paths (each through the harness of
+//! its conformance suite, included below) run under a global `tracing`
 //! subscriber at TRACE that also takes the `log` records of ureq, reqwest, hyper and rustls,
 //! every error is formatted with `{}` and `{:?}` (and so are the clients, tokens and
 //! counters), and neither the client secret (raw, form-encoded or inside the Basic
@@ -16,6 +17,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use client_credentials::{AccessToken, AuthMethod, Config, ConfigBuilder};
+use client_credentials_testkit::conformance::{Harness, HarnessOptions, Outgoing};
 use client_credentials_testkit::{
     Reply, Request, Router, Script, TestServer, TokenEndpoint, refused_url,
 };
@@ -155,12 +157,25 @@ impl Case {
     }
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
+#[path = "../crates/client-credentials-ureq/tests/harness/mod.rs"]
+mod ureq_harness;
+
+#[path = "../crates/client-credentials-reqwest/tests/harness/mod.rs"]
+mod reqwest_harness;
+
+use reqwest_harness::ReqwestHarness;
+use ureq_harness::UreqHarness;
+
+/// Runs `test` against each adapter, through its harness.
+macro_rules! for_each_adapter {
+    ($test:ident ( $($arg:expr),* )) => {
+        $test::<UreqHarness>($($arg),*);
+        $test::<ReqwestHarness>($($arg),*);
+    };
+}
+
+fn client<H: Harness>(config: Config) -> H {
+    H::build(config, &HarnessOptions::new())
 }
 
 /// Success with each client authentication method, through both adapters, and the token
@@ -185,34 +200,7 @@ fn successful_fetches() {
             .build()
             .unwrap();
         case.debug(&config);
-
-        let client = client_credentials::ureq::Client::new(config.clone());
-        let token = client.token().unwrap();
-        case.debug(&token);
-        case.debug(&client);
-        case.debug(&client.counters());
-        let (request, _) = client
-            .authorize_ureq(client.agent().get(server.url("/orders")))
-            .unwrap();
-        case.debug(&request);
-        let response = request.call().unwrap();
-        case.debug(&response);
-
-        let rt = runtime();
-        rt.block_on(async {
-            let client = client_credentials::reqwest::Client::new(config).unwrap();
-            let token = client.token().await.unwrap();
-            case.debug(&token);
-            case.debug(&client);
-            let http = client_credentials::reqwest::reqwest_middleware::ClientBuilder::new(
-                client_credentials::reqwest::reqwest::Client::new(),
-            )
-            .with(client.middleware())
-            .build();
-            let response = http.get(server.url("/orders")).send().await.unwrap();
-            case.debug(&response);
-            case.debug(&client.counters());
-        });
+        for_each_adapter!(fetch_and_use(&mut case, &server, &config));
     }
     // Every fetch really carried the credentials, and every resource request a token.
     let requests = server.requests();
@@ -221,7 +209,23 @@ fn successful_fetches() {
         r.header("authorization")
             .is_some_and(|v| v.contains(&case.token_prefix))
     }));
+    assert_eq!(server.count("/orders"), 6);
     case.assert_clean();
+}
+
+fn fetch_and_use<H: Harness>(case: &mut Case, server: &TestServer, config: &Config) {
+    let client: H = client(config.clone());
+    let token = client.token().unwrap();
+    case.debug(&token);
+    case.debug(&client);
+    case.debug(&client.counters());
+    let answer = client
+        .send_authorized(Outgoing::get(&server.url("/orders")))
+        .unwrap();
+    assert_eq!(answer.status, 200);
+    case.debug(&answer);
+    case.formatted.push(answer.debug);
+    case.debug(&client.counters());
 }
 
 /// A refusal whose description and `WWW-Authenticate` echo the secret the client sent.
@@ -250,19 +254,17 @@ fn invalid_client_echoing_the_secret() {
             .auth_method(method)
             .build()
             .unwrap();
-        let client = client_credentials::ureq::Client::new(config.clone());
-        let error = client.token().unwrap_err();
-        case.error(&error);
-        case.debug(&client.counters());
-        runtime().block_on(async {
-            let client = client_credentials::reqwest::Client::new(config).unwrap();
-            let error = client.token().await.unwrap_err();
-            case.error(&error);
-            case.debug(&client.counters());
-        });
+        for_each_adapter!(refused(&mut case, &config));
     }
     assert!(server.requests().iter().all(|r| r.contains(&case.secret)));
     case.assert_clean();
+}
+
+fn refused<H: Harness>(case: &mut Case, config: &Config) {
+    let client: H = client(config.clone());
+    let error = client.token().unwrap_err();
+    case.error(error.error());
+    case.debug(&client.counters());
 }
 
 /// A 5xx HTML page that echoes the secret and the Basic credentials back.
@@ -277,27 +279,26 @@ fn server_error_page_echoing_the_credentials() {
     );
     let server = TestServer::start(Reply::html(500, &page));
     let config = case.config(&server.url("/token")).build().unwrap();
-    let error = client_credentials::ureq::Client::new(config.clone())
-        .token()
-        .unwrap_err();
-    case.error(&error);
-    runtime().block_on(async {
-        let error = client_credentials::reqwest::Client::new(config)
-            .unwrap()
-            .token()
-            .await
-            .unwrap_err();
-        case.error(&error);
-    });
+    for_each_adapter!(failed_fetch(&mut case, &config, HarnessOptions::new()));
     case.assert_clean();
 }
 
+fn failed_fetch<H: Harness>(case: &mut Case, config: &Config, options: HarnessOptions) {
+    let error = H::build(config.clone(), &options).token().unwrap_err();
+    case.error(error.error());
+}
+
 /// A token endpoint that answers with an error quoting the token it issued before: to a
-/// refresh in the background (ureq), and to a caller (reqwest).
+/// refresh in the background, then to a caller, through each adapter.
 #[test]
 fn token_endpoint_quoting_the_token() {
     capture();
     let mut case = Case::new("echo");
+    for_each_adapter!(quoting_the_token(&mut case));
+    case.assert_clean();
+}
+
+fn quoting_the_token<H: Harness>(case: &mut Case) {
     let quote = format!(
         "token {}1 is already active for this client",
         case.token_prefix
@@ -310,97 +311,77 @@ fn token_endpoint_quoting_the_token() {
     );
     let config = case.config(&server.url("/token")).build().unwrap();
 
-    // ureq: a token, then a forced refresh that fails while the token is still served.
-    let client = client_credentials::ureq::Client::new(config.clone());
+    // A token, then a forced refresh that fails while the token is still served.
+    let client: H = client(config.clone());
     let token = client.token().unwrap();
     client.force_refresh();
     assert_eq!(client.token().unwrap().access_token(), token.access_token());
-    // The refresh runs on its own thread: wait for its verdict before looking.
+    // The refresh runs on its own: wait for its verdict before looking.
     let deadline = Instant::now() + Duration::from_secs(5);
     while client.counters().fetches_failed == 0 {
         assert!(Instant::now() < deadline, "the refresh never failed");
         std::thread::sleep(Duration::from_millis(10));
     }
-    let counters = client.counters();
     let error = client.last_error().unwrap();
     assert!(error.to_string().contains("already active"), "{error}");
     case.error(&error);
-    case.debug(&counters);
+    case.debug(&client.counters());
     case.debug(&client);
 
-    // reqwest: the script's second refusal goes to a caller.
-    runtime().block_on(async {
-        let client = client_credentials::reqwest::Client::new(config).unwrap();
-        let error = client.token().await.unwrap_err();
-        assert!(error.to_string().contains("already active"), "{error}");
-        case.error(&error);
-        case.debug(&client.counters());
-    });
+    // The script's second refusal goes to a caller (of a new client, with no token).
+    let client: H = self::client(config);
+    let error = client.token().unwrap_err();
+    assert!(error.to_string().contains("already active"), "{error}");
+    case.error(error.error());
+    case.debug(&client.counters());
+}
+
+/// The 401 retry of `send_authorized` with a resource server that quotes the rejected
+/// token.
+#[test]
+fn send_authorized_retry_after_a_401_quoting_the_token() {
+    capture();
+    let mut case = Case::new("retry");
+    for_each_adapter!(retry_after_a_quoting_401(&mut case));
     case.assert_clean();
 }
 
-/// The middleware's 401 retry with a resource server that quotes the rejected token.
-#[test]
-fn middleware_retry_after_a_401_quoting_the_token() {
-    capture();
-    let mut case = Case::new("retry");
-    // The first token of the async client and the first of the blocking one.
-    let rejected = [
-        format!("{}1", case.token_prefix),
-        format!("{}3", case.token_prefix),
-    ];
+fn retry_after_a_quoting_401<H: Harness>(case: &mut Case) {
+    // The client's first token is rejected.
+    let rejected = format!("{}1", case.token_prefix);
     let server = TestServer::start(Router::new().route("/token", case.endpoint()).route(
         "/orders",
-        {
-            let rejected = rejected.clone();
-            move |request: &Request| {
-                let bearer = request.header("authorization").unwrap_or_default();
-                if rejected.iter().any(|r| bearer.ends_with(r.as_str())) {
-                    Reply::oauth_error(
-                        401,
-                        "invalid_token",
-                        Some(&format!("{bearer} has been revoked")),
-                    )
-                    .header(
-                        "www-authenticate",
-                        &format!(r#"Bearer error="invalid_token", error_description="{bearer}""#),
-                    )
-                } else {
-                    Reply::text(200, "application/json", "[]")
-                }
+        move |request: &Request| {
+            let bearer = request.header("authorization").unwrap_or_default();
+            if bearer.ends_with(rejected.as_str()) {
+                Reply::oauth_error(
+                    401,
+                    "invalid_token",
+                    Some(&format!("{bearer} has been revoked")),
+                )
+                .header(
+                    "www-authenticate",
+                    &format!(r#"Bearer error="invalid_token", error_description="{bearer}""#),
+                )
+            } else {
+                Reply::text(200, "application/json", "[]")
             }
         },
     ));
     let config = case.config(&server.url("/token")).build().unwrap();
-    runtime().block_on(async {
-        let client = client_credentials::reqwest::Client::new(config.clone()).unwrap();
-        let http = client_credentials::reqwest::reqwest_middleware::ClientBuilder::new(
-            client_credentials::reqwest::reqwest::Client::new(),
-        )
-        .with(client.middleware())
-        .build();
-        let response = http.get(server.url("/orders")).send().await.unwrap();
-        assert_eq!(response.status(), 200, "retried with a fresh token");
-        case.debug(&response);
-        case.debug(&client.counters());
-        case.debug(&client);
-    });
-    // ureq: the caller's side of the same flow.
-    let client = client_credentials::ureq::Client::new(config);
-    let (request, token) = client
-        .authorize_ureq(client.agent().get(server.url("/orders")))
+    let client: H = client(config);
+    // The 401 quotes the token in its body and `WWW-Authenticate`: that response is not
+    // shown to the caller; only what is logged of it is checked.
+    let answer = client
+        .send_authorized(Outgoing::get(&server.url("/orders")))
         .unwrap();
-    // The 401 quotes the token in its body and `WWW-Authenticate`: that response is the
-    // caller's to format, not ours; only what ureq logs of it is checked.
-    let response = request.call().unwrap();
-    assert_eq!(response.status(), 401);
-    assert!(client.invalidate(token.access_token()));
-    let (request, _) = client
-        .authorize_ureq(client.agent().get(server.url("/orders")))
-        .unwrap();
-    assert_eq!(request.call().unwrap().status(), 200);
-    assert_eq!(server.count("/token"), 4);
-    case.assert_clean();
+    assert_eq!(answer.status, 200, "retried with a fresh token");
+    case.debug(&answer);
+    case.formatted.push(answer.debug);
+    case.debug(&client.counters());
+    case.debug(&client);
+    assert_eq!(server.count("/token"), 2);
+    assert_eq!(server.count("/orders"), 2);
 }
 
 /// Transport failures: nothing listening, a reset in the middle of a token response (whose
@@ -419,24 +400,10 @@ fn transport_failures() {
     ];
     let mut urls = vec![refused_url("/token")];
     urls.extend(servers.iter().map(|s| s.url("/token")));
+    let options = HarnessOptions::new().timeout(Duration::from_millis(300));
     for url in urls {
         let config = case.config(&url).build().unwrap();
-        let error = client_credentials::ureq::Client::builder(config.clone())
-            .timeout(Duration::from_millis(300))
-            .build()
-            .token()
-            .unwrap_err();
-        case.error(&error);
-        runtime().block_on(async {
-            let error = client_credentials::reqwest::Client::builder(config)
-                .timeout(Duration::from_millis(300))
-                .build()
-                .unwrap()
-                .token()
-                .await
-                .unwrap_err();
-            case.error(&error);
-        });
+        for_each_adapter!(failed_fetch(&mut case, &config, options.clone()));
     }
     case.assert_clean();
 }
@@ -481,27 +448,7 @@ fn revocation_and_introspection() {
             .introspection_url(server.url("/introspect"))
             .build()
             .unwrap();
-        let client = client_credentials::ureq::Client::new(config.clone());
-        let token = client.token().unwrap();
-        match client.introspect(token.access_token()) {
-            Ok(info) => case.debug(&info),
-            Err(e) => case.error(&e),
-        }
-        if let Err(e) = client.revoke(token.access_token()) {
-            case.error(&e);
-        }
-        runtime().block_on(async {
-            let client = client_credentials::reqwest::Client::new(config).unwrap();
-            let token = client.token().await.unwrap();
-            match client.introspect(token.access_token()).await {
-                Ok(info) => case.debug(&info),
-                Err(e) => case.error(&e),
-            }
-            if let Err(e) = client.revoke(token.access_token()).await {
-                case.error(&e);
-            }
-            case.debug(&AccessToken::new(token.access_token().expose_secret()));
-        });
+        for_each_adapter!(introspect_and_revoke(&mut case, &config));
     }
     assert_eq!(bad.count("/revoke"), 2);
     assert!(
@@ -513,6 +460,19 @@ fn revocation_and_introspection() {
     case.assert_clean();
 }
 
+fn introspect_and_revoke<H: Harness>(case: &mut Case, config: &Config) {
+    let client: H = client(config.clone());
+    let token = client.token().unwrap();
+    match client.introspect(token.access_token()) {
+        Ok(info) => case.debug(&info),
+        Err(e) => case.error(e.error()),
+    }
+    if let Err(e) = client.revoke(token.access_token()) {
+        case.error(e.error());
+    }
+    case.debug(&AccessToken::new(token.access_token().expose_secret()));
+}
+
 /// The capture is real: the HTTP stacks' own `log` records reach it, so a leak there would
 /// be seen.
 #[test]
@@ -521,18 +481,7 @@ fn third_party_logs_are_captured() {
     let mut case = Case::new("probe");
     let server = TestServer::start(case.endpoint());
     let config = case.config(&server.url("/token")).build().unwrap();
-    let token = client_credentials::ureq::Client::new(config.clone())
-        .token()
-        .unwrap();
-    case.debug(&token);
-    runtime().block_on(async {
-        let token = client_credentials::reqwest::Client::new(config)
-            .unwrap()
-            .token()
-            .await
-            .unwrap();
-        case.debug(&token);
-    });
+    for_each_adapter!(fetch(&mut case, &config));
     let log = log_text();
     for target in ["ureq", "reqwest", "hyper_util", "client_credentials"] {
         assert!(
@@ -542,6 +491,11 @@ fn third_party_logs_are_captured() {
     }
     assert!(log.contains("TRACE"), "TRACE records are captured");
     case.assert_clean();
+}
+
+fn fetch<H: Harness>(case: &mut Case, config: &Config) {
+    let token = client::<H>(config.clone()).token().unwrap();
+    case.debug(&token);
 }
 
 /// Revocation and introspection endpoints that quote tokens too short for the parser's
@@ -588,16 +542,7 @@ fn revocation_errors_quoting_short_tokens() {
             .introspection_url(server.url("/introspect"))
             .build()
             .unwrap();
-        let client = client_credentials::ureq::Client::new(config.clone());
-        let issued = client.token().unwrap();
-        case.error(&client.introspect(issued.access_token()).unwrap_err());
-        case.error(&client.revoke(issued.access_token()).unwrap_err());
-        runtime().block_on(async {
-            let client = client_credentials::reqwest::Client::new(config).unwrap();
-            let issued = client.token().await.unwrap();
-            case.error(&client.introspect(issued.access_token()).await.unwrap_err());
-            case.error(&client.revoke(issued.access_token()).await.unwrap_err());
-        });
+        for_each_adapter!(both_refused(&mut case, &config));
         assert!(
             server
                 .requests()
@@ -608,6 +553,18 @@ fn revocation_errors_quoting_short_tokens() {
     }
     case.extra.extend(short.map(str::to_owned));
     case.assert_clean();
+}
+
+fn both_refused<H: Harness>(case: &mut Case, config: &Config) {
+    let client: H = client(config.clone());
+    let issued = client.token().unwrap();
+    case.error(
+        client
+            .introspect(issued.access_token())
+            .unwrap_err()
+            .error(),
+    );
+    case.error(client.revoke(issued.access_token()).unwrap_err().error());
 }
 
 /// A finding, kept as a test so that it is seen: ureq-proto logs every byte ureq sends and
@@ -622,9 +579,7 @@ fn ureq_proto_dumps_the_wire_at_trace() {
     let case = Case::new("dump");
     let server = TestServer::start(case.endpoint());
     let config = case.config(&server.url("/token")).build().unwrap();
-    client_credentials::ureq::Client::new(config)
-        .token()
-        .unwrap();
+    client::<UreqHarness>(config).token().unwrap();
     let thread = std::thread::current().name().unwrap().to_owned();
     let wire: String = log_text()
         .lines()

@@ -409,6 +409,13 @@ impl Client {
 
     /// A getter of the cache for `key` (the default request shape's when `None`), under
     /// the lock. Getters never create an entry.
+    /// How many request shapes the cache holds now: at most the policy's `max_keys`, since
+    /// idle and least recently used shapes are evicted.
+    #[must_use]
+    pub fn cached_shapes(&self) -> usize {
+        self.shared.lock().len()
+    }
+
     fn read<T>(&self, key: Option<&CacheKey>, get: impl FnOnce(&Cache, &CacheKey) -> T) -> T {
         let key = key.unwrap_or_else(|| self.shared.default_request.cache_key());
         get(&self.shared.lock(), key)

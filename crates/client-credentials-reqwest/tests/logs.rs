@@ -1,57 +1,17 @@
-//! What the client logs through `tracing`: a `token_fetch` span per fetch with the endpoint,
-//! the client id, a key digest and the request id, and never a secret or a token, whatever
-//! the outcome (and whatever reqwest and hyper log meanwhile).
+//! What the async client logs through `tracing`, with what only it has: the request id in
+//! every `token_fetch` span and the middleware's 401 retry, and never a secret or a token,
+//! whatever the outcome (and whatever reqwest and hyper log meanwhile). The log test every
+//! client shares is the conformance suite's, run here too: log tests need a process of
+//! their own (see `client_credentials_testkit::conformance_suite!`).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+mod harness;
+
+client_credentials_testkit::conformance_suite!(@logs harness::ReqwestHarness);
 
 use client_credentials_reqwest::{AuthMethod, AuthMiddleware, Client, Config, reqwest};
+use client_credentials_testkit::conformance::logs::Capture;
 use client_credentials_testkit::{Reply, Router, Script, TestServer, TokenEndpoint, refused_url};
-use tracing::field::{Field, Visit};
-use tracing::span::{Attributes, Id, Record};
-use tracing::{Event, Metadata, Subscriber};
-
-/// A subscriber that writes every span and event, with all their fields, as text.
-#[derive(Default)]
-struct Capture {
-    lines: Arc<Mutex<Vec<String>>>,
-    next: AtomicU64,
-}
-
-struct Fields<'a>(&'a mut String);
-
-impl Visit for Fields<'_> {
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        let _ = write!(self.0, " {}={:?}", field.name(), value);
-    }
-}
-
-impl Subscriber for Capture {
-    fn enabled(&self, _: &Metadata<'_>) -> bool {
-        true
-    }
-    fn new_span(&self, span: &Attributes<'_>) -> Id {
-        let mut line = format!("span {}:", span.metadata().name());
-        span.record(&mut Fields(&mut line));
-        self.lines.lock().unwrap().push(line);
-        Id::from_u64(self.next.fetch_add(1, Ordering::Relaxed) + 1)
-    }
-    fn record(&self, _: &Id, values: &Record<'_>) {
-        let mut line = "record:".to_owned();
-        values.record(&mut Fields(&mut line));
-        self.lines.lock().unwrap().push(line);
-    }
-    fn record_follows_from(&self, _: &Id, _: &Id) {}
-    fn event(&self, event: &Event<'_>) {
-        let mut line = format!("event {}:", event.metadata().level());
-        event.record(&mut Fields(&mut line));
-        self.lines.lock().unwrap().push(line);
-    }
-    fn enter(&self, _: &Id) {}
-    fn exit(&self, _: &Id) {}
-}
 
 const SECRET: &str = "client-SECRET-9f8e7d";
 const TOKEN_PREFIX: &str = "ACCESS-TOKEN-VALUE-";
@@ -70,7 +30,7 @@ fn client(url: &str, method: AuthMethod) -> Client {
 #[test]
 fn fetches_are_traced_without_secrets() {
     let capture = Capture::default();
-    let lines = Arc::clone(&capture.lines);
+    let lines = capture.lines();
     // One thread runs the runtime and every task it spawns, so the thread-local subscriber
     // sees them all.
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -1,5 +1,6 @@
-//! The middleware and `send_authorized` against a token endpoint and a resource server on
-//! 127.0.0.1, counting the requests and the tokens each server saw.
+//! The reqwest-middleware layer against a token endpoint and a resource server on
+//! 127.0.0.1, counting the requests and the tokens each server saw. The same rules through
+//! `send_authorized` are in the conformance suite (`conformance.rs`).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
 use std::sync::Arc;
@@ -10,33 +11,10 @@ use client_credentials_reqwest::reqwest_middleware::{self, ClientWithMiddleware}
 use client_credentials_reqwest::{
     AuthMiddleware, Client, Config, Error, TokenError, TokenParams, reqwest,
 };
+use client_credentials_testkit::conformance::authorized::{resource_server, tokens_seen};
 use client_credentials_testkit::{
     Reply, Request, Router, Script, TestServer, TokenEndpoint, refused_url,
 };
-
-/// A resource server at `/api` that rejects the tokens in `rejected` with 401 and answers
-/// every other token with 200; a request without a token gets 400 (it must never come).
-fn resource_server(rejected: &'static [&'static str]) -> TestServer {
-    TestServer::start(Router::new().route(
-        "/api",
-        move |r: &Request| match r.header("authorization") {
-            None => Reply::new(400),
-            Some(h) if rejected.iter().any(|t| h == format!("Bearer {t}")) => {
-                Reply::new(401).header("www-authenticate", r#"Bearer error="invalid_token""#)
-            }
-            Some(_) => Reply::text(200, "text/plain", "ok"),
-        },
-    ))
-}
-
-/// The `Authorization` headers the resource server saw, in order.
-fn tokens_seen(server: &TestServer) -> Vec<Option<String>> {
-    server
-        .requests()
-        .iter()
-        .map(|r| r.header("authorization").map(str::to_owned))
-        .collect()
-}
 
 fn tokens(token_server: &TestServer) -> Client {
     let config = Config::builder()
@@ -166,13 +144,6 @@ async fn nothing_is_sent_without_a_token() {
         let ours = inner.downcast_ref::<Error>().expect("the crate's error");
         assert!(matches!(ours, Error::Token(_)), "{ours:?}");
         assert!(!error.to_string().contains("s3cr3t"));
-
-        // The helper behaves the same.
-        let error = tokens
-            .send_authorized(reqwest::Client::new().get(api.url("/api")))
-            .await
-            .unwrap_err();
-        assert!(matches!(error, Error::Token(_)), "{error:?}");
     }
     assert_eq!(
         api.request_count(),
@@ -265,52 +236,6 @@ async fn middleware_for_other_parameters_uses_their_token() {
     );
 }
 
-#[tokio::test]
-async fn send_authorized_retries_once_like_the_middleware() {
-    let token_server = TestServer::start(TokenEndpoint::new());
-    let api = resource_server(&["token-1"]);
-    let tokens = tokens(&token_server);
-    let http = reqwest::Client::new();
-    let response = tokens
-        .send_authorized(http.put(api.url("/api")).body("again"))
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(tokens_seen(&api), [bearer("token-1"), bearer("token-2")]);
-
-    // A second 401 comes back as it is.
-    let api = resource_server(&["token-2", "token-3"]);
-    let response = tokens
-        .send_authorized(http.get(api.url("/api")))
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(tokens_seen(&api), [bearer("token-2"), bearer("token-3")]);
-    assert_eq!(token_server.count("/token"), 3);
-
-    // Not replayable: one request, no retry.
-    let api = resource_server(&["token-3"]);
-    let response = tokens
-        .send_authorized(
-            http.post(api.url("/api"))
-                .body(Body::wrap(String::from("x"))),
-        )
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(api.request_count(), 1);
-
-    // A resource server that is down is a request error, after the token was had.
-    let error = tokens
-        .send_authorized(http.get(refused_url("/api")))
-        .await
-        .unwrap_err();
-    assert!(matches!(error, Error::Request(_)), "{error:?}");
-}
-
-/// The rule is the core's verdict on the answer, not the status alone: a challenge with
-/// `error="invalid_token"` is a rejection whatever the status, and `insufficient_scope` is
-/// never retried (a new token has the same scopes), even with a 401.
 #[tokio::test]
 async fn the_challenge_decides_invalid_token_is_retried_insufficient_scope_is_not() {
     let token_server = TestServer::start(TokenEndpoint::new());

@@ -50,11 +50,15 @@
 //!   [`Reply::hang_up`] (no answer at all).
 //! - [`Request`]: what the server read, with helpers for form and JSON bodies and Basic
 //!   credentials, and [`Request::contains`] to check that a secret never arrived.
+//! - [`conformance`]: the behaviour tests of the token cache, written once over a blocking
+//!   [`conformance::Harness`], and [`conformance_suite!`], which runs them all against one
+//!   adapter's harness.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod bench;
+pub mod conformance;
 mod handler;
 mod reply;
 mod request;

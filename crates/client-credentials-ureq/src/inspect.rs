@@ -9,6 +9,13 @@ use crate::client::Client;
 use crate::error::Error;
 
 impl Client {
+    /// How many request shapes the cache holds now: at most the policy's `max_keys`, since
+    /// idle and least recently used shapes are evicted.
+    #[must_use]
+    pub fn cached_shapes(&self) -> usize {
+        self.shared.lock().len()
+    }
+
     /// The counters of the default request shape: fetches started, succeeded and failed,
     /// cache hits, invalidations… All zero before the first call. Plain numbers, for logs
     /// and metrics; the last error and the next refresh have their own getters.

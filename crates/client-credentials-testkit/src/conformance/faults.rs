@@ -1,31 +1,36 @@
-//! Injected faults against a real server on 127.0.0.1, counting what reached the server.
-#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
+//! Injected faults against a real server on 127.0.0.1, on a cold cache, counting what
+//! reached the server.
 
+use std::thread::sleep;
 use std::time::{Duration, Instant, SystemTime};
 
-use client_credentials_core::{ResponseProblem, TransportErrorKind};
-use client_credentials_reqwest::{Client, ClientBuilder, Config, Error, Policy, TokenError};
-use client_credentials_testkit::{
-    Framing, Reply, RetryAfter, Router, Script, TestServer, TokenEndpoint, refused_url,
-};
+use client_credentials_core::session::Policy;
+use client_credentials_core::{Config, ResponseProblem, TokenError, TransportErrorKind};
+
+use super::{Harness, HarnessOptions};
+use crate::{Framing, Reply, RetryAfter, Router, Script, TestServer, TokenEndpoint, refused_url};
 
 const SECRET: &str = "s3cr3t-Value";
 
-fn builder(url: &str) -> ClientBuilder {
-    let config = Config::builder()
+fn config(url: &str) -> Config {
+    Config::builder()
         .token_url(url)
         .client_id("my-service")
         .client_secret(SECRET)
         .build()
-        .unwrap();
-    Client::builder(config).seed(7)
+        .unwrap()
 }
 
-fn token_error(result: Result<impl std::fmt::Debug, Error>) -> TokenError {
-    match result.unwrap_err() {
-        Error::Token(e) => e,
-        other => panic!("expected a token error, got {other:?}"),
-    }
+fn options() -> HarnessOptions {
+    HarnessOptions::new().seed(7)
+}
+
+fn client<H: Harness>(url: &str) -> H {
+    H::build(config(url), &options())
+}
+
+fn token_error<H: Harness>(client: &H) -> TokenError {
+    client.token().unwrap_err().into_token_error()
 }
 
 fn transport_kind(error: &TokenError) -> TransportErrorKind {
@@ -37,41 +42,42 @@ fn transport_kind(error: &TokenError) -> TransportErrorKind {
 
 /// Calls `token()` every 10 ms until it succeeds or `limit` passes; returns how many calls
 /// failed before, and whether one succeeded.
-async fn call_until_ok(client: &Client, limit: Duration) -> (usize, bool) {
+fn call_until_ok<H: Harness>(client: &H, limit: Duration) -> (usize, bool) {
     let deadline = Instant::now() + limit;
     let mut failed = 0;
     while Instant::now() < deadline {
-        if client.token().await.is_ok() {
+        if client.token().is_ok() {
             return (failed, true);
         }
         failed += 1;
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        sleep(Duration::from_millis(10));
     }
     (failed, false)
 }
 
-#[tokio::test]
-async fn retry_after_seconds_is_honoured() {
+/// A 429 with `Retry-After: 1`: every call within the second gets the shared error without
+/// a request; the next request comes a second later.
+pub fn retry_after_seconds_is_honoured<H: Harness>() {
     let server = TestServer::start(
         Script::new()
             .once(Reply::rate_limited(RetryAfter::Seconds(1)))
             .then(TokenEndpoint::new()),
     );
-    let client = builder(&server.url("/token")).build().unwrap();
+    let client = client::<H>(&server.url("/token"));
     let started = Instant::now();
-    let error = token_error(client.token().await);
+    let error = token_error(&client);
     assert!(matches!(error, TokenError::RateLimited { .. }), "{error:?}");
     assert_eq!(error.retry_after(), Some(Duration::from_secs(1)));
 
     // Within the window: every call gets the shared error, and none reaches the server.
     while started.elapsed() < Duration::from_millis(800) {
-        let again = token_error(client.token().await);
+        let again = token_error(&client);
         assert!(matches!(again, TokenError::RateLimited { .. }), "{again:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        sleep(Duration::from_millis(20));
     }
     assert_eq!(server.request_count(), 1);
 
-    let (_, ok) = call_until_ok(&client, Duration::from_secs(5)).await;
+    let (_, ok) = call_until_ok(&client, Duration::from_secs(5));
     assert!(ok);
     assert_eq!(server.request_count(), 2);
     let requests = server.requests();
@@ -79,31 +85,32 @@ async fn retry_after_seconds_is_honoured() {
     assert!(gap >= Duration::from_secs(1), "{gap:?}");
 }
 
-#[tokio::test]
-async fn retry_after_http_date_is_honoured() {
+/// A 429 with `Retry-After` as an HTTP date.
+pub fn retry_after_http_date_is_honoured<H: Harness>() {
     let at = SystemTime::now() + Duration::from_secs(2);
     let server = TestServer::start(
         Script::new()
             .once(Reply::rate_limited(RetryAfter::Date(at)))
             .then(TokenEndpoint::new()),
     );
-    let client = builder(&server.url("/token")).build().unwrap();
-    let error = token_error(client.token().await);
+    let client = client::<H>(&server.url("/token"));
+    let error = token_error(&client);
     // An HTTP date has whole seconds: the wait is between one and two seconds.
     let wait = error.retry_after().unwrap();
     assert!(
         wait <= Duration::from_secs(2) && wait >= Duration::from_millis(900),
         "{wait:?}"
     );
-    let (failed, ok) = call_until_ok(&client, Duration::from_secs(5)).await;
+    let (failed, ok) = call_until_ok(&client, Duration::from_secs(5));
     assert!(ok && failed > 0);
     assert_eq!(server.request_count(), 2);
     let requests = server.requests();
     assert!(requests[1].received_at - requests[0].received_at >= wait);
 }
 
-#[tokio::test]
-async fn server_errors_back_off() {
+/// Three 503s, then a token: three failed fetches and one that worked, and every other
+/// failed call served the shared error during a backoff.
+pub fn server_errors_back_off<H: Harness>() {
     let server = TestServer::start(
         Script::new()
             .times(3, Reply::new(503))
@@ -112,11 +119,8 @@ async fn server_errors_back_off() {
     let mut policy = Policy::default();
     policy.initial_backoff = Duration::from_millis(200);
     policy.max_backoff = Duration::from_millis(400);
-    let client = builder(&server.url("/token"))
-        .policy(policy)
-        .build()
-        .unwrap();
-    let (failed, ok) = call_until_ok(&client, Duration::from_secs(5)).await;
+    let client = H::build(config(&server.url("/token")), &options().policy(policy));
+    let (failed, ok) = call_until_ok(&client, Duration::from_secs(5));
     assert!(ok);
     // Three failed fetches, one that worked; every other failed call was served the shared
     // error during a backoff, without a request.
@@ -131,16 +135,16 @@ async fn server_errors_back_off() {
     ));
 }
 
-#[tokio::test]
-async fn a_stalled_server_times_out() {
+/// Headers that never come, and a body that stalls halfway, run into the timeout.
+pub fn a_stalled_server_times_out<H: Harness>() {
     // Headers never come.
     let server = TestServer::start(Reply::new(200).delay(Duration::from_secs(20)));
-    let client = builder(&server.url("/token"))
-        .timeout(Duration::from_millis(500))
-        .build()
-        .unwrap();
+    let client = H::build(
+        config(&server.url("/token")),
+        &options().timeout(Duration::from_millis(500)),
+    );
     let started = Instant::now();
-    let error = token_error(client.token().await);
+    let error = token_error(&client);
     assert_eq!(transport_kind(&error), TransportErrorKind::Timeout);
     assert!(started.elapsed() < Duration::from_secs(5));
     assert!(error.is_retryable());
@@ -150,27 +154,27 @@ async fn a_stalled_server_times_out() {
         Reply::token("token-1", Some(Duration::from_secs(60)))
             .stall_after(10, Duration::from_secs(20)),
     );
-    let client = builder(&server.url("/token"))
-        .timeout(Duration::from_millis(500))
-        .build()
-        .unwrap();
+    let client = H::build(
+        config(&server.url("/token")),
+        &options().timeout(Duration::from_millis(500)),
+    );
     let started = Instant::now();
-    let error = token_error(client.token().await);
+    let error = token_error(&client);
     assert_eq!(transport_kind(&error), TransportErrorKind::Timeout);
     assert!(started.elapsed() < Duration::from_secs(5));
 }
 
-#[tokio::test]
-async fn connection_refused() {
-    let client = builder(&refused_url("/token")).build().unwrap();
-    let error = token_error(client.token().await);
+/// Nothing listens: a retryable connect error.
+pub fn connection_refused<H: Harness>() {
+    let client = client::<H>(&refused_url("/token"));
+    let error = token_error(&client);
     assert_eq!(transport_kind(&error), TransportErrorKind::Connect);
     assert!(error.to_string().contains("could not connect"), "{error}");
     assert!(error.is_retryable());
 }
 
-#[tokio::test]
-async fn broken_connections_are_transport_errors() {
+/// A reset or a close mid-body, and no answer at all, are I/O errors after one request.
+pub fn broken_connections_are_transport_errors<H: Harness>() {
     let token = Reply::token("token-1", Some(Duration::from_secs(60)));
     for reply in [
         token.clone().reset_after(10),
@@ -178,22 +182,22 @@ async fn broken_connections_are_transport_errors() {
         Reply::hang_up(),
     ] {
         let server = TestServer::start(reply);
-        let client = builder(&server.url("/token")).build().unwrap();
-        let error = token_error(client.token().await);
+        let client = client::<H>(&server.url("/token"));
+        let error = token_error(&client);
         assert_eq!(transport_kind(&error), TransportErrorKind::Io, "{error}");
         assert_eq!(server.request_count(), 1);
     }
 }
 
-#[tokio::test]
-async fn redirects_are_not_followed_and_the_target_gets_nothing() {
+/// No redirect is followed, and its target gets nothing (not even a connection).
+pub fn redirects_are_not_followed_and_the_target_gets_nothing<H: Harness>() {
     for status in [301, 302, 303, 307, 308] {
         let target = TestServer::start(TokenEndpoint::new());
         let server = TestServer::start(
             Router::new().route("/token", Reply::redirect(status, &target.url("/token"))),
         );
-        let client = builder(&server.url("/token")).build().unwrap();
-        let error = token_error(client.token().await);
+        let client = client::<H>(&server.url("/token"));
+        let error = token_error(&client);
         assert!(
             matches!(
                 &error,
@@ -216,8 +220,9 @@ async fn redirects_are_not_followed_and_the_target_gets_nothing() {
     }
 }
 
-#[tokio::test]
-async fn oversized_bodies_are_refused() {
+/// 10 MB bodies, announced or not, are refused at the cap; a configured cap applies to
+/// error bodies too.
+pub fn oversized_bodies_are_refused<H: Harness>() {
     let cases = [
         // 10 MB announced by Content-Length: refused before reading it.
         Reply::large(10 * 1024 * 1024),
@@ -227,9 +232,9 @@ async fn oversized_bodies_are_refused() {
     ];
     for reply in cases {
         let server = TestServer::start(reply);
-        let client = builder(&server.url("/token")).build().unwrap();
+        let client = client::<H>(&server.url("/token"));
         let started = Instant::now();
-        let error = token_error(client.token().await);
+        let error = token_error(&client);
         match &error {
             TokenError::TooLarge { status, limit } => {
                 assert_eq!(status.map(|s| s.as_u16()), Some(200));
@@ -251,7 +256,7 @@ async fn oversized_bodies_are_refused() {
             .max_body(1000)
             .build()
             .unwrap();
-        let error = token_error(Client::new(config).unwrap().token().await);
+        let error = token_error(&H::build(config, &HarnessOptions::new()));
         assert!(
             matches!(
                 error,
@@ -265,12 +270,13 @@ async fn oversized_bodies_are_refused() {
     }
 }
 
-#[tokio::test]
-async fn a_rejection_cools_down_without_requests() {
+/// A rejection of the client is not asked again during the cool-down: twenty calls, one
+/// request.
+pub fn a_rejection_cools_down_without_requests<H: Harness>() {
     let server = TestServer::start(TokenEndpoint::new().client("my-service", "another"));
-    let client = builder(&server.url("/token")).build().unwrap();
+    let client = client::<H>(&server.url("/token"));
     for _ in 0..20 {
-        let error = token_error(client.token().await);
+        let error = token_error(&client);
         assert!(matches!(error, TokenError::Rejected { .. }), "{error:?}");
     }
     assert_eq!(server.request_count(), 1);

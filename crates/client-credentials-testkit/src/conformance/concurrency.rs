@@ -1,77 +1,68 @@
-//! Many threads, one client: single flight, refresh without waiting, per-key tokens,
-//! invalidation, and the helpers that attach a token.
-#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
+//! Many callers, one client: single flight, refresh without waiting, per-key tokens,
+//! invalidation, forced refresh, and the helper that attaches a token.
+//!
+//! The stampede tests start their callers with [`Harness::concurrent_tokens`] (threads for a
+//! blocking client, tasks for an async one); the tests whose callers loop run them on
+//! threads, each calling the blocking harness.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Barrier, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
-use client_credentials_testkit::{
-    Handler as _, Reply, Request, Router, Script, TestServer, TokenEndpoint,
-};
-use client_credentials_ureq::{Client, Config, Policy, Token, TokenParams};
+use client_credentials_core::session::Policy;
+use client_credentials_core::{Config, Token, TokenParams};
 
-fn client(server: &TestServer) -> Client {
-    let config = Config::builder()
+use super::{Harness, HarnessOptions, value};
+use crate::{Handler as _, Reply, Request, Router, Script, TestServer, TokenEndpoint};
+
+fn config(server: &TestServer) -> Config {
+    Config::builder()
         .token_url(server.url("/token"))
         .client_id("my-service")
         .client_secret("s3cr3t")
         .build()
-        .unwrap();
-    Client::builder(config).seed(1).build()
+        .unwrap()
 }
 
-fn value(token: &Token) -> &str {
-    token.access_token().expose_secret()
+fn client<H: Harness>(server: &TestServer) -> H {
+    H::build(config(server), &HarnessOptions::new().seed(1))
 }
 
-#[test]
-fn sixty_four_threads_on_a_cold_cache_make_one_request() {
-    // The answer takes 300 ms, so that every thread arrives while the fetch is in flight.
+fn number(token: &Token) -> usize {
+    value(token).trim_start_matches("token-").parse().unwrap()
+}
+
+/// Every caller arrives while the one fetch is in flight (the answer takes 300 ms): one
+/// request, one token for all, every waiter served it.
+pub fn many_callers_on_a_cold_cache_make_one_request<H: Harness>() {
     let endpoint = Arc::new(TokenEndpoint::new());
     let handler = Arc::clone(&endpoint);
     let server =
         TestServer::start(move |r: &Request| handler.handle(r).delay(Duration::from_millis(300)));
-    let client = client(&server);
-    let barrier = Arc::new(Barrier::new(64));
-    let threads: Vec<_> = (0..64)
-        .map(|_| {
-            let client = client.clone();
-            let barrier = Arc::clone(&barrier);
-            thread::spawn(move || {
-                barrier.wait();
-                client.token().map(|t| value(&t).to_owned())
-            })
-        })
-        .collect();
-    for t in threads {
-        assert_eq!(t.join().unwrap().unwrap(), "token-1");
+    let client = client::<H>(&server);
+    let answers = client.concurrent_tokens(H::CALLERS);
+    assert_eq!(answers.len(), H::CALLERS);
+    for answer in answers {
+        assert_eq!(value(&answer.unwrap()), "token-1");
     }
     assert_eq!(server.count("/token"), 1);
     assert_eq!(endpoint.issued(), 1);
     let counters = client.counters();
     assert_eq!(counters.fetches_started, 1);
     assert_eq!(counters.fetches_succeeded, 1);
+    assert!(
+        counters.cache_hits >= u64::try_from(H::CALLERS).unwrap() - 1,
+        "every waiter was served the one token: {counters:?}"
+    );
 }
 
-#[test]
-fn one_failure_is_shared_by_every_waiter() {
+/// One failed fetch (the answer takes 300 ms) is the answer of every caller waiting for it.
+pub fn one_failure_is_shared_by_every_waiter<H: Harness>() {
     let server = TestServer::start(Reply::new(503).delay(Duration::from_millis(300)));
-    let client = client(&server);
-    let barrier = Arc::new(Barrier::new(16));
-    let threads: Vec<_> = (0..16)
-        .map(|_| {
-            let client = client.clone();
-            let barrier = Arc::clone(&barrier);
-            thread::spawn(move || {
-                barrier.wait();
-                client.token().unwrap_err().to_string()
-            })
-        })
-        .collect();
-    for t in threads {
-        assert!(t.join().unwrap().contains("503"));
+    let client = client::<H>(&server);
+    for answer in client.concurrent_tokens(H::CALLERS) {
+        assert!(answer.unwrap_err().to_string().contains("503"));
     }
     assert_eq!(server.count("/token"), 1);
 }
@@ -79,8 +70,10 @@ fn one_failure_is_shared_by_every_waiter() {
 /// Holds the token endpoint's requests until the test lets them through: request `i` (0 is
 /// the first) is answered once [`Gate::allow`] was given more than `i`. A refresh is then
 /// provably in flight for as long as the test needs, whatever the load on the machine, and a
-/// caller that waited for it would block until the test lets it go.
-struct Gate {
+/// caller that waited for it would block until the test lets it go. Call [`Gate::pass`]
+/// with the request's index from the server's handler.
+#[derive(Debug)]
+pub struct Gate {
     allowed: Mutex<usize>,
     changed: Condvar,
 }
@@ -89,20 +82,23 @@ impl Gate {
     /// No held request outlives this, so that a failed test cannot hang.
     const LONGEST_HOLD: Duration = Duration::from_secs(20);
 
-    fn new(allowed: usize) -> Arc<Self> {
+    /// A gate that lets the first `allowed` requests through.
+    #[must_use]
+    pub fn new(allowed: usize) -> Arc<Self> {
         Arc::new(Self {
             allowed: Mutex::new(allowed),
             changed: Condvar::new(),
         })
     }
 
-    fn allow(&self, n: usize) {
+    /// Lets the first `n` requests through (`usize::MAX`: all).
+    pub fn allow(&self, n: usize) {
         *self.allowed.lock().unwrap() = n;
         self.changed.notify_all();
     }
 
-    /// Blocks the request with this index until it is allowed through.
-    fn pass(&self, index: usize) {
+    /// Blocks (a server thread) until the request with this index is allowed through.
+    pub fn pass(&self, index: usize) {
         let allowed = self.allowed.lock().unwrap();
         drop(
             self.changed
@@ -136,12 +132,8 @@ fn within(within: Duration, mut done: impl FnMut() -> bool) -> bool {
     }
 }
 
-fn number(token: &Token) -> usize {
-    value(token).trim_start_matches("token-").parse().unwrap()
-}
-
 /// Tokens live 4 s and are usable for 2.5 s (a 1.5 s margin); refreshes start at half the
-/// usable life (1.125 s to 1.25 s after each request). Eight threads ask for tokens without
+/// usable life (1.125 s to 1.25 s after each request). Eight callers ask for tokens without
 /// pause across two refreshes. The endpoint holds each refresh until the test lets it through:
 /// the refresh is then provably in flight while the callers keep calling, and a caller that
 /// waited for it would block until the hold ends. The test ends the hold only once every
@@ -149,8 +141,7 @@ fn number(token: &Token) -> usize {
 /// which leaves more than a second of the token's usable life, and is a hundred times what
 /// the calls take). Each call must return a token that has not expired, every caller must
 /// pick up each refresh, and each refresh must be one request for all callers.
-#[test]
-fn across_expiry_under_load_no_caller_waits_while_a_valid_token_exists() {
+pub fn across_expiry_under_load_no_caller_waits_while_a_valid_token_exists<H: Harness>() {
     const CALLERS: usize = 8;
     let endpoint = TokenEndpoint::new().lifetime(Duration::from_secs(4));
     // The cold fetch is answered at once, every refresh is held.
@@ -162,16 +153,13 @@ fn across_expiry_under_load_no_caller_waits_while_a_valid_token_exists() {
             endpoint.handle(r)
         }
     });
-    let config = Config::builder()
-        .token_url(server.url("/token"))
-        .client_id("my-service")
-        .client_secret("s3cr3t")
-        .build()
-        .unwrap();
     let mut policy = Policy::default();
     policy.expiry_margin = Duration::from_millis(1500);
     policy.refresh_ratio = 0.5;
-    let client = Client::builder(config).policy(policy).seed(3).build();
+    let client = H::build(
+        config(&server),
+        &HarnessOptions::new().policy(policy).seed(3),
+    );
 
     // The cold fetch: this caller waits, as it must.
     let first = client.token().unwrap();
@@ -264,8 +252,7 @@ fn across_expiry_under_load_no_caller_waits_while_a_valid_token_exists() {
 /// 1.25 s) and its answer stalls for 5 s. Callers keep calling until the refresh is in flight
 /// and then some, which ends more than a second before the token's usable life does: a
 /// caller that waited for the refresh would block for seconds; none may.
-#[test]
-fn callers_never_wait_for_a_refresh_in_flight() {
+pub fn callers_never_wait_for_a_refresh_in_flight<H: Harness>() {
     let server = TestServer::start(
         Script::new()
             .once(TokenEndpoint::new().lifetime(Duration::from_secs(3)))
@@ -273,16 +260,13 @@ fn callers_never_wait_for_a_refresh_in_flight() {
                 Reply::token("token-2", Some(Duration::from_secs(3))).delay(Duration::from_secs(5)),
             ),
     );
-    let config = Config::builder()
-        .token_url(server.url("/token"))
-        .client_id("my-service")
-        .client_secret("s3cr3t")
-        .build()
-        .unwrap();
     let mut policy = Policy::default();
     policy.expiry_margin = Duration::from_millis(500);
     policy.refresh_ratio = 0.5;
-    let client = Client::builder(config).policy(policy).seed(9).build();
+    let client = H::build(
+        config(&server),
+        &HarnessOptions::new().policy(policy).seed(9),
+    );
     assert_eq!(value(&client.token().unwrap()), "token-1");
     let server = Arc::new(server);
 
@@ -324,10 +308,11 @@ fn callers_never_wait_for_a_refresh_in_flight() {
     assert_eq!(counters.fetches_succeeded, 1);
 }
 
-#[test]
-fn different_request_shapes_never_share_a_token() {
+/// Scopes, audience and resource each make their own cache entry; the same scopes in
+/// another order are the same entry.
+pub fn different_request_shapes_never_share_a_token<H: Harness>() {
     let server = TestServer::start(TokenEndpoint::new());
-    let client = client(&server);
+    let client = client::<H>(&server);
     let plain = client.token().unwrap();
     let read = client
         .token_for(&TokenParams::new().scopes(["orders.read"]))
@@ -378,13 +363,14 @@ fn different_request_shapes_never_share_a_token() {
     assert_eq!(counters.fetches_succeeded, 1);
 }
 
-#[test]
-fn invalidate_drops_only_the_rejected_token() {
+/// `invalidate` drops the rejected token once, never its replacement, and finds a token of
+/// another shape in its own entry.
+pub fn invalidate_drops_only_the_rejected_token<H: Harness>() {
     let server = TestServer::start(TokenEndpoint::new());
-    let client = client(&server);
+    let client = client::<H>(&server);
     let first = client.token().unwrap();
     assert!(client.invalidate(first.access_token()));
-    // Many threads report the same rejection: only the first one counts.
+    // Many callers report the same rejection: only the first one counts.
     assert!(!client.invalidate(first.access_token()));
     let second = client.token().unwrap();
     assert_eq!(value(&second), "token-2");
@@ -398,12 +384,15 @@ fn invalidate_drops_only_the_rejected_token() {
     assert_eq!(value(&client.token().unwrap()), "token-2");
 }
 
-#[test]
-fn force_refresh_fetches_a_new_token() {
+/// A forced refresh fetches a new token while callers keep getting the valid one; invalid
+/// parameters are refused.
+pub fn force_refresh_fetches_a_new_token_without_making_callers_wait<H: Harness>() {
     let server = TestServer::start(TokenEndpoint::new());
-    let client = client(&server);
+    let client = client::<H>(&server);
     let first = client.token().unwrap();
     client.force_refresh();
+    // The refresh runs on its own; this caller still gets the valid token.
+    assert_eq!(value(&client.token().unwrap()), value(&first));
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut latest = client.token().unwrap();
     while value(&latest) == value(&first) && Instant::now() < deadline {
@@ -412,10 +401,20 @@ fn force_refresh_fetches_a_new_token() {
     }
     assert_eq!(value(&latest), "token-2");
     assert_eq!(server.count("/token"), 2);
+
+    client
+        .force_refresh_for(&TokenParams::new().scopes(["x"]))
+        .unwrap();
+    assert!(
+        client
+            .force_refresh_for(&TokenParams::new().scopes(["has space"]))
+            .is_err()
+    );
 }
 
-#[test]
-fn authorize_attaches_the_token() {
+/// `authorize` sets a sensitive `Authorization: Bearer` header; after an invalidation, it
+/// attaches the fresh token.
+pub fn authorize_attaches_the_token<H: Harness>() {
     let server = TestServer::start(
         Router::new().route("/token", TokenEndpoint::new()).route(
             "/api",
@@ -424,7 +423,7 @@ fn authorize_attaches_the_token() {
                 .then(Reply::new(204)),
         ),
     );
-    let client = client(&server);
+    let client = client::<H>(&server);
 
     let mut request = http::Request::get(server.url("/api")).body(()).unwrap();
     let token = client.authorize(&mut request).unwrap();
@@ -433,50 +432,31 @@ fn authorize_attaches_the_token() {
     assert!(header.is_sensitive());
     assert_eq!(value(&token), "token-1");
 
-    // A ureq request: send it, get the 401, invalidate, try once more.
-    let agent = client_credentials_ureq::ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .new_agent();
-    let (request, token) = client
-        .authorize_ureq(agent.get(server.url("/api")))
-        .unwrap();
-    let response = request.call().unwrap();
-    assert_eq!(response.status(), 401);
+    // The resource server rejected it: invalidate, and the next request gets a fresh one.
     assert!(client.invalidate(token.access_token()));
-    let (request, _) = client
-        .authorize_ureq(agent.get(server.url("/api")))
-        .unwrap();
-    assert_eq!(request.call().unwrap().status(), 204);
-
-    let api: Vec<_> = server
-        .requests()
-        .into_iter()
-        .filter(|r| r.path == "/api")
-        .collect();
-    assert_eq!(api[0].header("authorization"), Some("Bearer token-1"));
-    assert_eq!(api[1].header("authorization"), Some("Bearer token-2"));
+    let mut request = http::Request::get(server.url("/api")).body(()).unwrap();
+    let fresh = client.authorize(&mut request).unwrap();
+    assert_eq!(request.headers()["authorization"], "Bearer token-2");
+    assert_eq!(value(&fresh), "token-2");
     assert_eq!(server.count("/token"), 2);
 }
 
-#[test]
-fn a_failed_refresh_keeps_serving_the_valid_token_until_its_usable_life_ends() {
+/// A refresh that fails in the background leaves the valid token served until its usable
+/// life ends; then the shared error comes back.
+pub fn a_failed_refresh_keeps_serving_the_valid_token_until_its_usable_life_ends<H: Harness>() {
     let server = TestServer::start(
         Script::new()
             .once(TokenEndpoint::new().lifetime(Duration::from_secs(3)))
             .then(Reply::new(503)),
     );
-    let config = Config::builder()
-        .token_url(server.url("/token"))
-        .client_id("my-service")
-        .client_secret("s3cr3t")
-        .build()
-        .unwrap();
     let mut policy = Policy::default();
     policy.expiry_margin = Duration::from_millis(500);
     policy.refresh_ratio = 0.5;
     policy.initial_backoff = Duration::from_millis(100);
-    let client = Client::builder(config).policy(policy).seed(5).build();
+    let client = H::build(
+        config(&server),
+        &HarnessOptions::new().policy(policy).seed(5),
+    );
     assert_eq!(value(&client.token().unwrap()), "token-1");
     let received = Instant::now();
     // Usable for 2.5 s; the refresh starts at half of that (1.125 s to 1.25 s) and fails, in
@@ -504,9 +484,52 @@ fn a_failed_refresh_keeps_serving_the_valid_token_until_its_usable_life_ends() {
     assert!(error.is_retryable());
 }
 
-#[test]
-fn the_client_is_send_sync_and_cheap_to_clone() {
-    fn assert_send_sync_clone<T: Send + Sync + Clone + 'static>() {}
-    assert_send_sync_clone::<Client>();
-    assert_send_sync_clone::<client_credentials_ureq::Error>();
+/// A service that builds request shapes from its input (a scope per tenant) cannot grow the
+/// cache without bound: 10 000 distinct scope sets through `token_for` leave it at the
+/// policy's `max_keys`, and the shape used between them all keeps its one token.
+pub fn the_cache_stays_bounded_and_a_used_shape_is_never_evicted<H: Harness>() {
+    let server = TestServer::start(TokenEndpoint::new());
+    let mut policy = Policy::default();
+    policy.max_keys = 100;
+    let client = H::build(
+        config(&server),
+        &HarnessOptions::new().seed(3).policy(policy),
+    );
+    let hot = client.token().unwrap();
+    for n in 0..10_000 {
+        let params = TokenParams::new().scopes([format!("tenant-{n}")]);
+        client.token_for(&params).unwrap();
+        assert_eq!(
+            value(&client.token().unwrap()),
+            value(&hot),
+            "after shape {n}"
+        );
+        assert!(
+            client.cached_shapes() <= 100,
+            "{} shapes",
+            client.cached_shapes()
+        );
+    }
+    assert_eq!(client.cached_shapes(), 100);
+    assert_eq!(server.count("/token"), 10_001);
+    assert_eq!(client.counters().fetches_started, 1);
+}
+
+/// Asking about a shape (counters, a forced refresh) never creates it: with room for one
+/// shape, the default one is never evicted by reads of another.
+pub fn reads_never_create_a_cache_entry<H: Harness>() {
+    let server = TestServer::start(TokenEndpoint::new());
+    let mut policy = Policy::default();
+    policy.max_keys = 1;
+    let client = H::build(
+        config(&server),
+        &HarnessOptions::new().seed(5).policy(policy),
+    );
+    let first = client.token().unwrap();
+    let other = TokenParams::new().scopes(["reports.read"]);
+    assert_eq!(client.counters_for(&other).unwrap().fetches_started, 0);
+    client.force_refresh_for(&other).unwrap();
+    assert_eq!(client.cached_shapes(), 1);
+    assert_eq!(value(&client.token().unwrap()), value(&first));
+    assert_eq!(server.count("/token"), 1);
 }

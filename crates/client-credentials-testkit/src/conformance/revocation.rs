@@ -1,23 +1,21 @@
-//! `Client::revoke` (RFC 7009) and `Client::introspect` (RFC 7662) against a real server on
-//! 127.0.0.1: what is sent, how each class of answer comes back, and the cache after a
-//! revocation.
-#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
+//! `revoke` (RFC 7009) and `introspect` (RFC 7662) against a real server on 127.0.0.1: what
+//! is sent, how each class of answer comes back, and the cache after a revocation.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use client_credentials_core::{ErrorCode, ResponseProblem, TransportErrorKind};
-use client_credentials_reqwest::{
-    AccessToken, AuthMethod, Client, Config, ConfigError, Error, TokenError,
+use client_credentials_core::{
+    AccessToken, AuthMethod, Config, ConfigError, ErrorCode, ResponseProblem, TokenError,
+    TransportErrorKind,
 };
-use client_credentials_testkit::{
-    Reply, RetryAfter, Router, TestServer, TokenEndpoint, refused_url,
-};
+
+use super::{Harness, HarnessError, HarnessErrorKind, HarnessOptions};
+use crate::{Reply, RetryAfter, Router, TestServer, TokenEndpoint, refused_url};
 
 const ID: &str = "my-service";
 const SECRET: &str = "s3cr3t-Value";
 
 /// A token endpoint at `/token`, `revoke` at `/revoke` and `introspect` at `/introspect`.
-fn start(revoke: impl client_credentials_testkit::Handler, introspect: Reply) -> TestServer {
+fn start(revoke: impl crate::Handler, introspect: Reply) -> TestServer {
     TestServer::start(
         Router::new()
             .route("/token", TokenEndpoint::new().client(ID, SECRET))
@@ -26,7 +24,7 @@ fn start(revoke: impl client_credentials_testkit::Handler, introspect: Reply) ->
     )
 }
 
-fn client(server: &TestServer, method: AuthMethod) -> Client {
+fn client<H: Harness>(server: &TestServer, method: AuthMethod) -> H {
     let config = Config::builder()
         .token_url(server.url("/token"))
         .revocation_url(server.url("/revoke"))
@@ -36,27 +34,24 @@ fn client(server: &TestServer, method: AuthMethod) -> Client {
         .auth_method(method)
         .build()
         .unwrap();
-    Client::builder(config).seed(3).build().unwrap()
+    H::build(config, &HarnessOptions::new().seed(3))
 }
 
-fn token_error(result: Result<impl std::fmt::Debug, Error>) -> TokenError {
-    match result.unwrap_err() {
-        Error::Token(e) => e,
-        other => panic!("expected a token error, got {other:?}"),
-    }
+fn token_error<T: std::fmt::Debug>(result: Result<T, HarnessError>) -> TokenError {
+    result.unwrap_err().into_token_error()
 }
 
-#[tokio::test]
-async fn revoke_sends_the_token_and_drops_it_from_the_cache() {
+/// What a revocation sends with each client authentication, and the cache after it.
+pub fn revoke_sends_the_token_and_drops_it_from_the_cache<H: Harness>() {
     for method in [
         AuthMethod::ClientSecretBasic,
         AuthMethod::client_secret_post(),
     ] {
         let server = start(Reply::new(200), Reply::new(500));
-        let client = client(&server, method.clone());
-        let first = client.token().await.unwrap();
+        let client = client::<H>(&server, method.clone());
+        let first = client.token().unwrap();
         assert_eq!(first.access_token().expose_secret(), "token-1");
-        client.revoke(first.access_token()).await.unwrap();
+        client.revoke(first.access_token()).unwrap();
 
         let sent = server.last_request().unwrap();
         assert_eq!(sent.method, "POST");
@@ -79,18 +74,15 @@ async fn revoke_sends_the_token_and_drops_it_from_the_cache() {
         }
 
         // The revoked token is gone: the next call fetches a new one.
-        let second = client.token().await.unwrap();
+        let second = client.token().unwrap();
         assert_eq!(second.access_token().expose_secret(), "token-2");
         assert_eq!(server.count("/token"), 2);
         assert_eq!(client.counters().invalidations, 1);
 
         // Revoking a token the cache does not hold leaves the cached one alone.
-        client
-            .revoke(&AccessToken::new("someone-elses"))
-            .await
-            .unwrap();
+        client.revoke(&AccessToken::new("someone-elses")).unwrap();
         assert_eq!(
-            client.token().await.unwrap().access_token(),
+            client.token().unwrap().access_token(),
             second.access_token()
         );
         assert_eq!(server.count("/token"), 2);
@@ -98,15 +90,15 @@ async fn revoke_sends_the_token_and_drops_it_from_the_cache() {
     }
 }
 
-#[tokio::test]
-async fn a_failed_revocation_still_drops_the_token() {
+/// A refused revocation is a typed rejection, and the token is dropped all the same.
+pub fn a_failed_revocation_still_drops_the_token<H: Harness>() {
     let server = start(
         Reply::oauth_error(400, "unsupported_token_type", Some("not revocable here")),
         Reply::new(500),
     );
-    let client = client(&server, AuthMethod::ClientSecretBasic);
-    let first = client.token().await.unwrap();
-    let error = token_error(client.revoke(first.access_token()).await);
+    let client = client::<H>(&server, AuthMethod::ClientSecretBasic);
+    let first = client.token().unwrap();
+    let error = token_error(client.revoke(first.access_token()));
     match &error {
         TokenError::Rejected { status, error, .. } => {
             assert_eq!(status.as_u16(), 400);
@@ -119,23 +111,18 @@ async fn a_failed_revocation_still_drops_the_token() {
         other => panic!("expected a rejection, got {other:?}"),
     }
     assert!(!error.is_retryable());
-    assert_ne!(
-        client.token().await.unwrap().access_token(),
-        first.access_token()
-    );
+    assert_ne!(client.token().unwrap().access_token(), first.access_token());
 }
 
-#[tokio::test]
-async fn revocation_error_shapes() {
+/// How each class of answer of a revocation endpoint comes back.
+pub fn revocation_error_shapes<H: Harness>() {
     // The client is refused.
     let server = start(
         Reply::oauth_error(401, "invalid_client", None),
         Reply::new(500),
     );
     let error = token_error(
-        client(&server, AuthMethod::ClientSecretBasic)
-            .revoke(&AccessToken::new("t"))
-            .await,
+        client::<H>(&server, AuthMethod::ClientSecretBasic).revoke(&AccessToken::new("t")),
     );
     assert_eq!(error.oauth_code(), Some(&ErrorCode::InvalidClient));
     assert_eq!(error.status().map(|s| s.as_u16()), Some(401));
@@ -146,9 +133,7 @@ async fn revocation_error_shapes() {
         Reply::new(500),
     );
     let error = token_error(
-        client(&server, AuthMethod::ClientSecretBasic)
-            .revoke(&AccessToken::new("t"))
-            .await,
+        client::<H>(&server, AuthMethod::ClientSecretBasic).revoke(&AccessToken::new("t")),
     );
     assert!(matches!(error, TokenError::Server { .. }), "{error:?}");
     assert!(error.is_retryable());
@@ -160,18 +145,14 @@ async fn revocation_error_shapes() {
         Reply::new(500),
     );
     let error = token_error(
-        client(&server, AuthMethod::ClientSecretBasic)
-            .revoke(&AccessToken::new("t"))
-            .await,
+        client::<H>(&server, AuthMethod::ClientSecretBasic).revoke(&AccessToken::new("t")),
     );
     assert!(matches!(error, TokenError::Server { .. }), "{error:?}");
 
     // A body over the cap, through the same capped read as token fetches.
     let server = start(Reply::large(10 * 1024 * 1024), Reply::new(500));
     let error = token_error(
-        client(&server, AuthMethod::ClientSecretBasic)
-            .revoke(&AccessToken::new("t"))
-            .await,
+        client::<H>(&server, AuthMethod::ClientSecretBasic).revoke(&AccessToken::new("t")),
     );
     assert!(matches!(error, TokenError::TooLarge { .. }), "{error:?}");
 
@@ -182,9 +163,7 @@ async fn revocation_error_shapes() {
         Reply::new(500),
     );
     let error = token_error(
-        client(&server, AuthMethod::ClientSecretBasic)
-            .revoke(&AccessToken::new("t"))
-            .await,
+        client::<H>(&server, AuthMethod::ClientSecretBasic).revoke(&AccessToken::new("t")),
     );
     assert!(
         matches!(
@@ -207,20 +186,16 @@ async fn revocation_error_shapes() {
         .client_secret(SECRET)
         .build()
         .unwrap();
-    let error = token_error(
-        Client::new(config)
-            .unwrap()
-            .revoke(&AccessToken::new("t"))
-            .await,
-    );
+    let error =
+        token_error(H::build(config, &HarnessOptions::new()).revoke(&AccessToken::new("t")));
     match &error {
         TokenError::Transport(t) => assert_eq!(t.kind(), TransportErrorKind::Connect),
         other => panic!("expected a transport error, got {other:?}"),
     }
 }
 
-#[tokio::test]
-async fn a_stalled_revocation_endpoint_times_out() {
+/// A revocation endpoint that never answers runs into the timeout.
+pub fn a_stalled_revocation_endpoint_times_out<H: Harness>() {
     let server = start(
         Reply::new(200).delay(Duration::from_secs(20)),
         Reply::new(500),
@@ -232,12 +207,12 @@ async fn a_stalled_revocation_endpoint_times_out() {
         .client_secret(SECRET)
         .build()
         .unwrap();
-    let client = Client::builder(config)
-        .timeout(Duration::from_millis(300))
-        .build()
-        .unwrap();
+    let client = H::build(
+        config,
+        &HarnessOptions::new().timeout(Duration::from_millis(300)),
+    );
     let started = std::time::Instant::now();
-    let error = token_error(client.revoke(&AccessToken::new("t")).await);
+    let error = token_error(client.revoke(&AccessToken::new("t")));
     match &error {
         TokenError::Transport(t) => assert_eq!(t.kind(), TransportErrorKind::Timeout),
         other => panic!("expected a timeout, got {other:?}"),
@@ -245,8 +220,8 @@ async fn a_stalled_revocation_endpoint_times_out() {
     assert!(started.elapsed() < Duration::from_secs(5));
 }
 
-#[tokio::test]
-async fn introspection_answers() {
+/// An active token's introspection, what is sent, and the cache untouched.
+pub fn introspection_answers<H: Harness>() {
     let exp = SystemTime::now() + Duration::from_secs(600);
     let exp_secs = exp.duration_since(UNIX_EPOCH).unwrap().as_secs();
     let active = Reply::json(
@@ -262,9 +237,9 @@ async fn introspection_answers() {
         }),
     );
     let server = start(Reply::new(200), active);
-    let client = client(&server, AuthMethod::client_secret_post());
-    let token = client.token().await.unwrap();
-    let info = client.introspect(token.access_token()).await.unwrap();
+    let client = client::<H>(&server, AuthMethod::client_secret_post());
+    let token = client.token().unwrap();
+    let info = client.introspect(token.access_token()).unwrap();
     assert!(info.active);
     assert_eq!(info.client_id.as_deref(), Some(ID));
     assert_eq!(info.scopes, ["orders.read", "orders.write"]);
@@ -287,22 +262,18 @@ async fn introspection_answers() {
     assert_eq!(sent.param("client_secret").as_deref(), Some(SECRET));
 
     // Introspection does not touch the cache.
-    assert_eq!(
-        client.token().await.unwrap().access_token(),
-        token.access_token()
-    );
+    assert_eq!(client.token().unwrap().access_token(), token.access_token());
     assert_eq!(server.count("/token"), 1);
 }
 
-#[tokio::test]
-async fn introspection_error_shapes() {
+/// How each class of answer of an introspection endpoint comes back.
+pub fn introspection_error_shapes<H: Harness>() {
     let inactive = start(
         Reply::new(500),
         Reply::json(200, &serde_json::json!({ "active": false })),
     );
-    let info = client(&inactive, AuthMethod::ClientSecretBasic)
+    let info = client::<H>(&inactive, AuthMethod::ClientSecretBasic)
         .introspect(&AccessToken::new("t"))
-        .await
         .unwrap();
     assert!(!info.active);
     assert_eq!(info.client_id, None);
@@ -312,9 +283,7 @@ async fn introspection_error_shapes() {
         Reply::json(200, &serde_json::json!({ "client_id": ID })),
     );
     let error = token_error(
-        client(&no_active, AuthMethod::ClientSecretBasic)
-            .introspect(&AccessToken::new("t"))
-            .await,
+        client::<H>(&no_active, AuthMethod::ClientSecretBasic).introspect(&AccessToken::new("t")),
     );
     assert!(
         matches!(
@@ -332,17 +301,13 @@ async fn introspection_error_shapes() {
         Reply::oauth_error(401, "invalid_client", Some("who are you")),
     );
     let error = token_error(
-        client(&refused, AuthMethod::ClientSecretBasic)
-            .introspect(&AccessToken::new("t"))
-            .await,
+        client::<H>(&refused, AuthMethod::ClientSecretBasic).introspect(&AccessToken::new("t")),
     );
     assert_eq!(error.oauth_code(), Some(&ErrorCode::InvalidClient));
 
     let limited = start(Reply::new(500), Reply::rate_limited(RetryAfter::Seconds(3)));
     let error = token_error(
-        client(&limited, AuthMethod::ClientSecretBasic)
-            .introspect(&AccessToken::new("t"))
-            .await,
+        client::<H>(&limited, AuthMethod::ClientSecretBasic).introspect(&AccessToken::new("t")),
     );
     assert!(matches!(error, TokenError::RateLimited { .. }), "{error:?}");
     assert_eq!(error.retry_after(), Some(Duration::from_secs(3)));
@@ -352,9 +317,7 @@ async fn introspection_error_shapes() {
         Reply::text(200, "application/json", r#"{"active":tr"#),
     );
     let error = token_error(
-        client(&truncated, AuthMethod::ClientSecretBasic)
-            .introspect(&AccessToken::new("t"))
-            .await,
+        client::<H>(&truncated, AuthMethod::ClientSecretBasic).introspect(&AccessToken::new("t")),
     );
     assert!(
         matches!(error, TokenError::InvalidResponse { .. }),
@@ -362,8 +325,8 @@ async fn introspection_error_shapes() {
     );
 }
 
-#[tokio::test]
-async fn without_endpoints_nothing_is_sent() {
+/// Without the endpoints configured, revocation and introspection are configuration errors and send nothing.
+pub fn without_endpoints_nothing_is_sent<H: Harness>() {
     let server = TestServer::start(TokenEndpoint::new());
     let config = Config::builder()
         .token_url(server.url("/token"))
@@ -371,43 +334,22 @@ async fn without_endpoints_nothing_is_sent() {
         .client_secret(SECRET)
         .build()
         .unwrap();
-    let client = Client::new(config).unwrap();
-    let token = client.token().await.unwrap();
-    match client.revoke(token.access_token()).await {
-        Err(Error::Config(ConfigError::MissingEndpoint("revocation"))) => {}
+    let client = H::build(config, &HarnessOptions::new());
+    let token = client.token().unwrap();
+    let error = client.revoke(token.access_token()).unwrap_err();
+    assert_eq!(error.kind(), HarnessErrorKind::Config, "{error:?}");
+    match error.config_error() {
+        Some(ConfigError::MissingEndpoint("revocation")) => {}
         other => panic!("expected MissingEndpoint, got {other:?}"),
     }
-    match client.introspect(token.access_token()).await {
-        Err(Error::Config(ConfigError::MissingEndpoint("introspection"))) => {}
+    let error = client.introspect(token.access_token()).unwrap_err();
+    assert_eq!(error.kind(), HarnessErrorKind::Config, "{error:?}");
+    match error.config_error() {
+        Some(ConfigError::MissingEndpoint("introspection")) => {}
         other => panic!("expected MissingEndpoint, got {other:?}"),
     }
     assert_eq!(server.request_count(), 1);
     // Nothing was dropped either.
-    assert_eq!(
-        client.token().await.unwrap().access_token(),
-        token.access_token()
-    );
+    assert_eq!(client.token().unwrap().access_token(), token.access_token());
     assert_eq!(server.request_count(), 1);
-}
-
-#[tokio::test]
-async fn a_cancelled_revocation_has_already_dropped_the_token() {
-    let server = start(
-        Reply::new(200).delay(Duration::from_secs(20)),
-        Reply::new(500),
-    );
-    let client = client(&server, AuthMethod::ClientSecretBasic);
-    let first = client.token().await.unwrap();
-    let revoke = client.revoke(first.access_token());
-    assert!(
-        tokio::time::timeout(Duration::from_millis(200), revoke)
-            .await
-            .is_err()
-    );
-    assert_eq!(server.count("/revoke"), 1);
-    assert_ne!(
-        client.token().await.unwrap().access_token(),
-        first.access_token()
-    );
-    assert_eq!(server.count("/token"), 2);
 }

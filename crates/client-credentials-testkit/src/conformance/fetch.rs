@@ -1,14 +1,12 @@
 //! One fetch against a real server on 127.0.0.1: what is sent for each auth method and body
 //! format, and how each class of answer comes back.
-#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
-use std::time::Duration;
-
-use client_credentials_core::{ErrorCode, ResponseProblem, TransportErrorKind};
-use client_credentials_reqwest::{
-    AuthMethod, BodyFormat, Client, Config, Error, TokenError, TokenParams,
+use client_credentials_core::{
+    AuthMethod, BodyFormat, Config, ErrorCode, ResponseProblem, TokenError, TokenParams,
 };
-use client_credentials_testkit::{Reply, Request, TestServer, TokenEndpoint};
+
+use super::{Harness, HarnessErrorKind, HarnessOptions, value};
+use crate::{Reply, Request, TestServer, TokenEndpoint};
 
 const ID: &str = "my-service";
 const SECRET: &str = "s3cr3t-Value";
@@ -28,20 +26,16 @@ fn config(server: &TestServer, method: AuthMethod, format: BodyFormat) -> Config
     builder.build().unwrap()
 }
 
-fn basic_client(server: &TestServer) -> Client {
-    Client::new(config(
-        server,
-        AuthMethod::ClientSecretBasic,
-        BodyFormat::Form,
-    ))
-    .unwrap()
+fn basic<H: Harness>(server: &TestServer) -> H {
+    H::build(
+        config(server, AuthMethod::ClientSecretBasic, BodyFormat::Form),
+        &HarnessOptions::new(),
+    )
 }
 
-fn token_error(result: Result<impl std::fmt::Debug, Error>) -> TokenError {
-    match result.unwrap_err() {
-        Error::Token(e) => e,
-        other => panic!("expected a token error, got {other:?}"),
-    }
+/// The token error of a fetch that must fail with one.
+fn token_error<H: Harness>(harness: &H) -> TokenError {
+    harness.token().unwrap_err().into_token_error()
 }
 
 fn assert_common(sent: &Request, format: BodyFormat) {
@@ -63,8 +57,8 @@ fn assert_common(sent: &Request, format: BodyFormat) {
     );
 }
 
-#[tokio::test]
-async fn every_auth_method_and_body_format() {
+/// Every client authentication method with both body formats: what reaches the server.
+pub fn every_auth_method_and_body_format<H: Harness>() {
     for format in [BodyFormat::Form, BodyFormat::Json] {
         for method in [
             AuthMethod::ClientSecretBasic,
@@ -78,12 +72,14 @@ async fn every_auth_method_and_body_format() {
                 TokenEndpoint::new().client(ID, SECRET)
             };
             let server = TestServer::start(endpoint);
-            let client = Client::new(config(&server, method.clone(), format)).unwrap();
+            let client = H::build(
+                config(&server, method.clone(), format),
+                &HarnessOptions::new(),
+            );
             let token = client
                 .token()
-                .await
                 .unwrap_or_else(|e| panic!("{method:?} {format:?}: {e}"));
-            assert_eq!(token.access_token().expose_secret(), "token-1");
+            assert_eq!(value(&token), "token-1");
             assert_eq!(token.token_type(), "Bearer");
             assert_eq!(token.scopes(), ["orders.read", "orders.write"]);
 
@@ -111,9 +107,8 @@ async fn every_auth_method_and_body_format() {
     }
 }
 
-#[tokio::test]
-async fn basic_credentials_are_form_encoded_first() {
-    // The golden vector: `aaa/;&` and `bbb/;&`.
+/// The golden vector of RFC 6749 §2.3.1: `aaa/;&` and `bbb/;&` are form-encoded first.
+pub fn basic_credentials_are_form_encoded_first<H: Harness>() {
     let server = TestServer::start(TokenEndpoint::new().client("aaa/;&", "bbb/;&"));
     let config = Config::builder()
         .token_url(server.url("/token"))
@@ -121,7 +116,7 @@ async fn basic_credentials_are_form_encoded_first() {
         .client_secret("bbb/;&")
         .build()
         .unwrap();
-    Client::new(config).unwrap().token().await.unwrap();
+    H::build(config, &HarnessOptions::new()).token().unwrap();
     let sent = server.last_request().unwrap();
     assert_eq!(
         sent.header("authorization"),
@@ -129,8 +124,8 @@ async fn basic_credentials_are_form_encoded_first() {
     );
 }
 
-#[tokio::test]
-async fn audience_resources_and_extra_parameters_are_sent() {
+/// The audience, every resource indicator and the extra parameters are sent.
+pub fn audience_resources_and_extra_parameters_are_sent<H: Harness>() {
     let server = TestServer::start(TokenEndpoint::new());
     let config = Config::builder()
         .token_url(server.url("/token"))
@@ -142,7 +137,7 @@ async fn audience_resources_and_extra_parameters_are_sent() {
         .extra_param("tenant", "t1")
         .build()
         .unwrap();
-    Client::new(config).unwrap().token().await.unwrap();
+    H::build(config, &HarnessOptions::new()).token().unwrap();
     let sent = server.last_request().unwrap();
     assert_eq!(
         sent.param("audience").as_deref(),
@@ -155,11 +150,10 @@ async fn audience_resources_and_extra_parameters_are_sent() {
     assert_eq!(sent.param("tenant").as_deref(), Some("t1"));
 }
 
-#[tokio::test]
-async fn invalid_client_is_a_typed_rejection_not_a_transport_error() {
+/// `invalid_client` is a typed rejection with its status, not a transport error.
+pub fn invalid_client_is_a_typed_rejection_not_a_transport_error<H: Harness>() {
     let server = TestServer::start(TokenEndpoint::new().client(ID, "another-secret"));
-    let client = basic_client(&server);
-    let error = token_error(client.token().await);
+    let error = token_error(&basic::<H>(&server));
     match &error {
         TokenError::Rejected {
             status,
@@ -185,39 +179,39 @@ async fn invalid_client_is_a_typed_rejection_not_a_transport_error() {
     assert!(!shown.contains(SECRET));
 }
 
-#[tokio::test]
-async fn invalid_scope_is_a_typed_rejection() {
+/// `invalid_scope` is a typed rejection, not retryable.
+pub fn invalid_scope_is_a_typed_rejection<H: Harness>() {
     let server = TestServer::start(Reply::oauth_error(
         400,
         "invalid_scope",
         Some("no such scope"),
     ));
-    let error = token_error(basic_client(&server).token().await);
+    let error = token_error(&basic::<H>(&server));
     assert_eq!(error.oauth_code(), Some(&ErrorCode::InvalidScope));
     assert_eq!(error.status().map(|s| s.as_u16()), Some(400));
     assert!(!error.is_retryable());
 }
 
-#[tokio::test]
-async fn server_errors_are_retryable_server_errors() {
+/// 5xx answers, with or without an OAuth error body, are retryable server errors.
+pub fn server_errors_are_retryable_server_errors<H: Harness>() {
     let server = TestServer::start(Reply::oauth_error(503, "temporarily_unavailable", None));
-    let error = token_error(basic_client(&server).token().await);
+    let error = token_error(&basic::<H>(&server));
     assert!(matches!(error, TokenError::Server { .. }), "{error:?}");
     assert_eq!(error.oauth_code(), Some(&ErrorCode::TemporarilyUnavailable));
     assert!(error.is_retryable());
 
     let server = TestServer::start(Reply::new(500));
-    let error = token_error(basic_client(&server).token().await);
+    let error = token_error(&basic::<H>(&server));
     assert!(matches!(error, TokenError::Server { .. }), "{error:?}");
     assert_eq!(error.status().map(|s| s.as_u16()), Some(500));
 }
 
-#[tokio::test]
-async fn html_error_pages() {
+/// A gateway's error page and a login page answered with 200.
+pub fn html_error_pages<H: Harness>() {
     // A gateway's error page: a server error with a readable excerpt.
     let page = "<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>";
     let server = TestServer::start(Reply::html(502, page));
-    let error = token_error(basic_client(&server).token().await);
+    let error = token_error(&basic::<H>(&server));
     match &error {
         TokenError::Server {
             status, excerpt, ..
@@ -230,7 +224,7 @@ async fn html_error_pages() {
 
     // A login page answered with 200: an invalid response, not a token.
     let server = TestServer::start(Reply::html(200, "<html><body>Sign in</body></html>"));
-    let error = token_error(basic_client(&server).token().await);
+    let error = token_error(&basic::<H>(&server));
     assert!(
         matches!(
             &error,
@@ -244,10 +238,11 @@ async fn html_error_pages() {
     assert!(error.to_string().contains("text/html"), "{error}");
 }
 
-#[tokio::test]
-async fn empty_and_truncated_bodies() {
+/// An empty 200 and a truncated JSON body are invalid responses, with no excerpt of the
+/// success body.
+pub fn empty_and_truncated_bodies<H: Harness>() {
     let server = TestServer::start(Reply::new(200));
-    let error = token_error(basic_client(&server).token().await);
+    let error = token_error(&basic::<H>(&server));
     assert!(
         matches!(error, TokenError::InvalidResponse { .. }),
         "{error:?}"
@@ -259,7 +254,7 @@ async fn empty_and_truncated_bodies() {
         "application/json",
         r#"{"access_token":"abc","token_ty"#,
     ));
-    let error = token_error(basic_client(&server).token().await);
+    let error = token_error(&basic::<H>(&server));
     assert!(
         matches!(
             &error,
@@ -276,134 +271,36 @@ async fn empty_and_truncated_bodies() {
     );
 }
 
-#[tokio::test]
-async fn per_request_parameters_are_validated_before_sending() {
+/// Invalid per-request parameters are a configuration error, and nothing is sent.
+pub fn per_request_parameters_are_validated_before_sending<H: Harness>() {
     let server = TestServer::start(TokenEndpoint::new());
-    let client = basic_client(&server);
+    let client = basic::<H>(&server);
     let error = client
         .token_for(&TokenParams::new().scopes(["has space"]))
-        .await
         .unwrap_err();
-    assert!(matches!(error, Error::Config(_)), "{error:?}");
+    assert_eq!(error.kind(), HarnessErrorKind::Config, "{error:?}");
+    assert!(error.config_error().is_some(), "{error:?}");
     assert!(!error.is_retryable());
     assert_eq!(server.request_count(), 0);
 }
 
-#[tokio::test]
-async fn a_caller_supplied_builder_still_follows_no_redirects() {
-    // reqwest's default builder follows up to ten redirects; the client turns that off.
-    let target = TestServer::start(TokenEndpoint::new());
-    let server = TestServer::start(Reply::redirect(307, &target.url("/token")));
-    let client = Client::builder(config(
-        &server,
-        AuthMethod::client_secret_post(),
-        BodyFormat::Form,
-    ))
-    .http_client_builder(
-        client_credentials_reqwest::reqwest::Client::builder().user_agent("custom-agent/1"),
-    )
-    .timeout(Duration::from_secs(2))
-    .build()
-    .unwrap();
-    let error = token_error(client.token().await);
-    assert!(
-        matches!(
-            error,
-            TokenError::InvalidResponse {
-                problem: ResponseProblem::UnexpectedStatus,
-                ..
-            }
-        ),
-        "{error:?}"
-    );
-    assert_eq!(
-        server.last_request().unwrap().header("user-agent"),
-        Some("custom-agent/1")
-    );
-    assert!(!target.wait_for_requests(1, Duration::from_millis(100)));
-    assert_eq!(target.connections(), 0);
-}
-
-/// A local helper the testkit has no equivalent for: a plain-HTTP server that answers the
-/// first connection with `400 Bad Request` as soon as bytes arrive (what an HTTP server does
-/// with a TLS ClientHello), then stops. Bounded: it gives up after ten seconds.
-fn plain_http_responder() -> String {
-    use std::io::{Read as _, Write as _};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let url = format!("https://{}/token", listener.local_addr().unwrap());
-    std::thread::spawn(move || {
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while std::time::Instant::now() < deadline {
-            match listener.accept() {
-                Ok((mut tcp, _)) => {
-                    tcp.set_nonblocking(false).unwrap();
-                    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-                    let mut hello = [0u8; 512];
-                    let _ = tcp.read(&mut hello);
-                    let _ = tcp.write_all(
-                        b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
-                    );
-                    return;
-                }
-                Err(_) => std::thread::sleep(Duration::from_millis(5)),
-            }
-        }
-    });
-    url
-}
-
-#[tokio::test]
-async fn https_to_a_plain_http_server_is_a_tls_error() {
-    // The testkit closes on the ClientHello; the helper answers it with plain HTTP.
-    let server = TestServer::start(TokenEndpoint::new());
-    let closes = server.url("/token").replacen("http://", "https://", 1);
-    for url in [closes, plain_http_responder()] {
-        let config = Config::builder()
-            .token_url(&url)
-            .client_id(ID)
-            .client_secret(SECRET)
-            .build()
-            .unwrap();
-        let error = token_error(Client::new(config).unwrap().token().await);
-        match &error {
-            TokenError::Transport(t) => {
-                assert_eq!(t.kind(), TransportErrorKind::Tls, "{url}: {t:?}");
-            }
-            other => panic!("expected a transport error, got {other:?}"),
-        }
-        assert!(error.is_retryable());
-        assert!(error.to_string().contains("TLS failed"), "{error}");
-    }
-    // The secret never went out in the clear: the TLS handshake failed first.
-    assert!(server.requests().iter().all(|r| !r.contains(SECRET)));
-}
-
-#[tokio::test]
-async fn nothing_secret_in_debug_or_display() {
+/// Neither the secret nor a token shows in `Debug` or `Display` of the client, its errors,
+/// its tokens or its counters.
+pub fn nothing_secret_in_debug_or_display<H: Harness>() {
     let server = TestServer::start(TokenEndpoint::new().client(ID, "another-secret"));
-    let client = Client::new(config(
-        &server,
-        AuthMethod::client_secret_post(),
-        BodyFormat::Form,
-    ))
-    .unwrap();
-    let error = client.token().await.unwrap_err();
+    let client = H::build(
+        config(&server, AuthMethod::client_secret_post(), BodyFormat::Form),
+        &HarnessOptions::new(),
+    );
+    let error = client.token().unwrap_err();
     let good = TestServer::start(TokenEndpoint::new().prefix("very-secret-token-"));
-    let good_client = basic_client(&good);
-    let token = good_client.token().await.unwrap();
-    let builder = Client::builder(config(
-        &good,
-        AuthMethod::ClientSecretBasic,
-        BodyFormat::Form,
-    ));
+    let good_client = basic::<H>(&good);
+    let token = good_client.token().unwrap();
     for shown in [
         format!("{client:?}"),
         format!("{good_client:?}"),
-        format!("{builder:?}"),
-        format!("{:?}", good_client.middleware()),
-        format!("{error:?}"),
-        format!("{error}"),
+        format!("{:?}", error.error()),
+        format!("{}", error.error()),
         format!("{token:?}"),
         format!("{:?}", good_client.counters()),
     ] {
