@@ -433,3 +433,24 @@ fn adopt_restores_a_stored_token_and_clear_forgets_everything() {
     assert!(cache.is_empty());
     assert!(matches!(cache.poll(start, &shape), Action::Send { .. }));
 }
+
+#[test]
+fn the_timer_deadline_never_lies_in_the_past_for_a_shape_without_a_token() {
+    // The token endpoint is down at start-up: the shape backs off with no token. Its backoff
+    // deadline waits for a caller's poll; a driver sleeping until `poll_timeout` must not
+    // wake at once, again and again.
+    let (mut cache, start) = cache(Policy::default());
+    let shape = request();
+    let Action::Send { id, .. } = cache.poll(start, &shape) else {
+        panic!()
+    };
+    let error = TransportError::from_kind(TransportErrorKind::Connect);
+    let _ = cache.handle_failure(start, id, Failure::Transport(error));
+    let later = start + secs(120);
+    assert!(!cache.handle_timeout(later));
+    assert!(
+        cache.poll_timeout().is_none_or(|at| at > later),
+        "{:?}",
+        cache.poll_timeout()
+    );
+}
