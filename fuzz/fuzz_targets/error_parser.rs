@@ -18,6 +18,8 @@ fn request() -> &'static TokenRequest {
     REQUEST.get_or_init(|| {
         Config::builder()
             .token_url("https://as.example.com/token")
+            .revocation_url("https://as.example.com/revoke")
+            .introspection_url("https://as.example.com/introspect")
             .client_id("fuzz")
             .client_secret(SECRET)
             .build()
@@ -51,8 +53,18 @@ fuzz_target!(|data: &[u8]| {
     let text = format!("{error} {error:?}");
     assert!(!text.contains(SECRET), "the secret leaked into an error");
     let config = request().config();
-    let _ = config.parse_revocation_response(now, status, &headers, body);
-    if let Err(e) = config.parse_introspection_response(now, status, &headers, body) {
-        assert!(!format!("{e} {e:?}").contains(SECRET));
+    // Revocation and introspection answers: neither the secret nor the token asked about
+    // ever shows in their errors.
+    let token = client_credentials_core::AccessToken::new("fuzzed-token-value");
+    let (_, revocation) = config.revocation(&token).expect("configured");
+    let (_, introspection) = config.introspection(&token).expect("configured");
+    let errors = [
+        revocation.handle_response(now, status, &headers, body).err(),
+        introspection.handle_response(now, status, &headers, body).err(),
+    ];
+    for e in errors.into_iter().flatten() {
+        let text = format!("{e} {e:?}");
+        assert!(!text.contains(SECRET), "the secret leaked: {text}");
+        assert!(!text.contains(token.expose_secret()), "the token leaked: {text}");
     }
 });

@@ -349,7 +349,9 @@ fuzz_target!(|data: &[u8]| {
                 };
                 let _ = d.session.invalidate(d.now, &target);
             }
-            8 => d.session.force_refresh(d.now),
+            8 => {
+                let _ = d.session.force_refresh(d.now);
+            }
             _ => d.adopt(&mut input),
         }
         // A poll past the deadline may end the request without a new one (a fresh adopted
