@@ -481,7 +481,7 @@ pub(crate) fn build_post<'a>(
         value.set_sensitive(true);
         headers.insert(AUTHORIZATION, value);
     }
-    HttpRequest(request)
+    HttpRequest(Box::new(request))
 }
 
 fn form_encode(s: &str) -> String {
@@ -556,7 +556,7 @@ fn json_body(fields: &[(&str, &str)]) -> Vec<u8> {
 /// assert!(body.as_bytes().ends_with(b"client_secret=s3cr3t"));
 /// # Ok::<_, client_credentials_core::ConfigError>(())
 /// ```
-pub struct HttpRequest(http::Request<SecretBody>);
+pub struct HttpRequest(Box<http::Request<SecretBody>>);
 
 impl HttpRequest {
     /// The method (`POST`).
@@ -586,7 +586,7 @@ impl HttpRequest {
     /// The request's head and its body, for a transport to send.
     #[must_use]
     pub fn into_parts(self) -> (http::request::Parts, SecretBody) {
-        self.0.into_parts()
+        (*self.0).into_parts()
     }
 }
 

@@ -371,6 +371,7 @@ impl Cache {
     /// evict idle ones and, beyond [`Policy::max_keys`], the least recently used one that has
     /// no request in flight (reported as [`Event::Evicted`]).
     #[must_use = "a `Send` must be sent and reported, or the session waits for its deadline"]
+    #[inline]
     pub fn poll(&mut self, now: Instant, request: &TokenRequest) -> Action {
         let key = request.cache_key();
         let entry = match self.entries.get_mut(key) {

@@ -945,6 +945,7 @@ impl Session {
     /// caller that wants a token, again after every wake-up, and from a background task at
     /// [`Session::poll_timeout`].
     #[must_use = "a `Send` must be sent and reported, or the session waits for its deadline"]
+    #[inline]
     pub fn poll(&mut self, now: Instant) -> Action {
         // The cache hit, without moving the state out and back: exactly what the general
         // path below does for a usable `Valid` token whose refresh is not due (`prune` keeps
