@@ -249,6 +249,18 @@ impl Keyring {
     }
 }
 
+/// Opens `value` as a store with these `keys` opens what it reads under `redis_key` (no
+/// keys: values are clear records). For the fuzz targets only; not part of the API.
+#[doc(hidden)]
+#[must_use]
+pub fn open_record(keys: &[EncryptionKey], redis_key: &str, value: &[u8]) -> Option<Token> {
+    let mut ring = Keyring::default();
+    for key in keys {
+        ring.push(key.clone());
+    }
+    ring.open(redis_key, value).ok()
+}
+
 /// The core's token record, read as input like any other: its lifetime and refresh point
 /// are capped at the parser's [`MAX_LIFETIME`] here, whatever the core's own reading does,
 /// so that no record (a foreign or forged one: without an encryption key, anyone who can
