@@ -16,10 +16,8 @@ fuzz_target!(|data: &[u8]| {
     assert!(token.lifetime().is_none_or(|l| l <= MAX_LIFETIME));
     assert!(token.refresh_in().is_none_or(|l| l <= MAX_LIFETIME));
     let _ = token.expires_within(token.issued_at(), Duration::from_secs(30));
-    let secret = token.access_token().expose_secret();
-    if secret.len() >= 12 {
-        assert!(!format!("{:?}", token.access_token()).contains(secret));
-    }
+    let debug = format!("{:?}", client_credentials_core::AccessToken::new("x"));
+    assert_eq!(format!("{:?}", token.access_token()), debug, "Debug depends on the token");
     let stored = serde_json::to_vec(&token.storable()).expect("a token serialises");
     let again: Token = serde_json::from_slice(&stored).expect("a stored token reads back");
     assert!(again == token, "the round trip changed the token");
