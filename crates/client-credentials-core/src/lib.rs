@@ -67,6 +67,7 @@ mod error;
 mod introspection;
 mod request;
 mod response;
+mod scrub;
 mod secret;
 pub mod session;
 mod token;
@@ -79,11 +80,13 @@ pub use config::{
     RESERVED_PARAMETERS, is_loopback_host,
 };
 pub use error::{
-    ErrorCode, Excerpt, OAuthError, ResponseProblem, TokenError, TransportError, TransportErrorKind,
+    DescriptionMember, ErrorCode, ErrorDialect, Excerpt, OAuthError, ResponseProblem, TokenError,
+    TransportError, TransportErrorKind,
 };
 pub use introspection::Introspection;
 pub use request::{CacheKey, HttpRequest, Params, TokenParams, TokenRequest};
 pub use response::{BodyBuffer, MAX_LIFETIME};
+pub use scrub::Scrubber;
 pub use secret::{AccessToken, ClientSecret, constant_time_eq};
 pub use session::{Action, Counters, Policy, RequestId, Session, Sessions, WallClock};
 pub use token::{Deviation, ScopeSource, StorableToken, Token};

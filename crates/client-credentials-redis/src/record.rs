@@ -449,7 +449,8 @@ mod tests {
             br#"{"v":1,"alg":"chacha20poly1305","kid":"k1","nonce":"","ct":""}"#.to_vec(),
             br#"{"v":1,"alg":"chacha20poly1305","kid":"k1","nonce":"AAAAAAAAAAAAAAAA","ct":"AAAA"}"#
                 .to_vec(),
-            br#"{"v":1,"access_token":"a b","token_type":"Bearer","issued_at_ms":1,"scope_source":"granted"}"#
+            // (A space is RFC 6749 A.12 VSCHAR; a control character no header can carry.)
+            br#"{"v":1,"access_token":"a\u0001b","token_type":"Bearer","issued_at_ms":1,"scope_source":"granted"}"#
                 .to_vec(),
             br#"{"v":2,"access_token":"a","token_type":"Bearer","issued_at_ms":18446744073709551615,"scope_source":"granted"}"#
                 .to_vec(),

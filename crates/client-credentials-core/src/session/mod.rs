@@ -597,7 +597,7 @@ impl Session {
                 } else {
                     let error = TokenError::InvalidResponse {
                         status,
-                        content_type: None,
+                        content_type: crate::response::content_type(headers),
                         problem: ResponseProblem::ExpiredOnArrival,
                         excerpt: None,
                     };
