@@ -22,7 +22,11 @@ Examples:
   # Use it with curl, reusing a still-valid token between runs:
   curl -H \"Authorization: Bearer $(client-credentials token --cache)\" https://api.example.com/
 
-Run `client-credentials token --help` or `client-credentials serve --help` for every option.";
+  # Ask about a token, then revoke it (the cached one here):
+  client-credentials introspect --cache --introspection-url http://127.0.0.1:8080/introspect
+  client-credentials revoke --cache --revocation-url http://127.0.0.1:8080/revoke
+
+Run `client-credentials <command> --help` (token, revoke, introspect, serve) for every option.";
 
 const TOKEN_ABOUT: &str = "Fetch an access token (client credentials grant) and print it";
 
@@ -91,12 +95,118 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     #[command(about = TOKEN_ABOUT, long_about = TOKEN_LONG_ABOUT, after_help = TOKEN_AFTER_HELP)]
     Token(TokenArgs),
+    #[command(about = REVOKE_ABOUT, long_about = REVOKE_LONG_ABOUT, after_help = OPERATION_AFTER_HELP)]
+    Revoke(RevokeArgs),
+    #[command(
+        about = INTROSPECT_ABOUT,
+        long_about = INTROSPECT_LONG_ABOUT,
+        after_help = OPERATION_AFTER_HELP
+    )]
+    Introspect(IntrospectArgs),
     #[command(
         about = crate::serve::ABOUT,
         long_about = crate::serve::LONG_ABOUT,
         after_help = crate::serve::AFTER_HELP
     )]
     Serve(ServeArgs),
+}
+
+const REVOKE_ABOUT: &str = "Revoke an access token at the revocation endpoint (RFC 7009)";
+
+const REVOKE_LONG_ABOUT: &str = "\
+Revoke an access token at the revocation endpoint (RFC 7009), authenticating as the client \
+the same way `token` does (every `token` option applies). Prints nothing on success (with \
+--json: {\"revoked\": true}). With --cache and no token given, the cached token of this \
+configuration is revoked and removed from the cache.
+
+The token comes from standard input (--token-stdin), a file (--token-file) or CC_ACCESS_TOKEN; \
+there is no flag that takes the token itself, since command lines are visible to every user \
+of the machine.";
+
+const INTROSPECT_ABOUT: &str = "Ask the introspection endpoint about an access token (RFC 7662)";
+
+const INTROSPECT_LONG_ABOUT: &str = "\
+Ask the introspection endpoint (RFC 7662) what it knows about an access token, \
+authenticating as the client the same way `token` does (every `token` option applies). Prints \
+`active` or `inactive` (exit code 0 either way); with --json the whole answer: {\"active\", \
+\"scope\", \"client_id\", \"username\", \"token_type\", \"exp\", \"iat\", \"nbf\", \"sub\", \
+\"aud\", \"iss\", \"jti\", \"extra\"} (times in Unix seconds). With --cache and no token given, \
+the cached token of this configuration is introspected.
+
+The token comes from standard input (--token-stdin), a file (--token-file) or CC_ACCESS_TOKEN.";
+
+const OPERATION_AFTER_HELP: &str = "\
+Exit codes (as for `token`):
+  0  done (revoked; introspected, active or not)
+  2  usage or configuration error (nothing was sent)
+  3  the server rejected the request with an OAuth error (invalid_client, ...)
+  4  rate limited (429) or server error (5xx): retrying later may work
+  5  transport failure (refused, timeout, TLS) or an answer that cannot be understood
+  1  anything else (for example stdout was closed)
+
+Failure: one line on stderr; with --json also the error object of `token` on stdout.
+
+Examples:
+  client-credentials token --cache > /dev/null
+  client-credentials introspect --cache --introspection-url https://auth.example.com/introspect
+  client-credentials revoke --cache --revocation-url https://auth.example.com/revoke
+  printf %s \"$TOKEN\" | client-credentials revoke --token-stdin --revocation-url URL";
+
+/// Where `revoke` and `introspect` take the access token from.
+#[derive(Debug, Args)]
+pub(crate) struct TokenSource {
+    /// Read the access token from standard input (surrounding whitespace is ignored)
+    #[arg(
+        long,
+        help_heading = "Access token (or set CC_ACCESS_TOKEN, or use --cache)"
+    )]
+    pub(crate) token_stdin: bool,
+
+    /// Read the access token from this file (surrounding whitespace is ignored)
+    #[arg(
+        long,
+        value_name = "PATH",
+        help_heading = "Access token (or set CC_ACCESS_TOKEN, or use --cache)"
+    )]
+    pub(crate) token_file: Option<PathBuf>,
+}
+
+/// `client-credentials revoke`.
+#[derive(Debug, Args)]
+pub(crate) struct RevokeArgs {
+    /// The revocation endpoint (RFC 7009): https://…, or http:// on a loopback host only
+    #[arg(
+        long,
+        env = "CC_REVOCATION_URL",
+        value_name = "URL",
+        help_heading = "Client"
+    )]
+    pub(crate) revocation_url: Option<String>,
+
+    #[command(flatten)]
+    pub(crate) token: TokenSource,
+
+    #[command(flatten)]
+    pub(crate) common: TokenArgs,
+}
+
+/// `client-credentials introspect`.
+#[derive(Debug, Args)]
+pub(crate) struct IntrospectArgs {
+    /// The introspection endpoint (RFC 7662): https://…, or http:// on a loopback host only
+    #[arg(
+        long,
+        env = "CC_INTROSPECTION_URL",
+        value_name = "URL",
+        help_heading = "Client"
+    )]
+    pub(crate) introspection_url: Option<String>,
+
+    #[command(flatten)]
+    pub(crate) token: TokenSource,
+
+    #[command(flatten)]
+    pub(crate) common: TokenArgs,
 }
 
 /// `client-credentials token`.

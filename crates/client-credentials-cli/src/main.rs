@@ -3,6 +3,9 @@
 //! - `client-credentials token` fetches an OAuth 2.0 access token with the client credentials
 //!   grant (RFC 6749 §4.4) and prints it, bare for `$(…)` or as JSON, with stable exit codes
 //!   and an optional per-user cache.
+//! - `client-credentials revoke` and `client-credentials introspect` ask the revocation
+//!   (RFC 7009) and introspection (RFC 7662) endpoints about a token, with the same
+//!   configuration, `--json` and exit codes.
 //! - `client-credentials serve` runs the embedded authorization server on 127.0.0.1 for
 //!   development, and prints its endpoints and a ready-to-paste `token` command.
 //!
@@ -16,6 +19,7 @@
 mod cache;
 mod cli;
 mod exit;
+mod operation;
 mod output;
 mod secret;
 mod serve;
@@ -42,6 +46,8 @@ fn main() -> ExitCode {
     };
     let code = match cli.command {
         Command::Token(args) => token::run(&args),
+        Command::Revoke(args) => operation::revoke(&args),
+        Command::Introspect(args) => operation::introspect(&args),
         Command::Serve(args) => serve::run(&args),
     };
     code.into()

@@ -3,7 +3,9 @@
 
 use std::time::SystemTime;
 
-use client_credentials_core::{ClientSecret, Token, TokenError, TransportErrorKind};
+use client_credentials_core::{
+    ClientSecret, Introspection, Scrubber, Token, TokenError, TransportErrorKind,
+};
 use serde_json::{Map, Value, json};
 
 use crate::exit::Failure;
@@ -12,35 +14,39 @@ use crate::time::{rfc3339, unix_seconds};
 /// The shortest secret that [`Redactor`] scrubs.
 const MIN_REDACTED: usize = 4;
 
-/// Replaces the client secret (as sent, and form-encoded) with `[redacted]` in text that came
-/// from the server or from an error. The core already scrubs what it parses; this is the last
-/// line, in case a server echoes the secret somewhere the core does not look (an extra member
-/// of a token response, a transport error).
+/// Replaces the client secret with `[redacted]` in text that came from the server or from an
+/// error: in any letter case (member names are lower-cased on the way), percent-, form- or
+/// JSON-encoded, and as the Base64 of the Basic credentials ([`Scrubber`]). The core already
+/// scrubs what it parses; this is the last line, in case a server echoes the secret somewhere
+/// the core does not look (an extra member of a token response, a transport error).
 #[derive(Default)]
 pub(crate) struct Redactor {
-    secret: Option<ClientSecret>,
+    secret: Option<Scrubber>,
 }
 
 impl Redactor {
     /// Scrubs `secret` from now on. Secrets shorter than [`MIN_REDACTED`] characters are
     /// not scrubbed: replacing every `e` or `id` in the output would garble it and hide
     /// nothing that guessing would not find.
-    pub(crate) fn set_secret(&mut self, secret: Option<ClientSecret>) {
-        self.secret = secret.filter(|s| s.expose_secret().chars().count() >= MIN_REDACTED);
+    /// `client_id` names the Basic credentials whose Base64 is scrubbed too.
+    pub(crate) fn set_secret(&mut self, secret: Option<ClientSecret>, client_id: Option<&str>) {
+        self.secret = secret
+            .filter(|s| s.expose_secret().chars().count() >= MIN_REDACTED)
+            .map(|s| {
+                let scrubber = Scrubber::new(s.expose_secret());
+                match client_id {
+                    Some(id) => scrubber.with_client_id(id),
+                    None => scrubber,
+                }
+            });
     }
 
     /// `text` without the secret.
     pub(crate) fn text(&self, text: &str) -> String {
-        let Some(secret) = &self.secret else {
-            return text.to_owned();
-        };
-        let secret = secret.expose_secret();
-        let mut out = text.replace(secret, "[redacted]");
-        let encoded: String = form_urlencoded::byte_serialize(secret.as_bytes()).collect();
-        if encoded != secret {
-            out = out.replace(&encoded, "[redacted]");
+        match &self.secret {
+            Some(scrubber) => scrubber.scrub(text),
+            None => text.to_owned(),
         }
-        out
     }
 
     /// Scrubs every string in a JSON value, and the keys of its objects when `keys` is set
@@ -124,6 +130,11 @@ pub(crate) fn error_json(failure: &Failure, r: Option<&Redactor>) -> Value {
         "oauth_error_uri".into(),
         oauth.and_then(|o| o.uri.clone()).into(),
     );
+    // The provider's dialect, when its error body was not RFC 6749 §5.2.
+    e.insert(
+        "oauth_error_dialect".into(),
+        oauth.and_then(|o| o.dialect).map(|d| d.as_str()).into(),
+    );
     e.insert(
         "retry_after".into(),
         token_error
@@ -168,6 +179,30 @@ pub(crate) fn error_json(failure: &Failure, r: Option<&Redactor>) -> Value {
     object
 }
 
+/// The `--json` object of `introspect`: RFC 7662 member names, times as Unix seconds.
+pub(crate) fn introspection_json(info: &Introspection, r: &Redactor) -> Value {
+    let unix = |t: Option<SystemTime>| t.map(unix_seconds);
+    let mut extra = Value::Object(info.extra.clone());
+    r.value(&mut extra, true);
+    let mut object = json!({
+        "active": info.active,
+        "scope": (!info.scopes.is_empty()).then(|| info.scopes.join(" ")),
+        "client_id": info.client_id,
+        "username": info.username,
+        "token_type": info.token_type,
+        "exp": unix(info.expires_at),
+        "iat": unix(info.issued_at),
+        "nbf": unix(info.not_before),
+        "sub": info.subject,
+        "aud": info.audience,
+        "iss": info.issuer,
+        "jti": info.jwt_id,
+    });
+    r.value(&mut object, false);
+    object["extra"] = extra;
+    object
+}
+
 /// Serialises for stdout: indented for a person at a terminal, one line for a program.
 pub(crate) fn render(value: &Value, pretty: bool) -> String {
     let rendered = if pretty {
@@ -187,7 +222,7 @@ mod tests {
     fn redaction_covers_plain_and_encoded_forms() {
         let mut r = Redactor::default();
         assert_eq!(r.text("a s3 cret b"), "a s3 cret b");
-        r.set_secret(Some(ClientSecret::new("s3 cret")));
+        r.set_secret(Some(ClientSecret::new("s3 cret")), Some("id"));
         assert_eq!(r.text("a s3 cret b"), "a [redacted] b");
         assert_eq!(r.text("a s3+cret b"), "a [redacted] b");
         let mut v = json!({"x": ["s3 cret"], "s3 cret": 1, "n": 2});
@@ -196,7 +231,17 @@ mod tests {
         assert_eq!(ours, json!({"x": ["[redacted]"], "s3 cret": 1, "n": 2}));
         r.value(&mut v, true);
         assert_eq!(v, json!({"x": ["[redacted]"], "[redacted]": 1, "n": 2}));
-        r.set_secret(Some(ClientSecret::new("xit")));
+        assert_eq!(
+            r.text("a S3%20CRET b"),
+            "a [redacted] b",
+            "any case, any encoding"
+        );
+        // "id:s3 cret", form-encoded, in Base64.
+        assert_eq!(r.text("Basic aWQ6czMrY3JldA=="), "Basic [redacted]");
+        let mut keys = json!({"S3+Cret": 1});
+        r.value(&mut keys, true);
+        assert_eq!(keys, json!({"[redacted]": 1}));
+        r.set_secret(Some(ClientSecret::new("xit")), None);
         assert_eq!(r.text("exit_code"), "exit_code", "too short to scrub");
     }
 }

@@ -4,7 +4,7 @@ use std::io::{self, IsTerminal as _, Write as _};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use client_credentials_core::{ClientSecret, Config, ConfigError, Token};
+use client_credentials_core::{ClientSecret, Config, ConfigBuilder, ConfigError, Token};
 use client_credentials_ureq::{Client, Policy};
 
 use crate::cache::{self, Cache, Lookup};
@@ -62,9 +62,9 @@ fn print_token(args: &TokenArgs, fetched: &Fetched, ui: &Ui, pretty: bool) -> io
 }
 
 /// Messages on stderr, the client secret scrubbed.
-struct Ui {
-    redactor: Redactor,
-    verbose: bool,
+pub(crate) struct Ui {
+    pub(crate) redactor: Redactor,
+    pub(crate) verbose: bool,
 }
 
 impl Ui {
@@ -73,24 +73,25 @@ impl Ui {
         let _ = writeln!(io::stderr().lock(), "client-credentials: {text}");
     }
 
-    fn note(&self, text: &str) {
+    pub(crate) fn note(&self, text: &str) {
         if self.verbose {
             self.line(text);
         }
     }
 
-    fn warn(&self, text: &str) {
+    pub(crate) fn warn(&self, text: &str) {
         self.line(&format!("warning: {text}"));
     }
 
-    fn error(&self, failure: &Failure) {
+    pub(crate) fn error(&self, failure: &Failure) {
         self.line(&format!("error: {}", failure.message()));
     }
 }
 
 fn fetch(args: &TokenArgs, ui: &mut Ui) -> Result<Fetched, Failure> {
     let secret = secret::read(args)?;
-    ui.redactor.set_secret(secret.clone());
+    ui.redactor
+        .set_secret(secret.clone(), args.client_id.as_deref());
     let config = build_config(args, secret)?;
     let request = config.default_request();
 
@@ -168,7 +169,7 @@ fn fetch(args: &TokenArgs, ui: &mut Ui) -> Result<Fetched, Failure> {
     })
 }
 
-fn open_cache(args: &TokenArgs, ui: &Ui) -> Option<Cache> {
+pub(crate) fn open_cache(args: &TokenArgs, ui: &Ui) -> Option<Cache> {
     let Some(dir) = args.cache_dir.clone().or_else(cache::default_dir) else {
         ui.warn(
             "--cache: no cache directory (set CC_CACHE_DIR, XDG_CACHE_HOME or HOME); not caching",
@@ -192,6 +193,15 @@ fn non_empty(values: &[String]) -> Vec<String> {
 }
 
 fn build_config(args: &TokenArgs, secret: Option<ClientSecret>) -> Result<Config, Failure> {
+    build_config_with(args, secret, |builder| builder)
+}
+
+/// The configuration of `args`, with what `more` adds (revocation and introspection URLs).
+pub(crate) fn build_config_with(
+    args: &TokenArgs,
+    secret: Option<ClientSecret>,
+    more: impl FnOnce(ConfigBuilder) -> ConfigBuilder,
+) -> Result<Config, Failure> {
     let token_url = args
         .token_url
         .as_deref()
@@ -248,7 +258,7 @@ fn build_config(args: &TokenArgs, secret: Option<ClientSecret>) -> Result<Config
     for token_type in non_empty(&args.accept_token_type) {
         builder = builder.accept_token_type(token_type);
     }
-    builder
+    more(builder)
         .build()
         .map_err(|e| Failure::Config(config_message(&e)))
 }
@@ -262,7 +272,7 @@ fn config_message(error: &ConfigError) -> String {
              public client)"
         ),
         ConfigError::InsecureUrl(_) => format!(
-            "{error} (token requests carry the client secret; use https, or a loopback host \
+            "{error} (requests carry the client secret; use https, or a loopback host \
              such as 127.0.0.1 for a local server)"
         ),
         other => format!("invalid configuration: {other}"),

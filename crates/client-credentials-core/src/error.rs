@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use http::StatusCode;
 
+use crate::scrub::Scrubber;
+
 /// An OAuth error code (RFC 6749 §5.2, RFC 8707 §2, and the codes servers send in practice).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -80,15 +82,103 @@ impl fmt::Display for ErrorCode {
     }
 }
 
-/// An RFC 6749 §5.2 error response body.
+/// The shape of an error body that is not RFC 6749 §5.2 but was understood as an error
+/// response: the provider's dialect, recorded on the [`OAuthError`] so that users can log it
+/// (as [`crate::Deviation`]s are recorded on a token). The vendor's own code becomes an
+/// [`ErrorCode`] (usually [`ErrorCode::Unknown`]) and its message the description; the status
+/// decides the classification (401/403 rejected, 429 rate limited, 5xx server error).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorDialect {
+    /// An object under `error`: `{"error":{"code":…,"message":…}}` (Microsoft Graph and
+    /// Azure, Google APIs with `status`, Facebook Graph and Stripe with `type`, Dropbox with
+    /// `.tag`, Spotify's Web API with a numeric `status`).
+    NestedError,
+    /// `errorCode` with `errorSummary` (Okta) or with `Error` (Apigee).
+    ErrorCodeSummary,
+    /// An `errors` array of `{code, message}` (X/Twitter), `{status, title, detail}` (JSON:API)
+    /// or `{message}` (GraphQL gateways); the first entry is used.
+    ErrorsArray,
+    /// A top-level array of `{errorCode, message}` (Salesforce REST); the first entry is used.
+    TopLevelArray,
+    /// `{status, message}` without `error` (Twitch), or `{code, message}`.
+    StatusMessage,
+    /// `{name, description}` or `{name, message}` (legacy SDKs, PayPal REST's `name`).
+    NameDescription,
+    /// Only `message` (or `Message`), as AWS API Gateway and many proxies answer.
+    MessageOnly,
+    /// An RFC 6749 `error` code with its description in another member than
+    /// `error_description` (Zoom's `reason`, Spring Boot's `message`, `error_message`); the
+    /// member is named.
+    DescriptionIn(DescriptionMember),
+}
+
+/// Where [`ErrorDialect::DescriptionIn`] found the description.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DescriptionMember {
+    /// `message` (Spring Boot's error attributes).
+    Message,
+    /// `reason` (Zoom).
+    Reason,
+    /// `error_message`.
+    ErrorMessage,
+    /// `detail`.
+    Detail,
+}
+
+impl DescriptionMember {
+    /// The member's name, in lower case.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Message => "message",
+            Self::Reason => "reason",
+            Self::ErrorMessage => "error_message",
+            Self::Detail => "detail",
+        }
+    }
+}
+
+impl ErrorDialect {
+    /// A stable name, for logs and the CLI's JSON (`nested_error`, `errors_array`…).
+    #[must_use]
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::NestedError => "nested_error",
+            Self::ErrorCodeSummary => "error_code_summary",
+            Self::ErrorsArray => "errors_array",
+            Self::TopLevelArray => "top_level_array",
+            Self::StatusMessage => "status_message",
+            Self::NameDescription => "name_description",
+            Self::MessageOnly => "message_only",
+            Self::DescriptionIn(_) => "description_in_other_member",
+        }
+    }
+}
+
+impl fmt::Display for ErrorDialect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::DescriptionIn(member) => write!(f, "description in {:?}", member.as_str()),
+            other => f.write_str(other.as_str()),
+        }
+    }
+}
+
+/// An RFC 6749 §5.2 error response body, or a vendor's error body read as one (see
+/// [`OAuthError::dialect`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OAuthError {
-    /// The `error` code.
+    /// The `error` code (a vendor's own code for another [`ErrorDialect`]).
     pub code: ErrorCode,
-    /// `error_description`, bounded in length, with the client secret scrubbed.
+    /// `error_description` (or the vendor's message), bounded in length, with the client
+    /// secret and token-like runs scrubbed.
     pub description: Option<String>,
     /// `error_uri`.
     pub uri: Option<String>,
+    /// `None` for an RFC 6749 §5.2 body; otherwise the shape the error came in.
+    pub dialect: Option<ErrorDialect>,
 }
 
 impl OAuthError {
@@ -104,14 +194,14 @@ impl OAuthError {
     }
 }
 
-/// Replaces `value`, raw and form-urlencoded, with `[redacted]` in `text`.
+/// Replaces `value`, in any letter case and in its encoded forms ([`Scrubber`]), with
+/// `[redacted]` in `text`.
 fn redact_in(text: &mut String, value: &str) {
-    let encoded: String = form_urlencoded::byte_serialize(value.as_bytes()).collect();
-    for v in [value, encoded.as_str()] {
-        if text.contains(v) {
-            *text = text.replace(v, "[redacted]");
-        }
+    let scrubber = Scrubber::new(value);
+    if scrubber.found_in(text) {
+        *text = scrubber.scrub(text);
     }
+    let encoded: String = form_urlencoded::byte_serialize(value.as_bytes()).collect();
     // Texts from the server were shortened (ending in `…`) before this value was known: a
     // value cut at the limit survives as a prefix just before the `…`.
     if let Some(head) = text.strip_suffix('…') {
@@ -202,6 +292,9 @@ pub enum ResponseProblem {
     /// The token's lifetime had already run out when the response arrived (`expires_in: 0`,
     /// or an answer slower than the lifetime).
     ExpiredOnArrival,
+    /// The endpoint answered 404 Not Found, whatever its body said: the URL is most likely
+    /// wrong (a missing path, another tenant or realm). Not retryable.
+    EndpointNotFound,
 }
 
 impl fmt::Display for ResponseProblem {
@@ -216,6 +309,9 @@ impl fmt::Display for ResponseProblem {
             Self::UnexpectedStatus => f.write_str("unexpected status (redirects are not followed)"),
             Self::InvalidIntrospection => f.write_str("introspection answer has no boolean active"),
             Self::ExpiredOnArrival => f.write_str("the token had expired by the time it arrived"),
+            Self::EndpointNotFound => {
+                f.write_str("endpoint not found (HTTP 404): check the endpoint URL")
+            }
         }
     }
 }
@@ -322,7 +418,7 @@ pub enum TokenError {
         www_authenticate: Option<String>,
     },
     /// The server answered 429 Too Many Requests.
-    #[error("token endpoint rate limited the client (HTTP {}){}", status.as_u16(), fmt_retry(*retry_after))]
+    #[error("token endpoint rate limited the client (HTTP {}){}{}", status.as_u16(), fmt_opt_error(error.as_ref()), fmt_retry(*retry_after))]
     RateLimited {
         /// The HTTP status (429).
         status: StatusCode,
@@ -413,6 +509,13 @@ impl TokenError {
             Self::RateLimited { error, .. } | Self::Server { error, .. } => error.as_ref(),
             _ => None,
         }
+    }
+
+    /// The shape of a vendor's error body that was read as an OAuth error; `None` for an RFC
+    /// 6749 §5.2 body or no error body.
+    #[must_use]
+    pub fn error_dialect(&self) -> Option<ErrorDialect> {
+        self.oauth_error().and_then(|e| e.dialect)
     }
 
     /// The OAuth error code, if the server sent one.

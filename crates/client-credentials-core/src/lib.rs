@@ -70,6 +70,7 @@ mod error;
 mod introspection;
 mod request;
 mod response;
+mod scrub;
 mod secret;
 pub mod session;
 mod stored;
@@ -83,11 +84,13 @@ pub use config::{
     RESERVED_PARAMETERS, is_loopback_host,
 };
 pub use error::{
-    ErrorCode, Excerpt, OAuthError, ResponseProblem, TokenError, TransportError, TransportErrorKind,
+    DescriptionMember, ErrorCode, ErrorDialect, Excerpt, OAuthError, ResponseProblem, TokenError,
+    TransportError, TransportErrorKind,
 };
 pub use introspection::{Introspection, PendingIntrospection, PendingRevocation};
 pub use request::{CacheKey, HttpRequest, Params, SecretBody, TokenParams, TokenRequest};
 pub use response::{BodyBuffer, MAX_LIFETIME};
+pub use scrub::Scrubber;
 pub use secret::{AccessToken, ClientSecret, constant_time_eq};
 pub use session::{
     Action, Cache, Counters, Event, Failure, Lookup, Outcome, Policy, Refresh, RequestId,

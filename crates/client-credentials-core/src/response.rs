@@ -3,16 +3,20 @@
 //! Tolerant where real servers deviate, strict where safety needs it. Every tolerated
 //! deviation is listed on the token ([`Token::deviations`]).
 
+use std::cell::OnceCell;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::header::{CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderMap, StatusCode};
 use serde_json::{Map, Value};
 
-use crate::error::{ErrorCode, Excerpt, OAuthError, ResponseProblem, TokenError};
+use crate::error::{
+    DescriptionMember, ErrorCode, ErrorDialect, Excerpt, OAuthError, ResponseProblem, TokenError,
+};
 use crate::request::TokenRequest;
+use crate::scrub::Scrubber;
 use crate::secret::AccessToken;
-use crate::token::{Deviation, ScopeSource, Token, is_header_safe};
+use crate::token::{Deviation, ScopeSource, Token, is_access_token, is_b64token, is_header_safe};
 use crate::{Config, MissingLifetime};
 
 /// Lifetimes beyond ten years are capped: no real token lives that long, and the cap keeps
@@ -196,6 +200,13 @@ impl TokenRequest {
     }
 }
 
+/// The `Content-Type` of a response as errors report it (bounded), `None` when absent.
+pub(crate) fn content_type(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(CONTENT_TYPE)
+        .map(|v| bounded(&String::from_utf8_lossy(v.as_bytes()), 100))
+}
+
 pub(crate) struct Context<'a> {
     config: &'a Config,
     requested: &'a [String],
@@ -206,14 +217,11 @@ pub(crate) struct Context<'a> {
     content_type: Option<String>,
     deviations: Vec<Deviation>,
     members: Option<Map<String, Value>>,
+    /// A body that is a JSON array (some REST APIs answer errors so); never a token.
+    array: Option<Vec<Value>>,
     secret: Option<&'a str>,
-}
-
-/// The response's `Content-Type`, as errors report it (bounded, lossy).
-pub(crate) fn content_type_of(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get(CONTENT_TYPE)
-        .map(|v| bounded(&String::from_utf8_lossy(v.as_bytes()), 100))
+    /// Built on first use: only error paths scrub.
+    scrubber: OnceCell<Scrubber>,
 }
 
 impl<'a> Context<'a> {
@@ -225,7 +233,7 @@ impl<'a> Context<'a> {
         headers: &'a HeaderMap,
         body: &'a [u8],
     ) -> Self {
-        let content_type = content_type_of(headers);
+        let content_type = content_type(headers);
         let secret = config
             .client_secret()
             .map(|s| s.expose_secret())
@@ -240,7 +248,9 @@ impl<'a> Context<'a> {
             content_type,
             deviations: Vec::new(),
             members: None,
+            array: None,
             secret,
+            scrubber: OnceCell::new(),
         };
         ctx.members = ctx.decode();
         ctx
@@ -269,6 +279,10 @@ impl<'a> Context<'a> {
         let map = if json_type || (!form_type && trimmed.starts_with(b"{")) {
             let map = match serde_json::from_slice::<Value>(body) {
                 Ok(Value::Object(map)) => map,
+                Ok(Value::Array(items)) => {
+                    self.array = Some(items);
+                    return None;
+                }
                 _ => return None,
             };
             if !json_type {
@@ -317,7 +331,12 @@ impl<'a> Context<'a> {
         let Some(mut members) = self.members.take() else {
             return Err(self.invalid(ResponseProblem::Unparseable, false));
         };
-        if members.get("error").is_some_and(|e| !e.is_null()) {
+        if members.get("error").is_some_and(|e| !e.is_null())
+            || (!members.contains_key("access_token")
+                && self
+                    .vendor_error(&members)
+                    .is_some_and(|e| e.dialect != Some(ErrorDialect::MessageOnly)))
+        {
             self.members = Some(members);
             return Err(self.error());
         }
@@ -325,8 +344,14 @@ impl<'a> Context<'a> {
             self.deviations
                 .push(Deviation::SuccessStatus(self.status.as_u16()));
         }
+        // RFC 6749 Appendix A.12: `1*VSCHAR`; RFC 6750's `b64token` is narrower, and noted.
         let access_token = match members.remove("access_token") {
-            Some(Value::String(t)) if is_header_safe(&t) => AccessToken::new(t),
+            Some(Value::String(t)) if is_access_token(&t) => {
+                if !is_b64token(&t) {
+                    self.deviations.push(Deviation::AccessTokenSyntax);
+                }
+                AccessToken::new(t)
+            }
             _ => return Err(self.invalid(ResponseProblem::MissingAccessToken, false)),
         };
         let token_type = match members.remove("token_type") {
@@ -471,7 +496,16 @@ impl<'a> Context<'a> {
     /// The error that a non-success response (or a success body with `error`) amounts to.
     pub(crate) fn error(&self) -> TokenError {
         let status = self.status;
-        let oauth = self.members.as_ref().and_then(|m| self.oauth_error(m));
+        // A wrong URL, whatever the body says (a framework's `{"error":"Not Found"}`, another
+        // tenant's token endpoint): never an OAuth refusal.
+        if status == StatusCode::NOT_FOUND {
+            return self.invalid(ResponseProblem::EndpointNotFound, true);
+        }
+        let oauth = match (&self.members, &self.array) {
+            (Some(m), _) => self.oauth_error(m).or_else(|| self.vendor_error(m)),
+            (None, Some(items)) => self.vendor_array_error(items),
+            (None, None) => None,
+        };
         let retry_after = self.retry_after();
         if status == StatusCode::TOO_MANY_REQUESTS {
             return TokenError::RateLimited {
@@ -522,43 +556,174 @@ impl<'a> Context<'a> {
         }
     }
 
-    fn oauth_error(&self, m: &Map<String, Value>) -> Option<OAuthError> {
-        let text = |v: Option<&Value>, max: usize| match v {
-            Some(Value::String(s)) if !s.is_empty() => {
-                // Scrub and redact the whole text, then shorten it: a secret or a token cut
-                // in two at the limit would escape both.
+    /// A text from the server, as errors show it: scrubbed and redacted whole, then shortened
+    /// (a secret or a token cut in two at the limit would escape both).
+    fn text(&self, v: Option<&Value>, max: usize) -> Option<String> {
+        match v {
+            Some(Value::String(s)) if !s.trim().is_empty() => {
                 Some(bounded(&redact_token_runs(&self.scrub(s), true), max))
             }
             _ => None,
-        };
-        match m.get("error") {
-            Some(Value::String(code)) if !code.is_empty() => Some(OAuthError {
-                code: self.code(code),
-                description: text(m.get("error_description"), MAX_DESCRIPTION),
-                uri: text(m.get("error_uri"), MAX_HEADER_EXCERPT),
-            }),
-            // Envelopes such as {"error":{"code":"...","message":"..."}}.
-            Some(Value::Object(inner)) => {
-                let code =
-                    ["code", "error", "status"]
-                        .iter()
-                        .find_map(|k| match inner.get(*k) {
-                            Some(Value::String(s)) if !s.is_empty() => Some(s.as_str()),
-                            _ => None,
-                        })?;
-                Some(OAuthError {
-                    code: self.code(code),
-                    description: text(
-                        inner
-                            .get("message")
-                            .or_else(|| inner.get("error_description")),
-                        MAX_DESCRIPTION,
-                    ),
-                    uri: None,
-                })
-            }
-            _ => None,
         }
+    }
+
+    /// The first member of `names` that holds a non-empty string.
+    fn first_text<'m>(
+        m: &'m Map<String, Value>,
+        names: &[&'static str],
+    ) -> Option<(&'static str, &'m Value)> {
+        names.iter().find_map(|k| match m.get(*k) {
+            Some(v @ Value::String(s)) if !s.trim().is_empty() => Some((*k, v)),
+            _ => None,
+        })
+    }
+
+    /// An RFC 6749 §5.2 error (a string `error`), with its description in `error_description`
+    /// or, noted, in another member.
+    fn oauth_error(&self, m: &Map<String, Value>) -> Option<OAuthError> {
+        let Some(Value::String(code)) = m.get("error") else {
+            return None;
+        };
+        // Apigee's {"ErrorCode": "invalid_client", "Error": "<message>"} is not an RFC body.
+        if code.trim().is_empty()
+            || (m.contains_key("errorcode") && !m.contains_key("error_description"))
+        {
+            return None;
+        }
+        let (description, dialect) = match Self::first_text(m, &["error_description"]) {
+            Some((_, d)) => (Some(d), None),
+            None => {
+                use DescriptionMember::{Detail, ErrorMessage, Message, Reason};
+                [Message, Reason, ErrorMessage, Detail]
+                    .into_iter()
+                    .find_map(|member| {
+                        Self::first_text(m, &[member.as_str()])
+                            .map(|(_, d)| (Some(d), Some(ErrorDialect::DescriptionIn(member))))
+                    })
+                    .unwrap_or((None, None))
+            }
+        };
+        Some(OAuthError {
+            code: self.code(code),
+            description: self.text(description, MAX_DESCRIPTION),
+            uri: self.text(m.get("error_uri"), MAX_HEADER_EXCERPT),
+            dialect,
+        })
+    }
+
+    /// A vendor's error body that is not RFC 6749 §5.2 ([`ErrorDialect`]), read as an OAuth
+    /// error: the vendor's code (or, for shapes without one, nothing but the HTTP status) and
+    /// message. Members are lower case here.
+    pub(crate) fn vendor_error(&self, m: &Map<String, Value>) -> Option<OAuthError> {
+        const CODES: &[&str] = &["code", "error", "status", "type", ".tag", "name"];
+        const MESSAGES: &[&str] = &[
+            "message",
+            "error_description",
+            "description",
+            "detail",
+            "title",
+            "errorsummary",
+            "error_summary",
+        ];
+        // {"error": {...}}
+        if let Some(Value::Object(inner)) = m.get("error") {
+            let description = Self::first_text(inner, MESSAGES)
+                .map(|(_, v)| v)
+                .or_else(|| {
+                    Self::first_text(m, &["error_description", "error_summary"]).map(|(_, v)| v)
+                });
+            return self.vendor(
+                ErrorDialect::NestedError,
+                code_of(inner, CODES),
+                description,
+            );
+        }
+        // Okta {"errorCode","errorSummary"}; Apigee {"ErrorCode","Error"}.
+        if let Some(code) = code_of(m, &["errorcode", "error_code"]) {
+            let description = Self::first_text(
+                m,
+                &["errorsummary", "error", "message", "error_description"],
+            )
+            .map(|(_, v)| v);
+            return self.vendor(ErrorDialect::ErrorCodeSummary, Some(code), description);
+        }
+        // {"errors": [{...}, ...]}
+        if let Some(Value::Array(items)) = m.get("errors") {
+            let first = items.iter().find_map(Value::as_object)?;
+            let description = Self::first_text(first, MESSAGES).map(|(_, v)| v);
+            let code = first_code(
+                first,
+                &["code", "errorcode", "error", "status", "label", "type"],
+            );
+            return self.vendor(ErrorDialect::ErrorsArray, code, description);
+        }
+        let message =
+            Self::first_text(m, &["message", "description", "error_message"]).map(|(_, v)| v);
+        // {"name", "description" | "message"}
+        if let (Some(_), Some(_)) = (code_of(m, &["name"]), message) {
+            let code = code_of(m, &["code", "name"]);
+            return self.vendor(ErrorDialect::NameDescription, code, message);
+        }
+        // {"status" | "code", "message"}
+        if let (Some(code), Some(_)) = (code_of(m, &["code", "status"]), message) {
+            return self.vendor(ErrorDialect::StatusMessage, Some(code), message);
+        }
+        // {"message"} alone (a gateway's answer); a token response with a message is not one.
+        if message.is_some() && m.len() <= 3 && !m.contains_key("access_token") {
+            return self.vendor(ErrorDialect::MessageOnly, None, message);
+        }
+        None
+    }
+
+    /// A top-level array of error objects ([`ErrorDialect::TopLevelArray`]).
+    fn vendor_array_error(&self, items: &[Value]) -> Option<OAuthError> {
+        let first = items.iter().find_map(Value::as_object)?;
+        // Member names of array entries were not lower-cased by `decode`.
+        let lower: Map<String, Value> = first
+            .iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+            .collect();
+        let code = first_code(
+            &lower,
+            &["errorcode", "error_code", "code", "error", "status"],
+        );
+        let description = Self::first_text(
+            &lower,
+            &["message", "error_description", "description", "detail"],
+        )
+        .map(|(_, v)| v);
+        if code.is_none() && description.is_none() {
+            return None;
+        }
+        self.vendor(ErrorDialect::TopLevelArray, code, description)
+    }
+
+    fn vendor(
+        &self,
+        dialect: ErrorDialect,
+        code: Option<String>,
+        description: Option<&Value>,
+    ) -> Option<OAuthError> {
+        // Shapes without a code of their own are named by the status ("http_401").
+        let code = match code {
+            // A vendor's code may be anything: redacted like a description.
+            Some(code) => match ErrorCode::parse(&code) {
+                ErrorCode::Unknown(_) => {
+                    ErrorCode::parse(&redact_token_runs(&self.scrub(&code), false))
+                }
+                known => known,
+            },
+            None if description.is_some() => {
+                ErrorCode::Unknown(format!("http_{}", self.status.as_u16()))
+            }
+            None => return None,
+        };
+        Some(OAuthError {
+            code,
+            description: self.text(description, MAX_DESCRIPTION),
+            uri: None,
+            dialect: Some(dialect),
+        })
     }
 
     /// The error code: a registered code as it is (scrubbing must not turn `invalid_request`
@@ -576,7 +741,10 @@ impl<'a> Context<'a> {
             return Some(Duration::from_secs(secs));
         }
         let at = httpdate::parse_http_date(raw).ok()?;
-        Some(at.duration_since(self.now).unwrap_or_default())
+        // Rounded up: a client that waits the whole seconds shown must not retry early.
+        let wait = at.duration_since(self.now).unwrap_or_default();
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        Some(Duration::from_secs(secs))
     }
 
     /// The decoded members, taken out of the context.
@@ -615,8 +783,9 @@ impl<'a> Context<'a> {
         // The excerpt shows at most MAX_CHARS characters (4 bytes at most each); read on far
         // enough that a secret (3 bytes a byte when form-encoded) overlapping them is
         // scrubbed whole before anything is cut.
-        let secret_len = self.secret.map_or(0, str::len);
-        let head_len = 4 * Excerpt::MAX_CHARS + 3 * secret_len;
+        // (A secret's character takes at most 12 bytes encoded: 4 UTF-8 bytes as %XX each.)
+        let secret_len = self.secret.map_or(0, |s| s.chars().count());
+        let head_len = 4 * Excerpt::MAX_CHARS + 12 * secret_len;
         let head = &self.body[..self.body.len().min(head_len)];
         let text = String::from_utf8_lossy(head);
         let text = self.scrub(&text);
@@ -638,17 +807,45 @@ impl<'a> Context<'a> {
         Some(Excerpt::new(bounded(&redacted, Excerpt::MAX_CHARS)))
     }
 
-    /// Replaces the client secret (raw and form-encoded) with `[redacted]`.
+    /// Replaces the client secret with `[redacted]`: in any letter case, percent-, form- or
+    /// JSON-encoded, and as the Base64 of the Basic credentials ([`Scrubber`]).
     fn scrub(&self, s: &str) -> String {
         let Some(secret) = self.secret else {
             return s.to_owned();
         };
-        let mut out = s.replace(secret, "[redacted]");
-        let encoded: String = form_urlencoded::byte_serialize(secret.as_bytes()).collect();
-        if encoded != secret {
-            out = out.replace(&encoded, "[redacted]");
-        }
-        out
+        self.scrubber
+            .get_or_init(|| Scrubber::new(secret).with_client_id(self.config.client_id()))
+            .scrub(s)
+    }
+}
+
+/// The first of `names` that holds a non-empty string, else the first that holds a number
+/// (Google's `{"code": 401, "status": "UNAUTHENTICATED"}` is named by its status).
+fn code_of(m: &Map<String, Value>, names: &[&str]) -> Option<String> {
+    names
+        .iter()
+        .find_map(|k| string_code(m.get(*k)))
+        .or_else(|| {
+            names.iter().find_map(|k| match m.get(*k) {
+                Some(Value::Number(n)) => Some(n.to_string()),
+                _ => None,
+            })
+        })
+}
+
+/// The first of `names` that holds a non-empty string or a number (X's `{"code": 99,
+/// "label": "…"}` is named by its code).
+fn first_code(m: &Map<String, Value>, names: &[&str]) -> Option<String> {
+    names.iter().find_map(|k| match m.get(*k) {
+        Some(Value::Number(n)) => Some(n.to_string()),
+        other => string_code(other),
+    })
+}
+
+fn string_code(v: Option<&Value>) -> Option<String> {
+    match v {
+        Some(Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+        _ => None,
     }
 }
 
@@ -745,7 +942,7 @@ fn redact_token_runs(s: &str, keep_urls: bool) -> String {
                 .split('/')
                 .skip(1)
                 .all(|segment| segment.len() < MIN_RUN);
-        let keep = run.len() < MIN_RUN || is_uuid(run) || url;
+        let keep = run.len() < MIN_RUN || is_uuid(run) || url || is_words(run);
         out.push_str(if keep { run } else { "[redacted]" });
         run.clear();
     };
@@ -759,6 +956,49 @@ fn redact_token_runs(s: &str, keep_urls: bool) -> String {
     }
     flush(&mut run, &mut out);
     out
+}
+
+/// Words joined by hyphens, slashes, dots or underscores, or in CamelCase
+/// (`application/x-www-form-urlencoded`, `application/vnd.api+json`, `unsupported-grant-type`,
+/// `InvalidAuthenticationToken`, `INSUFFICIENT_ACCESS_OR_READONLY`): two or more words, each
+/// letters only, lower case after an optional capital (or all capitals), no longer than a long
+/// English word, and a capitalised word of three letters or more. Random tokens mix digits
+/// and cases within a word.
+fn is_words(run: &str) -> bool {
+    const MAX_WORD: usize = 20;
+    let mut words = 0;
+    for piece in run.split(['-', '/', '.', '+', '_']) {
+        if piece.is_empty() || piece.len() > 4 * MAX_WORD {
+            return false;
+        }
+        if piece.bytes().all(|b| b.is_ascii_uppercase()) {
+            if piece.len() > MAX_WORD {
+                return false;
+            }
+            words += 1;
+            continue;
+        }
+        // CamelCase humps: an optional lower-case head, then capital + lower case letters.
+        let bytes = piece.as_bytes();
+        let mut start = 0;
+        while start < bytes.len() {
+            let end = (start + 1..bytes.len())
+                .find(|&k| bytes[k].is_ascii_uppercase())
+                .unwrap_or(bytes.len());
+            let hump = &bytes[start..end];
+            let head_ok = hump[0].is_ascii_lowercase() && start == 0;
+            let capital_ok = hump[0].is_ascii_uppercase() && (start == 0 || hump.len() >= 3);
+            if !(head_ok || capital_ok)
+                || hump.len() > MAX_WORD
+                || !hump[1..].iter().all(u8::is_ascii_lowercase)
+            {
+                return false;
+            }
+            words += 1;
+            start = end;
+        }
+    }
+    words >= 2
 }
 
 fn is_uuid(s: &str) -> bool {

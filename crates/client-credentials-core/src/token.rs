@@ -44,6 +44,10 @@ pub enum Deviation {
     ScopeArray,
     /// `scope` was neither a string nor an array of strings, and was ignored.
     ScopeUnreadable,
+    /// `access_token` has characters outside RFC 6750's `b64token` alphabet (spaces, quotes,
+    /// `%`, `:`…). RFC 6749 Appendix A.12 allows any visible ASCII and the space, so it was
+    /// taken; a resource server that checks the RFC 6750 syntax may refuse it.
+    AccessTokenSyntax,
 }
 
 /// Where [`Token::scopes`] came from.
@@ -188,7 +192,8 @@ impl Token {
             self.token_type,
             self.access_token.expose_secret()
         ));
-        // The parser admits only visible ASCII in the token type and the token.
+        // The parser admits only visible ASCII in the token type, and visible ASCII and inner
+        // spaces in the token (`is_access_token`): all of it header-safe.
         let mut header = HeaderValue::from_str(&value)
             .unwrap_or_else(|_| unreachable!("token and type are visible ASCII"));
         header.set_sensitive(true);
@@ -263,7 +268,7 @@ impl<'de> Deserialize<'de> for Token {
         if s.v != 1 {
             return Err(D::Error::custom("unsupported stored token version"));
         }
-        if !is_header_safe(&s.access_token) || !is_header_safe(&s.token_type) {
+        if !is_access_token(&s.access_token) || !is_header_safe(&s.token_type) {
             return Err(D::Error::custom("stored token has invalid characters"));
         }
         let issued_at = UNIX_EPOCH
@@ -291,4 +296,23 @@ impl<'de> Deserialize<'de> for Token {
 /// Visible ASCII only: what can follow `Bearer ` in a header.
 pub(crate) fn is_header_safe(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// An access token as RFC 6749 Appendix A.12 defines it (`1*VSCHAR`, %x20-7E) that an
+/// `Authorization` header can carry unchanged: a space inside, but not at either end (an HTTP
+/// field value has no leading or trailing whitespace, RFC 9110 §5.5, so it would be lost).
+pub(crate) fn is_access_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes().all(|b| (0x20..=0x7E).contains(&b))
+        && !s.starts_with(' ')
+        && !s.ends_with(' ')
+}
+
+/// RFC 6750 §2.1 `b64token`: `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
+pub(crate) fn is_b64token(s: &str) -> bool {
+    let body = s.trim_end_matches('=');
+    !body.is_empty()
+        && body.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+        })
 }

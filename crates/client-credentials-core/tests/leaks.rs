@@ -336,3 +336,59 @@ fn urls_with_token_segments_are_redacted() {
         "{e}"
     );
 }
+
+#[test]
+fn vendor_error_shapes_never_show_the_secret_in_any_form() {
+    let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    let scrubber = client_credentials_core::Scrubber::new(SECRET).with_client_id("client");
+    debug("Scrubber", &scrubber);
+    let upper = SECRET.to_uppercase();
+    let escaped: String = SECRET
+        .chars()
+        .map(|c| format!("\\u{:04x}", c as u32))
+        .collect();
+    let percent: String = SECRET.bytes().map(|b| format!("%{b:02x}")).collect();
+    for config in configs() {
+        let request = config.default_request();
+        for (status, body) in [
+            (
+                401,
+                format!(r#"{{"errorCode":"{upper}","errorSummary":"secret {escaped}"}}"#),
+            ),
+            (
+                503,
+                format!(r#"{{"error":{{"code":"{percent}","message":"{upper} {TOKEN}"}}}}"#),
+            ),
+            (
+                429,
+                format!(r#"{{"errors":[{{"code":"{escaped}","message":"{percent}"}}]}}"#),
+            ),
+            (
+                401,
+                format!(r#"[{{"errorCode":"E1","message":"{upper}"}}]"#),
+            ),
+            (
+                403,
+                format!(r#"{{"name":"{upper}","description":"{escaped}"}}"#),
+            ),
+            (400, format!(r#"{{"message":"{percent} {TOKEN}"}}"#)),
+            (
+                404,
+                format!(r#"{{"error":"{upper}","error_description":"{escaped}"}}"#),
+            ),
+        ] {
+            let err = request
+                .parse_response(
+                    now,
+                    StatusCode::from_u16(status).unwrap(),
+                    &headers(&[("content-type", "application/json")]),
+                    body.as_bytes(),
+                )
+                .unwrap_err();
+            both(&format!("vendor TokenError from {status}"), &err);
+            for text in [format!("{err}"), format!("{err:?}")] {
+                assert!(!scrubber.found_in(&text), "{status} {body}: {text}");
+            }
+        }
+    }
+}

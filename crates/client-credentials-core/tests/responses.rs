@@ -5,8 +5,8 @@
 use std::time::{Duration, SystemTime};
 
 use client_credentials_core::{
-    Config, Deviation, ErrorCode, MissingLifetime, ResponseProblem, ScopeSource, Token, TokenError,
-    TokenParams, TokenRequest,
+    Config, DescriptionMember, Deviation, ErrorCode, ErrorDialect, MissingLifetime,
+    ResponseProblem, ScopeSource, Token, TokenError, TokenParams, TokenRequest,
 };
 use http::{HeaderMap, HeaderValue, StatusCode};
 
@@ -69,6 +69,21 @@ fn err(r: Result<Token, TokenError>) -> TokenError {
     }
 }
 
+fn not_found(e: &TokenError) {
+    match e {
+        TokenError::InvalidResponse {
+            status, problem, ..
+        } => {
+            assert_eq!(status.as_u16(), 404);
+            assert_eq!(*problem, ResponseProblem::EndpointNotFound);
+        }
+        other => panic!("expected EndpointNotFound, got {other:?}"),
+    }
+    assert!(e.oauth_error().is_none(), "not an OAuth refusal: {e:?}");
+    assert!(!e.is_retryable());
+    assert!(e.to_string().contains("endpoint not found"), "{e}");
+}
+
 fn lifetime(t: &Token) -> u64 {
     t.lifetime().unwrap().as_secs()
 }
@@ -84,6 +99,42 @@ fn rejected(e: &TokenError, status: u16, code: ErrorCode) {
         other => panic!("expected Rejected({code}), got {other:?}"),
     }
     assert!(!e.is_retryable());
+}
+
+/// The classification a vendor's error body must get from its status.
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    /// 4xx (or an error in a 2xx body): refused, not retryable.
+    Rejected(u16),
+    /// 429: retryable.
+    RateLimited,
+    /// 5xx: retryable.
+    Server(u16),
+}
+
+/// A vendor-shaped error: classified by its status, the vendor's code and message kept, and
+/// the shape noted.
+fn vendor(e: &TokenError, kind: Kind, code: &str, dialect: ErrorDialect, description: &str) {
+    match (kind, e) {
+        (Kind::Rejected(status), TokenError::Rejected { status: s, .. }) => {
+            assert_eq!(s.as_u16(), status, "{e:?}");
+            assert!(!e.is_retryable(), "{e:?}");
+        }
+        (Kind::RateLimited, TokenError::RateLimited { .. }) => assert!(e.is_retryable()),
+        (Kind::Server(status), TokenError::Server { status: s, .. }) => {
+            assert_eq!(s.as_u16(), status, "{e:?}");
+            assert!(e.is_retryable());
+        }
+        _ => panic!("expected {kind:?}, got {e:?}"),
+    }
+    let error = e
+        .oauth_error()
+        .unwrap_or_else(|| panic!("no vendor error: {e:?}"));
+    assert_eq!(error.code, ErrorCode::parse(code), "{e:?}");
+    assert_eq!(error.description.as_deref(), Some(description), "{e:?}");
+    assert_eq!(error.dialect, Some(dialect), "{e:?}");
+    assert_eq!(e.error_dialect(), Some(dialect));
+    assert!(e.to_string().contains(description), "{e}");
 }
 
 const CASES: &[Case] = &[
@@ -234,13 +285,19 @@ const CASES: &[Case] = &[
                     e,
                     TokenError::RateLimited {
                         retry_after: None,
-                        error: None,
                         ..
                     }
                 ),
                 "{e:?}"
             );
             assert!(e.is_retryable());
+            vendor(
+                &e,
+                Kind::RateLimited,
+                "E0000047",
+                ErrorDialect::ErrorCodeSummary,
+                "API call exceeded rate limit due to too many requests.",
+            );
         },
     },
     Case {
@@ -384,6 +441,8 @@ const CASES: &[Case] = &[
             );
             assert_eq!(t.extra()["instance_url"], "https://acme.my.salesforce.com");
             assert!(t.deviations().contains(&Deviation::ExpiresInMissing));
+            // '!' is VSCHAR (RFC 6749 A.12) but not b64token (RFC 6750).
+            assert!(t.deviations().contains(&Deviation::AccessTokenSyntax));
         },
     },
     Case {
@@ -410,23 +469,13 @@ const CASES: &[Case] = &[
         headers: &[JSON],
         body: r#"{"status":400,"message":"invalid client secret"}"#,
         check: |r| {
-            let e = err(r);
-            match &e {
-                TokenError::InvalidResponse {
-                    problem, excerpt, ..
-                } => {
-                    assert_eq!(*problem, ResponseProblem::NotAnOAuthError);
-                    assert!(
-                        excerpt
-                            .as_ref()
-                            .unwrap()
-                            .as_str()
-                            .contains("invalid client secret")
-                    );
-                }
-                other => panic!("{other:?}"),
-            }
-            assert!(!e.is_retryable());
+            vendor(
+                &err(r),
+                Kind::Rejected(400),
+                "400",
+                ErrorDialect::StatusMessage,
+                "invalid client secret",
+            )
         },
     },
     Case {
@@ -721,6 +770,7 @@ const CASES: &[Case] = &[
                 e.oauth_error().unwrap().description.as_deref(),
                 Some("Access token is empty.")
             );
+            assert_eq!(e.error_dialect(), Some(ErrorDialect::NestedError));
         },
     },
     Case {
@@ -795,6 +845,478 @@ const CASES: &[Case] = &[
                 }
             ));
             assert!(e.to_string().contains("Unauthorized"), "{e}");
+        },
+    },
+    // Vendor error shapes (not RFC 6749 §5.2), from the providers' public documentation.
+    Case {
+        name: "Okta: errorCode / errorSummary on 401",
+        status: 401,
+        headers: &[JSON],
+        body: r#"{"errorCode":"E0000011","errorSummary":"Invalid token provided","errorLink":"E0000011","errorId":"oaeAbC123","errorCauses":[]}"#,
+        check: |r| {
+            vendor(
+                &err(r),
+                Kind::Rejected(401),
+                "E0000011",
+                ErrorDialect::ErrorCodeSummary,
+                "Invalid token provided",
+            )
+        },
+    },
+    Case {
+        name: "Okta: errorCode in a 200 body without a token",
+        status: 200,
+        headers: &[JSON],
+        body: r#"{"errorCode":"E0000015","errorSummary":"You do not have permission to access the feature you are requesting"}"#,
+        check: |r| {
+            vendor(
+                &err(r),
+                Kind::Rejected(200),
+                "E0000015",
+                ErrorDialect::ErrorCodeSummary,
+                "You do not have permission to access the feature you are requesting",
+            )
+        },
+    },
+    Case {
+        name: "Okta: 500 E0000009",
+        status: 500,
+        headers: &[JSON],
+        body: r#"{"errorCode":"E0000009","errorSummary":"Internal Server Error","errorLink":"E0000009","errorId":"oae1","errorCauses":[]}"#,
+        check: |r| {
+            vendor(
+                &err(r),
+                Kind::Server(500),
+                "E0000009",
+                ErrorDialect::ErrorCodeSummary,
+                "Internal Server Error",
+            )
+        },
+    },
+    Case {
+        name: "Apigee: ErrorCode with Error, the code is an RFC one",
+        status: 401,
+        headers: &[JSON],
+        body: r#"{"ErrorCode":"invalid_client","Error":"ClientId is Invalid"}"#,
+        check: |r| {
+            vendor(
+                &err(r),
+                Kind::Rejected(401),
+                "invalid_client",
+                ErrorDialect::ErrorCodeSummary,
+                "ClientId is Invalid",
+            )
+        },
+    },
+    Case {
+        name: "Google APIs: nested error, numeric code, status string",
+        status: 401,
+        headers: &[JSON],
+        body: r#"{"error":{"code":401,"message":"Request had invalid authentication credentials.","status":"UNAUTHENTICATED"}}"#,
+        check: |r| {
+            vendor(
+                &err(r),
+                Kind::Rejected(401),
+                "UNAUTHENTICATED",
+                ErrorDialect::NestedError,
+                "Request had invalid authentication credentials.",
+            )
+        },
+    },
+    Case {
+        name: "Google APIs: 503 UNAVAILABLE",
+        status: 503,
+        headers: &[JSON],
+        body: r#"{"error":{"code":503,"message":"The service is currently unavailable.","status":"UNAVAILABLE"}}"#,
+        check: |r| {
+            vendor(
+                &err(r),
+                Kind::Server(503),
+                "UNAVAILABLE",
+                ErrorDialect::NestedError,
+                "The service is currently unavailable.",
+            )
+        },
+    },
+    Case {
+        name: "Facebook Graph: OAuthException",
+        status: 400,
+        headers: &[JSON],
+        body: r#"{"error":{"message":"Error validating client secret.","type":"OAuthException","code":1,"fbtrace_id":"AbCdEf"}}"#,
+        check: |r| {
+            vendor(
+                &err(r),
+                Kind::Rejected(400),
+                "OAuthException",
+                ErrorDialect::NestedError,
+                "Error validating client secret.",
+            )
+        },
+    },
+    Case {
+        name: "Stripe: nested error with type",
+        status: 401,
+        headers: &[JSON],
+        body: r#"{"error":{"message":"Invalid API Key provided: sk_test_****1234","type":"invalid_request_error"}}"#,
+        check: |r| {
+            vendor(
+                &err(r),
+                Kind::Rejected(401),
+                "invalid_request_error",
+                ErrorDialect::NestedError,
+                "Invalid API Key provided: sk_test_****1234",
+            )
+        },
+    },
+    Case {
+        name: "Dropbox: error_summary with a .tag union",
+        status: 400,
+        headers: &[JSON],
+        body: r#"{"error_summary":"invalid_client: client secret is wrong","error":{".tag":"invalid_client"}}"#,
+        check: |r| {
+            vendor(
+                &err(r),
+                Kind::Rejected(400),
+                "invalid_client",
+                ErrorDialect::NestedError,
+                "invalid_client: client secret is wrong",
+            )
+        },
+    },
+    Case {
+        name: "Spotify Web API: nested numeric status",
+        status: 401,
+        headers: &[JSON],
+        body: r#"{"error":{"status":401,"message":"Invalid access token"}}"#,
+        check: |r| {
+            vendor(
+                &err(r),
+                Kind::Rejected(401),
+                "401",
+                ErrorDialect::NestedError,
+                "Invalid access token",
+            )
+        },
+    },
+    Case {
+        name: "Azure Resource Manager: 429 nested TooManyRequests with Retry-After",
+        status: 429,
+        headers: &[JSON, ("retry-after", "17")],
+        body: r#"{"error":{"code":"TooManyRequests","message":"The request is being throttled."}}"#,
+        check: |r| {
+            let e = err(r);
+            assert_eq!(e.retry_after(), Some(Duration::from_secs(17)));
+            vendor(
+                &e,
+                Kind::RateLimited,
+                "TooManyRequests",
+                ErrorDialect::NestedError,
+                "The request is being throttled.",
+            );
+        },
+    },
+    Case {
+        name: "X (Twitter): errors array with a numeric code",
+        status: 403,
+        headers: &[JSON],
+        body: r#"{"errors":[{"code":99,"message":"Unable to verify your credentials","label":"authenticity_token_error"}]}"#,
+        check: |r| {
+            vendor(
+                &err(r),
+                Kind::Rejected(403),
+                "99",
+                ErrorDialect::ErrorsArray,
+                "Unable to verify your credentials",
+            )
+        },
+    },
+    Case {
+        name: "Cloudflare API: success false with errors",
+        status: 403,
+        headers: &[JSON],
+        body: r#"{"success":false,"errors":[{"code":10000,"message":"Authentication error"}],"messages":[],"result":null}"#,
+        check: |r| {
+            vendor(
+                &err(r),
+                Kind::Rejected(403),
+                "10000",
+                ErrorDialect::ErrorsArray,
+                "Authentication error",
+            )
+        },
+    },
+    Case {
+        name: "JSON:API errors with status, title, detail",
+        status: 401,
+        headers: &[("content-type", "application/vnd.api+json")],
+        body: r#"{"errors":[{"status":"401","title":"Unauthorized","detail":"Client authentication failed"}]}"#,
+        check: |r| {
+            vendor(
+                &err(r),
+                Kind::Rejected(401),
+                "401",
+                ErrorDialect::ErrorsArray,
+                "Client authentication failed",
+            )
+        },
+    },
+    Case {
+        name: "GraphQL gateway: errors with a message only, on 502",
+        status: 502,
+        headers: &[JSON],
+        body: r#"{"errors":[{"message":"upstream token service unavailable"}]}"#,
+        check: |r| {
+            vendor(
+                &err(r),
+                Kind::Server(502),
+                "http_502",
+                ErrorDialect::ErrorsArray,
+                "upstream token service unavailable",
+            )
+        },
+    },
+    Case {
+        name: "Salesforce REST: a top-level array",
+        status: 401,
+        headers: &[JSON],
+        body: r#"[{"message":"Session expired or invalid","errorCode":"INVALID_SESSION_ID"}]"#,
+        check: |r| {
+            vendor(
+                &err(r),
+                Kind::Rejected(401),
+                "INVALID_SESSION_ID",
+                ErrorDialect::TopLevelArray,
+                "Session expired or invalid",
+            )
+        },
+    },
+    Case {
+        name: "Box: type, status, code, message",
+        status: 401,
+        headers: &[JSON],
+        body: r#"{"type":"error","status":401,"code":"unauthorized","message":"Unauthorized","request_id":"abc123"}"#,
+        check: |r| {
+            vendor(
+                &err(r),
+                Kind::Rejected(401),
+                "unauthorized",
+                ErrorDialect::StatusMessage,
+                "Unauthorized",
+            )
+        },
+    },
+    Case {
+        name: "{status, message} on 429",
+        status: 429,
+        headers: &[JSON, ("retry-after", "2")],
+        body: r#"{"status":"429","message":"Too many token requests"}"#,
+        check: |r| {
+            vendor(
+                &err(r),
+                Kind::RateLimited,
+                "429",
+                ErrorDialect::StatusMessage,
+                "Too many token requests",
+            )
+        },
+    },
+    Case {
+        name: "PayPal REST: name and message",
+        status: 401,
+        headers: &[JSON],
+        body: r#"{"name":"AUTHENTICATION_FAILURE","message":"Authentication failed due to invalid authentication credentials or a missing Authorization header.","links":[{"href":"https://developer.paypal.com/docs/api/overview/#error","rel":"information_link"}]}"#,
+        check: |r| {
+            vendor(
+                &err(r),
+                Kind::Rejected(401),
+                "AUTHENTICATION_FAILURE",
+                ErrorDialect::NameDescription,
+                "Authentication failed due to invalid authentication credentials or a missing Authorization header.",
+            )
+        },
+    },
+    Case {
+        name: "legacy {name, description}",
+        status: 403,
+        headers: &[JSON],
+        body: r#"{"name":"UnauthorizedClientError","description":"client is not allowed the client_credentials grant"}"#,
+        check: |r| {
+            vendor(
+                &err(r),
+                Kind::Rejected(403),
+                "UnauthorizedClientError",
+                ErrorDialect::NameDescription,
+                "client is not allowed the client_credentials grant",
+            )
+        },
+    },
+    Case {
+        name: "Auth0 legacy: name, code, description, statusCode",
+        status: 400,
+        headers: &[JSON],
+        body: r#"{"name":"ValidationError","code":"invalid_body","description":"Payload validation error","statusCode":400}"#,
+        check: |r| {
+            vendor(
+                &err(r),
+                Kind::Rejected(400),
+                "invalid_body",
+                ErrorDialect::NameDescription,
+                "Payload validation error",
+            )
+        },
+    },
+    Case {
+        name: "AWS API Gateway: message only on 403",
+        status: 403,
+        headers: &[
+            JSON,
+            ("x-amzn-errortype", "MissingAuthenticationTokenException"),
+        ],
+        body: r#"{"message":"Missing Authentication Token"}"#,
+        check: |r| {
+            vendor(
+                &err(r),
+                Kind::Rejected(403),
+                "http_403",
+                ErrorDialect::MessageOnly,
+                "Missing Authentication Token",
+            )
+        },
+    },
+    Case {
+        name: "AWS API Gateway: Message on 429",
+        status: 429,
+        headers: &[JSON],
+        body: r#"{"Message":"Too Many Requests"}"#,
+        check: |r| {
+            vendor(
+                &err(r),
+                Kind::RateLimited,
+                "http_429",
+                ErrorDialect::MessageOnly,
+                "Too Many Requests",
+            )
+        },
+    },
+    Case {
+        name: "Zoom: RFC code, description in reason",
+        status: 400,
+        headers: &[JSON],
+        body: r#"{"reason":"Invalid client_id or client_secret","error":"invalid_client"}"#,
+        check: |r| {
+            vendor(
+                &err(r),
+                Kind::Rejected(400),
+                "invalid_client",
+                ErrorDialect::DescriptionIn(DescriptionMember::Reason),
+                "Invalid client_id or client_secret",
+            )
+        },
+    },
+    Case {
+        name: "Spring Boot default error attributes",
+        status: 401,
+        headers: &[JSON],
+        body: r#"{"timestamp":"2026-11-30T10:00:00.000+00:00","status":401,"error":"Unauthorized","message":"Full authentication is required to access this resource","path":"/oauth/token"}"#,
+        check: |r| {
+            vendor(
+                &err(r),
+                Kind::Rejected(401),
+                "Unauthorized",
+                ErrorDialect::DescriptionIn(DescriptionMember::Message),
+                "Full authentication is required to access this resource",
+            )
+        },
+    },
+    Case {
+        name: "oidc-provider: the content-type message arrives readable",
+        status: 400,
+        headers: &[JSON],
+        body: r#"{"error":"invalid_request","error_description":"only application/x-www-form-urlencoded content-type bodies are supported"}"#,
+        check: |r| {
+            let e = err(r);
+            rejected(&e, 400, ErrorCode::InvalidRequest);
+            assert_eq!(
+                e.oauth_error().unwrap().description.as_deref(),
+                Some("only application/x-www-form-urlencoded content-type bodies are supported")
+            );
+            assert_eq!(e.error_dialect(), None, "an RFC 6749 body");
+        },
+    },
+    Case {
+        name: "404 with an OAuth error body: the endpoint was not found",
+        status: 404,
+        headers: &[JSON],
+        body: r#"{"error":"invalid_request","error_description":"Unknown endpoint"}"#,
+        check: |r| not_found(&err(r)),
+    },
+    Case {
+        name: "Keycloak: 404 for a realm that does not exist",
+        status: 404,
+        headers: &[JSON],
+        body: r#"{"error":"Realm does not exist"}"#,
+        check: |r| not_found(&err(r)),
+    },
+    Case {
+        name: "404 HTML page",
+        status: 404,
+        headers: &[("content-type", "text/html")],
+        body: "<html><body>Not Found</body></html>",
+        check: |r| not_found(&err(r)),
+    },
+    Case {
+        name: "access_token with RFC 6749 A.12 characters outside b64token",
+        status: 200,
+        headers: &[JSON],
+        body: r##"{"access_token":"a b!\"#$%&'()*,:;<>?@[\\]^`{|}","token_type":"Bearer","expires_in":60}"##,
+        check: |r| {
+            let t = ok(r);
+            assert_eq!(
+                t.access_token().expose_secret(),
+                r##"a b!"#$%&'()*,:;<>?@[\]^`{|}"##
+            );
+            assert!(t.deviations().contains(&Deviation::AccessTokenSyntax));
+            assert_eq!(
+                t.authorization_header(),
+                r##"Bearer a b!"#$%&'()*,:;<>?@[\]^`{|}"##
+            );
+        },
+    },
+    Case {
+        name: "access_token in the b64token alphabet has no deviation",
+        status: 200,
+        headers: &[JSON],
+        body: r#"{"access_token":"mF_9.B5f-4.1JqM~+/==","token_type":"Bearer","expires_in":60}"#,
+        check: |r| assert!(!ok(r).deviations().contains(&Deviation::AccessTokenSyntax)),
+    },
+    Case {
+        name: "access_token with a trailing space cannot go into a header",
+        status: 200,
+        headers: &[JSON],
+        body: r#"{"access_token":"abc ","token_type":"Bearer","expires_in":60}"#,
+        check: |r| {
+            assert!(matches!(
+                err(r),
+                TokenError::InvalidResponse {
+                    problem: ResponseProblem::MissingAccessToken,
+                    ..
+                }
+            ))
+        },
+    },
+    Case {
+        name: "access_token with a non-ASCII character",
+        status: 200,
+        headers: &[JSON],
+        body: r#"{"access_token":"caf\u00e9","token_type":"Bearer","expires_in":60}"#,
+        check: |r| {
+            assert!(matches!(
+                err(r),
+                TokenError::InvalidResponse {
+                    problem: ResponseProblem::MissingAccessToken,
+                    ..
+                }
+            ))
         },
     },
 ];
@@ -912,8 +1434,14 @@ fn expiry_and_storage_round_trip() {
         "extra values are not in Debug"
     );
     assert!(serde_json::from_str::<Token>(r#"{"v":2}"#).is_err());
-    let bad = json.replace("abc.def", "abc def");
-    assert!(serde_json::from_str::<Token>(&bad).is_err());
+    // RFC 6749 A.12 tokens are stored as they came; what no header can carry is refused.
+    let spaced = json.replace("abc.def", "abc def");
+    let back: Token = serde_json::from_str(&spaced).unwrap();
+    assert_eq!(back.authorization_header(), "Bearer abc def");
+    for bad in [" abc", "abc ", "abc\\u0001", "abc\\u007f", "\\u00e9"] {
+        let bad = json.replace("abc.def", bad);
+        assert!(serde_json::from_str::<Token>(&bad).is_err(), "{bad}");
+    }
 }
 
 #[test]
@@ -941,8 +1469,7 @@ fn body_cap() {
 
 #[test]
 fn excerpts_redact_token_like_runs() {
-    let body =
-        r#"{"message":"token eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.sig rejected"}"#;
+    let body = r#"{"note":"token eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.sig rejected"}"#;
     let e = parse_with(&request(), 400, &[JSON], body.as_bytes()).unwrap_err();
     let TokenError::InvalidResponse {
         excerpt: Some(x), ..
@@ -1004,4 +1531,165 @@ fn stored_records_are_capped_like_responses() {
     assert_ne!(forged, json);
     let back: Token = serde_json::from_str(&forged).unwrap();
     assert_eq!(back.lifetime(), Some(client_credentials_core::MAX_LIFETIME));
+}
+
+#[test]
+fn retry_after_http_date_is_rounded_up() {
+    let req = request();
+    let date = httpdate::fmt_http_date(now() + Duration::from_secs(4));
+    let mut headers = HeaderMap::new();
+    headers.insert("retry-after", HeaderValue::from_str(&date).unwrap());
+    let status = StatusCode::TOO_MANY_REQUESTS;
+    // 3.7 s ahead: a script that waits 3 s would retry early.
+    let e = req
+        .parse_response(now() + Duration::from_millis(300), status, &headers, b"")
+        .unwrap_err();
+    assert_eq!(e.retry_after(), Some(Duration::from_secs(4)));
+    assert!(e.to_string().contains("retry after 4s"), "{e}");
+    // Whole seconds stay as they are; a date in the past is no wait.
+    let e = req
+        .parse_response(now(), status, &headers, b"")
+        .unwrap_err();
+    assert_eq!(e.retry_after(), Some(Duration::from_secs(4)));
+    let later = now() + Duration::from_secs(60);
+    let e = req
+        .parse_response(later, status, &headers, b"")
+        .unwrap_err();
+    assert_eq!(e.retry_after(), Some(Duration::ZERO));
+}
+
+#[test]
+fn a_secret_echoed_in_any_case_or_encoding_never_shows() {
+    use base64::Engine as _;
+    let secret = "the-client-secret-1234";
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("client:{secret}"));
+    let scrubber = client_credentials_core::Scrubber::new(secret).with_client_id("client");
+    let echoes = [
+        "THE-CLIENT-SECRET-1234".to_owned(),
+        "The-Client-Secret-1234".to_owned(),
+        "the%2Dclient%2dsecret-1234".to_owned(),
+        r"the\u002dclient\u002Dsecret-1234".to_owned(),
+        basic.clone(),
+        basic.trim_end_matches('=').to_owned(),
+    ];
+    for echo in &echoes {
+        let bodies = [
+            // In an RFC description, a vendor message, a vendor code and a member name
+            // (the excerpt of a body that is no error shape).
+            (
+                401,
+                format!(r#"{{"error":"invalid_client","error_description":"bad secret {echo}"}}"#),
+            ),
+            (
+                401,
+                format!(r#"{{"errorCode":"{echo}","errorSummary":"secret {echo} is wrong"}}"#),
+            ),
+            (400, format!(r#"{{"{echo}":"unexpected member"}}"#)),
+            (500, format!("<html>Basic {echo}</html>")),
+        ];
+        for (status, body) in &bodies {
+            let mut map = HeaderMap::new();
+            map.insert(
+                "www-authenticate",
+                HeaderValue::from_str(&format!("Basic realm=\"{echo}\"")).unwrap(),
+            );
+            let e = request()
+                .parse_response(
+                    now(),
+                    StatusCode::from_u16(*status).unwrap(),
+                    &map,
+                    body.as_bytes(),
+                )
+                .unwrap_err();
+            let shown = format!("{e} {e:?}");
+            assert!(!scrubber.found_in(&shown), "{echo} shown: {shown}");
+            assert!(!shown.to_lowercase().contains(secret), "{shown}");
+            assert!(shown.contains("[redacted]"), "{shown}");
+        }
+    }
+}
+
+#[test]
+fn redaction_keeps_words_and_media_types_but_not_tokens() {
+    let body = "only application/x-www-form-urlencoded content-type bodies are supported \
+                (InvalidAuthenticationToken, INSUFFICIENT_ACCESS_OR_READONLY); \
+                got eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiIxMjM0In0 and 2YotnFZFEjr1zCsicMWpAAxyz";
+    let e = parse_with(
+        &request(),
+        400,
+        &[("content-type", "text/plain")],
+        body.as_bytes(),
+    )
+    .unwrap_err();
+    let TokenError::InvalidResponse {
+        excerpt: Some(x), ..
+    } = &e
+    else {
+        panic!("{e:?}")
+    };
+    for kept in [
+        "application/x-www-form-urlencoded",
+        "InvalidAuthenticationToken",
+        "INSUFFICIENT_ACCESS_OR_READONLY",
+    ] {
+        assert!(x.as_str().contains(kept), "{kept} lost: {x}");
+    }
+    for hidden in ["eyJhbGciOiJSUzI1NiJ9", "2YotnFZFEjr1zCsicMWpAAxyz"] {
+        assert!(!x.as_str().contains(hidden), "{hidden} shown: {x}");
+    }
+    // Random letters without digits are still a token.
+    let e = parse_with(
+        &request(),
+        400,
+        &[("content-type", "text/plain")],
+        b"token AbCdEfGhIjKlMnOpQrStUvWxYz here",
+    )
+    .unwrap_err();
+    assert!(!e.to_string().contains("AbCdEfGh"), "{e}");
+}
+
+#[test]
+fn an_error_found_after_parsing_reports_the_real_content_type() {
+    use client_credentials_core::session::{Action, Policy, Session, WallClock};
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "virtual time needs one real origin"
+    )]
+    let start = std::time::Instant::now();
+    let mut session = Session::new(
+        request(),
+        Policy::default(),
+        WallClock::new(start, now()),
+        7,
+    );
+    let Action::Send { id, .. } = session.poll(start) else {
+        panic!("the first poll sends")
+    };
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        "content-type",
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    let body = br#"{"access_token":"abc","token_type":"Bearer","expires_in":0}"#;
+    let outcome = session.handle_response(start, id, StatusCode::OK, &headers, body);
+    assert!(matches!(
+        outcome,
+        client_credentials_core::Outcome::Failed(_)
+    ));
+    let error = session.last_error().cloned().expect("a failure");
+    match &error {
+        TokenError::InvalidResponse {
+            problem: ResponseProblem::ExpiredOnArrival,
+            content_type,
+            ..
+        } => assert_eq!(
+            content_type.as_deref(),
+            Some("application/json; charset=utf-8")
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        error.to_string().contains("content type application/json"),
+        "{error}"
+    );
 }

@@ -168,6 +168,8 @@ mod record;
 mod store;
 
 pub use record::EncryptionKey;
+#[doc(hidden)]
+pub use record::open_record;
 pub use store::{DEFAULT_PREFIX, RedisStore, RedisStoreBuilder};
 
 /// Why a store could not be built.

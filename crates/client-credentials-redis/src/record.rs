@@ -253,6 +253,18 @@ impl Keyring {
     }
 }
 
+/// Opens `value` as a store with these `keys` opens what it reads under `redis_key` (no
+/// keys: values are clear records). For the fuzz targets only; not part of the API.
+#[doc(hidden)]
+#[must_use]
+pub fn open_record(keys: &[EncryptionKey], redis_key: &str, value: &[u8]) -> Option<Token> {
+    let mut ring = Keyring::default();
+    for key in keys {
+        ring.push(key.clone());
+    }
+    ring.open(redis_key, value).ok()
+}
+
 /// The core's token record, read as input like any other: its lifetime and refresh point
 /// are capped at the parser's [`MAX_LIFETIME`] here, whatever the core's own reading does,
 /// so that no record (a foreign or forged one: without an encryption key, anyone who can
@@ -409,7 +421,8 @@ mod tests {
             br#"{"v":1,"alg":"chacha20poly1305","kid":"k1","nonce":"","ct":""}"#.to_vec(),
             br#"{"v":1,"alg":"chacha20poly1305","kid":"k1","nonce":"AAAAAAAAAAAAAAAA","ct":"AAAA"}"#
                 .to_vec(),
-            br#"{"v":1,"access_token":"a b","token_type":"Bearer","issued_at_ms":1,"scope_source":"granted"}"#
+            // (A space is RFC 6749 A.12 VSCHAR; a control character no header can carry.)
+            br#"{"v":1,"access_token":"a\u0001b","token_type":"Bearer","issued_at_ms":1,"scope_source":"granted"}"#
                 .to_vec(),
             br#"{"v":2,"access_token":"a","token_type":"Bearer","issued_at_ms":18446744073709551615,"scope_source":"granted"}"#
                 .to_vec(),

@@ -10,7 +10,9 @@
 //!    period over its committed seed corpus;
 //! 4. `cargo bench --no-run`: benchmarks are compiled, never timed, in the suite.
 //!
-//! `cargo xtask fuzz <target> [seconds]` runs one fuzz target for longer.
+//! `cargo xtask fuzz <target> [seconds] [--runs N] [--corpus DIR]` runs one fuzz target for
+//! longer; `cargo xtask fuzz-min <target> [DIR...]` minimises its committed corpus together
+//! with the corpora of such runs.
 
 #![allow(clippy::print_stderr)] // a command-line tool: progress and errors go to stderr
 
@@ -25,12 +27,13 @@ fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("test") => test(&args[1..]),
-        Some("fuzz") => match args.get(1) {
-            Some(target) => {
-                let secs = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(60);
-                fuzz_build().and_then(|dir| fuzz_run(&dir, target, secs))
-            }
-            None => Err("usage: cargo xtask fuzz <target> [seconds]".to_owned()),
+        Some("fuzz") => match FuzzArgs::parse(&args[1..]) {
+            Ok(a) => fuzz_build().and_then(|dir| fuzz_run_with(&dir, &a)),
+            Err(e) => Err(e),
+        },
+        Some("fuzz-min") => match args.get(1) {
+            Some(target) => fuzz_build().and_then(|dir| fuzz_minimise(&dir, target, &args[2..])),
+            None => Err("usage: cargo xtask fuzz-min <target> [corpus dir...]".to_owned()),
         },
         _ => Err(USAGE.to_owned()),
     };
@@ -43,13 +46,57 @@ fn main() -> ExitCode {
     }
 }
 
-const USAGE: &str = "usage: cargo xtask test [--skip-fuzz] | cargo xtask fuzz <target> [seconds]";
+const USAGE: &str = "usage: cargo xtask test [--skip-fuzz] \
+    | cargo xtask fuzz <target> [seconds] [--runs N] [--corpus DIR] \
+    | cargo xtask fuzz-min <target> [corpus dir...]";
+
+/// `cargo xtask fuzz <target> [seconds] [--runs N] [--corpus DIR]`: a run ends after
+/// `seconds` (60 by default) or `N` executions, whichever comes first. With `--corpus`, the
+/// run grows `DIR` (kept, for a campaign in several sittings and for `fuzz-min`) instead of a
+/// scratch copy of the seeds.
+struct FuzzArgs {
+    target: String,
+    secs: u64,
+    runs: Option<u64>,
+    corpus: Option<PathBuf>,
+}
+
+impl FuzzArgs {
+    fn parse(args: &[String]) -> Result<Self> {
+        let usage =
+            || "usage: cargo xtask fuzz <target> [seconds] [--runs N] [--corpus DIR]".to_owned();
+        let mut it = args.iter();
+        let target = it.next().ok_or_else(usage)?.clone();
+        let mut out = Self {
+            target,
+            secs: 60,
+            runs: None,
+            corpus: None,
+        };
+        while let Some(arg) = it.next() {
+            match arg.as_str() {
+                "--runs" => {
+                    out.runs = Some(it.next().and_then(|n| n.parse().ok()).ok_or_else(usage)?)
+                }
+                "--corpus" => out.corpus = Some(PathBuf::from(it.next().ok_or_else(usage)?)),
+                secs => out.secs = secs.parse().map_err(|_| usage())?,
+            }
+        }
+        Ok(out)
+    }
+}
 
 /// Seconds each fuzz target runs in the suite.
 const FUZZ_SMOKE_SECS: u64 = 20;
 
+/// The workspace root. `cargo run` sets `CARGO_MANIFEST_DIR` when it starts the binary, so
+/// that one is read first: the compile-time value names whichever checkout the binary was
+/// built in, which a target directory copied from another worktree would share (it then
+/// looks fresh to cargo and builds there).
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    let manifest_dir = env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    manifest_dir
         .ancestors()
         .nth(2)
         .map(Path::to_path_buf)
@@ -250,24 +297,72 @@ fn fuzz_targets(dir: &Path) -> Result<Vec<String>> {
 /// Runs one target for `secs` seconds over a scratch copy of its committed seed corpus (so the
 /// run never adds files to the repository). A crash fails the run.
 fn fuzz_run(dir: &Path, target: &str, secs: u64) -> Result {
-    let triple = host_triple()?;
-    let binary = dir.join("target").join(triple).join("release").join(target);
+    fuzz_run_with(
+        dir,
+        &FuzzArgs {
+            target: target.to_owned(),
+            secs,
+            runs: None,
+            corpus: None,
+        },
+    )
+}
+
+fn fuzz_binary(dir: &Path, target: &str) -> Result<PathBuf> {
+    Ok(dir
+        .join("target")
+        .join(host_triple()?)
+        .join("release")
+        .join(target))
+}
+
+/// [`fuzz_run`] with an execution limit and a kept corpus, when asked.
+fn fuzz_run_with(dir: &Path, args: &FuzzArgs) -> Result {
+    let target = args.target.as_str();
+    let binary = fuzz_binary(dir, target)?;
     let scratch = env::temp_dir().join(format!("cc-fuzz-{target}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&scratch);
-    std::fs::create_dir_all(&scratch).map_err(|e| format!("{}: {e}", scratch.display()))?;
+    let corpus = args.corpus.clone().unwrap_or_else(|| scratch.clone());
+    if args.corpus.is_none() {
+        let _ = std::fs::remove_dir_all(&scratch);
+    }
+    std::fs::create_dir_all(&corpus).map_err(|e| format!("{}: {e}", corpus.display()))?;
     let seeds = dir.join("corpus").join(target);
     let artifacts = dir.join("artifacts").join(target);
     std::fs::create_dir_all(&artifacts).map_err(|e| format!("{}: {e}", artifacts.display()))?;
     let mut cmd = Command::new(&binary);
-    cmd.arg(&scratch);
+    cmd.arg(&corpus);
     if seeds.is_dir() {
         cmd.arg(&seeds);
     }
+    if let Some(runs) = args.runs {
+        cmd.arg(format!("-runs={runs}"));
+    }
     let result = run(cmd
-        .arg(format!("-max_total_time={secs}"))
+        .arg(format!("-max_total_time={}", args.secs))
         .arg("-rss_limit_mb=2048")
         .arg("-print_final_stats=1")
         .arg(format!("-artifact_prefix={}/", artifacts.display())));
-    let _ = std::fs::remove_dir_all(&scratch);
+    if args.corpus.is_none() {
+        let _ = std::fs::remove_dir_all(&scratch);
+    }
     result
+}
+
+/// Minimises the committed seed corpus of `target` together with the corpora in `extra`
+/// (libFuzzer's `-merge=1`: the smallest set of inputs with the same coverage), and makes the
+/// result the committed corpus.
+fn fuzz_minimise(dir: &Path, target: &str, extra: &[String]) -> Result {
+    let binary = fuzz_binary(dir, target)?;
+    let seeds = dir.join("corpus").join(target);
+    let merged = dir.join("corpus").join(format!(".{target}.merged"));
+    let _ = std::fs::remove_dir_all(&merged);
+    std::fs::create_dir_all(&merged).map_err(|e| format!("{}: {e}", merged.display()))?;
+    let mut cmd = Command::new(&binary);
+    cmd.arg("-merge=1").arg(&merged);
+    if seeds.is_dir() {
+        cmd.arg(&seeds);
+    }
+    run(cmd.args(extra))?;
+    let _ = std::fs::remove_dir_all(&seeds);
+    std::fs::rename(&merged, &seeds).map_err(|e| format!("{}: {e}", seeds.display()))
 }

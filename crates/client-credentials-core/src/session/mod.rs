@@ -742,7 +742,7 @@ impl Session {
                 } else {
                     let error = TokenError::InvalidResponse {
                         status,
-                        content_type: crate::response::content_type_of(headers),
+                        content_type: crate::response::content_type(headers),
                         problem: ResponseProblem::ExpiredOnArrival,
                         excerpt: None,
                     };
