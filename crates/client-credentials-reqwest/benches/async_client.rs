@@ -30,8 +30,8 @@ use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
 use client_credentials_reqwest::core::http;
-use client_credentials_reqwest::{Client, Config, Policy, Token};
-use criterion::{Criterion, criterion_group};
+use client_credentials_reqwest::{Client, Config, Token};
+use criterion::Criterion;
 use tokio::runtime::{Builder, Runtime};
 
 use support::{CLIENT_ID, CLIENT_SECRET, Server};
@@ -125,10 +125,8 @@ fn warm_token(c: &mut Criterion) {
 fn fetch(c: &mut Criterion) {
     let server = Server::start(Duration::ZERO, Duration::from_secs(3600));
     let config = config(&server.token_url());
-    // Every call invalidates the token it just got: without the early-rejection throttle,
-    // which would otherwise back off after three such rejections in a row.
-    let mut policy = Policy::default();
-    policy.early_rejection_window = Duration::ZERO;
+    // Every call invalidates the token it just got, so the throttle is off.
+    let policy = support::policy_fetching_every_call();
     let client = Client::builder(config.clone())
         .policy(policy)
         .seed(1)
@@ -205,18 +203,4 @@ fn fetch(c: &mut Criterion) {
     assert!(server.count() > before, "every call fetches");
 }
 
-criterion_group! {
-    name = benches;
-    config = Criterion::default()
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(3))
-        .sample_size(50)
-        .nresamples(20_000);
-    targets = warm_token, fetch
-}
-
-fn main() {
-    support::serve_if_child();
-    benches();
-    Criterion::default().configure_from_args().final_summary();
-}
+client_credentials_testkit::bench_main!(warm_token, fetch);

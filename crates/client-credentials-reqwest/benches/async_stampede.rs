@@ -38,16 +38,12 @@ use client_credentials_reqwest::{Client, Config, Token};
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 use tokio::runtime::{Builder, Runtime};
 
-use support::{CLIENT_ID, CLIENT_SECRET, Latencies, Server, show};
+use support::stampede::{CALLERS, PAUSE, SERVER_DELAY, SHORT_LIFETIME, STEADY_FOR};
+use support::{CLIENT_ID, CLIENT_SECRET, Latencies, Server};
 
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 
-const CALLERS: usize = 1_000;
-const SERVER_DELAY: Duration = Duration::from_millis(50);
-const SHORT_LIFETIME: Duration = Duration::from_secs(2);
-const STEADY_FOR: Duration = Duration::from_millis(4_500);
-const PAUSE: Duration = Duration::from_millis(20);
 /// Time to start the tasks before they are released.
 const RELEASE_AFTER: Duration = Duration::from_millis(200);
 /// A call this slow waited for a token request (its own or another caller's); scheduling
@@ -214,16 +210,7 @@ fn across_expiry(rt: &Runtime, make: fn(&Server) -> Get) -> (usize, Latencies) {
     (server.count() - before, Latencies::of(samples, WAITED))
 }
 
-fn row(name: &str, requests: usize, l: &Latencies) {
-    println!(
-        "| {name} | {requests} | {} | {} | {} | {} | {} |",
-        l.calls,
-        show(l.p50),
-        show(l.p99),
-        show(l.max),
-        l.at_least
-    );
-}
+use support::stampede_row as row;
 
 fn heap() {
     let server = Server::start(Duration::ZERO, Duration::from_secs(3600));
@@ -257,28 +244,21 @@ fn heap() {
         drop(http);
         (empty, full)
     };
-    // The first of each pays for what a process sets up once (the runtime's timer wheel,
-    // tracing call sites, TLS roots): not counted.
-    let _ = (ours(), bare());
-    println!("| client | new | with one token (and its pooled connection) |");
-    println!("| --- | ---: | ---: |");
-    let (empty, full) = ours();
-    println!("| ours: `client_credentials_reqwest::Client` | {empty} B | {full} B |");
-    let (empty, full) = bare();
-    println!("| bare `reqwest::Client` (for scale) | {empty} B | {full} B |");
+    support::heap_table(
+        ("client_credentials_reqwest::Client", ours),
+        ("reqwest::Client", bare),
+    );
 }
 
 fn main() {
     support::serve_if_child();
-    if std::env::args().any(|a| a == "--test" || a == "--list") {
+    if support::listing_only() {
         return;
     }
     let rt = runtime();
-    println!("## Async client: {CALLERS} tasks on 2 workers, token endpoint latency 50 ms\n");
-    println!(
-        "| scenario | token requests | calls | p50 | p99 | max | calls ≥ 10 ms (waited for a token request) |"
-    );
-    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+    support::stampede_table(&format!(
+        "Async client: {CALLERS} tasks on 2 workers, token endpoint latency 50 ms"
+    ));
     let (n, l) = cold(&rt, ours);
     row("cold cache, ours", n, &l);
     let (n, l) = cold(&rt, naive);

@@ -331,3 +331,105 @@ pub fn interleaved(
         );
     }
 }
+
+/// The policy of a fetch benchmark that invalidates every token it gets, so that each call
+/// fetches: the early-rejection throttle off (it would back off after three such
+/// rejections in a row).
+#[must_use]
+pub fn policy_fetching_every_call() -> client_credentials_core::Policy {
+    let mut policy = client_credentials_core::Policy::default();
+    policy.early_rejection_window = Duration::ZERO;
+    policy
+}
+
+/// Whether the bench binary was started by `cargo bench -- --test` or `--list`, where a
+/// stampede bench (minutes of scripted load, not a criterion bench) only checks that it
+/// starts.
+#[must_use]
+pub fn listing_only() -> bool {
+    std::env::args().any(|a| a == "--test" || a == "--list")
+}
+
+/// Prints the heading and the column titles of a stampede table.
+#[allow(clippy::print_stdout, reason = "a benchmark reports on stdout")]
+pub fn stampede_table(title: &str) {
+    println!("## {title}\n");
+    println!(
+        "| scenario | token requests | calls | p50 | p99 | max | calls ≥ 10 ms (waited for a token request) |"
+    );
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+}
+
+/// Prints one row of a stampede table.
+#[allow(clippy::print_stdout, reason = "a benchmark reports on stdout")]
+pub fn stampede_row(name: &str, requests: usize, l: &Latencies) {
+    println!(
+        "| {name} | {requests} | {} | {} | {} | {} | {} |",
+        l.calls,
+        show(l.p50),
+        show(l.p99),
+        show(l.max),
+        l.at_least
+    );
+}
+
+/// Prints the heap table: bytes held by our client when new and with one token, against the
+/// bare HTTP client. Each closure is run twice; the first run pays for what a process sets
+/// up once (timer wheels, tracing call sites, TLS roots) and is not counted.
+#[allow(clippy::print_stdout, reason = "a benchmark reports on stdout")]
+pub fn heap_table<A: std::fmt::Display, B: std::fmt::Display>(
+    (ours_name, mut ours): (&str, impl FnMut() -> (A, A)),
+    (bare_name, mut bare): (&str, impl FnMut() -> (B, B)),
+) {
+    let _ = (ours(), bare());
+    println!("| client | new | with one token (and its pooled connection) |");
+    println!("| --- | ---: | ---: |");
+    let (empty, full) = ours();
+    println!("| ours: `{ours_name}` | {empty} B | {full} B |");
+    let (empty, full) = bare();
+    println!("| bare `{bare_name}` (for scale) | {empty} B | {full} B |");
+}
+
+/// The stampede benchmarks' scenario, the same for every adapter: how many callers, how
+/// slow the token endpoint answers, the short token lifetime that makes the run cross
+/// several expiries, and how long and how fast the callers ask.
+pub mod stampede {
+    use std::time::Duration;
+
+    /// Callers started together on a cold cache.
+    pub const CALLERS: usize = 1_000;
+    /// How long the token endpoint takes to answer.
+    pub const SERVER_DELAY: Duration = Duration::from_millis(50);
+    /// The lifetime of the tokens of the steady phase, so that it crosses several expiries.
+    pub const SHORT_LIFETIME: Duration = Duration::from_secs(2);
+    /// How long the steady phase lasts.
+    pub const STEADY_FOR: Duration = Duration::from_millis(4_500);
+    /// The pause of each caller between two calls in the steady phase.
+    pub const PAUSE: Duration = Duration::from_millis(20);
+}
+
+/// The `main` of an adapter's criterion benchmark that uses [`Server`]: one criterion group
+/// with the settings every adapter bench shares (0.5 s warm-up, 3 s measurement, 50
+/// samples), and the child-process server hook. The calling crate depends on `criterion`.
+#[macro_export]
+macro_rules! bench_main {
+    ($($target:path),+ $(,)?) => {
+        ::criterion::criterion_group! {
+            name = benches;
+            config = ::criterion::Criterion::default()
+                .warm_up_time(::std::time::Duration::from_millis(500))
+                .measurement_time(::std::time::Duration::from_secs(3))
+                .sample_size(50)
+                .nresamples(20_000);
+            targets = $($target),+
+        }
+
+        fn main() {
+            $crate::bench::serve_if_child();
+            benches();
+            ::criterion::Criterion::default()
+                .configure_from_args()
+                .final_summary();
+        }
+    };
+}

@@ -32,8 +32,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use client_credentials_ureq::core::TokenRequest;
 use client_credentials_ureq::core::http::{self, HeaderMap, StatusCode};
-use client_credentials_ureq::{Client, Config, Policy, Token};
-use criterion::{Criterion, criterion_group};
+use client_credentials_ureq::{Client, Config, Token};
+use criterion::Criterion;
 
 use support::{CLIENT_ID, CLIENT_SECRET, Server};
 
@@ -108,11 +108,8 @@ fn warm_token(c: &mut Criterion) {
 fn fetch(c: &mut Criterion) {
     let server = Server::start(Duration::ZERO, Duration::from_secs(3600));
     let config = config(&server.token_url());
-    // Every call invalidates the token it just got, which the cache's early-rejection
-    // throttle would soon answer with a backoff (a resource server that rejects every
-    // fresh token): the window is zero here, so that every call measures one fetch.
-    let mut policy = Policy::default();
-    policy.early_rejection_window = Duration::ZERO;
+    // Every call invalidates the token it just got, so the throttle is off.
+    let policy = support::policy_fetching_every_call();
     let client = Client::builder(config.clone())
         .policy(policy)
         .seed(1)
@@ -205,18 +202,4 @@ fn fetch(c: &mut Criterion) {
     assert!(server.count() > before, "every call fetches");
 }
 
-criterion_group! {
-    name = benches;
-    config = Criterion::default()
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(3))
-        .sample_size(50)
-        .nresamples(20_000);
-    targets = warm_token, fetch
-}
-
-fn main() {
-    support::serve_if_child();
-    benches();
-    Criterion::default().configure_from_args().final_summary();
-}
+client_credentials_testkit::bench_main!(warm_token, fetch);

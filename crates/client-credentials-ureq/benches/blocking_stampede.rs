@@ -33,16 +33,12 @@ use client_credentials_ureq::core::http::{self, StatusCode};
 use client_credentials_ureq::{Client, Config, Token};
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 
-use support::{CLIENT_ID, CLIENT_SECRET, Latencies, Server, show};
+use support::stampede::{CALLERS, PAUSE, SERVER_DELAY, SHORT_LIFETIME, STEADY_FOR};
+use support::{CLIENT_ID, CLIENT_SECRET, Latencies, Server};
 
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 
-const CALLERS: usize = 1_000;
-const SERVER_DELAY: Duration = Duration::from_millis(50);
-const SHORT_LIFETIME: Duration = Duration::from_secs(2);
-const STEADY_FOR: Duration = Duration::from_millis(4_500);
-const PAUSE: Duration = Duration::from_millis(20);
 /// A call this slow waited for a token request (its own or another caller's); scheduling
 /// delays of a loaded machine stay well below it.
 const WAITED: Duration = Duration::from_millis(10);
@@ -178,16 +174,7 @@ fn across_expiry(make: fn(&Server) -> Get) -> (usize, Latencies) {
     (server.count() - before, Latencies::of(samples, WAITED))
 }
 
-fn row(name: &str, requests: usize, l: &Latencies) {
-    println!(
-        "| {name} | {requests} | {} | {} | {} | {} | {} |",
-        l.calls,
-        show(l.p50),
-        show(l.p99),
-        show(l.max),
-        l.at_least
-    );
-}
+use support::stampede_row as row;
 
 fn heap() {
     let server = Server::start(Duration::ZERO, Duration::from_secs(3600));
@@ -217,27 +204,20 @@ fn heap() {
         drop(agent);
         (empty, full)
     };
-    // The first of each pays for what a process sets up once (tracing call sites, TLS
-    // configuration): not counted.
-    let _ = (ours(), bare());
-    println!("| client | new | with one token (and its pooled connection) |");
-    println!("| --- | ---: | ---: |");
-    let (empty, full) = ours();
-    println!("| ours: `client_credentials_ureq::Client` | {empty} B | {full} B |");
-    let (empty, full) = bare();
-    println!("| bare `ureq::Agent` (for scale) | {empty} B | {full} B |");
+    support::heap_table(
+        ("client_credentials_ureq::Client", ours),
+        ("ureq::Agent", bare),
+    );
 }
 
 fn main() {
     support::serve_if_child();
-    if std::env::args().any(|a| a == "--test" || a == "--list") {
+    if support::listing_only() {
         return;
     }
-    println!("## Blocking client: {CALLERS} threads, token endpoint latency 50 ms\n");
-    println!(
-        "| scenario | token requests | calls | p50 | p99 | max | calls ≥ 10 ms (waited for a token request) |"
-    );
-    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+    support::stampede_table(&format!(
+        "Blocking client: {CALLERS} threads, token endpoint latency 50 ms"
+    ));
     let (n, l) = cold(ours);
     row("cold cache, ours", n, &l);
     let (n, l) = cold(naive);
