@@ -76,7 +76,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let (request, used) = client.authorize_ureq(agent.get(server.url("/api/orders")))?;
     let mut response = request.call()?;
     if response.status() == 401 {
-        client.invalidate(used.access_token());
+        client.invalidate(&used);
         let (request, _) = client.authorize_ureq(agent.get(server.url("/api/orders")))?;
         response = request.call()?;
     }

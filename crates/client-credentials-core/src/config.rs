@@ -348,7 +348,7 @@ impl ConfigBuilder {
         self
     }
 
-    /// The revocation endpoint (RFC 7009), for [`Config::revocation_request`]. Same rules
+    /// The revocation endpoint (RFC 7009), for [`Config::revocation`]. Same rules
     /// as the token endpoint.
     #[must_use]
     pub fn revocation_url(mut self, url: impl Into<String>) -> Self {
@@ -356,7 +356,7 @@ impl ConfigBuilder {
         self
     }
 
-    /// The introspection endpoint (RFC 7662), for [`Config::introspection_request`]. Same
+    /// The introspection endpoint (RFC 7662), for [`Config::introspection`]. Same
     /// rules as the token endpoint.
     #[must_use]
     pub fn introspection_url(mut self, url: impl Into<String>) -> Self {

@@ -94,7 +94,7 @@ pub use scrub::Scrubber;
 pub use secret::{AccessToken, ClientSecret, constant_time_eq};
 pub use session::{
     Action, Cache, Counters, Event, Failure, Lookup, Outcome, Policy, Refresh, RequestId,
-    ResourceVerdict, Session, StoreQuery, WallClock,
+    ResourceVerdict, Session, StoreQuery, TokenSlot, WallClock,
 };
 pub use stored::{NO_EXPIRY_STORE_TTL, StoredTokenProblem};
 pub use token::{Deviation, ScopeSource, StorableToken, Token};

@@ -454,3 +454,150 @@ fn the_timer_deadline_never_lies_in_the_past_for_a_shape_without_a_token() {
         cache.poll_timeout()
     );
 }
+
+/// An attached slot serves exactly what `poll` would serve without an input: published on
+/// the fetch, withdrawn at the refresh point by the snapshot timer, republished while the
+/// refresh is in flight, withdrawn on invalidation, on `clear` and on `detach_all`; its hits
+/// are counted, and the attached shape is never evicted for idleness.
+#[test]
+fn an_attached_slot_publishes_what_poll_serves_and_nothing_longer() {
+    use client_credentials_core::TokenSlot;
+
+    let mut policy = Policy::default();
+    policy.refresh_jitter = 0.0;
+    policy.idle_eviction = secs(60);
+    let (mut cache, start) = cache(policy);
+    let shape = request();
+    let slot = Arc::new(TokenSlot::new(2));
+    cache.attach(start, &shape, Arc::clone(&slot));
+    assert!(slot.get().is_none(), "nothing is published before a fetch");
+    assert_eq!(cache.snapshot_timeout(), None);
+
+    let first = fetch(&mut cache, start, &shape, "first");
+    let served = slot.get().expect("published on the fetch");
+    assert_eq!(served.access_token(), first.access_token());
+    assert_eq!(
+        slot.with(|t| t.access_token().expose_secret().len()).ok(),
+        Some(5)
+    );
+    // Two lock-free hits and the one poll of `fetch`.
+    assert_eq!(cache.counters(shape.cache_key()).unwrap().cache_hits, 3);
+
+    // 3600 s, 10 s margin, refresh at 80 % of the usable life: 2872 s.
+    let refresh_at = cache
+        .snapshot_timeout()
+        .expect("a published token has an end");
+    assert_eq!(refresh_at, start + Duration::from_millis(2_872_000));
+    assert_eq!(Some(refresh_at), cache.next_refresh(shape.cache_key()));
+    assert!(!cache.handle_snapshot_timeout(refresh_at - Duration::from_millis(1)));
+    assert!(slot.get().is_some(), "the window has not ended yet");
+    assert!(cache.handle_snapshot_timeout(refresh_at));
+    assert!(slot.get().is_none(), "withdrawn when the refresh is due");
+    assert_eq!(cache.snapshot_timeout(), None);
+
+    // The caller who polls starts the refresh and keeps the valid token; the slot serves it
+    // again while the refresh is in flight, until the request's deadline at the latest.
+    let Action::Send { id, current, .. } = cache.poll(refresh_at, &shape) else {
+        panic!("the refresh is due")
+    };
+    assert!(current.is_some());
+    assert_eq!(
+        slot.get().map(|t| t.access_token().clone()),
+        Some(first.access_token().clone())
+    );
+    let deadline = cache.snapshot_timeout().unwrap();
+    assert!(deadline > refresh_at);
+    let outcome = cache.handle_response(
+        refresh_at,
+        id,
+        StatusCode::OK,
+        &HeaderMap::new(),
+        &body("second", 3600),
+    );
+    assert!(outcome.changed());
+    let second = slot.get().expect("the new token is published");
+    assert_eq!(second.access_token().expose_secret(), "second");
+
+    // A rejected token is withdrawn at once; the idle shape stays while attached.
+    assert!(cache.invalidate(refresh_at, second.access_token()));
+    assert!(slot.get().is_none());
+    let later = refresh_at + secs(600);
+    let _ = cache.handle_timeout(later);
+    assert_eq!(
+        cache.len(),
+        1,
+        "an attached shape is not evicted for idleness"
+    );
+    let third = fetch(&mut cache, later, &shape, "third");
+    assert_eq!(slot.get().unwrap().access_token(), third.access_token());
+
+    // `clear` withdraws; a new entry of the shape publishes into the same slot again.
+    assert_eq!(cache.clear(), 1);
+    assert!(slot.get().is_none());
+    let fourth = fetch(&mut cache, later, &shape, "fourth");
+    assert_eq!(slot.get().unwrap().access_token(), fourth.access_token());
+
+    // A driver whose timer stopped detaches: nothing is published from then on.
+    cache.detach_all();
+    assert!(slot.get().is_none());
+    let _ = cache.force_refresh(later, shape.cache_key());
+    assert!(slot.get().is_none());
+}
+
+/// Every state in which `poll` serves a token without changing anything is what
+/// `Session::serving` reports, with the instant the next poll would differ.
+#[test]
+fn serving_matches_poll_in_every_state() {
+    let mut policy = Policy::default();
+    policy.refresh_jitter = 0.0;
+    let (mut cache, start) = cache(policy);
+    let shape = request();
+    let Action::Send { id, .. } = cache.poll(start, &shape) else {
+        panic!()
+    };
+    let session = cache.session(shape.cache_key()).unwrap();
+    assert!(
+        session.serving(start).is_none(),
+        "nothing held while fetching"
+    );
+    let _ = cache.handle_response(
+        start,
+        id,
+        StatusCode::OK,
+        &HeaderMap::new(),
+        &body("a", 100),
+    );
+    let session = cache.session(shape.cache_key()).unwrap();
+    let (token, until) = session.serving(start).unwrap();
+    assert_eq!(token.access_token().expose_secret(), "a");
+    let until = until.unwrap();
+    assert!(session.serving(until).is_none());
+    assert!(session.serving(until - Duration::from_millis(1)).is_some());
+    // At `until`, a poll does something other than a plain hit: it starts the refresh.
+    assert!(matches!(
+        cache.poll(until, &shape),
+        Action::Send {
+            current: Some(_),
+            ..
+        }
+    ));
+    // Backing off with the valid token: served until the end of the backoff.
+    let id = cache
+        .session(shape.cache_key())
+        .unwrap()
+        .in_flight()
+        .unwrap();
+    let _ = cache.handle_failure(
+        until,
+        id,
+        Failure::Transport(TransportError::new(TransportErrorKind::Connect, "refused")),
+    );
+    let session = cache.session(shape.cache_key()).unwrap();
+    let (_, backoff_end) = session.serving(until).unwrap();
+    let backoff_end = backoff_end.unwrap();
+    assert!(backoff_end > until);
+    assert!(matches!(
+        cache.poll(backoff_end, &shape),
+        Action::Send { .. }
+    ));
+}

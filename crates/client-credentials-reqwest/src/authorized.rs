@@ -5,20 +5,37 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use client_credentials_core::{ResourceVerdict, Token, TokenRequest};
-use http::HeaderMap;
+use client_credentials_core::{AccessToken, ResourceVerdict, Token, TokenRequest};
+use http::HeaderValue;
 use http::header::AUTHORIZATION;
 
 use crate::client::Client;
 use crate::driver::{Shared, in_runtime};
 use crate::error::Error;
 
-/// Sets `Authorization` to the token's sensitive header value, replacing any previous one.
-pub(crate) fn set_authorization(headers: &mut HeaderMap, token: &Token) {
-    headers.insert(AUTHORIZATION, token.authorization_header());
+/// The token's sensitive `Authorization` value, and its access token (to report a
+/// rejection with).
+fn header_and_token(token: &Token) -> (HeaderValue, AccessToken) {
+    (token.authorization_header(), token.access_token().clone())
 }
 
 impl Shared {
+    /// The `Authorization` value and the access token for `shape` (`None`: the default
+    /// request, lent by the lock-free hit path when it is published).
+    pub(crate) async fn authorization(
+        self: &Arc<Self>,
+        shape: Option<&TokenRequest>,
+    ) -> Result<(HeaderValue, AccessToken), Error> {
+        let request = match shape {
+            Some(request) => request,
+            None => match self.background.slot.with(header_and_token) {
+                Ok(lent) => return Ok(lent),
+                Err(_) => &self.default_request,
+            },
+        };
+        Ok(header_and_token(&*self.token(request).await?))
+    }
+
     /// After the resource server's answer to a request sent with `used`: the core's verdict
     /// says whether the token was rejected (it is then dropped) and a retry may help. If so,
     /// and the request could be cloned (`retry`), returns it with a fresh token for one
@@ -27,12 +44,12 @@ impl Shared {
     /// out the very token that was just rejected).
     pub(crate) async fn retry_with_fresh_token(
         self: &Arc<Self>,
-        request: &TokenRequest,
+        shape: Option<&TokenRequest>,
         response: &reqwest::Response,
-        used: &Token,
+        used: &AccessToken,
         retry: Option<reqwest::Request>,
-    ) -> Result<Option<(reqwest::Request, Arc<Token>)>, Error> {
-        if self.verdict(request, response, used) != ResourceVerdict::RetryWithFreshToken {
+    ) -> Result<Option<reqwest::Request>, Error> {
+        if self.verdict(shape, response, used) != ResourceVerdict::RetryWithFreshToken {
             return Ok(None);
         }
         let Some(mut retry) = retry else {
@@ -41,31 +58,27 @@ impl Shared {
             );
             return Ok(None);
         };
-        let fresh = self.token(request).await?;
-        if fresh.access_token() == used.access_token() {
+        let (header, fresh) = self.authorization(shape).await?;
+        if fresh == *used {
             tracing::debug!("the resource server rejected the token; no newer token to retry with");
             return Ok(None);
         }
         tracing::debug!("the resource server rejected the token; retrying once with a fresh token");
-        set_authorization(retry.headers_mut(), &fresh);
-        Ok(Some((retry, fresh)))
+        retry.headers_mut().insert(AUTHORIZATION, header);
+        Ok(Some(retry))
     }
 
     /// The core's verdict on `response` to a request that carried `used`.
-    pub(crate) fn verdict(
+    fn verdict(
         &self,
-        request: &TokenRequest,
+        shape: Option<&TokenRequest>,
         response: &reqwest::Response,
-        used: &Token,
+        used: &AccessToken,
     ) -> ResourceVerdict {
+        let key = shape.unwrap_or(&self.default_request).cache_key();
+        let now = Instant::now();
         let mut cache = self.lock();
-        let verdict = cache.resource_verdict(
-            Instant::now(),
-            request.cache_key(),
-            response.status(),
-            response.headers(),
-            used.access_token(),
-        );
+        let verdict = cache.resource_verdict(now, key, response.status(), response.headers(), used);
         self.drain_and_notify(cache);
         verdict
     }
@@ -74,19 +87,21 @@ impl Shared {
 impl Client {
     /// Sets `Authorization` on an `http` request to a valid token for the default request
     /// shape, replacing any previous value. The header value is marked sensitive. Returns the
-    /// token, to pass to [`Client::invalidate`] if the resource server rejects it.
+    /// access token, to pass to [`Client::invalidate`] if the resource server rejects it.
+    /// The token is lent ([`Client::with_token`]), so that this scales across cores.
     ///
     /// # Errors
     /// As [`Client::token`].
-    pub async fn authorize<B>(&self, request: &mut http::Request<B>) -> Result<Arc<Token>, Error> {
-        let token = self.token().await?;
-        set_authorization(request.headers_mut(), &token);
+    pub async fn authorize<B>(&self, request: &mut http::Request<B>) -> Result<AccessToken, Error> {
+        let (header, token) = self.shared.authorization(None).await?;
+        request.headers_mut().insert(AUTHORIZATION, header);
         Ok(token)
     }
 
     /// Adds `Authorization` with a valid token for the default request shape to a reqwest
-    /// request, and returns it with the token (to pass to [`Client::invalidate`] if the
-    /// resource server rejects it). [`Client::send_authorized`] handles rejections for you.
+    /// request, and returns it with the access token (to pass to [`Client::invalidate`] if
+    /// the resource server rejects it). [`Client::send_authorized`] handles rejections for
+    /// you.
     ///
     /// ```no_run
     /// # async fn run(client: client_credentials_reqwest::Client) -> Result<(), Box<dyn std::error::Error>> {
@@ -97,7 +112,7 @@ impl Client {
     /// let response = request.send().await?;
     /// // If the resource server rejected `token`, hand it back, so that the next call
     /// // fetches a new one (`send_authorized` and `AuthMiddleware` decide that, and retry
-    /// // once, for you): `client.invalidate(token.access_token())`.
+    /// // once, for you): `client.invalidate(&token)`.
     /// # let _ = (response, token);
     /// # Ok(())
     /// # }
@@ -108,13 +123,11 @@ impl Client {
     pub async fn authorize_reqwest(
         &self,
         request: reqwest::RequestBuilder,
-    ) -> Result<(reqwest::RequestBuilder, Arc<Token>), Error> {
-        let token = self.token().await?;
-        Ok((
-            request.header(AUTHORIZATION, token.authorization_header()),
-            token,
-        ))
+    ) -> Result<(reqwest::RequestBuilder, AccessToken), Error> {
+        let (header, token) = self.shared.authorization(None).await?;
+        Ok((request.header(AUTHORIZATION, header), token))
     }
+
     /// Sends a request with a valid token for the default request shape, for users without
     /// `reqwest-middleware`. It behaves as [`AuthMiddleware`](crate::AuthMiddleware): when
     /// the resource server rejects the token (a 401, or `WWW-Authenticate: Bearer
@@ -148,19 +161,18 @@ impl Client {
         let (http, request) = request.build_split();
         let mut request = request.map_err(|e| Error::Request(Arc::new(e)))?;
         let shared = &self.shared;
-        let shape = &shared.default_request;
-        let token = shared.token(shape).await?;
+        let (header, token) = shared.authorization(None).await?;
         let retry = request.try_clone();
-        set_authorization(request.headers_mut(), &token);
+        request.headers_mut().insert(AUTHORIZATION, header);
         let response = execute(&http, request).await?;
         match shared
-            .retry_with_fresh_token(shape, &response, &token, retry)
+            .retry_with_fresh_token(None, &response, &token, retry)
             .await?
         {
             // The answer to the retry is the caller's, as it is: a fresh token that is rejected
             // too is kept, so that a resource server that rejects every token costs no loop of
             // token requests (the rule of both adapters).
-            Some((retry, _fresh)) => {
+            Some(retry) => {
                 drop(response);
                 execute(&http, retry).await
             }

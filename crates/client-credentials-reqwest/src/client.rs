@@ -29,10 +29,20 @@ use crate::transport;
 ///
 /// # How callers wait
 ///
+/// The hit on the default request shape takes no lock, reads no clock, writes nothing
+/// shared and subscribes to nothing: the cache publishes the token it serves for that shape
+/// into a sharded [`TokenSlot`](client_credentials_core::TokenSlot) on every state change,
+/// and [`Client::token`] / [`Client::with_token`] read it with one atomic load. The
+/// client's background task (below) withdraws the published token when the cache's
+/// [`snapshot_timeout`](client_credentials_core::Cache::snapshot_timeout) passes (a refresh
+/// is due, or the token stops being usable), so a slot never serves longer than the cache
+/// would; the slot is attached while that task runs, and until then every call takes the
+/// path below.
+///
 /// Every decision is taken by the core's [`Cache`](client_credentials_core::Cache), which
 /// sits behind one `std` mutex, held only for its non-blocking calls and never across an
-/// `.await`, so the executor is never blocked. A call to [`Client::token`] polls the cache
-/// for its request shape and carries out what it says:
+/// `.await` or a clock read, so the executor is never blocked. A call that misses the slot
+/// polls the cache for its request shape and carries out what it says:
 ///
 /// - *Ready*: a valid token is cached; it is returned at once, with nothing else touched
 ///   than the lock. This includes the time while a refresh is in flight: callers never wait
@@ -71,9 +81,10 @@ use crate::transport;
 ///
 /// # Background refresh
 ///
-/// With [`ClientBuilder::background_refresh`], one task per client sleeps until the cache's
-/// next deadline (a refresh point, an idle shape to evict) and feeds it the timer input
-/// then, which starts the refreshes that are due, so that tokens are renewed ahead of expiry
+/// One task per client always runs once a call has needed a token: it withdraws the
+/// lock-free snapshot on time. With [`ClientBuilder::background_refresh`], the same task
+/// also sleeps until the cache's next deadline (a refresh point, an idle shape to evict)
+/// and feeds it the timer input then, which starts the refreshes that are due, so that tokens are renewed ahead of expiry
 /// even when no caller happens to ask in that window: callers stay off the network across
 /// expiry. These refreshes never count as cache hits. The task is started on the first call
 /// that needs a token, in the caller's runtime (if that runtime shuts down, the next call
@@ -92,7 +103,7 @@ impl fmt::Debug for Client {
             .field("config", &shared.config)
             .field("connect_timeout", &shared.timeouts.connect)
             .field("timeout", &shared.timeouts.overall)
-            .field("background_refresh", &shared.background.is_some())
+            .field("background_refresh", &shared.background.refreshes())
             .field("shared_store", &shared.store.is_some())
             .finish_non_exhaustive()
     }
@@ -243,7 +254,7 @@ impl ClientBuilder {
         if self.store.is_some() {
             cache = cache.with_shared_store();
         }
-        let background = self.background_refresh.then(Background::new);
+        let background = Background::new(self.background_refresh);
         let shared = Shared::new(self.config, http, timeouts, cache, background, self.store);
         Ok(Client {
             shared: Arc::new(shared),
@@ -294,7 +305,30 @@ impl Client {
     /// [`Error::Token`] when the last fetch failed and no valid token exists;
     /// [`Error::NoRuntime`] when a fetch was needed outside a tokio runtime.
     pub async fn token(&self) -> Result<Arc<Token>, Error> {
-        self.shared.token(&self.shared.default_request).await
+        match self.shared.background.slot.get() {
+            Some(token) => Ok(token),
+            None => self.shared.token(&self.shared.default_request).await,
+        }
+    }
+
+    /// Calls `f` with a valid token for the configured defaults, lent rather than handed
+    /// over: the form of [`Client::token`] that scales across cores, since a cache hit then
+    /// writes no shared reference count. Keep `f` short (build a header value, say); it runs
+    /// with no lock held.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: &client_credentials_reqwest::Client) -> Result<(), client_credentials_reqwest::Error> {
+    /// let header = client.with_token(|token| token.authorization_header()).await?;
+    /// # let _ = header; Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Client::token`].
+    pub async fn with_token<R>(&self, f: impl FnOnce(&Token) -> R) -> Result<R, Error> {
+        match self.shared.background.slot.with(f) {
+            Ok(result) => Ok(result),
+            Err(f) => Ok(f(&*self.shared.token(&self.shared.default_request).await?)),
+        }
     }
 
     /// A valid token for these parameters. Each request shape (scopes, audience, resources,
@@ -341,8 +375,9 @@ impl Client {
     }
 
     fn force_refresh_key(&self, key: &CacheKey) {
+        let now = Instant::now();
         let mut cache = self.shared.lock();
-        if cache.force_refresh(Instant::now(), key) {
+        if cache.force_refresh(now, key) {
             // The schedule moved: the background task looks again.
             drop(cache);
             self.shared.notify();

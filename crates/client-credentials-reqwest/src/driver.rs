@@ -32,7 +32,7 @@ pub(crate) struct Shared {
     /// Bumped after every input that changed the cache; a caller told to wait subscribes
     /// under the lock, so that no change after its poll goes unnoticed.
     changed: watch::Sender<()>,
-    pub(crate) background: Option<Background>,
+    pub(crate) background: Background,
     pub(crate) store: Option<Arc<dyn SharedStore>>,
 }
 
@@ -60,7 +60,7 @@ impl Shared {
         http: reqwest::Client,
         timeouts: Timeouts,
         cache: Cache,
-        background: Option<Background>,
+        background: Background,
         store: Option<Arc<dyn SharedStore>>,
     ) -> Self {
         Self {
@@ -86,9 +86,7 @@ impl Shared {
     /// something.
     pub(crate) fn notify(&self) {
         self.changed.send_replace(());
-        if let Some(background) = &self.background {
-            background.wake();
-        }
+        self.background.wake();
     }
 
     /// Drains the events after an input that reports no [`Outcome`]: logs them, and wakes
@@ -114,11 +112,16 @@ impl Shared {
         request: &TokenRequest,
     ) -> Result<Arc<Token>, Error> {
         self.start_background();
+        // Only the default request's shape is published; a poll of it may change what is.
+        let published = std::ptr::eq(request, &self.default_request);
         loop {
             let now = Instant::now();
             let (action, waiter) = {
                 let mut cache = self.lock();
                 let action = cache.poll(now, request);
+                if published {
+                    self.background.wake();
+                }
                 // Only a caller that waits subscribes, under the lock: any input after this
                 // poll wakes it. The hit path touches nothing but the lock.
                 let waiter = matches!(action, Action::Wait(_)).then(|| self.changed.subscribe());
@@ -211,13 +214,15 @@ impl Shared {
         let Some(store) = &self.store else {
             return Some(None);
         };
-        let Some(query) = self.lock().store_query(Instant::now(), id) else {
+        let now = Instant::now();
+        let Some(query) = self.lock().store_query(now, id) else {
             return Some(None);
         };
         match store.before_fetch(&query).await {
             Lookup::Shared(token) => {
+                let now = Instant::now();
                 let mut cache = self.lock();
-                if cache.handle_shared_token(Instant::now(), id, token) {
+                if cache.handle_shared_token(now, id, token) {
                     self.drain_and_notify(cache);
                     return None;
                 }
@@ -234,9 +239,10 @@ impl Shared {
     /// changed anything. Returns the token to publish, if this request fetched one for a
     /// shared store.
     fn report(&self, id: RequestId, exchange: Exchange) -> Option<Publish> {
+        let now = Instant::now();
         let (changed, publish) = {
             let mut cache = self.lock();
-            let outcome = driver::handle_exchange(&mut cache, Instant::now(), id, exchange);
+            let outcome = driver::handle_exchange(&mut cache, now, id, exchange);
             let publish = driver::drain_events(&mut cache, Some(id), log_event);
             (outcome.changed(), publish)
         };
@@ -248,8 +254,9 @@ impl Shared {
 
     /// Drops `rejected` from whichever request shape holds it.
     pub(crate) fn invalidate(&self, rejected: &AccessToken) -> bool {
+        let now = Instant::now();
         let mut cache = self.lock();
-        let dropped = cache.invalidate(Instant::now(), rejected);
+        let dropped = cache.invalidate(now, rejected);
         self.drain_and_notify(cache);
         dropped
     }

@@ -6,9 +6,9 @@ use client_credentials_core::{TokenParams, TokenRequest};
 use http::Extensions;
 use reqwest_middleware::{Middleware, Next};
 
-use crate::authorized::set_authorization;
 use crate::client::Client;
 use crate::error::Error;
+use http::header::AUTHORIZATION;
 
 /// A [`reqwest_middleware::Middleware`] that sends every request with
 /// `Authorization: Bearer <token>` from a [`Client`].
@@ -56,14 +56,21 @@ use crate::error::Error;
 #[derive(Clone)]
 pub struct AuthMiddleware {
     client: Client,
-    request: TokenRequest,
+    /// The request shape; `None`: the client's default, read lock-free when published.
+    request: Option<TokenRequest>,
 }
 
 impl fmt::Debug for AuthMiddleware {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AuthMiddleware")
             .field("client", &self.client)
-            .field("params", self.request.params())
+            .field(
+                "params",
+                self.request
+                    .as_ref()
+                    .unwrap_or(&self.client.shared.default_request)
+                    .params(),
+            )
             .finish()
     }
 }
@@ -72,8 +79,10 @@ impl AuthMiddleware {
     /// A middleware that attaches tokens for the client's default request shape.
     #[must_use]
     pub fn new(client: Client) -> Self {
-        let request = client.config().default_request();
-        Self { client, request }
+        Self {
+            client,
+            request: None,
+        }
     }
 
     /// A middleware that attaches tokens for these parameters (scopes, audience,
@@ -82,7 +91,7 @@ impl AuthMiddleware {
     /// # Errors
     /// [`Error::Config`] when the parameters are invalid.
     pub fn with_params(client: Client, params: &TokenParams) -> Result<Self, Error> {
-        let request = client.config().request(params)?;
+        let request = Some(client.config().request(params)?);
         Ok(Self { client, request })
     }
 
@@ -110,19 +119,20 @@ impl Middleware for AuthMiddleware {
         next: Next<'_>,
     ) -> reqwest_middleware::Result<reqwest::Response> {
         let shared = &self.client.shared;
-        let token = shared
-            .token(&self.request)
+        let shape = self.request.as_ref();
+        let (header, token) = shared
+            .authorization(shape)
             .await
             .map_err(reqwest_middleware::Error::middleware)?;
         let retry = request.try_clone();
-        set_authorization(request.headers_mut(), &token);
+        request.headers_mut().insert(AUTHORIZATION, header);
         let response = next.clone().run(request, extensions).await?;
         let retry = shared
-            .retry_with_fresh_token(&self.request, &response, &token, retry)
+            .retry_with_fresh_token(shape, &response, &token, retry)
             .await
             .map_err(reqwest_middleware::Error::middleware)?;
         match retry {
-            Some((retry, _fresh)) => {
+            Some(retry) => {
                 drop(response);
                 next.run(retry, extensions).await
             }

@@ -148,7 +148,7 @@ async fn authorize_reqwest_attaches_the_token() {
     let (request, token) = authorized.unwrap();
     let response = request.send().await.unwrap();
     assert_eq!(response.status(), 401);
-    assert!(client.invalidate(token.access_token()));
+    assert!(client.invalidate(&token));
     let authorized = client.authorize_reqwest(http.get(case.api())).await;
     let response = authorized.unwrap().0.send().await.unwrap();
     assert_eq!(response.status(), 204);

@@ -4,7 +4,8 @@
 
 use std::sync::Arc;
 
-use client_credentials_core::{ResourceVerdict, Token};
+use client_credentials_core::{AccessToken, ResourceVerdict, Token};
+use http::HeaderValue;
 use http::header::AUTHORIZATION;
 
 use crate::client::Client;
@@ -61,8 +62,9 @@ send_once!(ureq::SendBody<'_>, std::fs::File, &std::fs::File);
 impl Client {
     /// Sets `Authorization` on an `http` request to a valid token for the default request
     /// shape, replacing any previous value. The header value is marked sensitive. Returns the
-    /// token, to pass to [`Client::invalidate`] if the resource server rejects it
-    /// ([`Client::send_authorized`] does that for you).
+    /// access token, to pass to [`Client::invalidate`] if the resource server rejects it
+    /// ([`Client::send_authorized`] does that for you). The token is lent
+    /// ([`Client::with_token`]), so that this scales across cores.
     ///
     /// ```no_run
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -72,7 +74,7 @@ impl Client {
     /// let mut request = http::Request::get("https://api.example.com/orders").body(())?;
     /// let token = client.authorize(&mut request)?;
     /// let response = client.agent().run(request)?;
-    /// // If it rejects the token: `client.invalidate(token.access_token())`.
+    /// // If it rejects the token: `client.invalidate(&token)`.
     /// # let _ = (response, token);
     /// # Ok(())
     /// # }
@@ -80,16 +82,15 @@ impl Client {
     ///
     /// # Errors
     /// As [`Client::token`].
-    pub fn authorize<B>(&self, request: &mut http::Request<B>) -> Result<Arc<Token>, Error> {
-        let token = self.token()?;
-        request
-            .headers_mut()
-            .insert(AUTHORIZATION, token.authorization_header());
+    pub fn authorize<B>(&self, request: &mut http::Request<B>) -> Result<AccessToken, Error> {
+        let (header, token) = self.with_token(header_and_token)?;
+        request.headers_mut().insert(AUTHORIZATION, header);
         Ok(token)
     }
 
     /// Adds `Authorization` with a valid token for the default request shape to a ureq
-    /// request, and returns it with the token (to pass to [`Client::invalidate`] on a 401).
+    /// request, and returns it with the access token (to pass to [`Client::invalidate`] on a
+    /// 401). The token is lent, as in [`Client::authorize`].
     ///
     /// ```no_run
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -109,12 +110,9 @@ impl Client {
     pub fn authorize_ureq<B>(
         &self,
         request: ureq::RequestBuilder<B>,
-    ) -> Result<(ureq::RequestBuilder<B>, Arc<Token>), Error> {
-        let token = self.token()?;
-        Ok((
-            request.header(AUTHORIZATION, token.authorization_header()),
-            token,
-        ))
+    ) -> Result<(ureq::RequestBuilder<B>, AccessToken), Error> {
+        let (header, token) = self.with_token(header_and_token)?;
+        Ok((request.header(AUTHORIZATION, header), token))
     }
 
     /// Sends a request to a resource server with a valid token for the default request
@@ -169,19 +167,18 @@ impl Client {
         agent: &ureq::Agent,
         request: http::Request<B>,
     ) -> Result<http::Response<ureq::Body>, Error> {
-        let shape = &self.shared.default_request;
-        let token = self.shared.token(shape)?;
+        let (header, token) = self.with_token(header_and_token)?;
         let (parts, body) = request.into_parts();
         let replay = body.replay().map(|body| (parts.clone(), body));
-        let response = send(agent, parts, body, &token)?;
+        let response = send(agent, parts, body, header)?;
         let verdict = self.verdict(&response, &token);
         let (ResourceVerdict::RetryWithFreshToken, Some((parts, body))) = (verdict, replay) else {
             return Ok(response);
         };
-        let fresh = self.shared.token(shape)?;
+        let (header, fresh) = self.with_token(header_and_token)?;
         // The cache never hands out the rejected token again unless the token endpoint
         // issued that very token anew; it is not sent twice either way.
-        if fresh.access_token() == token.access_token() {
+        if fresh == token {
             tracing::debug!("the token endpoint reissued the rejected token; not retried");
             return Ok(response);
         }
@@ -190,35 +187,37 @@ impl Client {
         // The answer to the retry is the caller's, as it is: a fresh token that is rejected
         // too is kept, so that a resource server that rejects every token costs no loop of
         // token requests (the rule of both adapters).
-        send(agent, parts, body, &fresh)
+        send(agent, parts, body, header)
     }
 
     /// The core's verdict on the resource server's answer to a request that carried `used`.
-    fn verdict(&self, response: &http::Response<ureq::Body>, used: &Token) -> ResourceVerdict {
+    fn verdict(
+        &self,
+        response: &http::Response<ureq::Body>,
+        used: &AccessToken,
+    ) -> ResourceVerdict {
         let key = self.shared.default_request.cache_key();
         self.shared.input(|cache, now| {
-            let verdict = cache.resource_verdict(
-                now,
-                key,
-                response.status(),
-                response.headers(),
-                used.access_token(),
-            );
+            let verdict =
+                cache.resource_verdict(now, key, response.status(), response.headers(), used);
             (verdict, verdict == ResourceVerdict::RetryWithFreshToken)
         })
     }
 }
 
-/// Sends one request to the resource server with `token` in `Authorization`.
+/// The `Authorization` value of a token, and the access token (to report a rejection).
+fn header_and_token(token: &Token) -> (HeaderValue, AccessToken) {
+    (token.authorization_header(), token.access_token().clone())
+}
+
+/// Sends one request to the resource server with `authorization` in `Authorization`.
 fn send<B: AuthorizedBody>(
     agent: &ureq::Agent,
     mut parts: http::request::Parts,
     body: B,
-    token: &Token,
+    authorization: HeaderValue,
 ) -> Result<http::Response<ureq::Body>, Error> {
-    parts
-        .headers
-        .insert(AUTHORIZATION, token.authorization_header());
+    parts.headers.insert(AUTHORIZATION, authorization);
     transport::send_resource(agent, http::Request::from_parts(parts, body))
         .map_err(|e| Error::Request(Arc::new(e)))
 }

@@ -15,12 +15,13 @@ use client_credentials_core::{
 
 use crate::builder::ClientBuilder;
 use crate::error::Error;
+use crate::snapshot::SnapshotTimer;
 use crate::store::{FetchPermit, SharedStore};
 use crate::transport;
 
 /// The shortest wait on the condition variable: a guard against a deadline that is already
 /// due (the cache promises strictly future deadlines; this keeps a slip from spinning).
-const MIN_WAIT: Duration = Duration::from_millis(1);
+pub(crate) const MIN_WAIT: Duration = Duration::from_millis(1);
 
 /// A blocking OAuth 2.0 client credentials client: it fetches tokens, caches them per
 /// request shape, refreshes them ahead of expiry, and shares one fetch between every thread
@@ -31,9 +32,20 @@ const MIN_WAIT: Duration = Duration::from_millis(1);
 ///
 /// # How callers wait
 ///
-/// All state lives in the core's [`Cache`] behind one mutex, held only to poll or feed the
-/// cache, never during I/O or a call into the shared store. A call to [`Client::token`]
-/// polls the cache for its request shape and does what the cache says:
+/// The hit on the default request shape takes no lock, reads no clock and writes nothing
+/// shared: the cache publishes the token it serves for that shape into a sharded
+/// [`TokenSlot`](client_credentials_core::TokenSlot) on every state change, and
+/// [`Client::token`] / [`Client::with_token`] read it with one atomic load. A slot never
+/// holds a token longer than the cache would serve it: one thread per client
+/// (`client-credentials-snapshot`, parked between deadlines) withdraws it when the cache's
+/// [`snapshot_timeout`](Cache::snapshot_timeout) passes, that is when the token is due for
+/// refresh or stops being usable, and the next caller takes the path below. The thread
+/// stops when the last clone of the client is dropped; if it cannot be spawned, no slot is
+/// attached and every call takes the locked path.
+///
+/// Everything else lives in the core's [`Cache`] behind one mutex, held only to poll or feed
+/// the cache, never during I/O, a clock read or a call into the shared store. A call that
+/// misses the slot polls the cache for its request shape and does what the cache says:
 ///
 /// - *Ready*: a valid token is cached; it is returned at once. This includes the time while
 ///   a refresh is in flight: callers never wait while a valid token exists.
@@ -72,6 +84,8 @@ pub(crate) struct Shared {
     cache: Mutex<Cache>,
     changed: Condvar,
     store: Option<Arc<dyn SharedStore>>,
+    /// The default request's published token, read without the lock, and its timer.
+    pub(crate) snapshot: SnapshotTimer,
 }
 
 impl fmt::Debug for Client {
@@ -105,17 +119,18 @@ impl Client {
         cache: Cache,
         store: Option<Arc<dyn SharedStore>>,
     ) -> Self {
-        Self {
-            shared: Arc::new(Shared {
-                default_request: config.default_request(),
-                config,
-                agent,
-                timeouts,
-                cache: Mutex::new(cache),
-                changed: Condvar::new(),
-                store,
-            }),
-        }
+        let shared = Arc::new(Shared {
+            default_request: config.default_request(),
+            config,
+            agent,
+            timeouts,
+            cache: Mutex::new(cache),
+            changed: Condvar::new(),
+            store,
+            snapshot: SnapshotTimer::new(),
+        });
+        shared.start_snapshot_timer();
+        Self { shared }
     }
 
     /// The configuration.
@@ -137,7 +152,30 @@ impl Client {
     /// # Errors
     /// [`Error::Token`] when the last fetch failed and no valid token exists.
     pub fn token(&self) -> Result<Arc<Token>, Error> {
-        self.shared.token(&self.shared.default_request)
+        match self.shared.snapshot.slot.get() {
+            Some(token) => Ok(token),
+            None => self.shared.token(&self.shared.default_request),
+        }
+    }
+
+    /// Calls `f` with a valid token for the configured defaults, lent rather than handed
+    /// over: the form of [`Client::token`] that scales across cores, since a cache hit then
+    /// writes no shared reference count. Keep `f` short (build a header value, say); it runs
+    /// with no lock held.
+    ///
+    /// ```no_run
+    /// # fn demo(client: &client_credentials_ureq::Client) -> Result<(), client_credentials_ureq::Error> {
+    /// let header = client.with_token(|token| token.authorization_header())?;
+    /// # let _ = header; Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Client::token`].
+    pub fn with_token<R>(&self, f: impl FnOnce(&Token) -> R) -> Result<R, Error> {
+        match self.shared.snapshot.slot.with(f) {
+            Ok(result) => Ok(result),
+            Err(f) => Ok(f(&*self.shared.token(&self.shared.default_request)?)),
+        }
     }
 
     /// A valid token for these parameters. Each distinct request shape (scopes, audience,
@@ -216,44 +254,62 @@ impl Shared {
         self.cache.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Runs an input under the lock, drains the events, and wakes the waiters if the input
-    /// says it changed something (the `bool` that `input` returns beside its value).
+    /// Runs an input under the lock, drains the events, and wakes the waiters (and the
+    /// snapshot timer) if the input says it changed something (the `bool` that `input`
+    /// returns beside its value). The clock is read before the lock is taken.
     pub(crate) fn input<T>(&self, input: impl FnOnce(&mut Cache, Instant) -> (T, bool)) -> T {
+        let now = Instant::now();
         let mut cache = self.lock();
-        let (value, changed) = input(&mut cache, Instant::now());
+        let (value, changed) = input(&mut cache, now);
         drain(&mut cache, None);
         drop(cache);
         if changed {
-            self.changed.notify_all();
+            self.wake();
         }
         value
+    }
+
+    /// Wakes the waiting callers and the snapshot timer: something changed.
+    fn wake(&self) {
+        self.changed.notify_all();
+        self.snapshot.wake();
     }
 
     fn force_refresh(&self, key: &CacheKey) {
         self.input(|cache, now| ((), cache.force_refresh(now, key)));
     }
 
-    /// The driver loop of one caller: poll, and wait, send or return as the cache says.
+    /// The driver loop of one caller: poll, and wait, send or return as the cache says. The
+    /// clock is read before each lock.
     pub(crate) fn token(self: &Arc<Self>, request: &TokenRequest) -> Result<Arc<Token>, Error> {
-        let mut cache = self.lock();
+        // Only the default request's shape is published; a poll of it may change what is.
+        let published = std::ptr::eq(request, &self.default_request);
         loop {
             let now = Instant::now();
+            let mut cache = self.lock();
             let action = cache.poll(now, request);
             if let Action::Ready(token) = action {
                 // The hit: a poll that serves a token queues no event.
+                drop(cache);
+                if published {
+                    self.snapshot.wake();
+                }
                 return Ok(token);
             }
             drain(&mut cache, None);
+            if published {
+                self.snapshot.wake();
+            }
             match action {
                 Action::Ready(token) => return Ok(token),
                 Action::Failed(error) => return Err(Error::Token(error)),
                 Action::Wait(until) => {
                     let wait = until.saturating_duration_since(now).max(MIN_WAIT);
-                    cache = self
-                        .changed
-                        .wait_timeout(cache, wait)
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .0;
+                    drop(
+                        self.changed
+                            .wait_timeout(cache, wait)
+                            .unwrap_or_else(PoisonError::into_inner),
+                    );
                 }
                 Action::Send {
                     id,
@@ -271,7 +327,6 @@ impl Shared {
                 } => {
                     drop(cache);
                     InFlight::new(self, id).fetch(request.cache_key(), http);
-                    cache = self.lock();
                 }
             }
         }
@@ -352,7 +407,8 @@ impl InFlight {
         let Some(store) = &self.shared.store else {
             return StoreAnswer::Send(None);
         };
-        let Some(query) = self.shared.lock().store_query(Instant::now(), self.id) else {
+        let now = Instant::now();
+        let Some(query) = self.shared.lock().store_query(now, self.id) else {
             return StoreAnswer::Send(None);
         };
         match store.before_fetch(&query) {
@@ -377,13 +433,14 @@ impl InFlight {
     /// Hands the exchange to the cache, drains the events and wakes the waiters if anything
     /// changed; returns the token to publish, if the cache says so.
     fn complete(&mut self, exchange: Exchange) -> Option<Publish> {
+        let now = Instant::now();
         let mut cache = self.shared.lock();
-        let outcome = driver::handle_exchange(&mut cache, Instant::now(), self.id, exchange);
+        let outcome = driver::handle_exchange(&mut cache, now, self.id, exchange);
         let publish = drain(&mut cache, Some(self.id));
         self.done = true;
         drop(cache);
         if outcome.changed() {
-            self.shared.changed.notify_all();
+            self.shared.wake();
         }
         publish
     }

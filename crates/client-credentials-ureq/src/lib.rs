@@ -32,7 +32,7 @@
 //! assert!(request.headers()["authorization"].is_sensitive());
 //! // … and if the resource server rejects it, drop exactly that token
 //! // (`Client::send_authorized` does both, and retries once with a fresh token):
-//! client.invalidate(used.access_token());
+//! client.invalidate(&used);
 //! # assert_eq!(server.count("/token"), 2);
 //! # Ok::<_, Box<dyn std::error::Error>>(())
 //! ```
@@ -92,6 +92,7 @@ mod client;
 mod error;
 mod inspect;
 mod revocation;
+mod snapshot;
 mod store;
 mod transport;
 

@@ -46,7 +46,7 @@ fn authorize_ureq_attaches_the_token() {
         .new_agent();
     let (request, token) = client.authorize_ureq(agent.get(case.api())).unwrap();
     assert_eq!(request.call().unwrap().status(), 401);
-    assert!(client.invalidate(token.access_token()));
+    assert!(client.invalidate(&token));
     let (request, _) = client.authorize_ureq(agent.get(case.api())).unwrap();
     assert_eq!(request.call().unwrap().status(), 204);
     case.assert_retried_with_a_fresh_token();

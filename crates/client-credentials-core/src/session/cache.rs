@@ -7,7 +7,8 @@ use std::time::{Duration, Instant, SystemTime};
 use http::{HeaderMap, StatusCode};
 
 use super::{
-    Action, Failure, IdSource, Outcome, Policy, Refresh, RequestId, Session, WallClock, rng,
+    Action, Failure, IdSource, Outcome, Policy, Refresh, RequestId, Session, TokenSlot, WallClock,
+    rng,
 };
 use crate::error::TokenError;
 use crate::request::{CacheKey, TokenRequest};
@@ -150,6 +151,83 @@ impl StoreQuery {
 struct Entry {
     session: Session,
     last_used: Instant,
+    /// The slot this shape is published into, if a driver attached one.
+    published: Option<Published>,
+}
+
+impl Entry {
+    /// Brings the published snapshot in line with the session, after any input.
+    fn sync(&mut self, now: Instant) {
+        if let Some(published) = &mut self.published {
+            published.sync(now, &self.session);
+        }
+    }
+
+    /// The session's counters, with the lock-free hits of the slot.
+    fn counters(&self) -> super::Counters {
+        let mut counters = self.session.counters();
+        if let Some(published) = &self.published {
+            counters.cache_hits += published.slot.hits();
+        }
+        counters
+    }
+}
+
+/// A [`TokenSlot`] attached to an entry, and what it holds now.
+#[derive(Debug)]
+struct Published {
+    slot: Arc<TokenSlot>,
+    /// The session's token that the slot holds copies of (compared by pointer), if any.
+    token: Option<Arc<Token>>,
+    /// Until when the session serves it unchanged (`None`: no end).
+    until: Option<Instant>,
+}
+
+impl Published {
+    fn new(slot: Arc<TokenSlot>) -> Self {
+        slot.withdraw();
+        Self {
+            slot,
+            token: None,
+            until: None,
+        }
+    }
+
+    fn sync(&mut self, now: Instant, session: &Session) {
+        match session.serving(now) {
+            Some((token, until)) => {
+                if !self
+                    .token
+                    .as_ref()
+                    .is_some_and(|held| Arc::ptr_eq(held, token))
+                {
+                    self.slot.publish(token);
+                    self.token = Some(Arc::clone(token));
+                }
+                self.until = until;
+            }
+            None => {
+                if self.token.take().is_some() {
+                    self.slot.withdraw();
+                }
+                self.until = None;
+            }
+        }
+    }
+
+    /// When the published token must be withdrawn, if one is published.
+    fn deadline(&self) -> Option<Instant> {
+        self.token.as_ref().and(self.until)
+    }
+}
+
+impl Drop for Published {
+    fn drop(&mut self) {
+        // An evicted or cleared entry: the slot must not keep serving its token.
+        if self.token.is_some() {
+            self.slot.withdraw();
+        }
+    }
 }
 
 /// The token cache that owns the whole protocol: one [`Session`] per request shape
@@ -173,6 +251,14 @@ struct Entry {
 /// - **Other inputs**: [`invalidate`](Self::invalidate),
 ///   [`resource_verdict`](Self::resource_verdict), [`force_refresh`](Self::force_refresh),
 ///   [`reset_backoff`](Self::reset_backoff), [`adopt`](Self::adopt), [`clear`](Self::clear).
+/// - **Lock-free reads** (optional): [`attach`](Self::attach) a [`TokenSlot`] to a request
+///   shape and the cache publishes into it, after every input, the token that
+///   [`poll`](Self::poll) would serve without a state change; readers on any thread take it
+///   with [`TokenSlot::get`] or [`TokenSlot::with`], no lock held. The slot's timer input is
+///   [`handle_snapshot_timeout`](Self::handle_snapshot_timeout) at
+///   [`snapshot_timeout`](Self::snapshot_timeout), which withdraws what is no longer served
+///   (a refresh became due, or the token stopped being usable); [`detach_all`](Self::detach_all)
+///   ends it. Attached shapes are never evicted.
 /// - **Events**: [`poll_event`](Self::poll_event), drained after every input.
 /// - **Getters** (never create an entry): [`counters`](Self::counters),
 ///   [`last_error`](Self::last_error), [`next_refresh`](Self::next_refresh),
@@ -223,6 +309,8 @@ pub struct Cache {
     events: VecDeque<Event>,
     refreshes: VecDeque<Refresh>,
     shared_store: bool,
+    /// The slots drivers attached, by request shape; they outlive the entries.
+    attached: HashMap<CacheKey, Arc<TokenSlot>>,
 }
 
 impl Cache {
@@ -240,6 +328,7 @@ impl Cache {
             events: VecDeque::new(),
             refreshes: VecDeque::new(),
             shared_store: false,
+            attached: HashMap::new(),
         }
     }
 
@@ -291,9 +380,11 @@ impl Cache {
     }
 
     /// The counters of `key`'s session, if it exists.
+    ///
+    /// `cache_hits` includes the lock-free hits of an attached [`TokenSlot`].
     #[must_use]
     pub fn counters(&self, key: &CacheKey) -> Option<super::Counters> {
-        self.session(key).map(Session::counters)
+        self.entries.get(key).map(Entry::counters)
     }
 
     /// The counters of every session, added up.
@@ -301,7 +392,7 @@ impl Cache {
     pub fn total_counters(&self) -> super::Counters {
         let mut total = super::Counters::default();
         for entry in self.entries.values() {
-            total.add(&entry.session.counters());
+            total.add(&entry.counters());
         }
         total
     }
@@ -337,7 +428,7 @@ impl Cache {
         self.entries
             .values()
             .flat_map(|e| {
-                let evict = (e.session.in_flight().is_none())
+                let evict = (e.session.in_flight().is_none() && e.published.is_none())
                     .then(|| e.last_used.checked_add(idle))
                     .flatten();
                 let own = e.session.held().and(e.session.poll_timeout());
@@ -380,6 +471,7 @@ impl Cache {
         };
         entry.last_used = entry.last_used.max(now);
         let action = entry.session.poll(now);
+        entry.sync(now);
         if let Action::Send { id, .. } = &action {
             self.flights.insert(*id, key.clone());
         }
@@ -423,6 +515,7 @@ impl Cache {
             return false;
         };
         let taken = entry.session.handle_shared_token(now, id, token);
+        entry.sync(now);
         if taken {
             self.flights.remove(&id);
             self.events.push_back(Event::Shared { key, id });
@@ -443,7 +536,9 @@ impl Cache {
         let evicted = self.evict_idle(now);
         let mut started = false;
         for (key, entry) in &mut self.entries {
-            if let Some(refresh) = entry.session.handle_timeout(now) {
+            let refresh = entry.session.handle_timeout(now);
+            entry.sync(now);
+            if let Some(refresh) = refresh {
                 self.flights.insert(refresh.id, key.clone());
                 self.refreshes.push_back(refresh);
                 started = true;
@@ -474,7 +569,9 @@ impl Cache {
     pub fn invalidate(&mut self, now: Instant, rejected: &AccessToken) -> bool {
         let mut dropped = false;
         for (key, entry) in &mut self.entries {
-            if entry.session.invalidate(now, rejected) {
+            let invalidated = entry.session.invalidate(now, rejected);
+            entry.sync(now);
+            if invalidated {
                 dropped = true;
                 self.events
                     .push_back(Event::Invalidated { key: key.clone() });
@@ -523,9 +620,11 @@ impl Cache {
     /// [`Session::force_refresh`] for `key`: returns whether a token was held and marked due.
     /// Creates nothing.
     pub fn force_refresh(&mut self, now: Instant, key: &CacheKey) -> bool {
-        self.entries
-            .get_mut(key)
-            .is_some_and(|e| e.session.force_refresh(now))
+        self.entries.get_mut(key).is_some_and(|e| {
+            let marked = e.session.force_refresh(now);
+            e.sync(now);
+            marked
+        })
     }
 
     /// For operators: [`Session::reset_backoff`] on every request shape. Returns how many
@@ -533,7 +632,11 @@ impl Cache {
     pub fn reset_backoff(&mut self, now: Instant) -> usize {
         self.entries
             .values_mut()
-            .map(|e| e.session.reset_backoff(now))
+            .map(|e| {
+                let ended = e.session.reset_backoff(now);
+                e.sync(now);
+                ended
+            })
             .filter(|ended| *ended)
             .count()
     }
@@ -547,7 +650,9 @@ impl Cache {
             None => self.insert(now, request),
         };
         entry.last_used = entry.last_used.max(now);
-        entry.session.would_adopt(now, &token) && entry.session.adopt(now, token)
+        let adopted = entry.session.would_adopt(now, &token) && entry.session.adopt(now, token);
+        entry.sync(now);
+        adopted
     }
 
     /// Forgets every cached token and request shape. Requests in flight are forgotten too:
@@ -558,6 +663,65 @@ impl Cache {
         self.flights.clear();
         self.refreshes.clear();
         dropped
+    }
+
+    // ---------------------------------------------------------------------------------
+    // The lock-free hit path
+    // ---------------------------------------------------------------------------------
+
+    /// Publishes the token of `request`'s shape into `slot` from now on, for the driver's
+    /// lock-free hit path ([`TokenSlot`]). The entry is created if needed, and it is never
+    /// evicted while the slot is attached (its lock-free hits do not count as use; a
+    /// client's default request stays as long as the client).
+    ///
+    /// The driver promises to call [`Cache::handle_snapshot_timeout`] at
+    /// [`Cache::snapshot_timeout`]: without it, a published token would be served past its
+    /// refresh point. A driver whose timer stops calls [`Cache::detach_all`].
+    pub fn attach(&mut self, now: Instant, request: &TokenRequest, slot: Arc<TokenSlot>) {
+        self.attached
+            .insert(request.cache_key().clone(), Arc::clone(&slot));
+        let entry = match self.entries.get_mut(request.cache_key()) {
+            Some(entry) => entry,
+            None => self.insert(now, request),
+        };
+        entry.published = Some(Published::new(slot));
+        entry.sync(now);
+    }
+
+    /// Withdraws and forgets every attached slot: their readers take the lock from now on.
+    /// For a driver whose timer stopped (its runtime shut down, say).
+    pub fn detach_all(&mut self) {
+        self.attached.clear();
+        for entry in self.entries.values_mut() {
+            entry.published = None;
+        }
+    }
+
+    /// When the next published token must be withdrawn: call
+    /// [`Cache::handle_snapshot_timeout`] then. Strictly after the `now` of the last input;
+    /// `None` while nothing is published, or nothing published has an end.
+    #[must_use]
+    pub fn snapshot_timeout(&self) -> Option<Instant> {
+        self.entries
+            .values()
+            .filter_map(|e| e.published.as_ref().and_then(Published::deadline))
+            .min()
+    }
+
+    /// The timer input of the lock-free hit path: withdraws (or republishes) every
+    /// published token whose window ended by `now`. Nothing else changes: no refresh starts,
+    /// no entry is evicted, no hit is counted. Returns whether any slot changed.
+    pub fn handle_snapshot_timeout(&mut self, now: Instant) -> bool {
+        let mut changed = false;
+        for entry in self.entries.values_mut() {
+            if let Some(published) = &mut entry.published
+                && published.deadline().is_some_and(|due| now >= due)
+            {
+                published.sync(now, &entry.session);
+                changed = true;
+            }
+        }
+        changed
     }
 
     // ---------------------------------------------------------------------------------
@@ -578,6 +742,7 @@ impl Cache {
             return Outcome::Ignored;
         };
         let outcome = input(&mut entry.session);
+        entry.sync(now);
         if entry.session.in_flight() != Some(id) {
             self.flights.remove(&id);
         }
@@ -624,9 +789,11 @@ impl Cache {
             key_seed,
             self.ids.clone(),
         );
+        let published = self.attached.get(&key).cloned().map(Published::new);
         self.entries.entry(key).or_insert(Entry {
             session,
             last_used: now,
+            published,
         })
     }
 
@@ -637,6 +804,7 @@ impl Cache {
         let events = &mut self.events;
         self.entries.retain(|key, entry| {
             let keep = entry.session.in_flight().is_some()
+                || entry.published.is_some()
                 || now.saturating_duration_since(entry.last_used) < idle;
             if !keep {
                 events.push_back(Event::Evicted { key: key.clone() });
@@ -651,7 +819,7 @@ impl Cache {
         let oldest = self
             .entries
             .iter()
-            .filter(|(_, e)| e.session.in_flight().is_none())
+            .filter(|(_, e)| e.session.in_flight().is_none() && e.published.is_none())
             .min_by_key(|(_, e)| e.last_used)
             .map(|(k, _)| k.clone());
         if let Some(key) = oldest {

@@ -237,6 +237,7 @@ mod challenge;
 mod clock;
 mod policy;
 mod rng;
+mod slot;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -252,6 +253,7 @@ use crate::token::Token;
 pub use cache::{Cache, Event, Lookup, ResourceVerdict, StoreQuery};
 pub use clock::WallClock;
 pub use policy::Policy;
+pub use slot::TokenSlot;
 
 use policy::{FREE_EARLY_REJECTIONS, MIN_DELAY, MIN_REFRESH_DELAY, fraction};
 use rng::Rng;
@@ -403,7 +405,10 @@ pub struct Counters {
     /// Requests that reached their deadline without any report and were replaced by a new
     /// one. A non-zero value points at a driver that loses requests.
     pub fetches_timed_out: u64,
-    /// Polls answered with [`Action::Ready`] from the cache.
+    /// Polls answered with [`Action::Ready`] from the cache. Through a
+    /// [`Cache`], also the reads served by an attached
+    /// [`TokenSlot`]; those are counted without a shared write, so under
+    /// contention the figure is a lower bound.
     pub cache_hits: u64,
     /// Tokens taken over with [`Session::adopt`].
     pub tokens_adopted: u64,
@@ -671,6 +676,22 @@ impl Session {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
+    }
+
+    /// The token that [`Session::poll`] serves at `now` without changing anything (no state
+    /// change, no event, only a hit counted), and the instant until which it keeps doing so
+    /// if no input arrives (`None`: no end). `None` when a poll at `now` would do anything
+    /// else: send, wait, fail, or start a refresh.
+    ///
+    /// This is what a [`TokenSlot`] publishes for the lock-free hit path.
+    #[must_use]
+    pub fn serving(&self, now: Instant) -> Option<(&Arc<Token>, Option<Instant>)> {
+        let held = self.held()?;
+        // With a token held, `poll_timeout` is the end of its window: its refresh point
+        // (`Valid`), the deadline of the request in flight, or the end of the backoff, and
+        // never after the end of its usable life.
+        let until = self.poll_timeout();
+        (held.usable(now) && until.is_none_or(|until| now < until)).then_some((&held.token, until))
     }
 
     /// Whether [`Session::adopt`] would take `token` at `now`: it is usable at `now` (by this
@@ -948,14 +969,10 @@ impl Session {
     #[inline]
     pub fn poll(&mut self, now: Instant) -> Action {
         // The cache hit, without moving the state out and back: exactly what the general
-        // path below does for a usable `Valid` token whose refresh is not due (`prune` keeps
-        // it, the match hits).
-        if let State::Valid(held) = &self.state
-            && held.usable(now)
-            && !held.refresh_due(now)
-        {
+        // path below does when `serving` says so (`prune` keeps the token, the match hits).
+        if let Some(token) = self.serving(now).map(|(token, _)| Arc::clone(token)) {
             self.counters.cache_hits += 1;
-            return Action::Ready(Arc::clone(&held.token));
+            return Action::Ready(token);
         }
         self.poll_counting(now, true)
     }

@@ -190,7 +190,7 @@ impl Harness for ReqwestHarness {
         self.client.next_refresh()
     }
 
-    fn authorize(&self, request: &mut http::Request<()>) -> Result<Arc<Token>, HarnessError> {
+    fn authorize(&self, request: &mut http::Request<()>) -> Result<AccessToken, HarnessError> {
         self.on(self.client.authorize(request))
     }
 

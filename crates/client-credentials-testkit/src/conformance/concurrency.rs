@@ -430,14 +430,14 @@ pub fn authorize_attaches_the_token<H: Harness>() {
     let header = &request.headers()["authorization"];
     assert_eq!(header, "Bearer token-1");
     assert!(header.is_sensitive());
-    assert_eq!(value(&token), "token-1");
+    assert_eq!(token.expose_secret(), "token-1");
 
     // The resource server rejected it: invalidate, and the next request gets a fresh one.
-    assert!(client.invalidate(token.access_token()));
+    assert!(client.invalidate(&token));
     let mut request = http::Request::get(server.url("/api")).body(()).unwrap();
     let fresh = client.authorize(&mut request).unwrap();
     assert_eq!(request.headers()["authorization"], "Bearer token-2");
-    assert_eq!(value(&fresh), "token-2");
+    assert_eq!(fresh.expose_secret(), "token-2");
     assert_eq!(server.count("/token"), 2);
 }
 

@@ -98,11 +98,11 @@ pub trait Harness: Clone + fmt::Debug + Send + Sync + 'static {
     /// `Client::cached_shapes`: how many request shapes the cache holds.
     fn cached_shapes(&self) -> usize;
 
-    /// Sets `Authorization: Bearer …` on `request`.
+    /// Sets `Authorization: Bearer …` on `request`; returns the access token sent.
     ///
     /// # Errors
     /// The adapter's error (no token could be had).
-    fn authorize(&self, request: &mut http::Request<()>) -> Result<Arc<Token>, HarnessError>;
+    fn authorize(&self, request: &mut http::Request<()>) -> Result<AccessToken, HarnessError>;
 
     /// Sends `request` with a token; on a 401, retries once with a fresh token if the
     /// request can be replayed (the adapter's `send_authorized`).

@@ -152,7 +152,7 @@ impl Harness for UreqHarness {
         self.0.next_refresh()
     }
 
-    fn authorize(&self, request: &mut http::Request<()>) -> Result<Arc<Token>, HarnessError> {
+    fn authorize(&self, request: &mut http::Request<()>) -> Result<AccessToken, HarnessError> {
         self.0.authorize(request).map_err(wrap)
     }
 
