@@ -9,12 +9,12 @@
 //!   client's early-rejection throttle is off, as it would otherwise back off),
 //!   against a bare `ureq::Agent` sending the same request and reading the body: one with
 //!   ureq's defaults, and the client's own agent (`Client::agent()`, configured with the
-//!   adapter's timeouts). `ours` against `bare_ureq/client_agent` is what the adapter's code
-//!   and the core add to a fetch; `bare_ureq/client_agent` against `bare_ureq/default` is
-//!   what the agent's configuration costs. `bare_ureq/phase_timeouts` is an agent configured
-//!   like the client's but with per-phase timeouts and no global one: with a global (or
-//!   resolve) timeout, ureq 3 resolves the host on a new thread for every request, even an IP
-//!   address on a pooled connection; this variant shows what that thread costs.
+//!   adapter's timeouts and its bounded resolver). `ours` against `bare_ureq/client_agent` is
+//!   what the adapter's code and the core add to a fetch; `bare_ureq/client_agent` against
+//!   `bare_ureq/default` is what the agent's configuration costs. `bare_ureq/phase_timeouts`
+//!   is an agent with ureq's own resolver and per-phase timeouts and no global one: with a
+//!   global (or resolve) timeout, ureq's resolver resolves the host on a new thread for every
+//!   request, even an IP address on a pooled connection, which the client's resolver avoids.
 //!
 //! Run: `cargo bench -p client-credentials-ureq --bench blocking_client`.
 #![allow(clippy::print_stdout, reason = "a benchmark reports on stdout")]

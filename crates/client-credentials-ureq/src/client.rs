@@ -3,6 +3,7 @@
 //! cache's; this file only locks, sends, reports and wakes.
 
 use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -83,6 +84,9 @@ pub(crate) struct Shared {
     pub(crate) timeouts: Timeouts,
     cache: Mutex<Cache>,
     changed: Condvar,
+    /// Callers sleeping on `changed`, counted under the cache's lock: a notification is a
+    /// system call even when nobody waits, and most inputs have nobody to wake.
+    waiting: AtomicUsize,
     store: Option<Arc<dyn SharedStore>>,
     /// The default request's published token, read without the lock, and its timer.
     pub(crate) snapshot: SnapshotTimer,
@@ -126,6 +130,7 @@ impl Client {
             timeouts,
             cache: Mutex::new(cache),
             changed: Condvar::new(),
+            waiting: AtomicUsize::new(0),
             store,
             snapshot: SnapshotTimer::new(),
         });
@@ -262,17 +267,24 @@ impl Shared {
         let mut cache = self.lock();
         let (value, changed) = input(&mut cache, now);
         drain(&mut cache, None);
-        drop(cache);
-        if changed {
-            self.wake();
-        }
+        self.unlock(cache, changed);
         value
     }
 
-    /// Wakes the waiting callers and the snapshot timer: something changed.
-    fn wake(&self) {
-        self.changed.notify_all();
-        self.snapshot.wake();
+    /// Releases the lock after an input; then wakes the waiting callers if the input
+    /// `changed` something, and the snapshot timer if the published token's window now ends
+    /// before the timer was going to look (most inputs move it later or withdraw the token,
+    /// and leave the timer asleep).
+    fn unlock(&self, cache: MutexGuard<'_, Cache>, changed: bool) {
+        let timer = self.snapshot.ends_earlier(&cache);
+        let waiters = changed && self.waiting.load(Ordering::Relaxed) > 0;
+        drop(cache);
+        if waiters {
+            self.changed.notify_all();
+        }
+        if timer {
+            self.snapshot.wake();
+        }
     }
 
     fn force_refresh(&self, key: &CacheKey) {
@@ -289,15 +301,17 @@ impl Shared {
             let mut cache = self.lock();
             let action = cache.poll(now, request);
             if let Action::Ready(token) = action {
-                // The hit: a poll that serves a token queues no event.
-                drop(cache);
+                // The hit: a poll that serves a token queues no event; of the default shape,
+                // it may have published the token again.
                 if published {
-                    self.snapshot.wake();
+                    self.unlock(cache, false);
+                } else {
+                    drop(cache);
                 }
                 return Ok(token);
             }
             drain(&mut cache, None);
-            if published {
+            if published && self.snapshot.ends_earlier(&cache) {
                 self.snapshot.wake();
             }
             match action {
@@ -305,11 +319,13 @@ impl Shared {
                 Action::Failed(error) => return Err(Error::Token(error)),
                 Action::Wait(until) => {
                     let wait = until.saturating_duration_since(now).max(MIN_WAIT);
-                    drop(
-                        self.changed
-                            .wait_timeout(cache, wait)
-                            .unwrap_or_else(PoisonError::into_inner),
-                    );
+                    self.waiting.fetch_add(1, Ordering::Relaxed);
+                    let (cache, _) = self
+                        .changed
+                        .wait_timeout(cache, wait)
+                        .unwrap_or_else(PoisonError::into_inner);
+                    self.waiting.fetch_sub(1, Ordering::Relaxed);
+                    drop(cache);
                 }
                 Action::Send {
                     id,
@@ -438,10 +454,7 @@ impl InFlight {
         let outcome = driver::handle_exchange(&mut cache, now, self.id, exchange);
         let publish = drain(&mut cache, Some(self.id));
         self.done = true;
-        drop(cache);
-        if outcome.changed() {
-            self.shared.wake();
-        }
+        self.shared.unlock(cache, outcome.changed());
         publish
     }
 }

@@ -3,11 +3,12 @@
 //! ([`Cache::snapshot_timeout`](client_credentials_core::Cache::snapshot_timeout)), so that
 //! the hit never reads the clock.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::thread::{self, Thread};
 use std::time::Instant;
 
-use client_credentials_core::TokenSlot;
+use client_credentials_core::{Cache, TokenSlot};
 
 use crate::client::{MIN_WAIT, Shared};
 
@@ -16,6 +17,13 @@ use crate::client::{MIN_WAIT, Shared};
 pub(crate) struct SnapshotTimer {
     pub(crate) slot: Arc<TokenSlot>,
     thread: OnceLock<Thread>,
+    /// The origin of `planned`.
+    epoch: Instant,
+    /// When the timer next looks at the cache, in nanoseconds since `epoch` (`u64::MAX`:
+    /// not before it is woken). Written by the timer and read by the callers, both under the
+    /// cache's lock, so that a caller that publishes a token with an earlier window end
+    /// sees the timer's latest plan and wakes it.
+    planned: AtomicU64,
 }
 
 impl SnapshotTimer {
@@ -24,7 +32,44 @@ impl SnapshotTimer {
         Self {
             slot: Arc::new(TokenSlot::new(threads)),
             thread: OnceLock::new(),
+            epoch: Instant::now(),
+            planned: AtomicU64::new(u64::MAX),
         }
+    }
+
+    fn encode(&self, at: Option<Instant>) -> u64 {
+        at.map_or(u64::MAX, |at| {
+            let nanos = at.saturating_duration_since(self.epoch).as_nanos();
+            u64::try_from(nanos)
+                .unwrap_or(u64::MAX - 1)
+                .min(u64::MAX - 1)
+        })
+    }
+
+    /// Whether the cache's [`snapshot_timeout`](Cache::snapshot_timeout) is now earlier than
+    /// the timer's plan, so that it must be woken. Call under the cache's lock.
+    pub(crate) fn ends_earlier(&self, cache: &Cache) -> bool {
+        self.encode(cache.snapshot_timeout()) < self.planned.load(Ordering::Relaxed)
+    }
+
+    /// When the timer looks next: when the published window ends, or, with nothing
+    /// published, at the look it had planned if that is still ahead. Keeping that plan
+    /// means that a token published again with a later window end (a fetch after an
+    /// invalidation, say) needs no wake-up: the timer finds it at the planned look and
+    /// plans anew then.
+    fn next_look(&self, now: Instant, due: Option<Instant>) -> Option<Instant> {
+        due.or_else(|| {
+            let planned = self.planned.load(Ordering::Relaxed);
+            let at = self
+                .epoch
+                .checked_add(std::time::Duration::from_nanos(planned))?;
+            (planned != u64::MAX && at > now).then_some(at)
+        })
+    }
+
+    /// Records when the timer will look next. Call under the cache's lock.
+    fn plan(&self, at: Option<Instant>) {
+        self.planned.store(self.encode(at), Ordering::Relaxed);
     }
 
     /// Wakes the timer: an input changed what is published, or the client is gone.
@@ -75,7 +120,9 @@ fn run(client: &Weak<Shared>) {
         let next = {
             let mut cache = guard.0.lock();
             let _ = cache.handle_snapshot_timeout(now);
-            cache.snapshot_timeout()
+            let next = guard.0.snapshot.next_look(now, cache.snapshot_timeout());
+            guard.0.snapshot.plan(next);
+            next
         };
         drop(guard);
         drop(shared);

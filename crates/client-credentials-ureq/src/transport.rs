@@ -13,14 +13,23 @@ use client_credentials_core::{
 /// parser), no redirect is followed, connect and global timeouts are set, TLS is ureq's
 /// default (rustls with the webpki roots). The proxy is ureq's default (from the
 /// environment); [`send`] turns it off for every `http://` request.
+///
+/// Its resolver is [`BoundedResolver`](crate::resolve::BoundedResolver): an IP address is
+/// answered on the caller's thread, a name by a lookup thread of a small pool, waited for
+/// no longer than the request's remaining timeout. ureq's own resolver would start a thread
+/// for every request under a timeout.
 pub(crate) fn default_agent(timeouts: Timeouts) -> ureq::Agent {
-    ureq::Agent::config_builder()
+    let config = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .max_redirects(0)
         .timeout_connect(Some(timeouts.connect))
         .timeout_global(Some(timeouts.overall))
-        .build()
-        .new_agent()
+        .build();
+    ureq::Agent::with_parts(
+        config,
+        ureq::unversioned::transport::DefaultConnector::default(),
+        crate::resolve::BoundedResolver::new(),
+    )
 }
 
 /// Sends `request` (a token, revocation or introspection request) on `agent` and reads the

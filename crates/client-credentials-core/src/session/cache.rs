@@ -702,9 +702,9 @@ impl Cache {
     /// `None` while nothing is published, or nothing published has an end.
     #[must_use]
     pub fn snapshot_timeout(&self) -> Option<Instant> {
-        self.entries
-            .values()
-            .filter_map(|e| e.published.as_ref().and_then(Published::deadline))
+        self.attached
+            .keys()
+            .filter_map(|key| self.entries.get(key)?.published.as_ref()?.deadline())
             .min()
     }
 
