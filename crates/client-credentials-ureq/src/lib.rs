@@ -49,9 +49,8 @@
 //!   [`ureq::Agent`] configured for the job (statuses are not errors so that error bodies
 //!   reach the parser, no redirects, connect and overall timeouts, rustls, and a resolver
 //!   that bounds a DNS lookup by the same timeout without starting a thread per request),
-//!   reads the body
-//!   through the core's size cap, maps ureq's errors to the core's transport errors, and
-//!   coordinates threads with a mutex and a condition variable: see
+//!   reads the body through the core's size cap, maps ureq's errors to the core's
+//!   transport errors, and coordinates threads with a mutex and a condition variable: see
 //!   [`Client`](Client#how-callers-wait) for who sends and who waits. The loop, per caller:
 //!
 //! ```text
