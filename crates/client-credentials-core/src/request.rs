@@ -1,7 +1,7 @@
 //! Building token requests (RFC 6749 §4.4.2) as `http::Request<Vec<u8>>`.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -342,6 +342,9 @@ pub struct TokenRequest {
     config: Config,
     params: Arc<Params>,
     key: CacheKey,
+    /// The body and `Authorization` value, encoded on the first send and shared by every
+    /// clone: a shape's request never changes.
+    prepared: Arc<OnceLock<Prepared>>,
 }
 
 impl PartialEq for TokenRequest {
@@ -359,6 +362,7 @@ impl Config {
             key: CacheKey::new(self, &params),
             params: Arc::new(params),
             config: self.clone(),
+            prepared: Arc::default(),
         }
     }
 
@@ -372,6 +376,7 @@ impl Config {
             key: CacheKey::new(self, &params),
             params: Arc::new(params),
             config: self.clone(),
+            prepared: Arc::default(),
         })
     }
 }
@@ -408,6 +413,12 @@ impl TokenRequest {
     /// credentials either in a sensitive `Authorization` header or in the body, never both.
     #[must_use]
     pub fn to_http(&self) -> HttpRequest {
+        let prepared = self.prepared.get_or_init(|| self.prepare());
+        assemble(self.config.inner().token_url.clone(), prepared)
+    }
+
+    /// Encodes the body and the credentials of this shape once.
+    fn prepare(&self) -> Prepared {
         let i = self.config.inner();
         let mut fields: Vec<(&str, &str)> = vec![("grant_type", "client_credentials")];
         let scope = self.scope_string();
@@ -423,7 +434,23 @@ impl TokenRequest {
         for (n, v) in &self.params.extra {
             fields.push((n, v));
         }
-        build_post(&self.config, i.token_url.clone(), fields, i.body_format)
+        prepare(&self.config, fields, i.body_format)
+    }
+}
+
+/// The parts of a POST that do not change between sends: the encoded body (with the
+/// credentials, for `client_secret_post`) and the sensitive `Authorization` value.
+struct Prepared {
+    content_type: &'static str,
+    body: zeroize::Zeroizing<Vec<u8>>,
+    authorization: Option<HeaderValue>,
+}
+
+impl fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Prepared")
+            .field("content_type", &self.content_type)
+            .finish_non_exhaustive()
     }
 }
 
@@ -432,9 +459,18 @@ impl TokenRequest {
 pub(crate) fn build_post<'a>(
     config: &'a Config,
     uri: http::Uri,
-    mut fields: Vec<(&'a str, &'a str)>,
+    fields: Vec<(&'a str, &'a str)>,
     format: BodyFormat,
 ) -> HttpRequest {
+    assemble(uri, &prepare(config, fields, format))
+}
+
+/// Encodes `fields` and the client's credentials.
+fn prepare<'a>(
+    config: &'a Config,
+    mut fields: Vec<(&'a str, &'a str)>,
+    format: BodyFormat,
+) -> Prepared {
     let i = config.inner();
     let secret = i.client_secret.as_ref().map(|s| s.expose_secret());
     let mut authorization = None;
@@ -469,17 +505,33 @@ pub(crate) fn build_post<'a>(
         }
         BodyFormat::Json => ("application/json", json_body(&fields)),
     };
-    // Every part is already typed (a parsed `Uri`, header values that are static or base64),
-    // so the request is assembled without a fallible builder.
-    let mut request = http::Request::new(SecretBody(zeroize::Zeroizing::new(body)));
+    Prepared {
+        content_type,
+        body: zeroize::Zeroizing::new(body),
+        authorization: authorization.map(|mut value| {
+            value.set_sensitive(true);
+            value
+        }),
+    }
+}
+
+/// The POST of `prepared` to `uri`. Every part is already typed (a parsed `Uri`, header
+/// values that are static or base64), so the request is assembled without a fallible
+/// builder.
+fn assemble(uri: http::Uri, prepared: &Prepared) -> HttpRequest {
+    let body = zeroize::Zeroizing::new(prepared.body.to_vec());
+    let mut request = http::Request::new(SecretBody(body));
     *request.method_mut() = Method::POST;
     *request.uri_mut() = uri;
     let headers = request.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.reserve(3);
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static(prepared.content_type),
+    );
     headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
-    if let Some(mut value) = authorization {
-        value.set_sensitive(true);
-        headers.insert(AUTHORIZATION, value);
+    if let Some(value) = &prepared.authorization {
+        headers.insert(AUTHORIZATION, value.clone());
     }
     HttpRequest(Box::new(request))
 }
