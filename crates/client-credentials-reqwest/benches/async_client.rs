@@ -1,10 +1,11 @@
 //! The async client under criterion, each against its baseline in the same run:
 //!
-//! - `async_warm_token/*`: `Client::token().await` with a cached token, on one thread and on two
-//!   threads (each driving its own current-thread runtime) calling the same client, against a
-//!   plain `Mutex<Option<Arc<Token>>>` (lock, clone the `Arc`, unlock: no expiry check, no
-//!   session). For two threads the time shown is the wall time divided by the calls both
-//!   made, so `1 thread / 2 threads` is the throughput ratio.
+//! - `async_warm_token/*`: a hit, with a cached token, on a current-thread runtime per
+//!   thread: `Client::token().await` (owned) and `Client::with_token` (borrowed), against the
+//!   floors measured in the same run (`ArcSwap::load_full`, an `ArcSwap` guard load,
+//!   `Instant::now()`, a bare `Mutex<Option<Arc<Token>>>`). The table printed first states
+//!   each hit as a ratio to its floor and, only after a control workload with no shared
+//!   state passed, the two-thread throughput ratios.
 //! - `async_fetch/*`: a token request through the client against a loopback keep-alive token
 //!   endpoint (the cached token is invalidated after each call, with the early-rejection
 //!   throttle off, so every call fetches), on a current-thread runtime, against a bare
@@ -26,15 +27,14 @@ use client_credentials_testkit::bench as support;
 
 use std::hint::black_box;
 use std::pin::Pin;
-use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
 use client_credentials_reqwest::core::http;
-use client_credentials_reqwest::{Client, Config, Token};
+use client_credentials_reqwest::{Client, Config};
 use criterion::Criterion;
 use tokio::runtime::{Builder, Runtime};
 
-use support::{CLIENT_ID, CLIENT_SECRET, Server};
+use support::{CLIENT_ID, CLIENT_SECRET, Server, hit};
 
 /// One operation as a boxed future, so that ours and the bare clients run in one loop.
 type Op<'a> = dyn Fn() -> Pin<Box<dyn Future<Output = ()> + 'a>> + 'a;
@@ -58,66 +58,79 @@ fn runtime() -> Runtime {
     Builder::new_current_thread().enable_all().build().unwrap()
 }
 
+thread_local! {
+    /// Each bench thread's own current-thread runtime.
+    static RUNTIME: Runtime = runtime();
+}
+
 fn warm_token(c: &mut Criterion) {
     let server = Server::start(Duration::ZERO, Duration::from_secs(3600));
     let client = Client::builder(config(&server.token_url()))
         .seed(1)
         .build()
         .unwrap();
-    let rt = runtime();
-    let token = rt.block_on(client.token()).unwrap();
-    let baseline: Mutex<Option<Arc<Token>>> = Mutex::new(Some(token));
+    let token = RUNTIME.with(|rt| rt.block_on(client.token())).unwrap();
+    let floors = hit::Floors::new(token);
 
-    // `iters` warm calls on a current-thread runtime of this thread.
-    let ours = |rt: &Runtime, iters: u64| {
-        rt.block_on(async {
-            let start = Instant::now();
-            for _ in 0..iters {
-                black_box(client.token().await.unwrap());
-            }
-            start.elapsed()
+    // `n` warm calls, awaited on this thread's runtime.
+    let owned = |n: u64| {
+        RUNTIME.with(|rt| {
+            rt.block_on(async {
+                let start = Instant::now();
+                for _ in 0..n {
+                    black_box(client.token().await.unwrap());
+                }
+                start.elapsed()
+            })
         })
     };
-    let plain = |_: &Runtime, iters: u64| {
-        let start = Instant::now();
-        for _ in 0..iters {
-            black_box(baseline.lock().unwrap().clone());
-        }
-        start.elapsed()
+    let borrowed = |n: u64| {
+        RUNTIME.with(|rt| {
+            rt.block_on(async {
+                let start = Instant::now();
+                for _ in 0..n {
+                    let len = client.with_token(|t| t.access_token().expose_secret().len());
+                    black_box(len.await.unwrap());
+                }
+                start.elapsed()
+            })
+        })
     };
-    // Two threads, each with its own runtime, released together; wall time / 2.
-    let two = |op: &(dyn Fn(&Runtime, u64) -> Duration + Sync), iters: u64| {
-        let barrier = Barrier::new(2);
-        let longest = std::thread::scope(|s| {
-            let handles: Vec<_> = (0..2)
-                .map(|_| {
-                    s.spawn(|| {
-                        let rt = runtime();
-                        barrier.wait();
-                        op(&rt, iters)
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap())
-                .max()
-                .unwrap_or_default()
-        });
-        longest / 2
+    let (rounds, batch) = if support::listing_only() {
+        (3, 1_000)
+    } else {
+        (31, 200_000)
     };
+    hit::table(
+        "async_warm_token",
+        rounds,
+        batch,
+        &floors,
+        &[
+            (("ours: token().await (owned)", &owned), "load_full"),
+            (
+                ("ours: with_token().await (borrowed)", &borrowed),
+                "guard load",
+            ),
+        ],
+    );
+    let two_threads = hit::control_ratio(5, 20_000_000) >= hit::CONTROL_MIN;
 
     let mut group = c.benchmark_group("async_warm_token");
-    group.bench_function("ours/1_thread", |b| b.iter_custom(|iters| ours(&rt, iters)));
-    group.bench_function("ours/2_threads", |b| {
-        b.iter_custom(|iters| two(&ours, iters));
-    });
-    group.bench_function("mutex_baseline/1_thread", |b| {
-        b.iter_custom(|iters| plain(&rt, iters));
-    });
-    group.bench_function("mutex_baseline/2_threads", |b| {
-        b.iter_custom(|iters| two(&plain, iters));
-    });
+    group.bench_function("ours/owned", |b| b.iter_custom(owned));
+    group.bench_function("ours/borrowed", |b| b.iter_custom(borrowed));
+    group.bench_function("floor/arcswap_load_full", |b| b.iter(|| floors.load_full()));
+    group.bench_function("floor/arcswap_guard", |b| b.iter(|| floors.guard()));
+    if two_threads {
+        group.bench_function("ours/owned/2_threads", |b| {
+            b.iter_custom(|iters| support::on_threads(2, iters, &owned));
+        });
+        group.bench_function("ours/borrowed/2_threads", |b| {
+            b.iter_custom(|iters| support::on_threads(2, iters, &borrowed));
+        });
+    } else {
+        println!("async_warm_token: the second core is busy; no two-thread rows");
+    }
     group.finish();
     assert_eq!(server.count(), 1, "warm calls must not fetch");
 }

@@ -302,7 +302,7 @@ pub fn interleaved(
     rounds: usize,
     batch: u64,
     ops: &[(&str, &dyn Fn(u64) -> Duration)],
-) {
+) -> Vec<Vec<f64>> {
     let mut times: Vec<Vec<f64>> = vec![Vec::with_capacity(rounds); ops.len()];
     for (_, op) in ops {
         op(batch); // warm
@@ -329,6 +329,221 @@ pub fn interleaved(
             "  {name}: median {} per call; {q2:.3}× the first (quartiles {q1:.3}–{q3:.3})",
             show(Duration::from_secs_f64(t))
         );
+    }
+    times
+}
+
+/// The median of the round-by-round ratios `a[i] / b[i]`.
+#[must_use]
+pub fn median_ratio(a: &[f64], b: &[f64]) -> f64 {
+    let mut ratios: Vec<f64> = a.iter().zip(b).map(|(a, b)| a / b).collect();
+    ratios.sort_by(f64::total_cmp);
+    ratios.get(ratios.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// The processor this runs on, as the kernel names it (`model name` in `/proc/cpuinfo`),
+/// and how many threads it offers this process.
+#[must_use]
+pub fn processor() -> String {
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, m)| m.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown processor".to_owned());
+    let threads = thread::available_parallelism().map_or(0, std::num::NonZero::get);
+    format!("{model}, {threads} threads available")
+}
+
+/// Runs `op(iters)` on each of `threads` threads released together; the wall time divided
+/// by the threads, i.e. the time per call of the group (so `one / this` is the throughput
+/// ratio to one thread).
+pub fn on_threads(threads: usize, iters: u64, op: &(dyn Fn(u64) -> Duration + Sync)) -> Duration {
+    let barrier = std::sync::Barrier::new(threads);
+    let wall = thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    barrier.wait();
+                    let start = std::time::Instant::now();
+                    let _ = op(iters);
+                    start.elapsed()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_default())
+            .max()
+            .unwrap_or_default()
+    });
+    wall / u32::try_from(threads).unwrap_or(1)
+}
+
+/// `op` called `n` times, timed.
+pub fn repeat(op: impl Fn() + Sync) -> impl Fn(u64) -> Duration + Sync {
+    move |n| {
+        let start = std::time::Instant::now();
+        for _ in 0..n {
+            op();
+        }
+        start.elapsed()
+    }
+}
+
+/// The hit benchmarks' floors and tables, the same for every adapter.
+pub mod hit {
+    use std::hint::black_box;
+    use std::sync::{Arc, Mutex, PoisonError};
+    use std::time::{Duration, Instant};
+
+    use arc_swap::ArcSwap;
+    use client_credentials_core::Token;
+
+    use super::{interleaved, median_ratio, on_threads, processor, repeat};
+
+    /// A named timed operation: given a number of calls, it makes them and returns how long
+    /// they took. `Sync`, so that two threads can run it at once.
+    pub type Op<'a> = (&'a str, &'a (dyn Fn(u64) -> Duration + Sync));
+
+    /// Two threads must get at least this throughput ratio on the control workload, or the
+    /// second core was not free and the two-thread figures are not reported.
+    pub const CONTROL_MIN: f64 = 1.8;
+
+    /// The primitives a hit is measured against, holding the same token as the client.
+    pub struct Floors {
+        swap: ArcSwap<Token>,
+        mutex: Mutex<Option<Arc<Token>>>,
+    }
+
+    impl Floors {
+        /// Floors that hold `token`.
+        #[must_use]
+        pub fn new(token: Arc<Token>) -> Self {
+            Self {
+                swap: ArcSwap::new(Arc::clone(&token)),
+                mutex: Mutex::new(Some(token)),
+            }
+        }
+
+        /// `ArcSwap::load_full`: an owned `Arc<Token>` from one atomic slot (the floor of
+        /// the owned hit).
+        pub fn load_full(&self) {
+            black_box(self.swap.load_full());
+        }
+
+        /// An `ArcSwap` guard load, reading the token through it (the floor of the
+        /// borrowed hit).
+        pub fn guard(&self) {
+            black_box(self.swap.load().access_token().expose_secret().len());
+        }
+
+        /// A `Mutex<Option<Arc<Token>>>`: lock, clone, unlock.
+        pub fn mutex(&self) {
+            black_box(
+                self.mutex
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .clone(),
+            );
+        }
+    }
+
+    /// `Instant::now()`, which the hit path does not call.
+    pub fn instant_now() {
+        black_box(Instant::now());
+    }
+
+    /// The control workload: arithmetic on thread-local state, nothing shared, so two
+    /// threads on two free cores get twice the throughput of one.
+    pub fn control(n: u64) -> Duration {
+        let start = Instant::now();
+        let mut x = black_box(0x9E37_79B9_7F4A_7C15_u64);
+        for _ in 0..n {
+            x = black_box(x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1));
+        }
+        black_box(x);
+        start.elapsed()
+    }
+
+    /// The two-thread throughput ratio of the control workload (median of `rounds`).
+    #[must_use]
+    pub fn control_ratio(rounds: usize, batch: u64) -> f64 {
+        let mut ratios: Vec<f64> = (0..rounds)
+            .map(|_| {
+                let one = control(batch).as_secs_f64();
+                let two = on_threads(2, batch, &control).as_secs_f64();
+                one / two
+            })
+            .collect();
+        ratios.sort_by(f64::total_cmp);
+        ratios[ratios.len() / 2]
+    }
+
+    /// Prints the hit table of `title`: the processor; each op's median time per call on one
+    /// thread, interleaved round by round with the floors (`floors` first, then `ours`), and
+    /// each of `ours` as a ratio to the floor it names; then the control row, and only if it
+    /// passes, each op's two-thread throughput ratio. `rounds` rounds of `batch` calls.
+    #[allow(clippy::print_stdout, reason = "a benchmark reports on stdout")]
+    pub fn table(title: &str, rounds: usize, batch: u64, floors: &Floors, ours: &[(Op<'_>, &str)]) {
+        println!("{title}: on {}", processor());
+        let load_full = repeat(|| floors.load_full());
+        let guard = repeat(|| floors.guard());
+        let now = repeat(instant_now);
+        let mutex = repeat(|| floors.mutex());
+        let floor_ops: [Op<'_>; 4] = [
+            ("floor: ArcSwap::load_full", &load_full),
+            ("floor: ArcSwap guard load", &guard),
+            ("floor: Instant::now()", &now),
+            ("floor: Mutex<Option<Arc<Token>>>", &mutex),
+        ];
+        let all: Vec<(&str, &dyn Fn(u64) -> Duration)> = floor_ops
+            .iter()
+            .chain(ours.iter().map(|(op, _)| op))
+            .map(|(name, op)| (*name, *op as &dyn Fn(u64) -> Duration))
+            .collect();
+        let times = interleaved(title, rounds, batch, &all);
+        for (i, ((name, _), floor)) in ours.iter().enumerate() {
+            let Some(f) = floor_ops.iter().position(|(n, _)| n.ends_with(floor)) else {
+                continue;
+            };
+            println!(
+                "  {name}: {:.2}× {} (median of the round-by-round ratios)",
+                median_ratio(&times[floor_ops.len() + i], &times[f]),
+                floor_ops[f].0
+            );
+        }
+        let before = control_ratio(rounds.min(9), batch * 20);
+        let two: Vec<(&str, f64)> = floor_ops
+            .iter()
+            .chain(ours.iter().map(|(op, _)| op))
+            .map(|(name, op)| {
+                let mut ratios: Vec<f64> = (0..rounds.min(9))
+                    .map(|_| {
+                        let one = op(batch).as_secs_f64();
+                        one / on_threads(2, batch, *op).as_secs_f64()
+                    })
+                    .collect();
+                ratios.sort_by(f64::total_cmp);
+                (*name, ratios[ratios.len() / 2])
+            })
+            .collect();
+        let after = control_ratio(rounds.min(9), batch * 20);
+        let control = before.min(after);
+        println!(
+            "{title}: control (no shared state) on 2 threads: {control:.2}× one thread's throughput \
+             (before {before:.2}×, after {after:.2}×; needs ≥ {CONTROL_MIN}×)"
+        );
+        if control < CONTROL_MIN {
+            println!("{title}: the second core was not free; no two-thread figures reported");
+            return;
+        }
+        for (name, ratio) in two {
+            println!("  {name}: 2 threads get {ratio:.2}× one thread's throughput");
+        }
     }
 }
 

@@ -8,7 +8,8 @@
 //!    ignored ones that need those servers (each test starts its own server on 127.0.0.1);
 //! 3. build the fuzz targets with the stable toolchain and run each one for a short smoke
 //!    period over its committed seed corpus;
-//! 4. `cargo bench --no-run`: benchmarks are compiled, never timed, in the suite.
+//! 4. `cargo bench --workspace --all-features --benches -- --test`: every benchmark runs once
+//!    in test mode (nothing is timed), so that a bench that panics fails the suite.
 //!
 //! `cargo xtask fuzz <target> [seconds] [--runs N] [--corpus DIR] [--sanitizer none]` runs one
 //! fuzz target for longer; `cargo xtask fuzz-min <target> [DIR...]` minimises its committed
@@ -161,12 +162,17 @@ fn test(args: &[String]) -> Result {
         })?;
     }
     if has_benches(&root) {
-        step("cargo bench --no-run", || {
+        // Each bench once in criterion's test mode (every routine runs, nothing is timed;
+        // the stampede benches only check that they start), so a bench that panics fails
+        // the suite.
+        step("cargo bench -- --test", || {
             run(Command::new(cargo()).current_dir(&root).args([
                 "bench",
                 "--workspace",
                 "--all-features",
-                "--no-run",
+                "--benches",
+                "--",
+                "--test",
             ]))
         })?;
     }
