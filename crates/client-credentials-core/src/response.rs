@@ -3,6 +3,7 @@
 //! Tolerant where real servers deviate, strict where safety needs it. Every tolerated
 //! deviation is listed on the token ([`Token::deviations`]).
 
+use std::borrow::Cow;
 use std::cell::OnceCell;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -18,6 +19,8 @@ use crate::scrub::Scrubber;
 use crate::secret::AccessToken;
 use crate::token::{Deviation, ScopeSource, Token, is_access_token, is_b64token, is_header_safe};
 use crate::{Config, MissingLifetime};
+
+mod fast;
 
 /// Lifetimes beyond ten years are capped: no real token lives that long, and the cap keeps
 /// time arithmetic far from overflow.
@@ -147,14 +150,11 @@ impl TokenRequest {
                 limit: cap,
             });
         }
-        let ctx = Context::new(
-            self.config(),
-            self.params().scopes(),
-            now,
-            status,
-            headers,
-            body,
-        );
+        let (config, requested) = (self.config(), self.params().scopes());
+        if let Some(token) = fast::parse(config, requested, now, status, headers, body) {
+            return Ok(token);
+        }
+        let ctx = Context::new(config, requested, now, status, headers, body);
         if status.is_success() {
             ctx.success()
         } else {
@@ -357,7 +357,7 @@ impl<'a> Context<'a> {
         let token_type = match members.remove("token_type") {
             None | Some(Value::Null) => {
                 self.deviations.push(Deviation::TokenTypeMissing);
-                "Bearer".to_owned()
+                Cow::Borrowed("Bearer")
             }
             Some(Value::String(t)) if is_header_safe(&t) => {
                 if !self.config.accepts_token_type(&t) {
@@ -368,9 +368,9 @@ impl<'a> Context<'a> {
                     if t != "Bearer" {
                         self.deviations.push(Deviation::TokenTypeCase);
                     }
-                    "Bearer".to_owned()
+                    Cow::Borrowed("Bearer")
                 } else {
-                    t
+                    Cow::Owned(t)
                 }
             }
             Some(_) => {
@@ -902,16 +902,17 @@ fn seconds(v: &Value) -> Option<(Duration, Seconds)> {
 
 fn split_scopes(s: &str, separator: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    for part in s.split(|c: char| c.is_whitespace()) {
-        let pieces: Vec<&str> = if separator.trim().is_empty() {
-            vec![part]
+    let mut add = |p: &str| {
+        if !p.is_empty() && !out.iter().any(|o| o == p) {
+            out.push(p.to_owned());
+        }
+    };
+    let by_space = separator.trim().is_empty();
+    for part in s.split(char::is_whitespace) {
+        if by_space {
+            add(part);
         } else {
-            part.split(separator).collect()
-        };
-        for p in pieces {
-            if !p.is_empty() && !out.iter().any(|o| o == p) {
-                out.push(p.to_owned());
-            }
+            part.split(separator).for_each(&mut add);
         }
     }
     out

@@ -85,7 +85,7 @@ pub enum ScopeSource {
 #[derive(Clone, PartialEq)]
 pub struct Token {
     pub(crate) access_token: AccessToken,
-    pub(crate) token_type: String,
+    pub(crate) token_type: std::borrow::Cow<'static, str>,
     pub(crate) issued_at: SystemTime,
     pub(crate) lifetime: Option<Duration>,
     pub(crate) scopes: Vec<String>,
@@ -248,7 +248,7 @@ impl Serialize for StorableToken<'_> {
         Stored {
             v: 1,
             access_token: t.access_token.expose_secret().into(),
-            token_type: t.token_type.as_str().into(),
+            token_type: t.token_type.as_ref().into(),
             issued_at_ms: millis(t.issued_at.duration_since(UNIX_EPOCH).unwrap_or_default()),
             lifetime_ms: t.lifetime.map(millis),
             scopes: t.scopes.as_slice().into(),
@@ -276,7 +276,7 @@ impl<'de> Deserialize<'de> for Token {
             .ok_or_else(|| D::Error::custom("issued_at out of range"))?;
         Ok(Token {
             access_token: AccessToken::new(s.access_token.into_owned()),
-            token_type: s.token_type.into_owned(),
+            token_type: canonical_token_type(s.token_type),
             issued_at,
             // A stored record is input like any other: no lifetime beyond the parser's cap.
             lifetime: s
@@ -309,6 +309,17 @@ pub(crate) fn is_access_token(s: &str) -> bool {
 pub(crate) fn is_b64token(s: &str) -> bool {
     let body = s.trim_end_matches('=');
     !body.is_empty() && all_bytes(body.as_bytes(), is_b64token_char)
+}
+
+/// `Bearer` without an allocation (almost every token's type), any other type as it is.
+pub(crate) fn canonical_token_type(
+    token_type: std::borrow::Cow<'_, str>,
+) -> std::borrow::Cow<'static, str> {
+    if token_type == "Bearer" {
+        std::borrow::Cow::Borrowed("Bearer")
+    } else {
+        std::borrow::Cow::Owned(token_type.into_owned())
+    }
 }
 
 /// `%x20-7E`, without a branch.
