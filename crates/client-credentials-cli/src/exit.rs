@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use client_credentials_core::TokenError;
+use client_credentials_core::{Endpoint, TokenError};
 
 /// The exit codes. They are part of the interface: scripts branch on them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,8 +38,9 @@ pub(crate) enum Failure {
     /// The configuration is missing or invalid (no URL, bad scope, http on a non-loopback
     /// host, unreadable secret file…).
     Config(String),
-    /// The token fetch failed.
-    Token(TokenError),
+    /// The token fetch, revocation or introspection failed (the endpoint names it in the
+    /// message).
+    Token(TokenError, Endpoint),
     /// Writing the output failed.
     Output(std::io::Error),
 }
@@ -49,7 +50,7 @@ impl Failure {
     pub(crate) fn exit(&self) -> Exit {
         match self {
             Self::Usage(_) | Self::Config(_) => Exit::Usage,
-            Self::Token(e) => token_exit(e),
+            Self::Token(e, _) => token_exit(e),
             Self::Output(_) => Exit::Other,
         }
     }
@@ -60,7 +61,7 @@ impl Failure {
             Self::Usage(_) => "usage",
             Self::Config(_) => "config",
             Self::Output(_) => "output",
-            Self::Token(e) => match e {
+            Self::Token(e, _) => match e {
                 TokenError::Rejected { .. } => "rejected",
                 TokenError::RateLimited { .. } => "rate_limited",
                 TokenError::Server { .. } => "server_error",
@@ -79,7 +80,7 @@ impl Failure {
     pub(crate) fn message(&self) -> String {
         let text = match self {
             Self::Usage(m) | Self::Config(m) => m.clone(),
-            Self::Token(e) => e.to_string(),
+            Self::Token(e, endpoint) => e.at(*endpoint).to_string(),
             Self::Output(e) => format!("cannot write the output: {e}"),
         };
         one_line(&text)

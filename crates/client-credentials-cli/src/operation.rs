@@ -6,7 +6,7 @@ use std::io::{self, IsTerminal as _, Read as _, Write as _};
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use client_credentials_core::AccessToken;
+use client_credentials_core::{AccessToken, Endpoint};
 use client_credentials_ureq::Client;
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
@@ -123,9 +123,12 @@ fn client(
 }
 
 fn ureq_failure(e: client_credentials_ureq::Error) -> Failure {
-    match e.token_error() {
-        Some(t) => Failure::Token(t.clone()),
-        None => Failure::Config(e.to_string()),
+    use client_credentials_ureq::Error;
+    match e {
+        Error::Revocation(t) => Failure::Token(*t, Endpoint::Revocation),
+        Error::Introspection(t) => Failure::Token(*t, Endpoint::Introspection),
+        Error::Token(t) => Failure::Token(t, Endpoint::Token),
+        other => Failure::Config(other.to_string()),
     }
 }
 

@@ -103,7 +103,7 @@ pub(crate) fn error_json(failure: &Failure, r: Option<&Redactor>) -> Value {
     e.insert("message".into(), failure.message().into());
     e.insert("exit_code".into(), (failure.exit() as u8).into());
     let token_error = match failure {
-        Failure::Token(t) => Some(t),
+        Failure::Token(t, _) => Some(t),
         _ => None,
     };
     e.insert(

@@ -4,7 +4,7 @@ use std::io::{self, IsTerminal as _, Write as _};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use client_credentials_core::{ClientSecret, Config, ConfigBuilder, ConfigError, Token};
+use client_credentials_core::{ClientSecret, Config, ConfigBuilder, ConfigError, Endpoint, Token};
 use client_credentials_ureq::{Client, Policy};
 
 use crate::cache::{self, Cache, Lookup};
@@ -142,7 +142,7 @@ fn fetch(args: &TokenArgs, ui: &mut Ui) -> Result<Fetched, Failure> {
         config.client_id()
     ));
     let token = client.token().map_err(|e| match e.token_error() {
-        Some(t) => Failure::Token(t.clone()),
+        Some(t) => Failure::Token(t.clone(), Endpoint::Token),
         None => Failure::Config(e.to_string()),
     })?;
     ui.note(&format!(

@@ -140,6 +140,12 @@ fn failures_use_the_exit_codes_of_token() {
     assert_eq!(e["http_status"], 401, "{e}");
     assert_eq!(e["oauth_error"], "invalid_client", "{e}");
     assert_eq!(e["exit_code"], 3);
+    // The message names the endpoint that refused.
+    let message = e["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with("revocation request rejected (HTTP 401)"),
+        "{e}"
+    );
 
     // No endpoint, no token: usage/config errors, 2, nothing sent.
     let run = Cli::new()
@@ -168,6 +174,10 @@ fn failures_use_the_exit_codes_of_token() {
         .output();
     run.assert_code(5).assert_one_line_error();
     assert_eq!(run.error()["kind"], "transport");
+    assert!(
+        run.stderr.contains("introspection request failed"),
+        "{run:?}"
+    );
 
     // A 404 (a wrong path) says so.
     let run = cli(&server, "introspect", TempDir::new("ops"))

@@ -404,11 +404,10 @@ impl std::error::Error for TransportError {
 ///
 /// Use [`TokenError::is_retryable`] rather than matching on variants to decide whether to
 /// try again; the session already does, and honours [`TokenError::retry_after`].
-#[derive(Clone, Debug, thiserror::Error)]
+#[derive(Clone, Debug)]
 #[non_exhaustive]
 pub enum TokenError {
     /// The server refused the request with an OAuth error (RFC 6749 §5.2).
-    #[error("token request rejected (HTTP {}): {error}", status.as_u16())]
     Rejected {
         /// The HTTP status (a 2xx when an `error` member came in a success body).
         status: StatusCode,
@@ -418,7 +417,6 @@ pub enum TokenError {
         www_authenticate: Option<String>,
     },
     /// The server answered 429 Too Many Requests.
-    #[error("token endpoint rate limited the client (HTTP {}){}{}", status.as_u16(), fmt_opt_error(error.as_ref()), fmt_retry(*retry_after))]
     RateLimited {
         /// The HTTP status (429).
         status: StatusCode,
@@ -428,7 +426,6 @@ pub enum TokenError {
         error: Option<OAuthError>,
     },
     /// The server failed (5xx, or a `server_error` / `temporarily_unavailable` code).
-    #[error("token endpoint failed (HTTP {}){}{}", status.as_u16(), fmt_opt_error(error.as_ref()), fmt_retry(*retry_after))]
     Server {
         /// The HTTP status.
         status: StatusCode,
@@ -440,7 +437,6 @@ pub enum TokenError {
         excerpt: Option<Excerpt>,
     },
     /// The response could not be understood.
-    #[error("invalid token response (HTTP {}, content type {}): {problem}{}", status.as_u16(), content_type.as_deref().unwrap_or("none"), fmt_excerpt(excerpt.as_ref()))]
     InvalidResponse {
         /// The HTTP status.
         status: StatusCode,
@@ -452,7 +448,6 @@ pub enum TokenError {
         excerpt: Option<Excerpt>,
     },
     /// The response body was larger than the configured cap.
-    #[error("token response body exceeds the {limit}-byte cap")]
     TooLarge {
         /// The HTTP status, when known.
         status: Option<StatusCode>,
@@ -460,17 +455,133 @@ pub enum TokenError {
         limit: usize,
     },
     /// The request did not complete: connect, TLS, timeout or I/O.
-    #[error("token request failed: {0}")]
-    Transport(#[from] TransportError),
+    Transport(TransportError),
     /// Not an answer of the token endpoint: resource servers kept rejecting tokens as soon as
     /// they were fetched (wrong audience, issuer or signing key), so the session stopped
     /// fetching new ones for a backoff (see [`crate::session::Policy::early_rejection_window`]).
     /// Retryable: the next token is fetched when the backoff ends.
-    #[error("the resource server keeps rejecting fresh tokens ({attempts} in a row)")]
     RejectedByResource {
         /// How many tokens in a row were rejected early.
         attempts: u32,
     },
+}
+
+/// The endpoint that gave an error, as its message names it: a [`TokenError`] by itself is
+/// the token endpoint's; [`TokenError::at`] names the revocation (RFC 7009) or
+/// introspection (RFC 7662) endpoint instead, which answer with the same classes of error.
+///
+/// ```
+/// use client_credentials_core::{Endpoint, TokenError};
+/// let error = TokenError::TooLarge { status: None, limit: 65_536 };
+/// assert_eq!(error.to_string(), "token response body exceeds the 65536-byte cap");
+/// assert_eq!(
+///     error.at(Endpoint::Introspection).to_string(),
+///     "introspection response body exceeds the 65536-byte cap",
+/// );
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Endpoint {
+    /// The token endpoint (RFC 6749 §3.2).
+    Token,
+    /// The revocation endpoint (RFC 7009).
+    Revocation,
+    /// The introspection endpoint (RFC 7662).
+    Introspection,
+}
+
+impl Endpoint {
+    /// What the endpoint's requests and responses are called in messages.
+    fn noun(self) -> &'static str {
+        match self {
+            Self::Token => "token",
+            Self::Revocation => "revocation",
+            Self::Introspection => "introspection",
+        }
+    }
+}
+
+/// A [`TokenError`] displayed for the endpoint that gave it ([`TokenError::at`]).
+#[derive(Clone, Copy, Debug)]
+pub struct AtEndpoint<'a>(&'a TokenError, Endpoint);
+
+impl fmt::Display for AtEndpoint<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let noun = self.1.noun();
+        match self.0 {
+            TokenError::Rejected { status, error, .. } => {
+                write!(
+                    f,
+                    "{noun} request rejected (HTTP {}): {error}",
+                    status.as_u16()
+                )
+            }
+            TokenError::RateLimited {
+                status,
+                retry_after,
+                error,
+            } => write!(
+                f,
+                "{noun} endpoint rate limited the client (HTTP {}){}{}",
+                status.as_u16(),
+                fmt_opt_error(error.as_ref()),
+                fmt_retry(*retry_after)
+            ),
+            TokenError::Server {
+                status,
+                retry_after,
+                error,
+                ..
+            } => write!(
+                f,
+                "{noun} endpoint failed (HTTP {}){}{}",
+                status.as_u16(),
+                fmt_opt_error(error.as_ref()),
+                fmt_retry(*retry_after)
+            ),
+            TokenError::InvalidResponse {
+                status,
+                content_type,
+                problem,
+                excerpt,
+            } => write!(
+                f,
+                "invalid {noun} response (HTTP {}, content type {}): {problem}{}",
+                status.as_u16(),
+                content_type.as_deref().unwrap_or("none"),
+                fmt_excerpt(excerpt.as_ref())
+            ),
+            TokenError::TooLarge { limit, .. } => {
+                write!(f, "{noun} response body exceeds the {limit}-byte cap")
+            }
+            TokenError::Transport(e) => write!(f, "{noun} request failed: {e}"),
+            TokenError::RejectedByResource { attempts } => write!(
+                f,
+                "the resource server keeps rejecting fresh tokens ({attempts} in a row)"
+            ),
+        }
+    }
+}
+
+impl fmt::Display for TokenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.at(Endpoint::Token), f)
+    }
+}
+
+impl std::error::Error for TokenError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Transport(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<TransportError> for TokenError {
+    fn from(error: TransportError) -> Self {
+        Self::Transport(error)
+    }
 }
 
 fn fmt_retry(d: Option<Duration>) -> String {
@@ -488,6 +599,14 @@ fn fmt_excerpt(e: Option<&Excerpt>) -> String {
 }
 
 impl TokenError {
+    /// This error as the `endpoint` that gave it names it: "revocation request rejected
+    /// (HTTP 400): …" rather than the token endpoint's "token request rejected …". The
+    /// classification (and so [`TokenError::is_retryable`]) is the same for every endpoint.
+    #[must_use]
+    pub fn at(&self, endpoint: Endpoint) -> AtEndpoint<'_> {
+        AtEndpoint(self, endpoint)
+    }
+
     /// The HTTP status of the response, if there was one.
     #[must_use]
     pub fn status(&self) -> Option<StatusCode> {

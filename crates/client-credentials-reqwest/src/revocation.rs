@@ -53,7 +53,7 @@ impl Client {
     /// # Errors
     /// [`Error::Config`] with [`ConfigError::MissingEndpoint`](crate::ConfigError::MissingEndpoint)
     /// when no revocation endpoint is configured (nothing is sent, nothing is dropped);
-    /// [`Error::Token`] when the server refused (`invalid_client`, `unsupported_token_type`…)
+    /// [`Error::Revocation`] when the server refused (`invalid_client`, `unsupported_token_type`…)
     /// or failed, the body was over the cap, or the transport failed; [`Error::NoRuntime`]
     /// outside a tokio runtime (the token is dropped, nothing is sent).
     pub async fn revoke(&self, token: &AccessToken) -> Result<(), Error> {
@@ -67,12 +67,13 @@ impl Client {
             let dropped = self.shared.invalidate(token);
             tracing::debug!(dropped, "sending revocation request");
             let exchange = self.shared.exchange(request).await?;
-            let result = driver::finish_revocation(pending, SystemTime::now(), exchange);
+            let result = driver::finish_revocation(pending, SystemTime::now(), exchange)
+                .map_err(|e| Error::Revocation(Box::new(e)));
             match &result {
                 Ok(()) => tracing::debug!("token revoked"),
                 Err(error) => tracing::warn!(%error, "token revocation failed"),
             }
-            Ok(result?)
+            result
         }
         .instrument(span)
         .await
@@ -85,7 +86,7 @@ impl Client {
     ///
     /// # Errors
     /// [`Error::Config`] with [`ConfigError::MissingEndpoint`](crate::ConfigError::MissingEndpoint)
-    /// when no introspection endpoint is configured (nothing is sent); [`Error::Token`] when
+    /// when no introspection endpoint is configured (nothing is sent); [`Error::Introspection`] when
     /// the server refused or failed, the answer has no boolean `active`, the body was over
     /// the cap, or the transport failed; [`Error::NoRuntime`] outside a tokio runtime.
     pub async fn introspect(&self, token: &AccessToken) -> Result<Introspection, Error> {
@@ -98,12 +99,13 @@ impl Client {
         async {
             tracing::debug!("sending introspection request");
             let exchange = self.shared.exchange(request).await?;
-            let result = driver::finish_introspection(pending, SystemTime::now(), exchange);
+            let result = driver::finish_introspection(pending, SystemTime::now(), exchange)
+                .map_err(|e| Error::Introspection(Box::new(e)));
             match &result {
                 Ok(info) => tracing::debug!(active = info.active, "token introspected"),
                 Err(error) => tracing::warn!(%error, "token introspection failed"),
             }
-            Ok(result?)
+            result
         }
         .instrument(span)
         .await

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use client_credentials_core::{ConfigError, TokenError};
+use client_credentials_core::{ConfigError, Endpoint, TokenError};
 
 /// Why a token could not be had, or why an authorized request failed.
 ///
@@ -18,6 +18,14 @@ pub enum Error {
     /// limited or failed, the response was unusable or too large, or the transport failed.
     #[error(transparent)]
     Token(#[from] TokenError),
+    /// A revocation ([`Client::revoke`](crate::Client::revoke)) failed, classified as a
+    /// fetch's failure and named for the revocation endpoint.
+    #[error("{}", .0.at(Endpoint::Revocation))]
+    Revocation(Box<TokenError>),
+    /// An introspection ([`Client::introspect`](crate::Client::introspect)) failed,
+    /// classified as a fetch's failure and named for the introspection endpoint.
+    #[error("{}", .0.at(Endpoint::Introspection))]
+    Introspection(Box<TokenError>),
     /// The per-request parameters ([`client_credentials_core::TokenParams`]) are invalid
     /// (a bad scope, a reserved extra parameter…); nothing was sent.
     #[error("invalid token request parameters: {0}")]
@@ -31,11 +39,12 @@ pub enum Error {
 }
 
 impl Error {
-    /// The token error, if the failure came from a fetch.
+    /// The token error, if the failure came from a fetch, a revocation or an introspection.
     #[must_use]
     pub fn token_error(&self) -> Option<&TokenError> {
         match self {
             Self::Token(e) => Some(e),
+            Self::Revocation(e) | Self::Introspection(e) => Some(e),
             Self::Config(_) | Self::Request(_) => None,
         }
     }

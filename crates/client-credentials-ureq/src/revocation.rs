@@ -50,7 +50,7 @@ impl Client {
     /// # Errors
     /// [`Error::Config`] with [`ConfigError::MissingEndpoint`](crate::ConfigError::MissingEndpoint)
     /// when no revocation endpoint is configured (nothing is sent, nothing is dropped);
-    /// [`Error::Token`] when the server refused (`invalid_client`, `unsupported_token_type`…)
+    /// [`Error::Revocation`] when the server refused (`invalid_client`, `unsupported_token_type`…)
     /// or failed, the body was over the cap, or the transport failed. No error quotes the
     /// token.
     pub fn revoke(&self, token: &AccessToken) -> Result<(), Error> {
@@ -64,12 +64,13 @@ impl Client {
         let _entered = span.enter();
         let dropped = self.invalidate(token);
         tracing::debug!(dropped, "sending revocation request");
-        let result = driver::finish_revocation(pending, SystemTime::now(), self.exchange(request));
+        let result = driver::finish_revocation(pending, SystemTime::now(), self.exchange(request))
+            .map_err(|e| Error::Revocation(Box::new(e)));
         match &result {
             Ok(()) => tracing::debug!("token revoked"),
             Err(error) => tracing::warn!(%error, "token revocation failed"),
         }
-        Ok(result?)
+        result
     }
 
     /// Asks the configured introspection endpoint (RFC 7662) what it knows about `token`:
@@ -79,7 +80,7 @@ impl Client {
     ///
     /// # Errors
     /// [`Error::Config`] with [`ConfigError::MissingEndpoint`](crate::ConfigError::MissingEndpoint)
-    /// when no introspection endpoint is configured (nothing is sent); [`Error::Token`] when
+    /// when no introspection endpoint is configured (nothing is sent); [`Error::Introspection`] when
     /// the server refused or failed, the answer has no boolean `active`, the body was over
     /// the cap, or the transport failed. No error quotes the token.
     pub fn introspect(&self, token: &AccessToken) -> Result<Introspection, Error> {
@@ -93,12 +94,13 @@ impl Client {
         let _entered = span.enter();
         tracing::debug!("sending introspection request");
         let result =
-            driver::finish_introspection(pending, SystemTime::now(), self.exchange(request));
+            driver::finish_introspection(pending, SystemTime::now(), self.exchange(request))
+                .map_err(|e| Error::Introspection(Box::new(e)));
         match &result {
             Ok(info) => tracing::debug!(active = info.active, "token introspected"),
             Err(error) => tracing::warn!(%error, "token introspection failed"),
         }
-        Ok(result?)
+        result
     }
 
     /// Sends a request that is not a token fetch through the same transport, and reads the

@@ -438,6 +438,7 @@ macro_rules! conformance_suite {
                 introspection_answers,
                 introspection_error_shapes,
                 without_endpoints_nothing_is_sent,
+                errors_name_their_endpoint,
             }
             authorized {
                 send_authorized_retries_once,

@@ -353,3 +353,59 @@ pub fn without_endpoints_nothing_is_sent<H: Harness>() {
     assert_eq!(client.token().unwrap().access_token(), token.access_token());
     assert_eq!(server.request_count(), 1);
 }
+
+/// Revocation and introspection errors are classified as a fetch's are, and their messages
+/// name the endpoint that failed, never "token request".
+pub fn errors_name_their_endpoint<H: Harness>() {
+    let failing = start(
+        Reply::json(
+            400,
+            &serde_json::json!({ "error": "invalid_client", "error_description": "bad secret" }),
+        ),
+        Reply::json(
+            503,
+            &serde_json::json!({ "error": "temporarily_unavailable" }),
+        ),
+    );
+    let client = client::<H>(&failing, AuthMethod::ClientSecretBasic);
+    let error = client.revoke(&AccessToken::new("t")).unwrap_err();
+    assert_eq!(error.kind(), HarnessErrorKind::Token, "{error:?}");
+    assert!(
+        matches!(error.token_error(), Some(TokenError::Rejected { .. })),
+        "{error:?}"
+    );
+    let message = error.to_string();
+    assert!(
+        message.starts_with("revocation request rejected (HTTP 400): invalid_client"),
+        "{message}"
+    );
+    let error = client.introspect(&AccessToken::new("t")).unwrap_err();
+    assert_eq!(error.kind(), HarnessErrorKind::Token, "{error:?}");
+    assert!(
+        matches!(error.token_error(), Some(TokenError::Server { .. })),
+        "{error:?}"
+    );
+    let message = error.to_string();
+    assert!(
+        message.starts_with("introspection endpoint failed (HTTP 503)"),
+        "{message}"
+    );
+
+    // A transport failure is named for its endpoint too.
+    let config = Config::builder()
+        .token_url(failing.url("/token"))
+        .revocation_url(refused_url("/revoke"))
+        .client_id(ID)
+        .client_secret(SECRET)
+        .build()
+        .unwrap();
+    let client = H::build(config, &HarnessOptions::new());
+    let message = client
+        .revoke(&AccessToken::new("t"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.starts_with("revocation request failed"),
+        "{message}"
+    );
+}
