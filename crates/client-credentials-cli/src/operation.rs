@@ -125,8 +125,7 @@ fn client(
 fn ureq_failure(e: client_credentials_ureq::Error) -> Failure {
     use client_credentials_ureq::Error;
     match e {
-        Error::Revocation(t) => Failure::Token(*t, Endpoint::Revocation),
-        Error::Introspection(t) => Failure::Token(*t, Endpoint::Introspection),
+        Error::Endpoint(e) => Failure::Token(e.error, e.endpoint),
         Error::Token(t) => Failure::Token(t, Endpoint::Token),
         other => Failure::Config(other.to_string()),
     }

@@ -501,6 +501,29 @@ impl Endpoint {
     }
 }
 
+/// A failure of the revocation or introspection endpoint: the same classification as a
+/// fetch's ([`TokenError`]), displayed under the endpoint's name. The adapters return it for
+/// `revoke` and `introspect`.
+#[derive(Clone, Debug)]
+pub struct EndpointError {
+    /// The endpoint that failed.
+    pub endpoint: Endpoint,
+    /// What went wrong, classified as for the token endpoint.
+    pub error: TokenError,
+}
+
+impl fmt::Display for EndpointError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.error.at(self.endpoint), f)
+    }
+}
+
+impl std::error::Error for EndpointError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        std::error::Error::source(&self.error)
+    }
+}
+
 /// A [`TokenError`] displayed for the endpoint that gave it ([`TokenError::at`]).
 #[derive(Clone, Copy, Debug)]
 pub struct AtEndpoint<'a>(&'a TokenError, Endpoint);

@@ -84,8 +84,8 @@ pub use config::{
     RESERVED_PARAMETERS, is_loopback_host,
 };
 pub use error::{
-    AtEndpoint, DescriptionMember, Endpoint, ErrorCode, ErrorDialect, Excerpt, OAuthError,
-    ResponseProblem, TokenError, TransportError, TransportErrorKind,
+    AtEndpoint, DescriptionMember, Endpoint, EndpointError, ErrorCode, ErrorDialect, Excerpt,
+    OAuthError, ResponseProblem, TokenError, TransportError, TransportErrorKind,
 };
 pub use introspection::{Introspection, PendingIntrospection, PendingRevocation};
 pub use request::{CacheKey, HttpRequest, Params, SecretBody, TokenParams, TokenRequest};

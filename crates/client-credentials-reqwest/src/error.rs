@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use client_credentials_core::{ConfigError, Endpoint, TokenError};
+use client_credentials_core::{ConfigError, EndpointError, TokenError};
 
 /// What went wrong in a call of this crate: a token fetch, the parameters of a request
 /// shape, building reqwest's client, an authorized request, or a call that had to send
@@ -20,14 +20,11 @@ pub enum Error {
     /// or failed, answered something unusable or too large, or could not be reached.
     #[error(transparent)]
     Token(#[from] TokenError),
-    /// A revocation ([`Client::revoke`](crate::Client::revoke)) failed, classified as a
-    /// fetch's failure and named for the revocation endpoint.
-    #[error("{}", .0.at(Endpoint::Revocation))]
-    Revocation(Box<TokenError>),
-    /// An introspection ([`Client::introspect`](crate::Client::introspect)) failed,
-    /// classified as a fetch's failure and named for the introspection endpoint.
-    #[error("{}", .0.at(Endpoint::Introspection))]
-    Introspection(Box<TokenError>),
+    /// A revocation ([`Client::revoke`](crate::Client::revoke)) or an introspection
+    /// ([`Client::introspect`](crate::Client::introspect)) failed; the message names the
+    /// endpoint.
+    #[error(transparent)]
+    Endpoint(Box<EndpointError>),
     /// A request shape that cannot be sent ([`client_credentials_core::TokenParams`] with a
     /// bad scope or a reserved extra parameter…), refused before anything went out.
     #[error("invalid token request parameters: {0}")]
@@ -49,13 +46,12 @@ pub enum Error {
 }
 
 impl Error {
-    /// The endpoint's error, for [`Error::Token`], [`Error::Revocation`] and
-    /// [`Error::Introspection`].
+    /// The endpoint's error, for [`Error::Token`], and [`Error::Endpoint`].
     #[must_use]
     pub fn token_error(&self) -> Option<&TokenError> {
         match self {
             Self::Token(error) => Some(error),
-            Self::Revocation(error) | Self::Introspection(error) => Some(error),
+            Self::Endpoint(e) => Some(&e.error),
             _ => None,
         }
     }

@@ -4,7 +4,7 @@
 use std::time::{Instant, SystemTime};
 
 use client_credentials_core::driver::{self, Exchange};
-use client_credentials_core::{AccessToken, HttpRequest, Introspection};
+use client_credentials_core::{AccessToken, Endpoint, EndpointError, HttpRequest, Introspection};
 use tracing::Instrument as _;
 
 use crate::client::Client;
@@ -53,7 +53,7 @@ impl Client {
     /// # Errors
     /// [`Error::Config`] with [`ConfigError::MissingEndpoint`](crate::ConfigError::MissingEndpoint)
     /// when no revocation endpoint is configured (nothing is sent, nothing is dropped);
-    /// [`Error::Revocation`] when the server refused (`invalid_client`, `unsupported_token_type`…)
+    /// [`Error::Endpoint`] when the server refused (`invalid_client`, `unsupported_token_type`…)
     /// or failed, the body was over the cap, or the transport failed; [`Error::NoRuntime`]
     /// outside a tokio runtime (the token is dropped, nothing is sent).
     pub async fn revoke(&self, token: &AccessToken) -> Result<(), Error> {
@@ -67,8 +67,13 @@ impl Client {
             let dropped = self.shared.invalidate(token);
             tracing::debug!(dropped, "sending revocation request");
             let exchange = self.shared.exchange(request).await?;
-            let result = driver::finish_revocation(pending, SystemTime::now(), exchange)
-                .map_err(|e| Error::Revocation(Box::new(e)));
+            let result =
+                driver::finish_revocation(pending, SystemTime::now(), exchange).map_err(|error| {
+                    Error::Endpoint(Box::new(EndpointError {
+                        endpoint: Endpoint::Revocation,
+                        error,
+                    }))
+                });
             match &result {
                 Ok(()) => tracing::debug!("token revoked"),
                 Err(error) => tracing::warn!(%error, "token revocation failed"),
@@ -86,7 +91,7 @@ impl Client {
     ///
     /// # Errors
     /// [`Error::Config`] with [`ConfigError::MissingEndpoint`](crate::ConfigError::MissingEndpoint)
-    /// when no introspection endpoint is configured (nothing is sent); [`Error::Introspection`] when
+    /// when no introspection endpoint is configured (nothing is sent); [`Error::Endpoint`] when
     /// the server refused or failed, the answer has no boolean `active`, the body was over
     /// the cap, or the transport failed; [`Error::NoRuntime`] outside a tokio runtime.
     pub async fn introspect(&self, token: &AccessToken) -> Result<Introspection, Error> {
@@ -100,7 +105,12 @@ impl Client {
             tracing::debug!("sending introspection request");
             let exchange = self.shared.exchange(request).await?;
             let result = driver::finish_introspection(pending, SystemTime::now(), exchange)
-                .map_err(|e| Error::Introspection(Box::new(e)));
+                .map_err(|error| {
+                    Error::Endpoint(Box::new(EndpointError {
+                        endpoint: Endpoint::Introspection,
+                        error,
+                    }))
+                });
             match &result {
                 Ok(info) => tracing::debug!(active = info.active, "token introspected"),
                 Err(error) => tracing::warn!(%error, "token introspection failed"),

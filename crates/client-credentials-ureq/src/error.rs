@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use client_credentials_core::{ConfigError, Endpoint, TokenError};
+use client_credentials_core::{ConfigError, EndpointError, TokenError};
 
 /// Why a token could not be had, or why an authorized request failed.
 ///
@@ -18,14 +18,11 @@ pub enum Error {
     /// limited or failed, the response was unusable or too large, or the transport failed.
     #[error(transparent)]
     Token(#[from] TokenError),
-    /// A revocation ([`Client::revoke`](crate::Client::revoke)) failed, classified as a
-    /// fetch's failure and named for the revocation endpoint.
-    #[error("{}", .0.at(Endpoint::Revocation))]
-    Revocation(Box<TokenError>),
-    /// An introspection ([`Client::introspect`](crate::Client::introspect)) failed,
-    /// classified as a fetch's failure and named for the introspection endpoint.
-    #[error("{}", .0.at(Endpoint::Introspection))]
-    Introspection(Box<TokenError>),
+    /// A revocation ([`Client::revoke`](crate::Client::revoke)) or an introspection
+    /// ([`Client::introspect`](crate::Client::introspect)) failed; the message names the
+    /// endpoint.
+    #[error(transparent)]
+    Endpoint(Box<EndpointError>),
     /// The per-request parameters ([`client_credentials_core::TokenParams`]) are invalid
     /// (a bad scope, a reserved extra parameter…); nothing was sent.
     #[error("invalid token request parameters: {0}")]
@@ -44,7 +41,7 @@ impl Error {
     pub fn token_error(&self) -> Option<&TokenError> {
         match self {
             Self::Token(e) => Some(e),
-            Self::Revocation(e) | Self::Introspection(e) => Some(e),
+            Self::Endpoint(e) => Some(&e.error),
             Self::Config(_) | Self::Request(_) => None,
         }
     }

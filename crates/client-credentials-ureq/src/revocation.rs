@@ -6,7 +6,7 @@
 use std::time::SystemTime;
 
 use client_credentials_core::driver::{self, Exchange};
-use client_credentials_core::{AccessToken, HttpRequest, Introspection};
+use client_credentials_core::{AccessToken, Endpoint, EndpointError, HttpRequest, Introspection};
 
 use crate::client::Client;
 use crate::error::Error;
@@ -50,7 +50,7 @@ impl Client {
     /// # Errors
     /// [`Error::Config`] with [`ConfigError::MissingEndpoint`](crate::ConfigError::MissingEndpoint)
     /// when no revocation endpoint is configured (nothing is sent, nothing is dropped);
-    /// [`Error::Revocation`] when the server refused (`invalid_client`, `unsupported_token_type`…)
+    /// [`Error::Endpoint`] when the server refused (`invalid_client`, `unsupported_token_type`…)
     /// or failed, the body was over the cap, or the transport failed. No error quotes the
     /// token.
     pub fn revoke(&self, token: &AccessToken) -> Result<(), Error> {
@@ -65,7 +65,12 @@ impl Client {
         let dropped = self.invalidate(token);
         tracing::debug!(dropped, "sending revocation request");
         let result = driver::finish_revocation(pending, SystemTime::now(), self.exchange(request))
-            .map_err(|e| Error::Revocation(Box::new(e)));
+            .map_err(|error| {
+                Error::Endpoint(Box::new(EndpointError {
+                    endpoint: Endpoint::Revocation,
+                    error,
+                }))
+            });
         match &result {
             Ok(()) => tracing::debug!("token revoked"),
             Err(error) => tracing::warn!(%error, "token revocation failed"),
@@ -80,7 +85,7 @@ impl Client {
     ///
     /// # Errors
     /// [`Error::Config`] with [`ConfigError::MissingEndpoint`](crate::ConfigError::MissingEndpoint)
-    /// when no introspection endpoint is configured (nothing is sent); [`Error::Introspection`] when
+    /// when no introspection endpoint is configured (nothing is sent); [`Error::Endpoint`] when
     /// the server refused or failed, the answer has no boolean `active`, the body was over
     /// the cap, or the transport failed. No error quotes the token.
     pub fn introspect(&self, token: &AccessToken) -> Result<Introspection, Error> {
@@ -95,7 +100,12 @@ impl Client {
         tracing::debug!("sending introspection request");
         let result =
             driver::finish_introspection(pending, SystemTime::now(), self.exchange(request))
-                .map_err(|e| Error::Introspection(Box::new(e)));
+                .map_err(|error| {
+                    Error::Endpoint(Box::new(EndpointError {
+                        endpoint: Endpoint::Introspection,
+                        error,
+                    }))
+                });
         match &result {
             Ok(info) => tracing::debug!(active = info.active, "token introspected"),
             Err(error) => tracing::warn!(%error, "token introspection failed"),

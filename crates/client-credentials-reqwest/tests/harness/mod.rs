@@ -34,7 +34,7 @@ impl fmt::Debug for ReqwestHarness {
 impl From<Error> for Boxed {
     fn from(error: Error) -> Self {
         let kind = match error {
-            Error::Token(_) | Error::Revocation(_) | Error::Introspection(_) => Kind::Token,
+            Error::Token(_) | Error::Endpoint(_) => Kind::Token,
             Error::Config(_) => Kind::Config,
             Error::Request(_) => Kind::Request,
             _ => Kind::Other,

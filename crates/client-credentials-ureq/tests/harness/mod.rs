@@ -24,7 +24,7 @@ impl fmt::Debug for UreqHarness {
 
 fn wrap(error: Error) -> HarnessError {
     let kind = match &error {
-        Error::Token(_) | Error::Revocation(_) | Error::Introspection(_) => HarnessErrorKind::Token,
+        Error::Token(_) | Error::Endpoint(_) => HarnessErrorKind::Token,
         Error::Config(_) => HarnessErrorKind::Config,
         Error::Request(_) => HarnessErrorKind::Request,
         _ => HarnessErrorKind::Other,
