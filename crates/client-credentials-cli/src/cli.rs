@@ -10,23 +10,33 @@ use client_credentials_core::{AuthMethod, BodyFormat};
 const ABOUT: &str = "OAuth 2.0 client credentials from the shell: fetch access tokens, or run a \
                      local authorization server for development.";
 
+// The after-help texts are laid out by hand: every line fits in 80 columns, so that clap's
+// wrapping (at the terminal width) never breaks an example or its comment. The test
+// `help_fits_in_80_columns` (tests/help.rs) holds them to it.
 const AFTER_HELP: &str = "\
 Examples:
-  # Start a local authorization server (it prints a ready-to-paste `token` command):
+  # Start a local authorization server (it prints a ready-to-paste `token`
+  # command):
   client-credentials serve --port 8080 --client demo:demo-secret:read,write
 
-  # Fetch a token; the secret comes from the environment, a file or stdin, never a flag:
+  # Fetch a token; the secret comes from the environment, a file or stdin,
+  # never a flag:
   export CC_CLIENT_SECRET=demo-secret
-  client-credentials token --token-url http://127.0.0.1:8080/token --client-id demo --scope read
+  client-credentials token --token-url http://127.0.0.1:8080/token \\
+      --client-id demo --scope read
 
   # Use it with curl, reusing a still-valid token between runs:
-  curl -H \"Authorization: Bearer $(client-credentials token --cache)\" https://api.example.com/
+  curl -H \"Authorization: Bearer $(client-credentials token --cache)\" \\
+      https://api.example.com/
 
   # Ask about a token, then revoke it (the cached one here):
-  client-credentials introspect --cache --introspection-url http://127.0.0.1:8080/introspect
-  client-credentials revoke --cache --revocation-url http://127.0.0.1:8080/revoke
+  client-credentials introspect --cache \\
+      --introspection-url http://127.0.0.1:8080/introspect
+  client-credentials revoke --cache \\
+      --revocation-url http://127.0.0.1:8080/revoke
 
-Run `client-credentials <command> --help` (token, revoke, introspect, serve) for every option.";
+Run `client-credentials <command> --help` (token, revoke, introspect, serve)
+for every option.";
 
 const TOKEN_ABOUT: &str = "Fetch an access token (client credentials grant) and print it";
 
@@ -38,38 +48,54 @@ Every option can also come from an environment variable (shown as [env: …]); a
 its variable. The client secret is read from CC_CLIENT_SECRET, from a file \
 (--client-secret-file) or from standard input (--client-secret-stdin). There is deliberately no \
 flag that takes the secret itself: command lines are visible to every user of the machine (ps, \
-/proc) and are kept in shell history.";
+/proc) and are kept in shell history.
+
+Every auth method but `none` sends the secret, and the default is basic: without a secret the \
+command stops with exit code 2 before sending anything. A public client, which has no secret, \
+passes --auth-method none.";
 
 const TOKEN_AFTER_HELP: &str = "\
 Environment:
-  CC_CLIENT_SECRET   the client secret (--client-secret-stdin and --client-secret-file win
-                     over it)
-  CC_PARAMS          extra parameters when no --param is given, form-encoded: a=1&b=x%20y
+  CC_CLIENT_SECRET   the client secret (--client-secret-stdin and
+                     --client-secret-file win over it)
+  CC_PARAMS          extra parameters when no --param is given,
+                     form-encoded: a=1&b=x%20y
 
 Exit codes:
   0  the token was printed
-  2  usage or configuration error (nothing was sent)
-  3  the server rejected the request with an OAuth error (invalid_client, invalid_scope, ...)
+  2  usage or configuration error, such as no client secret for a method
+     that needs one (nothing was sent)
+  3  the server rejected the request with an OAuth error (invalid_client,
+     invalid_scope, ...)
   4  rate limited (429) or server error (5xx): retrying later may work
-  5  transport failure (refused, timeout, TLS) or a response that is not a token response
+  5  transport failure (refused, timeout, TLS) or a response that is not a
+     token response
   1  anything else (for example stdout was closed)
 
 Output:
   Success: the access token alone on stdout, or with --json one object:
-    {\"access_token\", \"token_type\", \"expires_in\" (seconds left), \"expires_at\" (RFC 3339),
-     \"expires_at_unix\", \"issued_at\", \"scope\", \"scopes\", \"scope_source\", \"extra\",
-     \"deviations\", \"from_cache\"}
+    {\"access_token\", \"token_type\", \"expires_in\" (seconds left),
+     \"expires_at\" (RFC 3339), \"expires_at_unix\", \"issued_at\", \"scope\",
+     \"scopes\", \"scope_source\", \"extra\", \"deviations\", \"from_cache\"}
   Failure: one line on stderr; with --json also one object on stdout:
-    {\"error\": {\"kind\", \"message\", \"exit_code\", \"retryable\", \"http_status\",
-     \"oauth_error\", \"oauth_error_description\", \"oauth_error_uri\", \"retry_after\", ...}}
+    {\"error\": {\"kind\", \"message\", \"exit_code\", \"retryable\",
+     \"http_status\", \"oauth_error\", \"oauth_error_description\",
+     \"oauth_error_uri\", \"retry_after\", ...}}
 
 Examples:
-  export CC_TOKEN_URL=https://auth.example.com/oauth2/token CC_CLIENT_ID=my-service
-  export CC_CLIENT_SECRET=...            # or: --client-secret-file ~/.config/my-service.secret
+  export CC_TOKEN_URL=https://auth.example.com/oauth2/token
+  export CC_CLIENT_ID=my-service
+  # The secret, from the environment (or --client-secret-file PATH):
+  export CC_CLIENT_SECRET=...
   client-credentials token --scope orders.read
-  client-credentials token --scope 'orders.read orders.write' --audience https://api.example.com
-  pass show my-service | client-credentials token --client-secret-stdin --json | jq .expires_at
-  client-credentials token --cache       # reuse a still-valid token from ~/.cache/client-credentials
+  client-credentials token --scope 'orders.read orders.write' \\
+      --audience https://api.example.com
+  pass show my-service |
+      client-credentials token --client-secret-stdin --json | jq .expires_at
+  # Reuse a still-valid token from ~/.cache/client-credentials:
+  client-credentials token --cache
+  # A public client, which has no secret:
+  client-credentials token --auth-method none --client-id my-cli
 
   TOKEN=$(client-credentials token --cache) || exit
   curl -H \"Authorization: Bearer $TOKEN\" https://api.example.com/orders";
@@ -139,18 +165,24 @@ const OPERATION_AFTER_HELP: &str = "\
 Exit codes (as for `token`):
   0  done (revoked; introspected, active or not)
   2  usage or configuration error (nothing was sent)
-  3  the server rejected the request with an OAuth error (invalid_client, ...)
+  3  the server rejected the request with an OAuth error (invalid_client,
+     ...)
   4  rate limited (429) or server error (5xx): retrying later may work
-  5  transport failure (refused, timeout, TLS) or an answer that cannot be understood
+  5  transport failure (refused, timeout, TLS) or an answer that cannot be
+     understood
   1  anything else (for example stdout was closed)
 
-Failure: one line on stderr; with --json also the error object of `token` on stdout.
+Failure: one line on stderr; with --json also the error object of `token` on
+stdout.
 
 Examples:
   client-credentials token --cache > /dev/null
-  client-credentials introspect --cache --introspection-url https://auth.example.com/introspect
-  client-credentials revoke --cache --revocation-url https://auth.example.com/revoke
-  printf %s \"$TOKEN\" | client-credentials revoke --token-stdin --revocation-url URL";
+  client-credentials introspect --cache \\
+      --introspection-url https://auth.example.com/introspect
+  client-credentials revoke --cache \\
+      --revocation-url https://auth.example.com/revoke
+  printf %s \"$TOKEN\" |
+      client-credentials revoke --token-stdin --revocation-url URL";
 
 /// Where `revoke` and `introspect` take the access token from.
 #[derive(Debug, Args)]
@@ -240,7 +272,8 @@ pub(crate) struct TokenArgs {
     #[arg(long, help_heading = "Client secret (or set CC_CLIENT_SECRET)")]
     pub(crate) client_secret_stdin: bool,
 
-    /// How the client authenticates [default: basic with a secret, none without]
+    /// How the client authenticates [default: basic]. Every method but `none` (a public
+    /// client) needs the client secret: without it nothing is sent and the exit code is 2
     #[arg(
         long,
         env = "CC_AUTH_METHOD",
@@ -389,6 +422,13 @@ pub(crate) enum AuthMethodArg {
     None,
 }
 
+impl AuthMethodArg {
+    /// Whether the method sends a client secret (every method but `none`).
+    pub(crate) fn needs_secret(self) -> bool {
+        !matches!(self, Self::None)
+    }
+}
+
 impl From<AuthMethodArg> for AuthMethod {
     fn from(arg: AuthMethodArg) -> Self {
         match arg {
@@ -425,16 +465,23 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "CC_SERVE_PORT", value_name = "PORT")]
     pub(crate) port: Option<u16>,
 
-    /// A client, ID:SECRET or ID:SECRET:SCOPE,SCOPE…; repeatable. Without scopes the client
-    /// may ask for every registered scope. Without any client (and no --config), a client
-    /// demo-client:demo-secret is registered
+    /// A client, ID:SECRET or ID:SECRET:SCOPE,SCOPE…; repeatable. Its scopes must be declared
+    /// (--scope, or [scopes] in --config) when any scope is declared, unless
+    /// --declare-client-scopes is given; when none is, they define the scope set. Without
+    /// scopes the client may ask for every scope. Without any client (and no --config), a
+    /// client demo-client:demo-secret is registered
     #[arg(long = "client", short = 'c', value_name = "ID:SECRET[:SCOPES]", value_parser = parse_client)]
     pub(crate) clients: Vec<ClientSpec>,
 
-    /// A scope to register, NAME or NAME=DESCRIPTION; repeatable [default with no scope
+    /// A scope to declare, NAME or NAME=DESCRIPTION; repeatable [default with no scope
     /// anywhere: read and write]
     #[arg(long = "scope", short = 's', value_name = "NAME[=DESCRIPTION]", value_parser = parse_scope)]
     pub(crate) scopes: Vec<(String, String)>,
+
+    /// Declare the scopes of every --client too, instead of refusing (exit code 2) one that
+    /// is not declared with --scope or in --config
+    #[arg(long)]
+    pub(crate) declare_client_scopes: bool,
 
     /// A TOML or JSON configuration file (clients, scopes, lifetime, token format…); flags
     /// add to it
@@ -460,7 +507,7 @@ pub(crate) struct ServeArgs {
 pub(crate) struct ClientSpec {
     pub(crate) id: String,
     pub(crate) secret: String,
-    /// `None`: every registered scope.
+    /// `None`: every scope of the server.
     pub(crate) scopes: Option<Vec<String>>,
 }
 

@@ -6,7 +6,7 @@ use std::io::{self, IsTerminal as _, Read as _, Write as _};
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use client_credentials_core::{AccessToken, Endpoint};
+use client_credentials_core::{AccessToken, Config, Endpoint};
 use client_credentials_ureq::Client;
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
@@ -32,8 +32,8 @@ pub(crate) fn revoke(args: &RevokeArgs) -> Exit {
             "--revocation-url",
             "CC_REVOCATION_URL",
         )?;
-        let client = client(&args.common, ui, |b| b.revocation_url(url))?;
-        let (token, cached) = token(&args.token, &args.common, ui)?;
+        let (client, config) = client(&args.common, ui, |b| b.revocation_url(url))?;
+        let (token, cached) = token(&args.token, &args.common, &config, ui)?;
         ui.note(&format!("revoking a token at {url}"));
         client.revoke(&token).map_err(ureq_failure)?;
         if let Some(path) = cached {
@@ -59,8 +59,8 @@ pub(crate) fn introspect(args: &IntrospectArgs) -> Exit {
             "--introspection-url",
             "CC_INTROSPECTION_URL",
         )?;
-        let client = client(&args.common, ui, |b| b.introspection_url(url))?;
-        let (token, _) = token(&args.token, &args.common, ui)?;
+        let (client, config) = client(&args.common, ui, |b| b.introspection_url(url))?;
+        let (token, _) = token(&args.token, &args.common, &config, ui)?;
         ui.note(&format!("introspecting a token at {url}"));
         let info = client.introspect(&token).map_err(ureq_failure)?;
         let bare = if info.active { "active" } else { "inactive" };
@@ -106,20 +106,22 @@ fn required<'a>(value: Option<&'a str>, flag: &str, env: &str) -> Result<&'a str
         .ok_or_else(|| Failure::Config(format!("no endpoint: pass {flag} URL or set {env}")))
 }
 
-/// The client of the configuration, the secret's scrubbing set up.
+/// The client of the configuration, and the configuration, the secret's scrubbing set up.
 fn client(
     common: &TokenArgs,
     ui: &mut Ui,
     endpoint: impl FnOnce(
         client_credentials_core::ConfigBuilder,
     ) -> client_credentials_core::ConfigBuilder,
-) -> Result<Client, Failure> {
+) -> Result<(Client, Config), Failure> {
     let secret = secret::read(common)?;
     ui.redactor
         .set_secret(secret.clone(), common.client_id.as_deref());
     let config = build_config_with(common, secret, endpoint)?;
-    let client = Client::builder(config).timeout(common.timeout).build();
-    Ok(client)
+    let client = Client::builder(config.clone())
+        .timeout(common.timeout)
+        .build();
+    Ok((client, config))
 }
 
 fn ureq_failure(e: client_credentials_ureq::Error) -> Failure {
@@ -132,10 +134,11 @@ fn ureq_failure(e: client_credentials_ureq::Error) -> Failure {
 }
 
 /// The token to act on: from stdin, a file or `CC_ACCESS_TOKEN`, else (with `--cache`) the
-/// cached token of this configuration, with the cache file it came from.
+/// cached token of `config`, with the cache file it came from.
 fn token(
     source: &TokenSource,
     common: &TokenArgs,
+    config: &Config,
     ui: &Ui,
 ) -> Result<(AccessToken, Option<std::path::PathBuf>), Failure> {
     if source.token_stdin {
@@ -163,7 +166,8 @@ fn token(
     }
     if common.cache {
         if let Some(cache) = open_cache(common, ui) {
-            let config = build_config_with(common, secret::read(common).ok().flatten(), |b| b)?;
+            // The configuration the client was built with: reading the secret again would
+            // find standard input drained.
             let request = config.default_request();
             if let Lookup::Hit(token) = cache.load(&request, SystemTime::now(), Duration::ZERO) {
                 ui.note("using the cached token");

@@ -1,15 +1,16 @@
 //! `client-credentials serve`: the embedded authorization server, in the foreground.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Write as _};
 use std::path::Path;
 
 use client_credentials_server::endpoint::RegisteredClient;
 use client_credentials_server::{EmbeddedServer, StartError, TokenFormat};
 use serde::Deserialize;
+use serde::de::IgnoredAny;
 use serde_json::json;
 
-use crate::cli::ServeArgs;
+use crate::cli::{ClientSpec, ServeArgs};
 use crate::exit::{Exit, Failure, one_line};
 
 pub(crate) const ABOUT: &str = "Run a local authorization server on 127.0.0.1 for development";
@@ -22,14 +23,30 @@ resource, and with --jwt RFC 9068 JWT access tokens with their JWKS (signed with
 algorithm every resource server supports; `jwt_algorithm = \"EdDSA\"` in a configuration file \
 for Ed25519).
 
+Scopes are declared with --scope and in a configuration file's [scopes]. When any scope is \
+declared, every scope of a --client must be one of them, so that a typo is not silently a new \
+scope: otherwise the command stops with exit code 2, unless --declare-client-scopes declares \
+the clients' scopes too. When no scope is declared, the scopes the clients name are the \
+server's scopes (read and write when no client names any either). A client without a scope \
+list may ask for every scope.
+
 It prints its endpoints and a ready-to-paste `client-credentials token` command, then serves \
 until Ctrl-C or SIGTERM. It only ever listens on 127.0.0.1, and keeps tokens in memory.";
 
+/// Laid out by hand within 80 columns, like the after-help texts of `cli.rs`.
 pub(crate) const AFTER_HELP: &str = "\
 Examples:
-  client-credentials serve                                  # demo-client:demo-secret, scopes read write
-  client-credentials serve --port 8080 --client billing:s3cret:orders.read,orders.write
-  client-credentials serve --scope 'orders.read=Read orders' --client a:a-secret --jwt
+  # The client demo-client:demo-secret, with the scopes read and write:
+  client-credentials serve
+  # No scope declared: the client's scopes are the server's.
+  client-credentials serve --port 8080 \\
+      --client billing:s3cret:orders.read,orders.write
+  # Declared scopes: a --client scope outside them is refused (exit code 2)
+  # unless --declare-client-scopes is given.
+  client-credentials serve --scope orders.read --scope orders.write \\
+      --client billing:s3cret:orders.read,orders.write --client a:a-secret
+  client-credentials serve --scope 'orders.read=Read orders' \\
+      --client a:a-secret --jwt
   client-credentials serve --config dev-auth.toml
 
 A configuration file (TOML, or JSON with the same keys):
@@ -44,7 +61,8 @@ A configuration file (TOML, or JSON with the same keys):
   secret = \"billing-secret\"
   scopes = [\"orders.read\"]
 
-Client secrets given here are printed in the banner: this is a development server.";
+Client secrets given here are printed in the banner: this is a development
+server.";
 
 /// The client registered when none is given.
 const DEMO_CLIENT: (&str, &str) = ("demo-client", "demo-secret");
@@ -73,13 +91,24 @@ pub(crate) fn run(args: &ServeArgs) -> Exit {
 
 fn serve(args: &ServeArgs) -> Result<(), Failure> {
     let mut builder = EmbeddedServer::builder();
-    let mut file_secrets = HashMap::new();
+    let mut file = FileContents::default();
     if let Some(path) = &args.config {
         builder = builder
             .config_file(path)
             .map_err(|e| Failure::Config(e.to_string()))?;
-        file_secrets = FileSecrets::read(path);
+        file = FileContents::read(path);
     }
+    if !args.declare_client_scopes {
+        let declared: Vec<&str> = args
+            .scopes
+            .iter()
+            .map(|(name, _)| name.as_str())
+            .chain(file.scopes.keys().map(String::as_str))
+            .collect();
+        check_client_scopes(&args.clients, &declared)?;
+    }
+    let mut file_secrets: HashMap<String, String> =
+        file.clients.into_iter().map(|c| (c.id, c.secret)).collect();
     if let Some(port) = args.port {
         builder = builder.port(port);
     }
@@ -155,6 +184,43 @@ fn serve(args: &ServeArgs) -> Result<(), Failure> {
     wait_for_signal().map_err(|e| Failure::Config(format!("cannot wait for signals: {e}")))?;
     let _ = writeln!(io::stderr().lock(), "client-credentials: stopping");
     server.shutdown();
+    Ok(())
+}
+
+/// Refuses a `--client` scope that is not among the `declared` ones (`--scope` and the
+/// configuration file's `[scopes]`), since a typo would otherwise become a new scope that
+/// nothing else knows. With nothing declared the clients' scopes are the scope set, and there
+/// is nothing to check.
+fn check_client_scopes(clients: &[ClientSpec], declared: &[&str]) -> Result<(), Failure> {
+    if declared.is_empty() {
+        return Ok(());
+    }
+    for client in clients {
+        let unknown: Vec<&str> = client
+            .scopes
+            .iter()
+            .flatten()
+            .map(String::as_str)
+            .filter(|s| !declared.contains(s))
+            .collect();
+        if unknown.is_empty() {
+            continue;
+        }
+        let (what, verb, it) = if unknown.len() == 1 {
+            ("scope", "is", "it")
+        } else {
+            ("scopes", "are", "them")
+        };
+        let add: Vec<String> = unknown.iter().map(|s| format!("--scope {s}")).collect();
+        return Err(Failure::Usage(format!(
+            "--client {}: {what} {} {verb} not declared (declared: {}); declare {it} with {}, \
+             or pass --declare-client-scopes to declare the scopes of every --client",
+            client.id,
+            unknown.join(", "),
+            declared.join(", "),
+            add.join(" "),
+        )));
+    }
     Ok(())
 }
 
@@ -328,14 +394,17 @@ fn wait_for_signal() -> io::Result<()> {
     })
 }
 
-/// The client secrets of a configuration file, by client id, for the banner. The server reads
-/// and validates the file itself (`EmbeddedServerBuilder::config_file`), and its builder lists
-/// the clients and scopes it registered (`clients`, `scopes`) but never a secret: this reads
-/// the secrets again, ignoring every other key.
+/// What the CLI needs from a configuration file besides what the server's builder tells: the
+/// client secrets, for the banner, and the names of the declared scopes (`[scopes]`), which
+/// the builder's `scopes` mixes with those the file's clients only name. The server reads and
+/// validates the file itself (`EmbeddedServerBuilder::config_file`); this reads it again,
+/// ignoring every other key.
 #[derive(Default, Deserialize)]
-struct FileSecrets {
+struct FileContents {
     #[serde(default)]
     clients: Vec<FileClient>,
+    #[serde(default)]
+    scopes: BTreeMap<String, IgnoredAny>,
 }
 
 #[derive(Deserialize)]
@@ -344,12 +413,12 @@ struct FileClient {
     secret: String,
 }
 
-impl FileSecrets {
-    /// The file's secrets; none when it cannot be read (the server, which read it first,
-    /// would have refused it).
-    fn read(path: &Path) -> HashMap<String, String> {
+impl FileContents {
+    /// The file's clients and scopes; none when it cannot be read (the server, which read it
+    /// first, would have refused it).
+    fn read(path: &Path) -> Self {
         let Ok(text) = std::fs::read_to_string(path) else {
-            return HashMap::new();
+            return Self::default();
         };
         let json = path
             .extension()
@@ -359,12 +428,7 @@ impl FileSecrets {
         } else {
             toml::from_str(&text).ok()
         };
-        parsed
-            .unwrap_or_default()
-            .clients
-            .into_iter()
-            .map(|c| (c.id, c.secret))
-            .collect()
+        parsed.unwrap_or_default()
     }
 }
 

@@ -4,11 +4,12 @@ use std::io::{self, IsTerminal as _, Write as _};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use clap::ValueEnum as _;
 use client_credentials_core::{ClientSecret, Config, ConfigBuilder, ConfigError, Endpoint, Token};
 use client_credentials_ureq::{Client, Policy};
 
 use crate::cache::{self, Cache, Lookup};
-use crate::cli::{TokenArgs, parse_params_env};
+use crate::cli::{AuthMethodArg, TokenArgs, parse_params_env};
 use crate::exit::{Exit, Failure, one_line};
 use crate::output::{Redactor, error_json, render, token_json};
 use crate::secret;
@@ -218,15 +219,19 @@ pub(crate) fn build_config_with(
         .ok_or_else(|| {
             Failure::Config("no client id: pass --client-id ID or set CC_CLIENT_ID".to_owned())
         })?;
+    // Without --auth-method the client is a confidential one (Basic): a forgotten secret is
+    // a mistake to report here, not a public-client request for the server to refuse.
+    let method = args.auth_method.unwrap_or(AuthMethodArg::Basic);
+    if secret.is_none() && method.needs_secret() {
+        return Err(Failure::Config(missing_secret_message(args.auth_method)));
+    }
     let mut builder = Config::builder()
         .token_url(token_url)
         .client_id(client_id)
-        .body_format(args.body_format.into());
+        .body_format(args.body_format.into())
+        .auth_method(method.into());
     if let Some(secret) = secret {
         builder = builder.client_secret(secret);
-    }
-    if let Some(method) = args.auth_method {
-        builder = builder.auth_method(method.into());
     }
     let scopes = non_empty(&args.scopes);
     if !scopes.is_empty() {
@@ -261,6 +266,20 @@ pub(crate) fn build_config_with(
     more(builder)
         .build()
         .map_err(|e| Failure::Config(config_message(&e)))
+}
+
+/// No secret for a method that needs one (`explicit`: the `--auth-method` given, if any):
+/// the three places a secret can come from, and the way out for a public client.
+fn missing_secret_message(explicit: Option<AuthMethodArg>) -> String {
+    let what = match explicit.and_then(|m| m.to_possible_value()) {
+        Some(value) => format!("--auth-method {} needs a client secret", value.get_name()),
+        None => "no client secret (the default auth method, basic, needs one)".to_owned(),
+    };
+    format!(
+        "{what}: set {}, or pass --client-secret-file PATH or --client-secret-stdin; a public \
+         client, which has no secret, passes --auth-method none",
+        secret::SECRET_ENV
+    )
 }
 
 /// The core's message, with what to do about it where that is not obvious.

@@ -62,6 +62,7 @@ fn the_cache_can_be_switched_on_by_the_environment() {
             .args(["token"])
             .env("CC_TOKEN_URL", server.url("/token"))
             .env("CC_CLIENT_ID", ID)
+            .env("CC_CLIENT_SECRET", SECRET)
             .env("CC_CACHE", "1")
     };
     let (_, home) = run(base(TempDir::new("home")));

@@ -310,3 +310,95 @@ fn a_busy_port_or_a_bad_config_is_exit_2() {
     let run = Cli::new().args(["serve", "--client", "no-secret"]).output();
     run.assert_code(2);
 }
+
+#[test]
+fn a_client_scope_that_is_not_declared_is_refused() {
+    // --port 0 is free: only the scope check can stop it, with exit 2 and before the banner.
+    let run = Cli::new()
+        .args([
+            "serve",
+            "--port",
+            "0",
+            "--scope",
+            "orders.read",
+            "--client",
+            "billing:billing-secret:orders.read,orders.admin",
+        ])
+        .output();
+    run.assert_code(2)
+        .assert_one_line_error()
+        .assert_hides("billing-secret");
+    for needle in ["orders.admin", "billing", "--declare-client-scopes"] {
+        assert!(run.stderr.contains(needle), "no {needle}: {run:?}");
+    }
+    assert_eq!(run.stdout, "");
+
+    // Scopes declared by a configuration file count as declared, for the same check.
+    let dir = TempDir::new("config");
+    let file = dir.path().join("auth.toml");
+    std::fs::write(&file, "[scopes]\n\"reports.read\" = \"Read reports\"\n").unwrap();
+    let run = Cli::new()
+        .args(["serve", "--config", file.to_str().unwrap(), "--client"])
+        .args(["reporter:reporter-secret:reports.read,reports.wirte"])
+        .output();
+    run.assert_code(2).assert_one_line_error();
+    assert!(run.stderr.contains("reports.wirte"), "{run:?}");
+    assert!(run.stderr.contains("reporter"), "{run:?}");
+}
+
+#[test]
+fn declare_client_scopes_declares_them() {
+    let serving = Serving::start(&[
+        "--json",
+        "--scope",
+        "orders.read",
+        "--declare-client-scopes",
+        "--client",
+        "billing:billing-secret:orders.read,orders.admin",
+    ]);
+    let e = serving.endpoints();
+    assert_eq!(
+        e["clients"][0]["scopes"],
+        serde_json::json!(["orders.read", "orders.admin"])
+    );
+    let url = e["token_endpoint"].as_str().unwrap();
+    let run = token(url, "billing", "billing-secret")
+        .args(["--scope", "orders.admin", "--json"])
+        .output();
+    run.assert_code(0);
+    assert_eq!(run.json()["scope"], "orders.admin");
+    let (code, stderr) = serving.stop_with("TERM");
+    assert_eq!(code, 0, "{stderr}");
+}
+
+#[test]
+fn a_client_whose_scopes_are_all_declared_works() {
+    let dir = TempDir::new("config");
+    let file = dir.path().join("auth.json");
+    std::fs::write(&file, r#"{"scopes": {"reports.read": "Read reports"}}"#).unwrap();
+    let serving = Serving::start(&[
+        "--json",
+        "--config",
+        file.to_str().unwrap(),
+        "--scope",
+        "orders.read",
+        "--scope",
+        "orders.write=Write orders",
+        "--client",
+        "billing:billing-secret:orders.read,orders.write,reports.read",
+    ]);
+    let e = serving.endpoints();
+    let url = e["token_endpoint"].as_str().unwrap();
+    let run = token(url, "billing", "billing-secret")
+        .args(["--scope", "orders.read orders.write reports.read", "--json"])
+        .output();
+    run.assert_code(0);
+    assert_eq!(run.json()["scope"], "orders.read orders.write reports.read");
+    // A scope that is neither declared nor the client's is still refused by the server.
+    token(url, "billing", "billing-secret")
+        .args(["--scope", "orders.admin"])
+        .output()
+        .assert_code(3);
+    let (code, stderr) = serving.stop_with("TERM");
+    assert_eq!(code, 0, "{stderr}");
+}

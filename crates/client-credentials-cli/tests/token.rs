@@ -219,6 +219,103 @@ fn exit_2_when_the_secret_is_missing_unreadable_or_empty() {
     assert_eq!(server.request_count(), 0);
 }
 
+/// stderr names the three places a secret can come from.
+fn names_the_three_secret_sources(run: &common::Run) {
+    for source in [
+        "CC_CLIENT_SECRET",
+        "--client-secret-file",
+        "--client-secret-stdin",
+    ] {
+        assert!(run.stderr.contains(source), "no {source}: {run:?}");
+    }
+}
+
+#[test]
+fn a_missing_secret_is_exit_2_before_any_request_for_every_method_that_needs_one() {
+    let server = endpoint();
+    let base = || {
+        Cli::new()
+            .env("CC_TOKEN_URL", server.url("/token"))
+            .env("CC_CLIENT_ID", ID)
+    };
+    // No --auth-method at all: the default (basic) needs a secret, so a forgotten
+    // CC_CLIENT_SECRET is not sent as a public-client request.
+    let methods: [&[&str]; 6] = [
+        &[],
+        &["--auth-method", "basic"],
+        &["--auth-method", "client_secret_basic"],
+        &["--auth-method", "basic-raw"],
+        &["--auth-method", "post"],
+        &["--auth-method", "client_secret_post"],
+    ];
+    for method in methods {
+        let run = base().args(["token"]).args(method).output();
+        run.assert_code(2).assert_one_line_error();
+        names_the_three_secret_sources(&run);
+        assert!(run.stderr.contains("--auth-method none"), "{run:?}");
+        assert_eq!(run.stdout, "", "{method:?}");
+
+        let run = base().args(["token", "--json"]).args(method).output();
+        run.assert_code(2);
+        let e = run.error();
+        assert_eq!(e["exit_code"], 2, "{method:?}");
+        assert!(e["http_status"].is_null(), "{method:?}");
+    }
+    // The method from the environment, and an empty CC_CLIENT_SECRET.
+    let run = base()
+        .args(["token"])
+        .env("CC_AUTH_METHOD", "post")
+        .env("CC_CLIENT_SECRET", "")
+        .output();
+    run.assert_code(2).assert_one_line_error();
+    names_the_three_secret_sources(&run);
+    assert!(run.stderr.contains("--auth-method post"), "{run:?}");
+    // revoke and introspect authenticate the same way.
+    for (command, flag) in [
+        ("revoke", "--revocation-url"),
+        ("introspect", "--introspection-url"),
+    ] {
+        let run = base()
+            .args([command, flag, &server.url("/other")])
+            .env("CC_ACCESS_TOKEN", "some-token")
+            .output();
+        run.assert_code(2).assert_one_line_error();
+        names_the_three_secret_sources(&run);
+    }
+    assert_eq!(server.request_count(), 0);
+}
+
+#[test]
+fn a_public_client_needs_no_secret_with_auth_method_none() {
+    let server = TestServer::start(TokenEndpoint::new().public_client("public-app"));
+    let run = Cli::new()
+        .env("CC_TOKEN_URL", server.url("/token"))
+        .args([
+            "token",
+            "--client-id",
+            "public-app",
+            "--auth-method",
+            "none",
+        ])
+        .output();
+    run.assert_code(0);
+    assert_eq!(run.stdout, "token-1\n");
+    let run = Cli::new()
+        .env("CC_TOKEN_URL", server.url("/token"))
+        .env("CC_CLIENT_ID", "public-app")
+        .env("CC_AUTH_METHOD", "none")
+        .args(["token", "--json"])
+        .output();
+    run.assert_code(0);
+    assert_eq!(run.json()["access_token"], "token-2");
+    assert_eq!(server.count("/token"), 2);
+    for sent in server.requests() {
+        assert!(sent.basic_auth().is_none());
+        assert_eq!(sent.param("client_id").as_deref(), Some("public-app"));
+        assert!(sent.param("client_secret").is_none());
+    }
+}
+
 trait ArgPath {
     fn arg_path(self, path: &std::path::Path) -> Self;
 }
@@ -489,6 +586,8 @@ fn request_options_reach_the_server() {
             "token",
             "--client-id",
             "public-app",
+            "--auth-method",
+            "none",
             "--body-format",
             "json",
             "--param",
