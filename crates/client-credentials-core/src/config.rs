@@ -168,6 +168,20 @@ pub enum ConfigError {
     /// A token type to accept is empty or not a valid token.
     #[error("token type {0:?} is not a valid token type")]
     InvalidTokenType(String),
+    /// A header name is not a valid HTTP header name.
+    #[error("header name {0:?} is not a valid HTTP header name")]
+    InvalidHeader(String),
+    /// A header may not be set by the caller: the library sets it, it frames the message,
+    /// or it carries credentials ([`crate::RESERVED_HEADERS`]).
+    #[error("header {0:?} is reserved: the library sets it or it carries credentials")]
+    ReservedHeader(String),
+    /// A header value is empty where a value is needed, or holds characters other than
+    /// visible ASCII and inner spaces. The value itself is never shown.
+    #[error("the value of header {0:?} is empty or not visible ASCII")]
+    InvalidHeaderValue(String),
+    /// A timeout is zero.
+    #[error("a request timeout must be greater than zero")]
+    ZeroTimeout,
 }
 
 /// A validated client configuration. Cheap to clone (shared behind an [`Arc`]).
@@ -426,6 +440,16 @@ impl ConfigBuilder {
         let mut resources = self.defaults.resources.take().unwrap_or_default();
         resources.push(resource.into());
         self.defaults.resources = Some(resources);
+        self
+    }
+
+    /// Adds an HTTP header sent with every token request ([`TokenParams::header`] has the
+    /// rules; a shape's header of the same name replaces it).
+    ///
+    /// [`TokenParams::header`]: crate::TokenParams::header
+    #[must_use]
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.defaults = self.defaults.header(name, value);
         self
     }
 

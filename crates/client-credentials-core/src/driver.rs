@@ -45,6 +45,76 @@ use crate::request::CacheKey;
 use crate::session::{Cache, Event, Failure, Outcome, Policy, RequestId};
 use crate::token::Token;
 
+/// The classification methods of an adapter's error type, one definition for both
+/// adapters: each asks the [`TokenError`] that the error carries (its `token_error()`
+/// method), and is `false` (or `None`) for an error that is not a failure of an endpoint.
+/// Expanded inside the adapter's `impl Error { … }`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __error_classes {
+    () => {
+        /// Whether a later call may succeed where this one did not, as
+        /// [`TokenError::is_retryable`] says; never for an error that is not a failure of an
+        /// endpoint (invalid parameters, a failed authorized request).
+        #[must_use]
+        pub fn is_retryable(&self) -> bool {
+            self.token_error()
+                .is_some_and($crate::TokenError::is_retryable)
+        }
+
+        /// How long the endpoint asked to wait before trying again, if it said
+        /// ([`TokenError::retry_after`]).
+        #[must_use]
+        pub fn retry_after(&self) -> Option<::std::time::Duration> {
+            self.token_error()?.retry_after()
+        }
+
+        /// Whether client authentication failed: a wrong secret, an unknown client, the
+        /// wrong auth method ([`TokenError::is_invalid_client`]).
+        #[must_use]
+        pub fn is_invalid_client(&self) -> bool {
+            self.token_error()
+                .is_some_and($crate::TokenError::is_invalid_client)
+        }
+
+        /// Whether a requested scope was refused ([`TokenError::is_invalid_scope`]).
+        #[must_use]
+        pub fn is_invalid_scope(&self) -> bool {
+            self.token_error()
+                .is_some_and($crate::TokenError::is_invalid_scope)
+        }
+
+        /// Whether an audience or resource indicator was refused
+        /// ([`TokenError::is_invalid_target`]).
+        #[must_use]
+        pub fn is_invalid_target(&self) -> bool {
+            self.token_error()
+                .is_some_and($crate::TokenError::is_invalid_target)
+        }
+
+        /// Whether the client may not use the grant ([`TokenError::is_unauthorized_client`]).
+        #[must_use]
+        pub fn is_unauthorized_client(&self) -> bool {
+            self.token_error()
+                .is_some_and($crate::TokenError::is_unauthorized_client)
+        }
+
+        /// Whether the endpoint throttled the client, a 429 ([`TokenError::is_rate_limited`]).
+        #[must_use]
+        pub fn is_rate_limited(&self) -> bool {
+            self.token_error()
+                .is_some_and($crate::TokenError::is_rate_limited)
+        }
+
+        /// Whether the exchange with the endpoint timed out ([`TokenError::is_timeout`]).
+        #[must_use]
+        pub fn is_timeout(&self) -> bool {
+            self.token_error()
+                .is_some_and($crate::TokenError::is_timeout)
+        }
+    };
+}
+
 /// How long connecting (DNS, TCP and TLS) may take by default.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -87,6 +157,32 @@ impl Timeouts {
         Self {
             connect: connect.unwrap_or(DEFAULT_CONNECT_TIMEOUT).min(overall),
             overall,
+        }
+    }
+
+    /// The timeouts for `request`: its shape's own timeout ([`crate::TokenParams::timeout`])
+    /// where that is shorter than `overall`, and `connect` no longer than that.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use client_credentials::{Config, Policy, TokenParams, driver::Timeouts};
+    /// # let config = Config::builder().token_url("https://as.example.com/t").client_id("c").client_secret("s").build()?;
+    /// let client = Timeouts::new(None, None, &Policy::default()); // 15 s, connect 5 s
+    /// let quick = config.request(&TokenParams::new().timeout(Duration::from_secs(2)))?;
+    /// let t = client.for_request(&quick.to_http());
+    /// assert_eq!((t.overall, t.connect), (Duration::from_secs(2), Duration::from_secs(2)));
+    /// let slow = config.request(&TokenParams::new().timeout(Duration::from_secs(60)))?;
+    /// assert_eq!(client.for_request(&slow.to_http()), client);
+    /// # Ok::<_, client_credentials::ConfigError>(())
+    /// ```
+    #[must_use]
+    pub fn for_request(self, request: &crate::HttpRequest) -> Self {
+        match request.timeout() {
+            Some(own) if own < self.overall => Self {
+                overall: own,
+                connect: self.connect.min(own),
+            },
+            _ => self,
         }
     }
 }

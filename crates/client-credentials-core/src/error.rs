@@ -740,6 +740,79 @@ impl TokenError {
         }
     }
 
+    /// Whether client authentication failed: an `invalid_client` error, or any 401 of the
+    /// endpoint (RFC 6749 §5.2 answers a failed authentication with 401 whatever the body
+    /// says). A wrong or revoked secret, an unknown client id, the wrong auth method: asking
+    /// again gets the same answer.
+    ///
+    /// ```
+    /// # use std::time::SystemTime;
+    /// use client_credentials::{Config, TokenError};
+    /// use client_credentials::http::{HeaderMap, StatusCode};
+    /// # let config = Config::builder().token_url("https://as.example.com/t").client_id("c").client_secret("s").build()?;
+    /// let body = br#"{"error":"invalid_client","error_description":"bad secret"}"#;
+    /// let error: TokenError = config
+    ///     .default_request()
+    ///     .parse_response(SystemTime::now(), StatusCode::UNAUTHORIZED, &HeaderMap::new(), body)
+    ///     .unwrap_err();
+    /// assert!(error.is_invalid_client());
+    /// assert!(!error.is_retryable() && !error.is_invalid_scope() && !error.is_rate_limited());
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn is_invalid_client(&self) -> bool {
+        self.oauth_code() == Some(&ErrorCode::InvalidClient)
+            || matches!(
+                self,
+                Self::Rejected { status, .. } | Self::InvalidResponse { status, .. }
+                    if *status == StatusCode::UNAUTHORIZED
+            )
+    }
+
+    /// Whether a requested scope is unknown or not granted to this client
+    /// (`invalid_scope`).
+    #[must_use]
+    pub fn is_invalid_scope(&self) -> bool {
+        self.oauth_code() == Some(&ErrorCode::InvalidScope)
+    }
+
+    /// Whether an audience or resource indicator was refused (`invalid_target`, RFC 8707).
+    #[must_use]
+    pub fn is_invalid_target(&self) -> bool {
+        self.oauth_code() == Some(&ErrorCode::InvalidTarget)
+    }
+
+    /// Whether the client may not use the client credentials grant
+    /// (`unauthorized_client`), or the server does not offer it (`unsupported_grant_type`).
+    #[must_use]
+    pub fn is_unauthorized_client(&self) -> bool {
+        matches!(
+            self.oauth_code(),
+            Some(ErrorCode::UnauthorizedClient | ErrorCode::UnsupportedGrantType)
+        )
+    }
+
+    /// Whether the server throttled the client: a 429, whatever its body. Retryable, after
+    /// [`TokenError::retry_after`] if the server said.
+    #[must_use]
+    pub fn is_rate_limited(&self) -> bool {
+        matches!(self, Self::RateLimited { .. })
+    }
+
+    /// Whether the request timed out (connect, read or overall): a [`TokenError::Transport`]
+    /// of kind [`TransportErrorKind::Timeout`].
+    #[must_use]
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Self::Transport(e) if e.kind() == TransportErrorKind::Timeout)
+    }
+
+    /// Whether the endpoint could not be reached or the exchange broke off (connect, TLS,
+    /// timeout, I/O): no answer of the server at all.
+    #[must_use]
+    pub fn is_transport(&self) -> bool {
+        matches!(self, Self::Transport(_))
+    }
+
     /// Whether trying again later may succeed: server errors (5xx), rate limiting (429),
     /// `temporarily_unavailable` / `server_error`, timeouts and transport failures are
     /// retryable; rejections (`invalid_client`, `invalid_scope`, `unauthorized_client`,
@@ -800,6 +873,48 @@ mod tests {
 
     fn shown(error: &TokenError) -> String {
         format!("{error} {error:?}")
+    }
+
+    #[test]
+    fn predicates_name_the_class_of_each_answer() {
+        let bad_secret = error(401, &[], r#"{"error":"invalid_client"}"#);
+        assert!(bad_secret.is_invalid_client());
+        let bare_401 = error(401, &[], "<html>no</html>");
+        assert!(bare_401.is_invalid_client(), "{bare_401:?}");
+        let wrong_code_400 = error(400, &[], r#"{"error":"invalid_client"}"#);
+        assert!(wrong_code_400.is_invalid_client());
+        let scope = error(400, &[], r#"{"error":"invalid_scope"}"#);
+        assert!(scope.is_invalid_scope() && !scope.is_invalid_client());
+        let target = error(400, &[], r#"{"error":"invalid_target"}"#);
+        assert!(target.is_invalid_target() && !target.is_invalid_scope());
+        for code in ["unauthorized_client", "unsupported_grant_type"] {
+            let e = error(400, &[], &format!(r#"{{"error":"{code}"}}"#));
+            assert!(e.is_unauthorized_client(), "{code}");
+        }
+        let throttled = error(429, &[("retry-after", "7")], "");
+        assert!(throttled.is_rate_limited() && throttled.is_retryable());
+        assert_eq!(throttled.retry_after(), Some(Duration::from_secs(7)));
+        let failed = error(503, &[], "");
+        assert!(!failed.is_rate_limited() && !failed.is_invalid_client());
+        let timeout = TokenError::from(TransportError::from_kind(TransportErrorKind::Timeout));
+        assert!(timeout.is_timeout() && timeout.is_transport());
+        let refused = TokenError::from(TransportError::from_kind(TransportErrorKind::Connect));
+        assert!(!refused.is_timeout() && refused.is_transport());
+        for e in [&bad_secret, &scope, &throttled, &timeout] {
+            assert_eq!(
+                [
+                    e.is_invalid_client(),
+                    e.is_invalid_scope(),
+                    e.is_rate_limited(),
+                    e.is_timeout()
+                ]
+                .iter()
+                .filter(|b| **b)
+                .count(),
+                1,
+                "exactly one class: {e:?}"
+            );
+        }
     }
 
     #[test]

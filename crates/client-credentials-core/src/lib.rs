@@ -65,6 +65,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 mod config;
+mod credential;
 pub mod driver;
 mod error;
 mod introspection;
@@ -83,12 +84,15 @@ pub use config::{
     AuthMethod, BodyFormat, Config, ConfigBuilder, ConfigError, DEFAULT_MAX_BODY, MissingLifetime,
     RESERVED_PARAMETERS, is_loopback_host,
 };
+pub use credential::StaticCredential;
 pub use error::{
     AtEndpoint, DescriptionMember, Endpoint, EndpointError, ErrorCode, ErrorDialect, Excerpt,
     OAuthError, ResponseProblem, TokenError, TransportError, TransportErrorKind,
 };
 pub use introspection::{Introspection, PendingIntrospection, PendingRevocation};
-pub use request::{CacheKey, HttpRequest, Params, SecretBody, TokenParams, TokenRequest};
+pub use request::{
+    CacheKey, HttpRequest, Params, RESERVED_HEADERS, SecretBody, TokenParams, TokenRequest,
+};
 pub use response::{BodyBuffer, MAX_LIFETIME};
 pub use scrub::Scrubber;
 pub use secret::{AccessToken, ClientSecret, constant_time_eq};

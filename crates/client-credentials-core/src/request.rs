@@ -2,11 +2,12 @@
 
 use std::fmt;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
-use http::{HeaderValue, Method};
+use http::{HeaderName, HeaderValue, Method};
 
 use crate::config::{AuthMethod, BodyFormat, Config, ConfigError, RESERVED_PARAMETERS};
 
@@ -24,6 +25,8 @@ pub struct TokenParams {
     pub(crate) audience: Option<Option<String>>,
     pub(crate) resources: Option<Vec<String>>,
     pub(crate) extra: Vec<(String, String)>,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) timeout: Option<Duration>,
 }
 
 impl TokenParams {
@@ -85,6 +88,99 @@ impl TokenParams {
         self.extra.push((name.into(), value.into()));
         self
     }
+
+    /// Adds an HTTP header to the token requests of this shape (a tenant or a gateway
+    /// header, simple-oauth2's `httpOptions.headers`). A name given here replaces the
+    /// configuration's value for that name. The headers are part of the request shape, as
+    /// parameters are: two shapes that differ by a header value have distinct tokens.
+    ///
+    /// Headers that the library sets or that carry credentials are refused
+    /// ([`ConfigError::ReservedHeader`]): `Authorization`, `Content-Type`, the framing
+    /// headers, `Cookie`, `DPoP`… (the whole list: [`RESERVED_HEADERS`]). Client
+    /// credentials go through the [`AuthMethod`]; a header value is not treated as a secret.
+    ///
+    /// ```
+    /// use client_credentials::{Config, ConfigError, TokenParams};
+    /// # let config = Config::builder().token_url("https://as.example.com/t").client_id("c").client_secret("s").build()?;
+    /// let request = config.request(&TokenParams::new().header("x-tenant", "acme"))?;
+    /// assert_eq!(request.to_http().headers()["x-tenant"], "acme");
+    /// assert!(matches!(
+    ///     config.request(&TokenParams::new().header("Authorization", "Bearer x")),
+    ///     Err(ConfigError::ReservedHeader(_)),
+    /// ));
+    /// # Ok::<_, ConfigError>(())
+    /// ```
+    #[must_use]
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Bounds how long a token request of this shape may take, connection included
+    /// (simple-oauth2's `httpOptions.timeout`). It can only shorten the client's timeout
+    /// for token requests (15 s by default), never lengthen it; raise that instead. Part of
+    /// the request shape. A zero timeout is refused ([`ConfigError::ZeroTimeout`]).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use client_credentials::{Config, TokenParams};
+    /// # let config = Config::builder().token_url("https://as.example.com/t").client_id("c").client_secret("s").build()?;
+    /// let request = config.request(&TokenParams::new().timeout(Duration::from_secs(2)))?;
+    /// assert_eq!(request.to_http().timeout(), Some(Duration::from_secs(2)));
+    /// # Ok::<_, client_credentials::ConfigError>(())
+    /// ```
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+}
+
+/// Headers that [`TokenParams::header`] and [`ConfigBuilder::header`](crate::ConfigBuilder::header)
+/// refuse, compared without regard to case: those the library sets on a token request
+/// (`Content-Type`, `Accept`, `Authorization` for `client_secret_basic`), those that frame
+/// the message (a wrong one would desynchronise the connection), and those that carry
+/// credentials (`Authorization`, `Proxy-Authorization`, `Cookie`, `DPoP`), which must not be
+/// set beside the auth method.
+pub const RESERVED_HEADERS: &[&str] = &[
+    "accept",
+    "authorization",
+    "connection",
+    "content-encoding",
+    "content-length",
+    "content-type",
+    "cookie",
+    "dpop",
+    "expect",
+    "host",
+    "keep-alive",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Validates one header of a token request: a valid name that is not reserved, and a
+/// value of visible ASCII and inner spaces.
+pub(crate) fn check_header(
+    name: &str,
+    value: &str,
+    reserved: &[&str],
+) -> Result<(HeaderName, HeaderValue), ConfigError> {
+    let parsed = HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| ConfigError::InvalidHeader(crate::response::bounded(name, 64)))?;
+    if reserved.iter().any(|r| parsed.as_str() == *r) {
+        return Err(ConfigError::ReservedHeader(parsed.as_str().to_owned()));
+    }
+    let visible = value
+        .bytes()
+        .all(|b| b == b' ' || b == b'\t' || (0x21..=0x7E).contains(&b));
+    match HeaderValue::from_str(value) {
+        Ok(v) if visible => Ok((parsed, v)),
+        _ => Err(ConfigError::InvalidHeaderValue(parsed.as_str().to_owned())),
+    }
 }
 
 /// Validated request parameters, after the per-request overrides were applied.
@@ -94,6 +190,8 @@ pub struct Params {
     audience: Option<String>,
     resources: Vec<String>,
     extra: Vec<(String, String)>,
+    headers: Vec<(HeaderName, HeaderValue)>,
+    timeout: Option<Duration>,
 }
 
 impl Params {
@@ -102,6 +200,8 @@ impl Params {
         audience: None,
         resources: Vec::new(),
         extra: Vec::new(),
+        headers: Vec::new(),
+        timeout: None,
     };
 
     /// Scopes to request, in the order given, without duplicates.
@@ -126,6 +226,18 @@ impl Params {
     #[must_use]
     pub fn extra(&self) -> &[(String, String)] {
         &self.extra
+    }
+
+    /// Extra HTTP headers of the token request ([`TokenParams::header`]).
+    #[must_use]
+    pub fn headers(&self) -> &[(HeaderName, HeaderValue)] {
+        &self.headers
+    }
+
+    /// The timeout of the token request, if this shape has its own ([`TokenParams::timeout`]).
+    #[must_use]
+    pub fn timeout(&self) -> Option<Duration> {
+        self.timeout
     }
 
     pub(crate) fn resolve(
@@ -184,11 +296,31 @@ impl Params {
             .cloned()
             .collect();
         extra.extend(overrides.extra.iter().cloned());
+        let mut headers: Vec<(HeaderName, HeaderValue)> = Vec::new();
+        for (name, value) in &overrides.headers {
+            let (name, value) = check_header(name, value, RESERVED_HEADERS)?;
+            // The last value given for a name is the one sent.
+            headers.retain(|(n, _)| *n != name);
+            headers.push((name, value));
+        }
+        let mut merged: Vec<(HeaderName, HeaderValue)> = defaults
+            .headers
+            .iter()
+            .filter(|(n, _)| !headers.iter().any(|(o, _)| o == n))
+            .cloned()
+            .collect();
+        merged.extend(headers);
+        let timeout = overrides.timeout.or(defaults.timeout);
+        if timeout == Some(Duration::ZERO) {
+            return Err(ConfigError::ZeroTimeout);
+        }
         Ok(Params {
             scopes,
             audience,
             resources,
             extra,
+            headers: merged,
+            timeout,
         })
     }
 }
@@ -286,6 +418,14 @@ impl CacheKey {
         resources.dedup();
         let mut extra = params.extra.clone();
         extra.sort();
+        // Header values are visible ASCII (checked), so `to_str` cannot fail.
+        let mut headers: Vec<(&str, &str)> = params
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.to_str().unwrap_or_default()))
+            .collect();
+        headers.sort_unstable();
+        let timeout_ms = params.timeout.map(|t| t.as_millis());
         let method = match &i.auth_method {
             AuthMethod::ClientSecretBasic => "basic".to_owned(),
             AuthMethod::ClientSecretBasicRaw => "basic-raw".to_owned(),
@@ -312,6 +452,8 @@ impl CacheKey {
             params.audience,
             resources,
             extra,
+            headers,
+            timeout_ms,
         ]);
         Self::from_text(canonical.to_string())
     }
@@ -414,7 +556,14 @@ impl TokenRequest {
     #[must_use]
     pub fn to_http(&self) -> HttpRequest {
         let prepared = self.prepared.get_or_init(|| self.prepare());
-        assemble(self.config.inner().token_url.clone(), prepared)
+        let mut request = assemble(self.config.inner().token_url.clone(), prepared);
+        for (name, value) in &self.params.headers {
+            request.0.headers_mut().insert(name.clone(), value.clone());
+        }
+        if let Some(timeout) = self.params.timeout {
+            request.0.extensions_mut().insert(RequestTimeout(timeout));
+        }
+        request
     }
 
     /// Encodes the body and the credentials of this shape once.
@@ -610,6 +759,10 @@ fn json_body(fields: &[(&str, &str)]) -> Vec<u8> {
 /// ```
 pub struct HttpRequest(Box<http::Request<SecretBody>>);
 
+/// The timeout of a request's shape, carried in the request's extensions.
+#[derive(Clone, Copy, Debug)]
+struct RequestTimeout(Duration);
+
 impl HttpRequest {
     /// The method (`POST`).
     #[must_use]
@@ -627,6 +780,13 @@ impl HttpRequest {
     #[must_use]
     pub fn headers(&self) -> &http::HeaderMap {
         self.0.headers()
+    }
+
+    /// The timeout of this request's shape ([`TokenParams::timeout`]), for the transport
+    /// to apply if it is shorter than its own ([`crate::driver::Timeouts::for_request`]).
+    #[must_use]
+    pub fn timeout(&self) -> Option<Duration> {
+        self.0.extensions().get::<RequestTimeout>().map(|t| t.0)
     }
 
     /// The body bytes. They may hold the client secret or a token: never log them.

@@ -144,6 +144,34 @@ impl Token {
         self.lifetime.and_then(|l| self.issued_at.checked_add(l))
     }
 
+    /// How long the token has left at `now` (wall-clock time): `Some(Duration::ZERO)` once
+    /// it expired, `None` when it does not expire. This is the server's lifetime, without
+    /// the cache's [`Policy::expiry_margin`](crate::Policy::expiry_margin): a client stops
+    /// serving a token a little before this reaches zero.
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use client_credentials::Config;
+    /// use client_credentials::http::{HeaderMap, StatusCode};
+    ///
+    /// let config = Config::builder()
+    ///     .token_url("https://as.example.com/token")
+    ///     .client_id("c")
+    ///     .client_secret("s")
+    ///     .build()?;
+    /// let issued = SystemTime::now();
+    /// let body = br#"{"access_token":"abc","token_type":"Bearer","expires_in":3600}"#;
+    /// let token = config.default_request().parse_response(issued, StatusCode::OK, &HeaderMap::new(), body)?;
+    /// assert_eq!(token.expires_in(issued + Duration::from_secs(600)), Some(Duration::from_secs(3000)));
+    /// assert_eq!(token.expires_in(issued + Duration::from_secs(7200)), Some(Duration::ZERO));
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn expires_in(&self, now: SystemTime) -> Option<Duration> {
+        self.expires_at()
+            .map(|at| at.duration_since(now).unwrap_or(Duration::ZERO))
+    }
+
     /// Whether the token expires before `now + window` (or has expired).
     #[must_use]
     pub fn expires_within(&self, now: SystemTime, window: Duration) -> bool {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 use client_credentials_core::driver::Timeouts;
 use client_credentials_core::{
     AccessToken, Cache, CacheKey, Config, Counters, Policy, Token, TokenError, TokenParams,
-    WallClock,
+    TokenRequest, WallClock,
 };
 
 use crate::background::Background;
@@ -342,6 +342,66 @@ impl Client {
     pub async fn token_for(&self, params: &TokenParams) -> Result<Arc<Token>, Error> {
         let request = self.shared.config.request(params)?;
         self.shared.token(&request).await
+    }
+
+    /// Restores a token saved earlier (simple-oauth2's `createToken`), for the default
+    /// request shape: one fetched before a restart and kept with [`Token::storable`]. While
+    /// it is usable, calls are answered from it without a request, and it is refreshed
+    /// ahead of expiry like a fetched one. Needs no runtime.
+    ///
+    /// Returns `Ok(true)` when the cache serves it from now on, `Ok(false)` when the cache
+    /// already holds a token that lives longer (and keeps serving that one).
+    ///
+    /// ```no_run
+    /// # async fn demo(client: client_credentials_reqwest::Client) -> Result<(), Box<dyn std::error::Error>> {
+    /// let saved = serde_json::to_vec(&client.token().await?.storable())?; // before the restart
+    /// let stored: client_credentials_reqwest::Token = serde_json::from_slice(&saved)?;
+    /// if let Err(e) = client.restore(stored) {
+    ///     tracing::info!("stored token not usable ({e}); the next call fetches one");
+    /// }
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Stored`] when the configuration does not take the token (another token
+    /// type, no expiry, or its usable life is over); nothing changes.
+    pub fn restore(&self, token: impl Into<Arc<Token>>) -> Result<bool, Error> {
+        self.restore_shape(&self.shared.default_request, token.into())
+    }
+
+    /// [`Client::restore`] for the token of these parameters.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for invalid parameters, [`Error::Stored`] as [`Client::restore`].
+    pub fn restore_for(
+        &self,
+        params: &TokenParams,
+        token: impl Into<Arc<Token>>,
+    ) -> Result<bool, Error> {
+        let request = self.shared.config.request(params)?;
+        self.restore_shape(&request, token.into())
+    }
+
+    fn restore_shape(&self, request: &TokenRequest, token: Arc<Token>) -> Result<bool, Error> {
+        let now = Instant::now();
+        let mut cache = self.shared.lock();
+        let taken = cache.restore(now, request, token)?;
+        if taken {
+            drop(cache);
+            self.shared.notify();
+        }
+        Ok(taken)
+    }
+
+    /// Forgets the cached tokens of every request shape (@schematize's `signout()`), so
+    /// that the next call fetches anew. An answer still in flight is dropped when it
+    /// arrives. Returns how many shapes were forgotten.
+    pub fn clear(&self) -> usize {
+        let forgotten = self.shared.lock().clear();
+        if forgotten > 0 {
+            self.shared.notify();
+        }
+        forgotten
     }
 
     /// Drops the cached token if it is `rejected` (a resource server refused it), in

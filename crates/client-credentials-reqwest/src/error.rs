@@ -1,9 +1,8 @@
 //! The crate's one error type.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use client_credentials_core::{ConfigError, EndpointError, TokenError};
+use client_credentials_core::{ConfigError, EndpointError, StoredTokenProblem, TokenError};
 
 /// What went wrong in a call of this crate: a token fetch, the parameters of a request
 /// shape, building reqwest's client, an authorized request, or a call that had to send
@@ -29,6 +28,11 @@ pub enum Error {
     /// bad scope or a reserved extra parameter…), refused before anything went out.
     #[error("invalid token request parameters: {0}")]
     Config(#[from] ConfigError),
+    /// A stored token handed to [`Client::restore`](crate::Client::restore) is not one
+    /// this client takes: another token type, no expiry, or a usable life that is over.
+    /// Nothing changed; the next call fetches a token.
+    #[error("stored token not restored: {0}")]
+    Stored(#[from] StoredTokenProblem),
     /// reqwest could not build the client for token requests (TLS initialisation failed).
     #[error("could not build the HTTP client: {0}")]
     Build(Arc<reqwest::Error>),
@@ -56,17 +60,5 @@ impl Error {
         }
     }
 
-    /// Whether a later call may get a token where this one did not, as
-    /// [`TokenError::is_retryable`] says; never for the other variants, which are not
-    /// failures of a fetch.
-    #[must_use]
-    pub fn is_retryable(&self) -> bool {
-        self.token_error().is_some_and(TokenError::is_retryable)
-    }
-
-    /// The token endpoint's `Retry-After`, if its answer had one.
-    #[must_use]
-    pub fn retry_after(&self) -> Option<Duration> {
-        self.token_error()?.retry_after()
-    }
+    client_credentials_core::__error_classes!();
 }

@@ -89,6 +89,7 @@
 mod authorized;
 mod background;
 mod client;
+mod credentials;
 mod driver;
 mod error;
 mod middleware;
@@ -97,6 +98,7 @@ mod store;
 mod transport;
 
 pub use client::{Client, ClientBuilder};
+pub use credentials::Credentials;
 pub use error::Error;
 pub use middleware::AuthMiddleware;
 pub use store::{FetchPermit, Lookup, SharedStore, StoreQuery};
@@ -104,7 +106,7 @@ pub use store::{FetchPermit, Lookup, SharedStore, StoreQuery};
 pub use client_credentials_core::driver::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT};
 pub use client_credentials_core::{
     AccessToken, AuthMethod, BodyFormat, Config, ConfigError, Counters, Introspection, Policy,
-    Token, TokenError, TokenParams,
+    StaticCredential, StoredTokenProblem, Token, TokenError, TokenParams,
 };
 
 /// Re-export of the core crate.

@@ -2,11 +2,12 @@
 
 use std::fmt;
 
-use client_credentials_core::{TokenParams, TokenRequest};
+use client_credentials_core::{StaticCredential, TokenParams, TokenRequest};
 use http::Extensions;
 use reqwest_middleware::{Middleware, Next};
 
 use crate::client::Client;
+use crate::credentials::Credentials;
 use crate::error::Error;
 use http::header::AUTHORIZATION;
 
@@ -55,34 +56,55 @@ use http::header::AUTHORIZATION;
 /// ```
 #[derive(Clone)]
 pub struct AuthMiddleware {
-    client: Client,
-    /// The request shape; `None`: the client's default, read lock-free when published.
-    request: Option<TokenRequest>,
+    source: Source,
+}
+
+#[derive(Clone)]
+enum Source {
+    Client {
+        client: Client,
+        /// The request shape; `None`: the client's default, read lock-free when published.
+        request: Option<TokenRequest>,
+    },
+    Static(StaticCredential),
 }
 
 impl fmt::Debug for AuthMiddleware {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AuthMiddleware")
-            .field("client", &self.client)
-            .field(
-                "params",
-                self.request
-                    .as_ref()
-                    .unwrap_or(&self.client.shared.default_request)
-                    .params(),
-            )
-            .finish()
+        match &self.source {
+            Source::Client { client, request } => f
+                .debug_struct("AuthMiddleware")
+                .field("client", client)
+                .field(
+                    "params",
+                    request
+                        .as_ref()
+                        .unwrap_or(&client.shared.default_request)
+                        .params(),
+                )
+                .finish(),
+            Source::Static(credential) => f
+                .debug_struct("AuthMiddleware")
+                .field("credential", credential)
+                .finish(),
+        }
     }
 }
 
 impl AuthMiddleware {
-    /// A middleware that attaches tokens for the client's default request shape.
+    /// A middleware that attaches the credentials to every request: tokens of a
+    /// [`Client`]'s default request shape, or a [`StaticCredential`] (a fixed bearer token
+    /// or API key: sent as it is, never refreshed, a 401 returned as it is).
     #[must_use]
-    pub fn new(client: Client) -> Self {
-        Self {
-            client,
-            request: None,
-        }
+    pub fn new(credentials: impl Into<Credentials>) -> Self {
+        let source = match credentials.into() {
+            Credentials::Client(client) => Source::Client {
+                client,
+                request: None,
+            },
+            Credentials::Static(credential) => Source::Static(credential),
+        };
+        Self { source }
     }
 
     /// A middleware that attaches tokens for these parameters (scopes, audience,
@@ -92,13 +114,18 @@ impl AuthMiddleware {
     /// [`Error::Config`] when the parameters are invalid.
     pub fn with_params(client: Client, params: &TokenParams) -> Result<Self, Error> {
         let request = Some(client.config().request(params)?);
-        Ok(Self { client, request })
+        Ok(Self {
+            source: Source::Client { client, request },
+        })
     }
 
-    /// The client the tokens come from.
+    /// The client the tokens come from; `None` for a static credential.
     #[must_use]
-    pub fn client(&self) -> &Client {
-        &self.client
+    pub fn client(&self) -> Option<&Client> {
+        match &self.source {
+            Source::Client { client, .. } => Some(client),
+            Source::Static(_) => None,
+        }
     }
 }
 
@@ -118,8 +145,17 @@ impl Middleware for AuthMiddleware {
         extensions: &mut Extensions,
         next: Next<'_>,
     ) -> reqwest_middleware::Result<reqwest::Response> {
-        let shared = &self.client.shared;
-        let shape = self.request.as_ref();
+        let (client, request_shape) = match &self.source {
+            Source::Client { client, request } => (client, request),
+            Source::Static(credential) => {
+                request
+                    .headers_mut()
+                    .insert(credential.header_name(), credential.header_value().clone());
+                return next.run(request, extensions).await;
+            }
+        };
+        let shared = &client.shared;
+        let shape = request_shape.as_ref();
         let (header, token) = shared
             .authorization(shape)
             .await

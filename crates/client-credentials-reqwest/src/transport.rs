@@ -54,7 +54,9 @@ pub(crate) async fn send(
     overall: Duration,
     cap: usize,
 ) -> Exchange {
-    match tokio::time::timeout(overall, send_inner(client, request, cap)).await {
+    // A shape's own timeout (`TokenParams::timeout`) only ever shortens the client's.
+    let overall = request.timeout().map_or(overall, |own| own.min(overall));
+    match tokio::time::timeout(overall, send_inner(client, request, overall, cap)).await {
         Ok(exchange) => exchange,
         Err(elapsed) => Err(Failure::Transport(TransportError::new(
             TransportErrorKind::Timeout,
@@ -63,11 +65,17 @@ pub(crate) async fn send(
     }
 }
 
-async fn send_inner(client: &reqwest::Client, request: HttpRequest, cap: usize) -> Exchange {
+async fn send_inner(
+    client: &reqwest::Client,
+    request: HttpRequest,
+    overall: Duration,
+    cap: usize,
+) -> Exchange {
     let (parts, body) = request.into_parts();
     // reqwest's body must own its bytes: from here on they are reqwest's to drop.
-    let request = reqwest::Request::try_from(http::Request::from_parts(parts, body.into_vec()))
+    let mut request = reqwest::Request::try_from(http::Request::from_parts(parts, body.into_vec()))
         .map_err(transport_error)?;
+    *request.timeout_mut() = Some(overall);
     let mut response = client.execute(request).await.map_err(transport_error)?;
     let status = response.status();
     let too_large = || {

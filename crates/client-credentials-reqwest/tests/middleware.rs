@@ -9,7 +9,7 @@ use std::time::Duration;
 use client_credentials_reqwest::reqwest::{Body, StatusCode};
 use client_credentials_reqwest::reqwest_middleware::{self, ClientWithMiddleware};
 use client_credentials_reqwest::{
-    AuthMiddleware, Client, Config, Error, TokenError, TokenParams, reqwest,
+    AuthMiddleware, Client, Config, Error, StaticCredential, TokenError, TokenParams, reqwest,
 };
 use client_credentials_testkit::conformance::authorized::{resource_server, tokens_seen};
 use client_credentials_testkit::{
@@ -83,6 +83,33 @@ async fn a_401_invalidates_the_token_and_retries_exactly_once() {
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(token_server.count("/token"), 2);
     assert_eq!(api.request_count(), 3);
+}
+
+#[tokio::test]
+async fn a_static_credential_is_attached_as_it_is_and_a_401_is_not_retried() {
+    let api = resource_server(&["revoked"]);
+    let key = StaticCredential::bearer("long-lived").unwrap();
+    let middleware = AuthMiddleware::new(key);
+    assert!(middleware.client().is_none());
+    assert!(!format!("{middleware:?}").contains("long-lived"));
+    let http = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(middleware)
+        .build();
+    let response = http.get(api.url("/api")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let revoked = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(AuthMiddleware::new(
+            StaticCredential::bearer("revoked").unwrap(),
+        ))
+        .build();
+    let response = revoked
+        .post(api.url("/api"))
+        .body("once")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(tokens_seen(&api), [bearer("long-lived"), bearer("revoked")]);
 }
 
 #[tokio::test]

@@ -4,9 +4,9 @@
 
 use std::sync::Arc;
 
-use client_credentials_core::{AccessToken, ResourceVerdict, Token};
-use http::HeaderValue;
+use client_credentials_core::{AccessToken, ResourceVerdict, StaticCredential, Token};
 use http::header::AUTHORIZATION;
+use http::{HeaderName, HeaderValue};
 
 use crate::client::Client;
 use crate::error::Error;
@@ -205,19 +205,37 @@ impl Client {
     }
 }
 
+/// A header that authorizes a request: a token's `Authorization`, or a static credential.
+pub(crate) trait Credential {
+    fn header(self) -> (HeaderName, HeaderValue);
+}
+
+impl Credential for HeaderValue {
+    fn header(self) -> (HeaderName, HeaderValue) {
+        (AUTHORIZATION, self)
+    }
+}
+
+impl Credential for &StaticCredential {
+    fn header(self) -> (HeaderName, HeaderValue) {
+        (self.header_name().clone(), self.header_value().clone())
+    }
+}
+
 /// The `Authorization` value of a token, and the access token (to report a rejection).
 fn header_and_token(token: &Token) -> (HeaderValue, AccessToken) {
     (token.authorization_header(), token.access_token().clone())
 }
 
-/// Sends one request to the resource server with `authorization` in `Authorization`.
-fn send<B: AuthorizedBody>(
+/// Sends one request to the resource server with `credential`'s header.
+pub(crate) fn send<B: AuthorizedBody>(
     agent: &ureq::Agent,
     mut parts: http::request::Parts,
     body: B,
-    authorization: HeaderValue,
+    credential: impl Credential,
 ) -> Result<http::Response<ureq::Body>, Error> {
-    parts.headers.insert(AUTHORIZATION, authorization);
+    let (name, value) = credential.header();
+    parts.headers.insert(name, value);
     transport::send_resource(agent, http::Request::from_parts(parts, body))
         .map_err(|e| Error::Request(Arc::new(e)))
 }

@@ -76,6 +76,16 @@ impl ClientBuilder {
     /// request. A plain `http://` endpoint (loopback only) is never reached through the
     /// agent's proxy, so that no proxy sees the credentials or a token in cleartext;
     /// `https://` requests use it.
+    ///
+    /// The agent's TLS is its own, crypto provider included: this crate builds ureq without
+    /// a provider (`rustls-no-provider`) and gives one, aws-lc-rs, only to the agent it
+    /// makes itself. For `https://`, give the agent a provider, either on the agent
+    /// (`ureq::tls::TlsConfig::builder().unversioned_rustls_crypto_provider(..)`, with
+    /// `rustls::crypto::aws_lc_rs::default_provider()` to keep a single provider in the
+    /// build) or for the process (`rustls::crypto::CryptoProvider::install_default`, before
+    /// the first request), or enable ureq's `rustls` feature (its `ring` fallback, a second
+    /// provider in the build). ureq 3 panics on the first `https://` request of an agent
+    /// that has none of these.
     pub fn agent(mut self, agent: ureq::Agent) -> Self {
         self.agent = Some(agent);
         self

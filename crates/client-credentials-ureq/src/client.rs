@@ -197,6 +197,61 @@ impl Client {
         self.shared.token(&request)
     }
 
+    /// Restores a token saved earlier (simple-oauth2's `createToken`): one this process
+    /// fetched before a restart, kept with [`Token::storable`] in a file or a secret store,
+    /// for the default request shape. While it is usable, calls are served from it without
+    /// a request, and it is refreshed ahead of expiry like a fetched token.
+    ///
+    /// Returns `Ok(true)` when the cache serves it from now on, `Ok(false)` when the cache
+    /// holds a token that lives longer already (which it keeps serving).
+    ///
+    /// ```no_run
+    /// # fn demo(client: &client_credentials_ureq::Client) -> Result<(), Box<dyn std::error::Error>> {
+    /// use client_credentials_ureq::Token;
+    ///
+    /// // Before shutting down:
+    /// std::fs::write("token.json", serde_json::to_vec(&client.token()?.storable())?)?;
+    /// // After the restart:
+    /// let stored: Token = serde_json::from_slice(&std::fs::read("token.json")?)?;
+    /// match client.restore(stored) {
+    ///     Ok(_) => {}
+    ///     Err(e) => eprintln!("fetching a new token: {e}"), // expired, say
+    /// }
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Stored`] when the configuration does not take the token (another token
+    /// type, no expiry, or its usable life is over); nothing changes.
+    pub fn restore(&self, token: impl Into<Arc<Token>>) -> Result<bool, Error> {
+        self.shared
+            .restore(&self.shared.default_request, token.into())
+    }
+
+    /// [`Client::restore`] for the token of these parameters.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when the parameters are invalid, [`Error::Stored`] as for
+    /// [`Client::restore`].
+    pub fn restore_for(
+        &self,
+        params: &TokenParams,
+        token: impl Into<Arc<Token>>,
+    ) -> Result<bool, Error> {
+        let request = self.shared.config.request(params)?;
+        self.shared.restore(&request, token.into())
+    }
+
+    /// Forgets every cached token, of every request shape (@schematize's `signout()`): the
+    /// next call fetches a new one. A fetch in flight is forgotten too; its answer is
+    /// dropped when it arrives. Returns how many request shapes were dropped.
+    pub fn clear(&self) -> usize {
+        self.shared.input(|cache, _| {
+            let dropped = cache.clear();
+            (dropped, dropped > 0)
+        })
+    }
+
     /// Drops the cached token if it is `rejected` (a resource server answered 401 to it),
     /// whichever request shape holds it, so that the next call fetches a new one. A token
     /// that was already replaced is left alone: many threads may report the same rejection,
@@ -285,6 +340,13 @@ impl Shared {
         if timer {
             self.snapshot.wake();
         }
+    }
+
+    fn restore(&self, request: &TokenRequest, token: Arc<Token>) -> Result<bool, Error> {
+        self.input(|cache, now| match cache.restore(now, request, token) {
+            Ok(taken) => (Ok(taken), taken),
+            Err(problem) => (Err(Error::Stored(problem)), false),
+        })
     }
 
     fn force_refresh(&self, key: &CacheKey) {

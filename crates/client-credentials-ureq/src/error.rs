@@ -1,9 +1,8 @@
 //! The crate's one error type.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use client_credentials_core::{ConfigError, EndpointError, TokenError};
+use client_credentials_core::{ConfigError, EndpointError, StoredTokenProblem, TokenError};
 
 /// Why a token could not be had, or why an authorized request failed.
 ///
@@ -27,6 +26,11 @@ pub enum Error {
     /// (a bad scope, a reserved extra parameter…); nothing was sent.
     #[error("invalid token request parameters: {0}")]
     Config(#[from] ConfigError),
+    /// A stored token handed to [`Client::restore`](crate::Client::restore) is not one
+    /// this client takes: another token type, no expiry, or a usable life that is over.
+    /// Nothing changed; the next call fetches a token.
+    #[error("stored token not restored: {0}")]
+    Stored(#[from] StoredTokenProblem),
     /// An authorized request to a resource server
     /// ([`Client::send_authorized`](crate::Client::send_authorized)) failed in ureq: it could
     /// not be sent, or its answer's head could not be read. It was sent with a token, or not
@@ -42,20 +46,9 @@ impl Error {
         match self {
             Self::Token(e) => Some(e),
             Self::Endpoint(e) => Some(&e.error),
-            Self::Config(_) | Self::Request(_) => None,
+            Self::Config(_) | Self::Stored(_) | Self::Request(_) => None,
         }
     }
 
-    /// Whether asking for a token again later may succeed (as [`TokenError::is_retryable`]
-    /// decides; invalid parameters and ureq errors are not token failures and never are).
-    #[must_use]
-    pub fn is_retryable(&self) -> bool {
-        self.token_error().is_some_and(TokenError::is_retryable)
-    }
-
-    /// How long the token endpoint asked to wait before trying again, if it said.
-    #[must_use]
-    pub fn retry_after(&self) -> Option<Duration> {
-        self.token_error().and_then(TokenError::retry_after)
-    }
+    client_credentials_core::__error_classes!();
 }

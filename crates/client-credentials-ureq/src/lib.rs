@@ -90,6 +90,7 @@
 mod authorized;
 mod builder;
 mod client;
+mod credentials;
 mod error;
 mod inspect;
 mod resolve;
@@ -101,14 +102,15 @@ mod transport;
 pub use authorized::AuthorizedBody;
 pub use builder::ClientBuilder;
 pub use client::Client;
+pub use credentials::Credentials;
 pub use error::Error;
 pub use store::{FetchPermit, Lookup, SharedStore, StoreQuery};
 
 pub use client_credentials_core::driver::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT};
 pub use client_credentials_core::session::{Counters, Policy};
 pub use client_credentials_core::{
-    AccessToken, AuthMethod, BodyFormat, Config, ConfigError, Introspection, Token, TokenError,
-    TokenParams,
+    AccessToken, AuthMethod, BodyFormat, Config, ConfigError, Introspection, StaticCredential,
+    StoredTokenProblem, Token, TokenError, TokenParams,
 };
 
 /// Re-export of the core crate.

@@ -3,32 +3,75 @@
 //! ureq; what to do with the answer is the core's ([`driver`]).
 
 use std::io::Read as _;
+use std::sync::{Arc, OnceLock};
 
 use client_credentials_core::driver::{Exchange, Reply, Timeouts};
 use client_credentials_core::{
     BodyBuffer, Failure, HttpRequest, TokenError, TransportError, TransportErrorKind,
 };
+use rustls::crypto::CryptoProvider;
 
 /// An agent configured for token requests: statuses are not errors (error bodies reach the
-/// parser), no redirect is followed, connect and global timeouts are set, TLS is ureq's
-/// default (rustls with the webpki roots). The proxy is ureq's default (from the
-/// environment); [`send`] turns it off for every `http://` request.
+/// parser), no redirect is followed, connect and global timeouts are set. TLS is rustls
+/// with the webpki roots; its crypto provider is the process default if one is installed
+/// ([`CryptoProvider::install_default`]), aws-lc-rs otherwise (this crate does not enable
+/// ureq's `ring` fallback). The proxy is ureq's default (from the environment); [`send`] turns it
+/// off for every `http://` request.
 ///
 /// Its resolver is [`BoundedResolver`](crate::resolve::BoundedResolver): an IP address is
 /// answered on the caller's thread, a name by a lookup thread of a small pool, waited for
 /// no longer than the request's remaining timeout. ureq's own resolver would start a thread
 /// for every request under a timeout.
 pub(crate) fn default_agent(timeouts: Timeouts) -> ureq::Agent {
+    let provider = CryptoProvider::get_default()
+        .cloned()
+        .unwrap_or_else(aws_lc_rs);
+    let tls = ureq::tls::TlsConfig::builder()
+        .provider(ureq::tls::TlsProvider::Rustls)
+        .unversioned_rustls_crypto_provider(provider)
+        .build();
     let config = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .max_redirects(0)
         .timeout_connect(Some(timeouts.connect))
         .timeout_global(Some(timeouts.overall))
+        .tls_config(tls)
         .build();
     ureq::Agent::with_parts(
         config,
         ureq::unversioned::transport::DefaultConnector::default(),
         crate::resolve::BoundedResolver::new(),
+    )
+}
+
+/// The aws-lc-rs provider, one `Arc` for the process: requests that share it can share
+/// pooled connections.
+fn aws_lc_rs() -> Arc<CryptoProvider> {
+    static PROVIDER: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
+    Arc::clone(PROVIDER.get_or_init(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider())))
+}
+
+/// The agent's TLS configuration with the aws-lc-rs provider, when the agent (one the
+/// caller supplied) names no crypto provider and the process installed no default: ureq,
+/// built here without its `ring` fallback, would otherwise panic at the handshake. `None`
+/// when the agent's own configuration works as it is.
+fn with_provider(agent: &ureq::Agent) -> Option<ureq::tls::TlsConfig> {
+    let tls = agent.config().tls_config();
+    if tls.provider() != ureq::tls::TlsProvider::Rustls
+        || tls.unversioned_rustls_crypto_provider().is_some()
+        || CryptoProvider::get_default().is_some()
+    {
+        return None;
+    }
+    Some(
+        ureq::tls::TlsConfig::builder()
+            .provider(tls.provider())
+            .client_cert(tls.client_cert().cloned())
+            .root_certs(tls.root_certs().clone())
+            .use_sni(tls.use_sni())
+            .disable_verification(tls.disable_verification())
+            .unversioned_rustls_crypto_provider(aws_lc_rs())
+            .build(),
     )
 }
 
@@ -51,6 +94,7 @@ pub(crate) fn send(
     cap: usize,
 ) -> Exchange {
     let cleartext = is_cleartext(request.uri());
+    let timeouts = timeouts.for_request(&request);
     let (parts, body) = request.into_parts();
     let mut config = agent
         .configure_request(http::Request::from_parts(parts, body.as_bytes()))
@@ -60,6 +104,9 @@ pub(crate) fn send(
         .timeout_global(Some(timeouts.overall));
     if cleartext {
         config = config.proxy(None);
+    }
+    if let Some(tls) = with_provider(agent) {
+        config = config.tls_config(tls);
     }
     let response = agent
         .run(config.build())
@@ -86,11 +133,11 @@ pub(crate) fn send_resource<B: ureq::AsSendBody>(
     agent: &ureq::Agent,
     request: http::Request<B>,
 ) -> Result<http::Response<ureq::Body>, ureq::Error> {
-    let request = agent
-        .configure_request(request)
-        .http_status_as_error(false)
-        .build();
-    agent.run(request)
+    let mut config = agent.configure_request(request).http_status_as_error(false);
+    if let Some(tls) = with_provider(agent) {
+        config = config.tls_config(tls);
+    }
+    agent.run(config.build())
 }
 
 /// [`send`] for an exchange outside the token cache (revocation, introspection), with its

@@ -655,6 +655,55 @@ impl Cache {
         adopted
     }
 
+    /// Restores a token that the application stored (simple-oauth2's `createToken`): the
+    /// token of an earlier run, read back from a file or a secret store, for `request`'s
+    /// shape, so that the first call needs no request. A refused token creates no entry.
+    ///
+    /// Returns `Ok(true)` when the cache serves it from now on, and `Ok(false)` when it holds
+    /// a token that lives longer already (or this very token was rejected by a resource
+    /// server); either way the cache has a usable token.
+    ///
+    /// ```
+    /// # use std::time::{Duration, Instant, SystemTime};
+    /// use client_credentials::{Action, Cache, Config, Policy, StoredTokenProblem, Token, WallClock};
+    /// # let config = Config::builder().token_url("https://as.example.com/t").client_id("c").client_secret("s").build()?;
+    /// # let issued = SystemTime::now() - Duration::from_secs(60);
+    /// # let body = br#"{"access_token":"abc","token_type":"Bearer","expires_in":3600}"#;
+    /// # let token = config.default_request().parse_response(issued, http::StatusCode::OK, &http::HeaderMap::new(), body)?;
+    /// // What an earlier run saved with `serde_json::to_string(&token.storable())`:
+    /// # let stored = serde_json::to_string(&token.storable())?;
+    /// let token: Token = serde_json::from_str(&stored)?;
+    /// let now = Instant::now();
+    /// let mut cache = Cache::new(Policy::default(), WallClock::new(now, SystemTime::now()), 7);
+    /// let request = config.default_request();
+    /// assert_eq!(cache.restore(now, &request, token.clone()), Ok(true));
+    /// assert!(matches!(cache.poll(now, &request), Action::Ready(t) if *t == token));
+    ///
+    /// // A token whose usable life is over is refused, with the reason.
+    /// let later = now + Duration::from_secs(3600);
+    /// let mut cache = Cache::new(Policy::default(), WallClock::new(later, SystemTime::now() + Duration::from_secs(3600)), 7);
+    /// assert_eq!(cache.restore(later, &request, token), Err(StoredTokenProblem::Expired));
+    /// assert!(cache.is_empty());
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`StoredTokenProblem`](crate::StoredTokenProblem) when the configuration does not
+    /// take the token ([`crate::Config::check_stored`]): another token type, no expiry,
+    /// an implausible lifetime, or a usable life that is over.
+    pub fn restore(
+        &mut self,
+        now: Instant,
+        request: &TokenRequest,
+        token: impl Into<Arc<Token>>,
+    ) -> Result<bool, crate::StoredTokenProblem> {
+        let token = token.into();
+        request
+            .config()
+            .check_stored(&self.policy, self.clock.at(now), &token)?;
+        Ok(self.adopt(now, request, token))
+    }
+
     /// Forgets every cached token and request shape. Requests in flight are forgotten too:
     /// their outcomes are ignored when they arrive. Returns how many shapes were dropped.
     pub fn clear(&mut self) -> usize {

@@ -9,10 +9,11 @@ use std::time::{Duration, Instant};
 
 use client_credentials_reqwest::reqwest::{self, Body};
 use client_credentials_reqwest::{
-    AccessToken, Client, Config, Counters, Error, Introspection, Token, TokenError, TokenParams,
+    AccessToken, Client, Config, Counters, Credentials, Error, Introspection, StaticCredential,
+    Token, TokenError, TokenParams,
 };
 use client_credentials_testkit::conformance::{
-    Answer, Harness, HarnessError, HarnessErrorKind as Kind, HarnessOptions, Outgoing,
+    Answer, Classes, Harness, HarnessError, HarnessErrorKind as Kind, HarnessOptions, Outgoing,
 };
 use tokio::runtime::{Builder, Runtime};
 
@@ -44,12 +45,17 @@ impl From<Error> for Boxed {
         } else {
             None
         };
-        Self(HarnessError::new(
-            kind,
-            error.token_error().cloned(),
-            config,
-            error,
-        ))
+        let classes = Classes {
+            invalid_client: error.is_invalid_client(),
+            invalid_scope: error.is_invalid_scope(),
+            rate_limited: error.is_rate_limited(),
+            timeout: error.is_timeout(),
+            retryable: error.is_retryable(),
+        };
+        Self(
+            HarnessError::new(kind, error.token_error().cloned(), config, error)
+                .with_classes(classes),
+        )
     }
 }
 
@@ -62,7 +68,7 @@ impl ReqwestHarness {
         self.runtime.block_on(call).map_err(|e| Boxed::from(e).0)
     }
 
-    async fn send(&self, request: Outgoing) -> Result<Answer, Boxed> {
+    async fn send(&self, request: Outgoing, credentials: Credentials) -> Result<Answer, Boxed> {
         let mut builder = reqwest::Client::new().request(request.method, &request.url);
         builder = match request.body {
             Some(bytes) if request.replayable => builder.body(bytes),
@@ -70,8 +76,8 @@ impl ReqwestHarness {
             Some(bytes) => builder.body(Body::wrap(String::from_utf8(bytes).unwrap())),
             None => builder,
         };
-        let response = self.client.send_authorized(builder).await?;
-        let debug = format!("{response:?}");
+        let response = credentials.send_authorized(builder).await?;
+        let debug = format!("{credentials:?}\n{response:?}");
         let status = response.status().as_u16();
         let headers = response
             .headers()
@@ -195,8 +201,28 @@ impl Harness for ReqwestHarness {
     }
 
     fn send_authorized(&self, request: Outgoing) -> Result<Answer, HarnessError> {
+        let credentials = Credentials::from(self.client.clone());
         self.runtime
-            .block_on(self.send(request))
+            .block_on(self.send(request, credentials))
+            .map_err(|boxed| boxed.0)
+    }
+
+    fn restore(&self, token: Token) -> Result<bool, HarnessError> {
+        self.client.restore(token).map_err(|e| Boxed::from(e).0)
+    }
+
+    fn clear(&self) -> usize {
+        self.client.clear()
+    }
+
+    fn send_static(
+        &self,
+        credential: &StaticCredential,
+        request: Outgoing,
+    ) -> Result<Answer, HarnessError> {
+        let credentials = Credentials::from(credential.clone());
+        self.runtime
+            .block_on(self.send(request, credentials))
             .map_err(|boxed| boxed.0)
     }
 

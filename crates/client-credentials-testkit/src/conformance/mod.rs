@@ -7,7 +7,7 @@
 //! client_credentials_testkit::conformance_suite!(harness::UreqHarness);
 //! ```
 //!
-//! (and `conformance_suite!(@logs …)` in a binary of its own, see [`conformance_suite!`]).
+//! (and `conformance_suite!(@logs …)` in a binary of its own, see [`conformance_suite!`](crate::conformance_suite)).
 //! The macro expands to one `#[test]` per suite function. A harness wraps one client of
 //! one adapter: it builds it from a [`Config`] and [`HarnessOptions`], and maps each call
 //! onto the adapter's API (an async adapter blocks on a runtime it owns). Every call into an
@@ -16,8 +16,9 @@
 //!
 //! The suite's modules, by theme: [`fetch`] (one fetch: what is sent, how each answer comes
 //! back), [`faults`] (injected faults on a cold cache), [`concurrency`] (many callers, one
-//! cache), [`revocation`] (RFC 7009 and RFC 7662), [`logs`] (what is traced) and
-//! [`authorized`] (requests sent with a token, and the 401 retry).
+//! cache), [`revocation`] (RFC 7009 and RFC 7662), [`logs`] (what is traced),
+//! [`authorized`] (requests sent with a token, and the 401 retry) and [`everyday`] (stored
+//! tokens, `clear()`, per-request headers and timeouts, static credentials, error classes).
 // The suite is test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -27,11 +28,13 @@ use std::time::{Duration, Instant};
 
 use client_credentials_core::session::{Counters, Policy};
 use client_credentials_core::{
-    AccessToken, Config, ConfigError, Introspection, Token, TokenError, TokenParams,
+    AccessToken, Config, ConfigError, Introspection, StaticCredential, Token, TokenError,
+    TokenParams,
 };
 
 pub mod authorized;
 pub mod concurrency;
+pub mod everyday;
 pub mod faults;
 pub mod fetch;
 pub mod logs;
@@ -123,6 +126,57 @@ pub trait Harness: Clone + fmt::Debug + Send + Sync + 'static {
     /// # Errors
     /// The adapter's error.
     fn introspect(&self, token: &AccessToken) -> Result<Introspection, HarnessError>;
+
+    /// Restores a stored token for the configured request (`Client::restore`): whether the
+    /// cache serves it from now on.
+    ///
+    /// # Errors
+    /// The adapter's error (the token is not taken).
+    fn restore(&self, token: Token) -> Result<bool, HarnessError>;
+
+    /// Forgets every cached token (`Client::clear`); how many request shapes were dropped.
+    fn clear(&self) -> usize;
+
+    /// Sends `request` with a static credential instead of the client's tokens (the
+    /// adapter's `Credentials::Static`), on the harness's transport.
+    ///
+    /// # Errors
+    /// [`HarnessErrorKind::Request`] when the request failed.
+    fn send_static(
+        &self,
+        credential: &StaticCredential,
+        request: Outgoing,
+    ) -> Result<Answer, HarnessError>;
+}
+
+/// What an adapter's error says about itself through its predicates (`is_invalid_client()`
+/// …), for the suite to compare with the core's classification.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Classes {
+    /// `is_invalid_client()`.
+    pub invalid_client: bool,
+    /// `is_invalid_scope()`.
+    pub invalid_scope: bool,
+    /// `is_rate_limited()`.
+    pub rate_limited: bool,
+    /// `is_timeout()`.
+    pub timeout: bool,
+    /// `is_retryable()`.
+    pub retryable: bool,
+}
+
+impl Classes {
+    /// The core's classification of `error` (all `false` without one).
+    #[must_use]
+    pub fn of(error: Option<&TokenError>) -> Self {
+        error.map_or_else(Self::default, |e| Self {
+            invalid_client: e.is_invalid_client(),
+            invalid_scope: e.is_invalid_scope(),
+            rate_limited: e.is_rate_limited(),
+            timeout: e.is_timeout(),
+            retryable: e.is_retryable(),
+        })
+    }
 }
 
 /// What the tests set through the adapters' builders. `None` leaves the adapter's default.
@@ -208,6 +262,7 @@ struct Inner {
     kind: HarnessErrorKind,
     token: Option<TokenError>,
     config: Option<ConfigError>,
+    classes: Option<Classes>,
     error: Box<dyn std::error::Error + Send + Sync + 'static>,
 }
 
@@ -223,8 +278,27 @@ impl HarnessError {
             kind,
             token,
             config,
+            classes: None,
             error: Box::new(error),
         }))
+    }
+
+    /// With what the adapter's predicates say about its error.
+    #[must_use]
+    pub fn with_classes(mut self, classes: Classes) -> Self {
+        self.0.classes = Some(classes);
+        self
+    }
+
+    /// Whether the adapter's predicates ([`HarnessError::with_classes`]) say what the
+    /// core's say about the token error it carries.
+    ///
+    /// # Panics
+    /// When the harness did not report the adapter's predicates.
+    #[must_use]
+    pub fn classes_agree(&self) -> bool {
+        let reported = self.0.classes.expect("the harness reports the predicates");
+        reported == Classes::of(self.0.token.as_ref())
     }
 
     /// What kind of failure this is.
@@ -443,6 +517,13 @@ macro_rules! conformance_suite {
             authorized {
                 send_authorized_retries_once,
                 send_authorized_sends_nothing_without_a_token,
+            }
+            everyday {
+                a_restored_token_is_served_without_a_request,
+                clear_forgets_every_token,
+                per_request_headers_and_timeouts,
+                a_static_credential_is_sent_as_it_is,
+                error_predicates_classify_the_answers,
             }
         );
     };

@@ -6,10 +6,11 @@ use std::sync::{Arc, Barrier};
 use std::time::Instant;
 
 use client_credentials_testkit::conformance::{
-    Answer, Harness, HarnessError, HarnessErrorKind, HarnessOptions, Outgoing,
+    Answer, Classes, Harness, HarnessError, HarnessErrorKind, HarnessOptions, Outgoing,
 };
 use client_credentials_ureq::{
-    AccessToken, Client, Config, Counters, Error, Introspection, Token, TokenError, TokenParams,
+    AccessToken, Client, Config, Counters, Credentials, Error, Introspection, StaticCredential,
+    Token, TokenError, TokenParams,
 };
 
 /// One `client_credentials_ureq::Client`; callers are threads.
@@ -33,25 +34,33 @@ fn wrap(error: Error) -> HarnessError {
         Error::Config(e) => Some(e.clone()),
         _ => None,
     };
-    HarnessError::new(kind, error.token_error().cloned(), config, error)
+    let classes = Classes {
+        invalid_client: error.is_invalid_client(),
+        invalid_scope: error.is_invalid_scope(),
+        rate_limited: error.is_rate_limited(),
+        timeout: error.is_timeout(),
+        retryable: error.is_retryable(),
+    };
+    HarnessError::new(kind, error.token_error().cloned(), config, error).with_classes(classes)
 }
 
 impl UreqHarness {
     /// Sends `request` with a token, and reads the whole answer; returns it with the token.
     /// Sends `request` through `Client::send_authorized`, with a streaming body when it
     /// must not be replayed.
-    fn send(&self, request: &Outgoing) -> Result<Answer, HarnessError> {
+    fn send(&self, request: &Outgoing, credentials: &Credentials) -> Result<Answer, HarnessError> {
         let builder = http::Request::builder()
             .method(request.method.clone())
             .uri(&request.url);
-        let sent = format!("{builder:?}");
+        let sent = format!("{builder:?} {credentials:?}");
         let body = request.body.clone().unwrap_or_default();
+        let agent = self.0.agent();
         let mut response = if request.replayable {
-            self.0.send_authorized(builder.body(body).unwrap())
+            credentials.send_authorized_with(agent, builder.body(body).unwrap())
         } else {
             let mut reader = body.as_slice();
             let body = client_credentials_ureq::ureq::SendBody::from_reader(&mut reader);
-            self.0.send_authorized(builder.body(body).unwrap())
+            credentials.send_authorized_with(agent, builder.body(body).unwrap())
         }
         .map_err(wrap)?;
         let debug = format!("{sent}\n{response:?}");
@@ -157,7 +166,23 @@ impl Harness for UreqHarness {
     }
 
     fn send_authorized(&self, request: Outgoing) -> Result<Answer, HarnessError> {
-        self.send(&request)
+        self.send(&request, &Credentials::from(self.0.clone()))
+    }
+
+    fn restore(&self, token: Token) -> Result<bool, HarnessError> {
+        self.0.restore(token).map_err(wrap)
+    }
+
+    fn clear(&self) -> usize {
+        self.0.clear()
+    }
+
+    fn send_static(
+        &self,
+        credential: &StaticCredential,
+        request: Outgoing,
+    ) -> Result<Answer, HarnessError> {
+        self.send(&request, &Credentials::from(credential.clone()))
     }
 
     fn revoke(&self, token: &AccessToken) -> Result<(), HarnessError> {

@@ -1,0 +1,104 @@
+//! [`Credentials`]: what authorizes requests to resource servers, a [`Client`] of the
+//! client credentials grant or a [`StaticCredential`].
+
+use std::sync::Arc;
+
+use client_credentials_core::StaticCredential;
+
+use crate::client::Client;
+use crate::error::Error;
+
+/// What authorizes a service's requests to resource servers: tokens of the client
+/// credentials grant from a [`Client`] (cached, refreshed, a rejected token retried once),
+/// or a [`StaticCredential`], a fixed bearer token or API key with no token endpoint and
+/// no refresh. The middleware takes either ([`AuthMiddleware::new`](crate::AuthMiddleware::new)),
+/// so that a deployment switches from an API key to OAuth by configuration.
+///
+/// ```
+/// use client_credentials_reqwest::{AuthMiddleware, Credentials, StaticCredential};
+///
+/// let credentials = Credentials::from(StaticCredential::bearer("long-lived-token")?);
+/// let http = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+///     .with(AuthMiddleware::new(credentials.clone()))
+///     .build();
+/// assert!(!format!("{credentials:?}").contains("long-lived-token"));
+/// # let _ = http;
+/// # Ok::<_, Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum Credentials {
+    /// Tokens of the client credentials grant.
+    Client(Client),
+    /// A fixed bearer token or API key.
+    Static(StaticCredential),
+}
+
+impl From<Client> for Credentials {
+    fn from(client: Client) -> Self {
+        Self::Client(client)
+    }
+}
+
+impl From<StaticCredential> for Credentials {
+    fn from(credential: StaticCredential) -> Self {
+        Self::Static(credential)
+    }
+}
+
+impl Credentials {
+    /// Sets the credential on an `http` request, replacing any previous value: a valid
+    /// token in `Authorization` ([`Client::authorize`]), or the static credential's header.
+    ///
+    /// # Errors
+    /// For a client, as [`Client::token`]; a static credential never fails.
+    pub async fn authorize<B>(&self, request: &mut http::Request<B>) -> Result<(), Error> {
+        match self {
+            Self::Client(client) => client.authorize(request).await.map(drop),
+            Self::Static(credential) => {
+                credential.authorize(request);
+                Ok(())
+            }
+        }
+    }
+
+    /// Adds the credential to a reqwest request ([`Client::authorize_reqwest`] for a
+    /// client).
+    ///
+    /// # Errors
+    /// As [`Credentials::authorize`].
+    pub async fn authorize_reqwest(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::RequestBuilder, Error> {
+        match self {
+            Self::Client(client) => client
+                .authorize_reqwest(request)
+                .await
+                .map(|(request, _)| request),
+            Self::Static(credential) => {
+                Ok(request.header(credential.header_name(), credential.header_value()))
+            }
+        }
+    }
+
+    /// Sends a request with the credential: for a client, as [`Client::send_authorized`]
+    /// (a rejected token is dropped and the request sent once more with a fresh one); a
+    /// static credential is sent once, and a 401 is the caller's answer.
+    ///
+    /// # Errors
+    /// As [`Client::send_authorized`].
+    pub async fn send_authorized(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, Error> {
+        match self {
+            Self::Client(client) => client.send_authorized(request).await,
+            Self::Static(credential) => request
+                .header(credential.header_name(), credential.header_value())
+                .send()
+                .await
+                .map_err(|e| Error::Request(Arc::new(e))),
+        }
+    }
+}

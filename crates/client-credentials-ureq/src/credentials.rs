@@ -1,0 +1,99 @@
+//! [`Credentials`]: what authorizes requests to resource servers, a [`Client`] of the
+//! client credentials grant or a [`StaticCredential`].
+
+use client_credentials_core::StaticCredential;
+
+use crate::authorized::{self, AuthorizedBody};
+use crate::client::Client;
+use crate::error::Error;
+
+/// What authorizes a service's requests to resource servers: tokens of the client
+/// credentials grant from a [`Client`] (cached, refreshed, retried once on a 401), or a
+/// [`StaticCredential`], a fixed bearer token or API key with no token endpoint and no
+/// refresh. Code that takes `Credentials` works with either, so that a deployment can
+/// switch from an API key to OAuth by configuration.
+///
+/// ```
+/// use client_credentials_ureq::{Credentials, StaticCredential};
+///
+/// let credentials = Credentials::from(StaticCredential::api_key("x-api-key", "k-93f1c2")?);
+/// let mut request = http::Request::get("https://api.example.com/orders").body(())?;
+/// credentials.authorize(&mut request)?;
+/// assert_eq!(request.headers()["x-api-key"], "k-93f1c2");
+/// assert!(!format!("{credentials:?}").contains("k-93f1c2"));
+/// # Ok::<_, Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum Credentials {
+    /// Tokens of the client credentials grant.
+    Client(Client),
+    /// A fixed bearer token or API key.
+    Static(StaticCredential),
+}
+
+impl From<Client> for Credentials {
+    fn from(client: Client) -> Self {
+        Self::Client(client)
+    }
+}
+
+impl From<StaticCredential> for Credentials {
+    fn from(credential: StaticCredential) -> Self {
+        Self::Static(credential)
+    }
+}
+
+impl Credentials {
+    /// Sets the credential on an `http` request, replacing any previous value: a valid
+    /// token in `Authorization` ([`Client::authorize`]), or the static credential's header.
+    ///
+    /// # Errors
+    /// For a client, as [`Client::token`]; a static credential never fails.
+    pub fn authorize<B>(&self, request: &mut http::Request<B>) -> Result<(), Error> {
+        match self {
+            Self::Client(client) => client.authorize(request).map(drop),
+            Self::Static(credential) => {
+                credential.authorize(request);
+                Ok(())
+            }
+        }
+    }
+
+    /// Adds the credential to a ureq request ([`Client::authorize_ureq`] for a client).
+    ///
+    /// # Errors
+    /// As [`Credentials::authorize`].
+    pub fn authorize_ureq<B>(
+        &self,
+        request: ureq::RequestBuilder<B>,
+    ) -> Result<ureq::RequestBuilder<B>, Error> {
+        match self {
+            Self::Client(client) => client.authorize_ureq(request).map(|(request, _)| request),
+            Self::Static(credential) => {
+                Ok(request.header(credential.header_name(), credential.header_value()))
+            }
+        }
+    }
+
+    /// Sends a request with the credential on `agent`: for a client, as
+    /// [`Client::send_authorized_with`] (a rejected token is dropped and the request sent
+    /// once more with a fresh one); a static credential is sent once, and a 401 is the
+    /// caller's answer.
+    ///
+    /// # Errors
+    /// As [`Client::send_authorized`].
+    pub fn send_authorized_with<B: AuthorizedBody>(
+        &self,
+        agent: &ureq::Agent,
+        request: http::Request<B>,
+    ) -> Result<http::Response<ureq::Body>, Error> {
+        match self {
+            Self::Client(client) => client.send_authorized_with(agent, request),
+            Self::Static(credential) => {
+                let (parts, body) = request.into_parts();
+                authorized::send(agent, parts, body, credential)
+            }
+        }
+    }
+}
