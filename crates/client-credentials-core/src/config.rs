@@ -187,7 +187,7 @@ pub enum ConfigError {
 /// A validated client configuration. Cheap to clone (shared behind an [`Arc`]).
 ///
 /// ```
-/// use client_credentials_core::{AuthMethod, Config};
+/// use client_credentials::{AuthMethod, Config};
 ///
 /// let config = Config::builder()
 ///     .token_url("https://auth.example.com/oauth2/token")

@@ -8,9 +8,9 @@
 //!
 //! ```
 //! use std::time::{Duration, Instant, SystemTime};
-//! use client_credentials_core::driver::{self, Reply};
-//! use client_credentials_core::http::{HeaderMap, StatusCode};
-//! use client_credentials_core::{Action, Cache, Config, Policy, WallClock};
+//! use client_credentials::driver::{self, Reply};
+//! use client_credentials::http::{HeaderMap, StatusCode};
+//! use client_credentials::{Action, Cache, Config, Policy, WallClock};
 //!
 //! let config = Config::builder()
 //!     .token_url("https://auth.example.com/token")
@@ -142,7 +142,7 @@ impl Timeouts {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use client_credentials_core::{Policy, driver::Timeouts};
+    /// use client_credentials::{Policy, driver::Timeouts};
     ///
     /// let mut policy = Policy::default();
     /// policy.request_timeout = Duration::from_secs(3);

@@ -471,7 +471,7 @@ pub enum TokenError {
 /// introspection (RFC 7662) endpoint instead, which answer with the same classes of error.
 ///
 /// ```
-/// use client_credentials_core::{Endpoint, TokenError};
+/// use client_credentials::{Endpoint, TokenError};
 /// let error = TokenError::TooLarge { status: None, limit: 65_536 };
 /// assert_eq!(error.to_string(), "token response body exceeds the 65536-byte cap");
 /// assert_eq!(

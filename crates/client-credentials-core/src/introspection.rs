@@ -157,8 +157,8 @@ impl Config {
     ///
     /// ```
     /// use std::time::SystemTime;
-    /// use client_credentials_core::{AccessToken, Config};
-    /// use client_credentials_core::http::{HeaderMap, StatusCode};
+    /// use client_credentials::{AccessToken, Config};
+    /// use client_credentials::http::{HeaderMap, StatusCode};
     ///
     /// let config = Config::builder()
     ///     .token_url("https://as.example.com/token")

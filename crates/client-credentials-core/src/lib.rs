@@ -5,7 +5,7 @@
 //!
 //! ```
 //! use std::time::{Duration, SystemTime};
-//! use client_credentials_core::{Config, TokenParams};
+//! use client_credentials::{Config, TokenParams};
 //! use http::{HeaderMap, StatusCode};
 //!
 //! let config = Config::builder()

@@ -15,7 +15,7 @@ use crate::config::{AuthMethod, BodyFormat, Config, ConfigError, RESERVED_PARAME
 /// parameters. A field left unset uses the configuration's default.
 ///
 /// ```
-/// use client_credentials_core::TokenParams;
+/// use client_credentials::TokenParams;
 /// let params = TokenParams::new().scopes(["reports.read"]).resource("https://api.example.com/");
 /// # let _ = params;
 /// ```
@@ -468,7 +468,7 @@ impl fmt::Debug for CacheKey {
 /// One shape of token request: a configuration with resolved parameters. Cheap to clone.
 ///
 /// ```
-/// use client_credentials_core::{Config, TokenParams};
+/// use client_credentials::{Config, TokenParams};
 /// let config = Config::builder()
 ///     .token_url("https://as.example.com/token")
 ///     .client_id("c")
@@ -741,7 +741,7 @@ fn json_body(fields: &[(&str, &str)]) -> Vec<u8> {
 /// [`into_parts`](Self::into_parts), whose body is a [`SecretBody`].
 ///
 /// ```
-/// use client_credentials_core::{AuthMethod, Config};
+/// use client_credentials::{AuthMethod, Config};
 ///
 /// let config = Config::builder()
 ///     .token_url("https://as.example.com/token")

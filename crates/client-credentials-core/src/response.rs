@@ -32,7 +32,7 @@ const MAX_HEADER_EXCERPT: usize = 256;
 /// Accumulates a response body up to a cap, for transports that read in chunks.
 ///
 /// ```
-/// use client_credentials_core::BodyBuffer;
+/// use client_credentials::BodyBuffer;
 /// let mut body = BodyBuffer::new(8);
 /// body.push(b"1234")?;
 /// assert!(body.push(b"56789").is_err());
@@ -108,7 +108,7 @@ impl TokenRequest {
     ///
     /// ```
     /// use std::time::{Duration, SystemTime};
-    /// use client_credentials_core::{Config, TokenError, ErrorCode};
+    /// use client_credentials::{Config, TokenError, ErrorCode};
     /// use http::{HeaderMap, StatusCode};
     ///
     /// let config = Config::builder()

@@ -21,7 +21,7 @@ pub(crate) const REDACTED: &str = "[redacted]";
 /// `Debug` does not show the secret; the copies it keeps are zeroized on drop.
 ///
 /// ```
-/// use client_credentials_core::Scrubber;
+/// use client_credentials::Scrubber;
 /// let s = Scrubber::new("a+b/C d").with_client_id("app");
 /// assert_eq!(s.scrub("got A+B/c d"), "got [redacted]");
 /// assert_eq!(s.scrub(r#"{"a%2Bb%2fc+D":1} "a+b\/c\u0020d""#), r#"{"[redacted]":1} "[redacted]""#);

@@ -61,7 +61,7 @@ secret_type! {
     /// The client secret used to authenticate to the token endpoint.
     ///
     /// ```
-    /// use client_credentials_core::ClientSecret;
+    /// use client_credentials::ClientSecret;
     /// let secret = ClientSecret::new("s3cr3t");
     /// assert_eq!(format!("{secret:?}"), "ClientSecret([redacted])");
     /// assert_eq!(secret.expose_secret(), "s3cr3t");
@@ -73,7 +73,7 @@ secret_type! {
     /// An access token issued by the authorization server.
     ///
     /// ```
-    /// use client_credentials_core::AccessToken;
+    /// use client_credentials::AccessToken;
     /// let token = AccessToken::new("eyJ...");
     /// assert_eq!(format!("{token:?}"), "AccessToken([redacted])");
     /// ```
@@ -85,7 +85,7 @@ secret_type! {
 /// Useful to check a presented client secret or token against a stored one.
 ///
 /// ```
-/// use client_credentials_core::constant_time_eq;
+/// use client_credentials::constant_time_eq;
 /// assert!(constant_time_eq(b"abc", b"abc"));
 /// assert!(!constant_time_eq(b"abc", b"abd"));
 /// assert!(!constant_time_eq(b"abc", b"abcd"));

@@ -52,8 +52,8 @@ impl Config {
     ///
     /// ```
     /// use std::time::{Duration, SystemTime};
-    /// use client_credentials_core::{Config, Policy, StoredTokenProblem};
-    /// use client_credentials_core::http::{HeaderMap, StatusCode};
+    /// use client_credentials::{Config, Policy, StoredTokenProblem};
+    /// use client_credentials::http::{HeaderMap, StatusCode};
     ///
     /// let config = Config::builder()
     ///     .token_url("https://as.example.com/token")

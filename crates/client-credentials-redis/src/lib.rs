@@ -3,8 +3,8 @@
 //! and never worse than no Redis.
 //!
 //! ```no_run
-//! use client_credentials_redis::{EncryptionKey, RedisStore};
-//! use client_credentials_ureq::{Client, Config};
+//! use client_credentials::redis::{EncryptionKey, RedisStore};
+//! use client_credentials::ureq::{Client, Config};
 //!
 //! let store = RedisStore::builder("redis://redis.internal:6379/")
 //!     .prefix("billing")
@@ -16,7 +16,7 @@
 //!     .client_secret(std::env::var("CLIENT_SECRET")?)
 //!     .build()?;
 //! // Blocking (feature `ureq`); the async client (feature `reqwest`) takes the same store:
-//! // `client_credentials_reqwest::Client::builder(config).shared_store(store).build()?`.
+//! // `client_credentials::reqwest::Client::builder(config).shared_store(store).build()?`.
 //! let client = Client::builder(config).shared_store(store).build();
 //! let token = client.token()?; // from Redis if another replica fetched it, else fetched and shared
 //! # let _ = token;
@@ -46,8 +46,8 @@
 //! # #[cfg(feature = "ureq")] {
 //! # use client_credentials_testkit::{TestServer, TokenEndpoint, refused_url};
 //! # let server = TestServer::start(TokenEndpoint::new());
-//! use client_credentials_redis::RedisStore;
-//! use client_credentials_ureq::{Client, Config};
+//! use client_credentials::redis::RedisStore;
+//! use client_credentials::ureq::{Client, Config};
 //!
 //! // Nothing listens there: the client fetches as it would without a store.
 //! let port = refused_url("/").rsplit(':').next().unwrap().trim_end_matches('/').to_owned();

@@ -58,7 +58,7 @@ pub(crate) fn digest(request: &TokenRequest) -> String {
 /// `Debug` shows the id only; the key is zeroized on drop.
 ///
 /// ```
-/// use client_credentials_redis::EncryptionKey;
+/// use client_credentials::redis::EncryptionKey;
 /// let key = EncryptionKey::new("2026-01", [7; 32])?;
 /// assert_eq!(key.id(), "2026-01");
 /// assert_eq!(format!("{key:?}"), r#"EncryptionKey { id: "2026-01", key: [redacted] }"#);

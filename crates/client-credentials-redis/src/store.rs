@@ -173,7 +173,7 @@ impl RedisStore {
 ///
 /// ```
 /// use std::time::Duration;
-/// use client_credentials_redis::{EncryptionKey, RedisStore};
+/// use client_credentials::redis::{EncryptionKey, RedisStore};
 ///
 /// let store = RedisStore::builder("redis://127.0.0.1:6379/")
 ///     .prefix("billing-service")

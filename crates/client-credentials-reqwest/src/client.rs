@@ -114,7 +114,7 @@ impl fmt::Debug for Client {
 ///
 /// ```
 /// use std::time::Duration;
-/// use client_credentials_reqwest::{Client, Config};
+/// use client_credentials::reqwest::{Client, Config};
 ///
 /// let config = Config::builder()
 ///     .token_url("https://auth.example.com/oauth2/token")
@@ -355,7 +355,7 @@ impl Client {
     /// ```no_run
     /// # async fn demo(client: client_credentials_reqwest::Client) -> Result<(), Box<dyn std::error::Error>> {
     /// let saved = serde_json::to_vec(&client.token().await?.storable())?; // before the restart
-    /// let stored: client_credentials_reqwest::Token = serde_json::from_slice(&saved)?;
+    /// let stored: client_credentials::reqwest::Token = serde_json::from_slice(&saved)?;
     /// if let Err(e) = client.restore(stored) {
     ///     tracing::info!("stored token not usable ({e}); the next call fetches one");
     /// }

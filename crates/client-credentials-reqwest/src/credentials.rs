@@ -15,7 +15,7 @@ use crate::error::Error;
 /// so that a deployment switches from an API key to OAuth by configuration.
 ///
 /// ```
-/// use client_credentials_reqwest::{AuthMiddleware, Credentials, StaticCredential};
+/// use client_credentials::reqwest::{AuthMiddleware, Credentials, StaticCredential};
 ///
 /// let credentials = Credentials::from(StaticCredential::bearer("long-lived-token")?);
 /// let http = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())

@@ -24,7 +24,7 @@ pub enum Error {
     /// endpoint.
     #[error(transparent)]
     Endpoint(Box<EndpointError>),
-    /// A request shape that cannot be sent ([`client_credentials_core::TokenParams`] with a
+    /// A request shape that cannot be sent ([`TokenParams`](client_credentials_core::TokenParams) with a
     /// bad scope or a reserved extra parameter…), refused before anything went out.
     #[error("invalid token request parameters: {0}")]
     Config(#[from] ConfigError),

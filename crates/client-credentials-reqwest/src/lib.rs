@@ -4,7 +4,7 @@
 //! [`reqwest-middleware`](reqwest_middleware) layer that authorizes outgoing requests.
 //!
 //! ```
-//! use client_credentials_reqwest::{AuthMiddleware, Client, Config, TokenParams};
+//! use client_credentials::reqwest::{AuthMiddleware, Client, Config, TokenParams};
 //! # use client_credentials_testkit::{Reply, Router, TestServer, TokenEndpoint};
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -47,7 +47,7 @@
 //! ```
 //!
 //! What this crate does, and what the core does:
-//! - The core ([`client_credentials_core`]) builds requests, parses responses into tokens or
+//! - The core ([`client_credentials::core`](client_credentials_core)) builds requests, parses responses into tokens or
 //!   typed errors, and owns the whole token-cache protocol in its
 //!   [`Cache`](client_credentials_core::Cache): one session per request shape, single
 //!   flight, refresh ahead, backoff, `Retry-After`, cool-down after rejections, eviction,

@@ -36,7 +36,7 @@ use http::header::AUTHORIZATION;
 /// is bounded, never a loop.
 ///
 /// ```no_run
-/// use client_credentials_reqwest::{AuthMiddleware, Client, Config};
+/// use client_credentials::reqwest::{AuthMiddleware, Client, Config};
 ///
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// let config = Config::builder()

@@ -34,7 +34,7 @@ impl Client {
     /// #         .route("/revoke", Reply::new(200)),
     /// # );
     /// # let (token_url, revocation_url) = (server.url("/token"), server.url("/revoke"));
-    /// use client_credentials_reqwest::{Client, Config};
+    /// use client_credentials::reqwest::{Client, Config};
     ///
     /// let config = Config::builder()
     ///     .token_url(token_url)

@@ -150,7 +150,7 @@ impl EmbeddedServerBuilder {
     /// Applies a TOML configuration on top of this builder.
     ///
     /// ```
-    /// use client_credentials_server::EmbeddedServer;
+    /// use client_credentials::embedded::EmbeddedServer;
     ///
     /// let builder = EmbeddedServer::builder().toml(r#"
     ///     token_lifetime = 60          # seconds

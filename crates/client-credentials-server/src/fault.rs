@@ -126,7 +126,7 @@ impl Counters {
 ///
 /// ```
 /// use std::time::Duration;
-/// use client_credentials_server::{Fault, Route};
+/// use client_credentials::embedded::{Fault, Route};
 ///
 /// // The next two token requests wait half a second, then succeed.
 /// let slow = Fault::delay(Duration::from_millis(500)).times(2);

@@ -42,7 +42,7 @@ impl JwtAlgorithm {
     /// The algorithm with this `alg` name (exact case, as in a JWT header).
     ///
     /// ```
-    /// use client_credentials_server::JwtAlgorithm;
+    /// use client_credentials::embedded::JwtAlgorithm;
     /// assert_eq!(JwtAlgorithm::from_name("RS256"), Some(JwtAlgorithm::Rs256));
     /// assert_eq!(JwtAlgorithm::from_name("EdDSA"), Some(JwtAlgorithm::EdDsa));
     /// assert_eq!(JwtAlgorithm::from_name("HS256"), None);

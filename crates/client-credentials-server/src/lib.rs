@@ -3,7 +3,7 @@
 //! install.
 //!
 //! ```
-//! use client_credentials_server::{EmbeddedServer, Fault, Route};
+//! use client_credentials::embedded::{EmbeddedServer, Fault, Route};
 //!
 //! let server = EmbeddedServer::builder()
 //!     .client("demo-client", "demo-secret", ["read"])
@@ -42,7 +42,7 @@
 //!
 //! | Path | What |
 //! | --- | --- |
-//! | `/token` (configurable) | The token endpoint (RFC 6749 §4.4): `client_secret_basic` and `client_secret_post`, form and JSON bodies, every RFC 6749 §5.2 error. Built on the sans-IO [`client_credentials_core::server`]. |
+//! | `/token` (configurable) | The token endpoint (RFC 6749 §4.4): `client_secret_basic` and `client_secret_post`, form and JSON bodies, every RFC 6749 §5.2 error. Built on the sans-IO [`client_credentials::server`](client_credentials_core::server). |
 //! | `/.well-known/oauth-authorization-server` | RFC 8414 metadata. |
 //! | `/jwks.json` | The signing key, when tokens are JWTs ([`TokenFormat::Jwt`]). |
 //! | `/introspect` | RFC 7662 introspection of the tokens it issued (any registered client may ask). |
@@ -56,7 +56,7 @@
 //! Tokens live in memory.
 //!
 //! ```
-//! use client_credentials_server::{EmbeddedServer, JwtAlgorithm};
+//! use client_credentials::embedded::{EmbeddedServer, JwtAlgorithm};
 //!
 //! let server = EmbeddedServer::builder()
 //!     .client("demo-client", "demo-secret", ["read"])
@@ -105,7 +105,7 @@ use client_credentials_core::server::{
 };
 use tokio::sync::watch;
 
-/// The sans-IO token endpoint this server is built on (`client_credentials_core::server`).
+/// The sans-IO token endpoint this server is built on (`client_credentials::server`).
 pub use client_credentials_core::server::{self as endpoint};
 pub use client_credentials_core::server::{ClientAuthMethod, RegisteredClient};
 pub use config::ConfigFileError;
@@ -283,7 +283,7 @@ impl EmbeddedServerBuilder {
     /// matters with [`TokenFormat::Jwt`]: it does not turn JWTs on.
     ///
     /// ```
-    /// use client_credentials_server::{EmbeddedServer, JwtAlgorithm};
+    /// use client_credentials::embedded::{EmbeddedServer, JwtAlgorithm};
     ///
     /// let server = EmbeddedServer::builder()
     ///     .jwt_access_tokens()

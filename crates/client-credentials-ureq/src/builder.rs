@@ -17,7 +17,7 @@ use crate::transport;
 ///
 /// ```
 /// use std::time::Duration;
-/// use client_credentials_ureq::{Client, Config};
+/// use client_credentials::ureq::{Client, Config};
 ///
 /// let config = Config::builder()
 ///     .token_url("https://auth.example.com/oauth2/token")

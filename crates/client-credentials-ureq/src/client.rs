@@ -207,7 +207,7 @@ impl Client {
     ///
     /// ```no_run
     /// # fn demo(client: &client_credentials_ureq::Client) -> Result<(), Box<dyn std::error::Error>> {
-    /// use client_credentials_ureq::Token;
+    /// use client_credentials::ureq::Token;
     ///
     /// // Before shutting down:
     /// std::fs::write("token.json", serde_json::to_vec(&client.token()?.storable())?)?;

@@ -14,7 +14,7 @@ use crate::error::Error;
 /// switch from an API key to OAuth by configuration.
 ///
 /// ```
-/// use client_credentials_ureq::{Credentials, StaticCredential};
+/// use client_credentials::ureq::{Credentials, StaticCredential};
 ///
 /// let credentials = Credentials::from(StaticCredential::api_key("x-api-key", "k-93f1c2")?);
 /// let mut request = http::Request::get("https://api.example.com/orders").body(())?;

@@ -22,7 +22,7 @@ pub enum Error {
     /// endpoint.
     #[error(transparent)]
     Endpoint(Box<EndpointError>),
-    /// The per-request parameters ([`client_credentials_core::TokenParams`]) are invalid
+    /// The per-request parameters ([`TokenParams`](client_credentials_core::TokenParams)) are invalid
     /// (a bad scope, a reserved extra parameter…); nothing was sent.
     #[error("invalid token request parameters: {0}")]
     Config(#[from] ConfigError),

@@ -4,7 +4,7 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use client_credentials_ureq::{Client, Config, TokenParams};
+//! use client_credentials::ureq::{Client, Config, TokenParams};
 //! # use client_credentials_testkit::{TestServer, TokenEndpoint};
 //! # let server = TestServer::start(TokenEndpoint::new().client("my-service", "s3cr3t"));
 //! # let token_url = server.url("/token");
@@ -38,7 +38,7 @@
 //! ```
 //!
 //! What this crate does, and what the core does:
-//! - The core ([`client_credentials_core`]) builds requests, parses responses into tokens or
+//! - The core ([`client_credentials::core`](client_credentials_core)) builds requests, parses responses into tokens or
 //!   typed errors, and owns the whole token-cache protocol in its
 //!   [`Cache`](client_credentials_core::Cache): single flight, refresh ahead of expiry,
 //!   backoff and `Retry-After`, the early-rejection throttle, eviction of idle request

@@ -55,7 +55,7 @@ impl std::error::Error for BearerError {}
 /// are ignored.
 ///
 /// ```
-/// use client_credentials_core::server::{bearer_token, BearerError};
+/// use client_credentials::server::{bearer_token, BearerError};
 /// use http::{HeaderMap, HeaderValue};
 ///
 /// let mut headers = HeaderMap::new();
@@ -144,7 +144,7 @@ impl BearerErrorCode {
 /// A `WWW-Authenticate: Bearer …` challenge (RFC 6750 §3) and the response that carries it.
 ///
 /// ```
-/// use client_credentials_core::server::BearerChallenge;
+/// use client_credentials::server::BearerChallenge;
 ///
 /// let challenge = BearerChallenge::invalid_token()
 ///     .realm("example")

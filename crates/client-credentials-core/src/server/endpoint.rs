@@ -36,7 +36,7 @@ impl ClientAuthMethod {
     /// The method with this registered name.
     ///
     /// ```
-    /// use client_credentials_core::server::ClientAuthMethod;
+    /// use client_credentials::server::ClientAuthMethod;
     /// assert_eq!(ClientAuthMethod::from_name("client_secret_post"), Some(ClientAuthMethod::ClientSecretPost));
     /// assert_eq!(ClientAuthMethod::from_name("private_key_jwt"), None);
     /// ```
@@ -262,7 +262,7 @@ impl TokenEndpoint {
 ///
 /// ```
 /// use std::time::Duration;
-/// use client_credentials_core::server::{ClientAuthMethod, TokenEndpoint};
+/// use client_credentials::server::{ClientAuthMethod, TokenEndpoint};
 ///
 /// let endpoint = TokenEndpoint::builder()
 ///     .token_path("/oauth2/token")

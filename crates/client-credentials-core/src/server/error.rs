@@ -78,8 +78,8 @@ pub enum Rejection {
 /// a secret.
 ///
 /// ```
-/// use client_credentials_core::ErrorCode;
-/// use client_credentials_core::server::EndpointError;
+/// use client_credentials::ErrorCode;
+/// use client_credentials::server::EndpointError;
 ///
 /// let error = EndpointError::new(ErrorCode::TemporarilyUnavailable)
 ///     .with_description("maintenance")

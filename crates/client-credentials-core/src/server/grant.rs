@@ -72,7 +72,7 @@ impl<T: ClientRecord + ?Sized> ClientRecord for &T {
 /// A client kept in memory with its secret: enough for tests, examples and small services.
 ///
 /// ```
-/// use client_credentials_core::server::{ClientAuthMethod, RegisteredClient};
+/// use client_credentials::server::{ClientAuthMethod, RegisteredClient};
 /// let client = RegisteredClient::new("reporting", "s3cr3t")
 ///     .scopes(["reports.read"])
 ///     .auth_methods([ClientAuthMethod::ClientSecretBasic]);
@@ -329,7 +329,7 @@ impl Grant {
 /// from the operating system (for example with the `getrandom` crate).
 ///
 /// ```
-/// use client_credentials_core::server::opaque_token;
+/// use client_credentials::server::opaque_token;
 /// let token = opaque_token(&[0xAB; 32]);
 /// assert_eq!(token.expose_secret().len(), 43);
 /// ```
@@ -466,7 +466,7 @@ impl TokenEndpoint {
     /// authorise, make the token with `issue`, and render the answer (success or error).
     ///
     /// ```
-    /// use client_credentials_core::server::{RegisteredClient, TokenEndpoint, opaque_token};
+    /// use client_credentials::server::{RegisteredClient, TokenEndpoint, opaque_token};
     ///
     /// let endpoint = TokenEndpoint::builder().scope("read", "Read").build()?;
     /// let clients = [RegisteredClient::new("app", "pw").scopes(["read"])];

@@ -8,7 +8,7 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use client_credentials_core::server::{RegisteredClient, TokenEndpoint, opaque_token};
+//! use client_credentials::server::{RegisteredClient, TokenEndpoint, opaque_token};
 //!
 //! let endpoint = TokenEndpoint::builder()
 //!     .scope("orders.read", "Read orders")

@@ -12,7 +12,7 @@ impl TokenEndpoint {
     /// the document's server) and whose scopes are the registered scopes.
     ///
     /// ```
-    /// use client_credentials_core::server::TokenEndpoint;
+    /// use client_credentials::server::TokenEndpoint;
     /// let endpoint = TokenEndpoint::builder().scope("read", "Read things").build()?;
     /// let scheme = endpoint.openapi_security_scheme();
     /// assert_eq!(scheme["flows"]["clientCredentials"]["tokenUrl"], "/token");
@@ -49,7 +49,7 @@ impl TokenEndpoint {
     /// responses, with their `Cache-Control`, `Pragma` and `WWW-Authenticate` headers.
     ///
     /// ```
-    /// use client_credentials_core::server::TokenEndpoint;
+    /// use client_credentials::server::TokenEndpoint;
     /// let endpoint = TokenEndpoint::builder().build()?;
     /// let item = endpoint.openapi_path_item();
     /// assert!(item["post"]["requestBody"]["content"]["application/x-www-form-urlencoded"].is_object());

@@ -277,8 +277,8 @@ impl Drop for Published {
 ///
 /// ```
 /// use std::time::{Instant, SystemTime};
-/// use client_credentials_core::{Action, Cache, Config, Event, Policy, WallClock};
-/// use client_credentials_core::http::{HeaderMap, StatusCode};
+/// use client_credentials::{Action, Cache, Config, Event, Policy, WallClock};
+/// use client_credentials::http::{HeaderMap, StatusCode};
 ///
 /// let config = Config::builder()
 ///     .token_url("https://auth.example.com/token")

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 ///
 /// ```
 /// use std::time::{Duration, Instant, SystemTime};
-/// use client_credentials_core::session::WallClock;
+/// use client_credentials::session::WallClock;
 ///
 /// let (instant, system) = (Instant::now(), SystemTime::now());
 /// let clock = WallClock::new(instant, system);

@@ -50,10 +50,10 @@
 //!
 //! ```
 //! use std::time::{Instant, SystemTime};
-//! use client_credentials_core::{Config, TokenError, TransportError};
-//! use client_credentials_core::HttpRequest;
-//! use client_credentials_core::session::{Action, Failure, Policy, Session, WallClock};
-//! use client_credentials_core::http::{HeaderMap, StatusCode};
+//! use client_credentials::{Config, TokenError, TransportError};
+//! use client_credentials::HttpRequest;
+//! use client_credentials::session::{Action, Failure, Policy, Session, WallClock};
+//! use client_credentials::http::{HeaderMap, StatusCode};
 //!
 //! // Your HTTP client: send the request, return status, headers and the (capped) body.
 //! fn send(_: HttpRequest) -> Result<(StatusCode, HeaderMap, Vec<u8>), TransportError> {

@@ -26,7 +26,7 @@ pub(crate) const FREE_EARLY_REJECTIONS: u32 = 3;
 ///
 /// ```
 /// use std::time::Duration;
-/// use client_credentials_core::session::Policy;
+/// use client_credentials::session::Policy;
 ///
 /// let mut policy = Policy::default();
 /// policy.request_timeout = Duration::from_secs(10);
@@ -116,7 +116,7 @@ impl Policy {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use client_credentials_core::session::Policy;
+    /// use client_credentials::session::Policy;
     ///
     /// let policy = Policy::default(); // a 10 s margin
     /// assert_eq!(policy.usable_lifetime(Duration::from_secs(3600)), Duration::from_secs(3590));
