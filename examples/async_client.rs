@@ -1,5 +1,6 @@
-//! The async client (feature `reqwest`) against a token endpoint on 127.0.0.1, started by
-//! the example itself, so it runs with no setup:
+//! The async client (feature `reqwest`) against the embedded authorization server
+//! (`client_credentials::embedded`, feature `embedded-server`) on 127.0.0.1, started by the
+//! example itself, so it runs with no setup:
 //!
 //! ```text
 //! cargo run --example async_client
@@ -12,21 +13,27 @@
 use std::error::Error;
 use std::time::{Duration, Instant, SystemTime};
 
+use client_credentials::embedded::{EmbeddedServer, Route};
 use client_credentials::reqwest::{Client, Config, TokenParams};
-use client_credentials_testkit::{TestServer, TokenEndpoint};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
     // A stand-in for an authorization server: one confidential client, and tokens that live
     // two seconds, so that a refresh happens while the example runs.
-    let server = TestServer::start(
-        TokenEndpoint::new()
-            .lifetime(Duration::from_secs(2))
-            .client("reporting-service", "s3cr3t"),
-    );
+    let server = EmbeddedServer::builder()
+        .scope("orders.read", "Read orders")
+        .scope("reports.read", "Read reports")
+        .client(
+            "reporting-service",
+            "s3cr3t",
+            ["orders.read", "reports.read"],
+        )
+        .token_lifetime(Duration::from_secs(2))
+        .start_async()
+        .await?;
 
     let config = Config::builder()
-        .token_url(server.url("/oauth2/token"))
+        .token_url(server.token_url())
         .client_id("reporting-service")
         .client_secret("s3cr3t")
         .scopes(["orders.read"])
@@ -48,7 +55,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let first = client.token().await?;
     println!(
         "101 calls to token(), {} token request: a {} token for {:?}, valid for {}s",
-        server.count("/oauth2/token"),
+        server.requests(Route::Token),
         first.token_type(),
         first.scopes(),
         remaining(first.expires_at()).as_secs_f32().round()
@@ -68,7 +75,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
             "a new"
         },
         asked.elapsed(),
-        server.count("/oauth2/token")
+        server.requests(Route::Token)
     );
 
     // Another scope is another cache entry, with its own token.
@@ -78,7 +85,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
     println!(
         "token for {:?}: a separate token ({} token requests in all)",
         reports.scopes(),
-        server.count("/oauth2/token")
+        server.requests(Route::Token)
     );
 
     let counters = client.counters();
@@ -89,7 +96,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
 
     // A wrong secret is a typed rejection, with a readable message and no secret in it.
     let wrong = Config::builder()
-        .token_url(server.url("/oauth2/token"))
+        .token_url(server.token_url())
         .client_id("reporting-service")
         .client_secret("not-the-secret")
         .build()?;

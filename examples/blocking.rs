@@ -1,5 +1,6 @@
-//! The blocking client (feature `ureq`) against a token endpoint and an API on 127.0.0.1,
-//! both started by the example itself, so it runs with no setup:
+//! The blocking client (feature `ureq`) against the embedded authorization server
+//! (`client_credentials::embedded`, feature `embedded-server`) on 127.0.0.1, which also serves
+//! a protected demo resource; the example starts it itself, so it runs with no setup:
 //!
 //! ```text
 //! cargo run --example blocking
@@ -13,32 +14,25 @@ use std::error::Error;
 use std::thread;
 use std::time::{Duration, SystemTime};
 
+use client_credentials::embedded::{EmbeddedServer, Route};
 use client_credentials::ureq::{Client, Config, TokenParams, ureq};
-use client_credentials_testkit::{Reply, Request, Router, TestServer, TokenEndpoint};
 
 fn main() -> Result<(), Box<dyn Error>> {
-    // Stand-ins for an authorization server (one confidential client, one-minute tokens)
-    // and a resource server that wants a bearer token.
-    let server = TestServer::start(
-        Router::new()
-            .route(
-                "/oauth2/token",
-                TokenEndpoint::new()
-                    .lifetime(Duration::from_secs(60))
-                    .client("reporting-service", "s3cr3t"),
-            )
-            .route("/api/orders", |request: &Request| {
-                match request.header("authorization") {
-                    Some(auth) if auth.starts_with("Bearer ") => {
-                        Reply::json(200, &serde_json::json!({ "orders": 3 }))
-                    }
-                    _ => Reply::new(401).header("www-authenticate", "Bearer"),
-                }
-            }),
-    );
+    // A stand-in for an authorization server (one confidential client, one-minute tokens)
+    // with a resource that wants a bearer token it issued.
+    let server = EmbeddedServer::builder()
+        .scope("orders.read", "Read orders")
+        .scope("reports.read", "Read reports")
+        .client(
+            "reporting-service",
+            "s3cr3t",
+            ["orders.read", "reports.read"],
+        )
+        .token_lifetime(Duration::from_secs(60))
+        .start()?;
 
     let config = Config::builder()
-        .token_url(server.url("/oauth2/token"))
+        .token_url(server.token_url())
         .client_id("reporting-service")
         .client_secret("s3cr3t")
         .scopes(["orders.read"])
@@ -62,26 +56,31 @@ fn main() -> Result<(), Box<dyn Error>> {
         .unwrap_or_default();
     println!(
         "9 calls to token(), {} token request: a {} token for {:?}, valid for another {}s",
-        server.count("/oauth2/token"),
+        server.requests(Route::Token),
         token.token_type(),
         token.scopes(),
         lifetime.as_secs()
     );
 
-    // Call the API with the token; on a 401, drop exactly that token and retry once.
+    // The server forgets every token it issued, as after a key rotation: the cached token is
+    // still unexpired, but the resource now refuses it.
+    server.revoke_all();
+
+    // Call the resource with the token; on a 401, drop exactly that token and retry once.
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .build()
         .into();
-    let (request, used) = client.authorize_ureq(agent.get(server.url("/api/orders")))?;
+    let (request, used) = client.authorize_ureq(agent.get(server.resource_url()))?;
     let mut response = request.call()?;
     if response.status() == 401 {
+        println!("GET /resource -> 401 with the revoked token: dropped it, retrying once");
         client.invalidate(&used);
-        let (request, _) = client.authorize_ureq(agent.get(server.url("/api/orders")))?;
+        let (request, _) = client.authorize_ureq(agent.get(server.resource_url()))?;
         response = request.call()?;
     }
     println!(
-        "GET /api/orders -> {} {}",
+        "GET /resource -> {} {}",
         response.status(),
         response.body_mut().read_to_string()?
     );
@@ -91,18 +90,18 @@ fn main() -> Result<(), Box<dyn Error>> {
     println!(
         "token for {:?}: a separate token ({} token requests in all)",
         reports.scopes(),
-        server.count("/oauth2/token")
+        server.requests(Route::Token)
     );
 
     let counters = client.counters();
     println!(
-        "counters for the default scopes: {} fetch started, {} succeeded, {} cache hits",
+        "counters for the default scopes: {} fetches started, {} succeeded, {} cache hits",
         counters.fetches_started, counters.fetches_succeeded, counters.cache_hits
     );
 
     // A wrong secret is a typed rejection, with a readable message and no secret in it.
     let wrong = Config::builder()
-        .token_url(server.url("/oauth2/token"))
+        .token_url(server.token_url())
         .client_id("reporting-service")
         .client_secret("not-the-secret")
         .build()?;

@@ -1,7 +1,8 @@
 //! Your own transport: drive the core's token cache with an HTTP client we do not ship.
 //!
 //! Here the "HTTP client" is the smallest one there is: HTTP/1.0 over a `std::net::TcpStream`,
-//! plain `http://` to a loopback token endpoint that the example starts itself. The point is
+//! plain `http://` to the embedded authorization server (`client_credentials::embedded`,
+//! feature `embedded-server`) that the example starts on 127.0.0.1 itself. The point is
 //! the shape: a transport is a few dozen lines that move bytes, and every OAuth decision
 //! (what to send, whether the answer is a token, when to refresh, how long to back off) stays
 //! in the core.
@@ -17,13 +18,13 @@ use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use client_credentials::embedded::{EmbeddedServer, Fault, Route};
 use client_credentials::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use client_credentials::session::{Action, Cache, Event, Failure, Policy, WallClock};
 use client_credentials::{
     BodyBuffer, Config, HttpRequest, Token, TokenError, TokenRequest, TransportError,
     TransportErrorKind,
 };
-use client_credentials_testkit::{Reply, Script, TestServer, TokenEndpoint};
 
 /// The transport: send one request, return status, headers and a body read through the cap.
 fn send(
@@ -135,18 +136,15 @@ fn token(cache: &mut Cache, request: &TokenRequest) -> Result<Arc<Token>, TokenE
 }
 
 fn main() -> Result<(), Box<dyn Error>> {
-    // A token endpoint that fails once with 503 and then issues two-second tokens.
-    let server = TestServer::start(
-        Script::new()
-            .once(Reply::new(503).header("retry-after", "1"))
-            .then(
-                TokenEndpoint::new()
-                    .lifetime(Duration::from_secs(2))
-                    .client("inventory-sync", "s3cr3t"),
-            ),
-    );
+    // A token endpoint that issues two-second tokens, but first fails once with a 503 and
+    // `Retry-After: 1` (an injected fault).
+    let server = EmbeddedServer::builder()
+        .client("inventory-sync", "s3cr3t", ["inventory.read"])
+        .token_lifetime(Duration::from_secs(2))
+        .start()?;
+    server.inject(Fault::status(503).header("retry-after", "1").times(1));
     let config = Config::builder()
-        .token_url(server.url("/token"))
+        .token_url(server.token_url())
         .client_id("inventory-sync")
         .client_secret("s3cr3t")
         .build()?;
@@ -160,22 +158,26 @@ fn main() -> Result<(), Box<dyn Error>> {
         Ok(_) => println!("first try:  unexpectedly got a token"),
     }
     // The session backs off until the Retry-After has passed; asking again before then costs
-    // no request. Wait it out and ask again.
-    if let Some(until) = cache.poll_timeout() {
+    // no request. Wait until the end of the backoff (the session's next attempt) and ask
+    // again.
+    if let Some(until) = cache.next_refresh(request.cache_key()) {
         std::thread::sleep(until.saturating_duration_since(Instant::now()));
     }
     let first = token(&mut cache, &request)?;
     println!(
         "second try: got a {} token, {} requests so far",
         first.token_type(),
-        server.request_count()
+        server.requests(Route::Token)
     );
 
     // Cache hits cost nothing; after the refresh point a new token is fetched.
     for _ in 0..1000 {
         token(&mut cache, &request)?;
     }
-    println!("1000 more calls: still {} requests", server.request_count());
+    println!(
+        "1000 more calls: still {} requests",
+        server.requests(Route::Token)
+    );
     std::thread::sleep(Duration::from_secs(2));
     let second = token(&mut cache, &request)?;
     println!(
@@ -185,7 +187,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         } else {
             "different"
         },
-        server.request_count()
+        server.requests(Route::Token)
     );
     let c = cache.total_counters();
     println!(

@@ -1,6 +1,7 @@
 //! A fleet sharing tokens through Redis (feature `redis`): three replicas, each with its own
-//! client and store as separate processes would have, against a token endpoint on 127.0.0.1
-//! that issues 3-second tokens. The fleet makes one token request per refresh period where
+//! client and store as separate processes would have, against the embedded authorization
+//! server (`client_credentials::embedded`, feature `embedded-server`) on 127.0.0.1, set to
+//! issue 3-second tokens. The fleet makes one token request per refresh period where
 //! the replicas alone would make three.
 //!
 //! ```text
@@ -19,22 +20,21 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use client_credentials::embedded::{EmbeddedServer, Route};
 use client_credentials::redis::{EncryptionKey, RedisStore};
 use client_credentials::ureq::{Client, Config, Policy};
-use client_credentials_testkit::{TestServer, TokenEndpoint};
 
 fn main() -> Result<(), Box<dyn Error>> {
     let Some(redis) = LocalRedis::start()? else {
         println!("redis-server is not installed (Debian: apt-get install redis-server); skipped.");
         return Ok(());
     };
-    let server = TestServer::start(
-        TokenEndpoint::new()
-            .lifetime(Duration::from_secs(3))
-            .client("billing-service", "s3cr3t"),
-    );
+    let server = EmbeddedServer::builder()
+        .client("billing-service", "s3cr3t", ["orders.read"])
+        .token_lifetime(Duration::from_secs(3))
+        .start()?;
     let config = Config::builder()
-        .token_url(server.url("/oauth2/token"))
+        .token_url(server.token_url())
         .client_id("billing-service")
         .client_secret("s3cr3t")
         .build()?;
@@ -86,7 +86,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     }
     println!(
         "token requests at the endpoint: {} (each replica alone would have made about {})",
-        server.count("/oauth2/token"),
+        server.requests(Route::Token),
         3 * (1 + run.as_millis() / 1900)
     );
     Ok(())
