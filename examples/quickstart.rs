@@ -37,8 +37,7 @@ fn main() -> Result<(), Box<dyn Error>> {
 
     let token = client.token()?;
     let seconds_left = token
-        .expires_at()
-        .and_then(|at| at.duration_since(SystemTime::now()).ok())
+        .expires_in(SystemTime::now())
         .map_or(0, |left| left.as_secs());
     println!(
         "got a token           {} token for scopes {:?}, valid for {seconds_left} s",

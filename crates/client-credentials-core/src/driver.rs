@@ -115,6 +115,38 @@ macro_rules! __error_classes {
     };
 }
 
+/// An adapter's `Credentials`: what authorizes requests to resource servers, the adapter's
+/// client or a [`StaticCredential`](crate::StaticCredential), with the conversions from
+/// both. One definition for both adapters; each adds the methods that send. The docs
+/// given before the client type are the enum's.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __credentials {
+    ($(#[$attr:meta])* $client:ident) => {
+        $(#[$attr])*
+        #[derive(Clone, Debug)]
+        #[non_exhaustive]
+        pub enum Credentials {
+            /// Tokens of the client credentials grant.
+            Client($client),
+            /// A fixed bearer token or API key.
+            Static($crate::StaticCredential),
+        }
+
+        impl From<$client> for Credentials {
+            fn from(client: $client) -> Self {
+                Self::Client(client)
+            }
+        }
+
+        impl From<$crate::StaticCredential> for Credentials {
+            fn from(credential: $crate::StaticCredential) -> Self {
+                Self::Static(credential)
+            }
+        }
+    };
+}
+
 /// How long connecting (DNS, TCP and TLS) may take by default.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 

@@ -378,8 +378,7 @@ impl Client {
         params: &TokenParams,
         token: impl Into<Arc<Token>>,
     ) -> Result<bool, Error> {
-        let request = self.shared.config.request(params)?;
-        self.restore_shape(&request, token.into())
+        self.restore_shape(&self.shared.config.request(params)?, token.into())
     }
 
     fn restore_shape(&self, request: &TokenRequest, token: Arc<Token>) -> Result<bool, Error> {

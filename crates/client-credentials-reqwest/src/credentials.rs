@@ -1,49 +1,31 @@
 //! [`Credentials`]: what authorizes requests to resource servers, a [`Client`] of the
-//! client credentials grant or a [`StaticCredential`].
+//! client credentials grant or a [`StaticCredential`](crate::StaticCredential).
 
 use std::sync::Arc;
-
-use client_credentials_core::StaticCredential;
 
 use crate::client::Client;
 use crate::error::Error;
 
-/// What authorizes a service's requests to resource servers: tokens of the client
-/// credentials grant from a [`Client`] (cached, refreshed, a rejected token retried once),
-/// or a [`StaticCredential`], a fixed bearer token or API key with no token endpoint and
-/// no refresh. The middleware takes either ([`AuthMiddleware::new`](crate::AuthMiddleware::new)),
-/// so that a deployment switches from an API key to OAuth by configuration.
-///
-/// ```
-/// use client_credentials::reqwest::{AuthMiddleware, Credentials, StaticCredential};
-///
-/// let credentials = Credentials::from(StaticCredential::bearer("long-lived-token")?);
-/// let http = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-///     .with(AuthMiddleware::new(credentials.clone()))
-///     .build();
-/// assert!(!format!("{credentials:?}").contains("long-lived-token"));
-/// # let _ = http;
-/// # Ok::<_, Box<dyn std::error::Error>>(())
-/// ```
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub enum Credentials {
-    /// Tokens of the client credentials grant.
-    Client(Client),
-    /// A fixed bearer token or API key.
-    Static(StaticCredential),
-}
-
-impl From<Client> for Credentials {
-    fn from(client: Client) -> Self {
-        Self::Client(client)
-    }
-}
-
-impl From<StaticCredential> for Credentials {
-    fn from(credential: StaticCredential) -> Self {
-        Self::Static(credential)
-    }
+client_credentials_core::__credentials! {
+    /// What authorizes a service's requests to resource servers: tokens of the client
+    /// credentials grant from a [`Client`] (cached, refreshed, a rejected token retried
+    /// once), or a [`StaticCredential`](crate::StaticCredential), a fixed bearer token or
+    /// API key with no token endpoint and no refresh. The middleware takes either
+    /// ([`AuthMiddleware::new`](crate::AuthMiddleware::new)), so that a deployment
+    /// switches from an API key to OAuth by configuration.
+    ///
+    /// ```
+    /// use client_credentials::reqwest::{AuthMiddleware, Credentials, StaticCredential};
+    ///
+    /// let credentials = Credentials::from(StaticCredential::bearer("long-lived-token")?);
+    /// let http = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+    ///     .with(AuthMiddleware::new(credentials.clone()))
+    ///     .build();
+    /// assert!(!format!("{credentials:?}").contains("long-lived-token"));
+    /// # let _ = http;
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// ```
+    Client
 }
 
 impl Credentials {

@@ -1,47 +1,28 @@
 //! [`Credentials`]: what authorizes requests to resource servers, a [`Client`] of the
-//! client credentials grant or a [`StaticCredential`].
-
-use client_credentials_core::StaticCredential;
+//! client credentials grant or a [`StaticCredential`](crate::StaticCredential).
 
 use crate::authorized::{self, AuthorizedBody};
 use crate::client::Client;
 use crate::error::Error;
 
-/// What authorizes a service's requests to resource servers: tokens of the client
-/// credentials grant from a [`Client`] (cached, refreshed, retried once on a 401), or a
-/// [`StaticCredential`], a fixed bearer token or API key with no token endpoint and no
-/// refresh. Code that takes `Credentials` works with either, so that a deployment can
-/// switch from an API key to OAuth by configuration.
-///
-/// ```
-/// use client_credentials::ureq::{Credentials, StaticCredential};
-///
-/// let credentials = Credentials::from(StaticCredential::api_key("x-api-key", "k-93f1c2")?);
-/// let mut request = http::Request::get("https://api.example.com/orders").body(())?;
-/// credentials.authorize(&mut request)?;
-/// assert_eq!(request.headers()["x-api-key"], "k-93f1c2");
-/// assert!(!format!("{credentials:?}").contains("k-93f1c2"));
-/// # Ok::<_, Box<dyn std::error::Error>>(())
-/// ```
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub enum Credentials {
-    /// Tokens of the client credentials grant.
-    Client(Client),
-    /// A fixed bearer token or API key.
-    Static(StaticCredential),
-}
-
-impl From<Client> for Credentials {
-    fn from(client: Client) -> Self {
-        Self::Client(client)
-    }
-}
-
-impl From<StaticCredential> for Credentials {
-    fn from(credential: StaticCredential) -> Self {
-        Self::Static(credential)
-    }
+client_credentials_core::__credentials! {
+    /// What authorizes a service's requests to resource servers: tokens of the client
+    /// credentials grant from a [`Client`] (cached, refreshed, retried once on a 401), or a
+    /// [`StaticCredential`](crate::StaticCredential), a fixed bearer token or API key with
+    /// no token endpoint and no refresh. Code that takes `Credentials` works with either,
+    /// so that a deployment can switch from an API key to OAuth by configuration.
+    ///
+    /// ```
+    /// use client_credentials::ureq::{Credentials, StaticCredential};
+    ///
+    /// let credentials = Credentials::from(StaticCredential::api_key("x-api-key", "k-93f1c2")?);
+    /// let mut request = http::Request::get("https://api.example.com/orders").body(())?;
+    /// credentials.authorize(&mut request)?;
+    /// assert_eq!(request.headers()["x-api-key"], "k-93f1c2");
+    /// assert!(!format!("{credentials:?}").contains("k-93f1c2"));
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// ```
+    Client
 }
 
 impl Credentials {

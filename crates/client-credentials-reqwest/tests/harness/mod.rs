@@ -13,7 +13,7 @@ use client_credentials_reqwest::{
     Token, TokenError, TokenParams,
 };
 use client_credentials_testkit::conformance::{
-    Answer, Classes, Harness, HarnessError, HarnessErrorKind as Kind, HarnessOptions, Outgoing,
+    Answer, Harness, HarnessError, HarnessErrorKind as Kind, HarnessOptions, Outgoing,
 };
 use tokio::runtime::{Builder, Runtime};
 
@@ -45,13 +45,7 @@ impl From<Error> for Boxed {
         } else {
             None
         };
-        let classes = Classes {
-            invalid_client: error.is_invalid_client(),
-            invalid_scope: error.is_invalid_scope(),
-            rate_limited: error.is_rate_limited(),
-            timeout: error.is_timeout(),
-            retryable: error.is_retryable(),
-        };
+        let classes = client_credentials_testkit::classes_of!(error);
         Self(
             HarnessError::new(kind, error.token_error().cloned(), config, error)
                 .with_classes(classes),

@@ -34,7 +34,8 @@ pub fn tokens_seen(server: &TestServer) -> Vec<Option<String>> {
         .collect()
 }
 
-fn config(token_url: &str) -> Config {
+/// The configuration of the suite's client `my-service` for `token_url`.
+pub(crate) fn config(token_url: &str) -> Config {
     Config::builder()
         .token_url(token_url)
         .client_id("my-service")

@@ -4,19 +4,11 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use client_credentials_core::{Config, StaticCredential, Token, TokenError, TokenParams};
+use client_credentials_core::{StaticCredential, Token, TokenError, TokenParams};
 
+use super::authorized::config;
 use super::{Harness, HarnessErrorKind, HarnessOptions, Outgoing, value};
 use crate::{Reply, Request, Router, TestServer, TokenEndpoint};
-
-fn config(token_url: &str) -> Config {
-    Config::builder()
-        .token_url(token_url)
-        .client_id("my-service")
-        .client_secret("s3cr3t")
-        .build()
-        .unwrap()
-}
 
 fn build<H: Harness>(server: &TestServer) -> H {
     H::build(

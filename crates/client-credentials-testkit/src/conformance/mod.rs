@@ -165,6 +165,21 @@ pub struct Classes {
     pub retryable: bool,
 }
 
+/// The [`Classes`] of an adapter's error, read through its predicates: one expression for
+/// every harness.
+#[macro_export]
+macro_rules! classes_of {
+    ($error:expr) => {
+        $crate::conformance::Classes {
+            invalid_client: $error.is_invalid_client(),
+            invalid_scope: $error.is_invalid_scope(),
+            rate_limited: $error.is_rate_limited(),
+            timeout: $error.is_timeout(),
+            retryable: $error.is_retryable(),
+        }
+    };
+}
+
 impl Classes {
     /// The core's classification of `error` (all `false` without one).
     #[must_use]

@@ -6,7 +6,7 @@ use std::sync::{Arc, Barrier};
 use std::time::Instant;
 
 use client_credentials_testkit::conformance::{
-    Answer, Classes, Harness, HarnessError, HarnessErrorKind, HarnessOptions, Outgoing,
+    Answer, Harness, HarnessError, HarnessErrorKind, HarnessOptions, Outgoing,
 };
 use client_credentials_ureq::{
     AccessToken, Client, Config, Counters, Credentials, Error, Introspection, StaticCredential,
@@ -34,13 +34,7 @@ fn wrap(error: Error) -> HarnessError {
         Error::Config(e) => Some(e.clone()),
         _ => None,
     };
-    let classes = Classes {
-        invalid_client: error.is_invalid_client(),
-        invalid_scope: error.is_invalid_scope(),
-        rate_limited: error.is_rate_limited(),
-        timeout: error.is_timeout(),
-        retryable: error.is_retryable(),
-    };
+    let classes = client_credentials_testkit::classes_of!(error);
     HarnessError::new(kind, error.token_error().cloned(), config, error).with_classes(classes)
 }
 
