@@ -57,11 +57,11 @@ fn simple_oauth2_create_token_and_expired_within_a_window() {
     let client = Client::new(config(&server));
     // workflow: simple-oauth2 createToken + expired(window)
     let stored: Token = serde_json::from_str(&saved).unwrap();
-    client.restore(stored).unwrap();
+    let restored = client.restore(stored).unwrap();
     let token = client.token().unwrap();
     let expiring = token.expires_within(SystemTime::now(), Duration::from_secs(300));
     // end
-    assert!(!expiring, "a fresh one-hour token");
+    assert!(restored && !expiring, "a fresh one-hour token, restored");
     assert!(token.expires_in(SystemTime::now()) > Some(Duration::from_secs(3000)));
     assert_eq!(
         server.requests(Route::Token),

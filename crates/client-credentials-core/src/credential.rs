@@ -50,7 +50,7 @@ const RESERVED_FOR_KEYS: &[&str] = &[
 /// assert!(bearer.header_value().is_sensitive());
 /// # Ok::<_, Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct StaticCredential {
     bearer: bool,
     name: HeaderName,
@@ -68,23 +68,30 @@ impl fmt::Debug for StaticCredential {
 }
 
 impl StaticCredential {
-    /// A bearer token sent as `Authorization: Bearer <token>` (RFC 6750 §2.1).
+    /// A bearer token sent as `Authorization: Bearer <token>` (RFC 6750 §2.1). Whitespace
+    /// around it (the newline at the end of a file) is trimmed.
     ///
     /// # Errors
     /// [`ConfigError::InvalidHeaderValue`] when the token is empty or holds characters
     /// other than visible ASCII (RFC 6750's `b64token` is narrower still).
     pub fn bearer(token: impl Into<String>) -> Result<Self, ConfigError> {
-        let token = zeroize::Zeroizing::new(token.into());
+        let raw = zeroize::Zeroizing::new(token.into());
+        let token = raw.trim();
         if token.is_empty() || !token.bytes().all(|b| (0x21..=0x7E).contains(&b)) {
             return Err(ConfigError::InvalidHeaderValue(AUTHORIZATION.to_string()));
         }
-        let value = zeroize::Zeroizing::new(format!("Bearer {}", token.as_str()));
+        let value = zeroize::Zeroizing::new(format!("Bearer {token}"));
         let (name, value) = check_header(AUTHORIZATION.as_str(), &value, &[])?;
         Ok(Self::new(true, name, value))
     }
 
     /// An API key sent verbatim in `header` (`x-api-key`, `api-key`, or `Authorization`
-    /// with a scheme of your own: `ApiKey k-93f1c2`).
+    /// with a scheme of your own: `ApiKey k-93f1c2`). Whitespace around it is trimmed.
+    ///
+    /// HTTP clients drop `Authorization` when a redirect leads to another host, but not a
+    /// header of your choice: the blocking adapter follows no redirect for a request that
+    /// carries a key outside `Authorization` (the 3xx comes back), and a reqwest client
+    /// that sends one should be built with `redirect::Policy::none()`.
     ///
     /// # Errors
     /// [`ConfigError::InvalidHeader`] for a name that is not a valid header name,
@@ -98,6 +105,13 @@ impl StaticCredential {
             return Err(ConfigError::InvalidHeaderValue(name.to_string()));
         }
         Ok(Self::new(false, name, value))
+    }
+
+    /// Whether HTTP clients drop this credential on a redirect to another host: they do for
+    /// `Authorization`, not for other headers.
+    #[must_use]
+    pub fn dropped_on_redirect(&self) -> bool {
+        self.name == AUTHORIZATION
     }
 
     fn new(bearer: bool, name: HeaderName, mut value: HeaderValue) -> Self {
@@ -141,13 +155,13 @@ mod tests {
 
     #[test]
     fn refuses_values_that_are_not_header_safe_without_echoing_them() {
-        for bad in ["", "two words", "line\nbreak", "caf\u{e9}"] {
+        for bad in ["", "  ", "two words", "line\nbreak", "caf\u{e9}"] {
             let error = StaticCredential::bearer(bad).unwrap_err();
             assert_eq!(
                 error,
                 ConfigError::InvalidHeaderValue("authorization".into())
             );
-            if !bad.is_empty() {
+            if !bad.trim().is_empty() {
                 assert!(!error.to_string().contains(bad));
             }
         }
@@ -178,7 +192,14 @@ mod tests {
         }
         let custom_scheme = StaticCredential::api_key("Authorization", "ApiKey k-1").unwrap();
         assert_eq!(custom_scheme.header_value(), "ApiKey k-1");
-        assert!(!custom_scheme.is_bearer());
+        assert!(!custom_scheme.is_bearer() && custom_scheme.dropped_on_redirect());
+        let from_file = StaticCredential::bearer("eyJ.token\n").unwrap();
+        assert_eq!(from_file.header_value(), "Bearer eyJ.token");
+        assert!(
+            !StaticCredential::api_key("x-api-key", " k\n")
+                .unwrap()
+                .dropped_on_redirect()
+        );
     }
 
     #[test]

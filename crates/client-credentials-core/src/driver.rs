@@ -54,7 +54,8 @@ use crate::token::Token;
 macro_rules! __error_classes {
     () => {
         /// Whether a later call may succeed where this one did not, as
-        /// [`TokenError::is_retryable`] says; never for an error that is not a failure of an
+        /// [`TokenError::is_retryable`](crate::TokenError::is_retryable) says; never for an
+        /// error that is not a failure of an
         /// endpoint (invalid parameters, a failed authorized request).
         #[must_use]
         pub fn is_retryable(&self) -> bool {
@@ -63,21 +64,21 @@ macro_rules! __error_classes {
         }
 
         /// How long the endpoint asked to wait before trying again, if it said
-        /// ([`TokenError::retry_after`]).
+        /// ([`TokenError::retry_after`](crate::TokenError::retry_after)).
         #[must_use]
         pub fn retry_after(&self) -> Option<::std::time::Duration> {
             self.token_error()?.retry_after()
         }
 
         /// Whether client authentication failed: a wrong secret, an unknown client, the
-        /// wrong auth method ([`TokenError::is_invalid_client`]).
+        /// wrong auth method ([`TokenError::is_invalid_client`](crate::TokenError::is_invalid_client)).
         #[must_use]
         pub fn is_invalid_client(&self) -> bool {
             self.token_error()
                 .is_some_and($crate::TokenError::is_invalid_client)
         }
 
-        /// Whether a requested scope was refused ([`TokenError::is_invalid_scope`]).
+        /// Whether a requested scope was refused ([`TokenError::is_invalid_scope`](crate::TokenError::is_invalid_scope)).
         #[must_use]
         pub fn is_invalid_scope(&self) -> bool {
             self.token_error()
@@ -85,28 +86,36 @@ macro_rules! __error_classes {
         }
 
         /// Whether an audience or resource indicator was refused
-        /// ([`TokenError::is_invalid_target`]).
+        /// ([`TokenError::is_invalid_target`](crate::TokenError::is_invalid_target)).
         #[must_use]
         pub fn is_invalid_target(&self) -> bool {
             self.token_error()
                 .is_some_and($crate::TokenError::is_invalid_target)
         }
 
-        /// Whether the client may not use the grant ([`TokenError::is_unauthorized_client`]).
+        /// Whether the client may not use the grant ([`TokenError::is_unauthorized_client`](crate::TokenError::is_unauthorized_client)).
         #[must_use]
         pub fn is_unauthorized_client(&self) -> bool {
             self.token_error()
                 .is_some_and($crate::TokenError::is_unauthorized_client)
         }
 
-        /// Whether the endpoint throttled the client, a 429 ([`TokenError::is_rate_limited`]).
+        /// Whether the endpoint throttled the client, a 429 ([`TokenError::is_rate_limited`](crate::TokenError::is_rate_limited)).
         #[must_use]
         pub fn is_rate_limited(&self) -> bool {
             self.token_error()
                 .is_some_and($crate::TokenError::is_rate_limited)
         }
 
-        /// Whether the exchange with the endpoint timed out ([`TokenError::is_timeout`]).
+        /// Whether the endpoint could not be reached or the exchange broke off
+        /// ([`TokenError::is_transport`](crate::TokenError::is_transport)).
+        #[must_use]
+        pub fn is_transport(&self) -> bool {
+            self.token_error()
+                .is_some_and($crate::TokenError::is_transport)
+        }
+
+        /// Whether the exchange with the endpoint timed out ([`TokenError::is_timeout`](crate::TokenError::is_timeout)).
         #[must_use]
         pub fn is_timeout(&self) -> bool {
             self.token_error()
@@ -192,8 +201,9 @@ impl Timeouts {
         }
     }
 
-    /// The timeouts for `request`: its shape's own timeout ([`crate::TokenParams::timeout`])
-    /// where that is shorter than `overall`, and `connect` no longer than that.
+    /// The timeouts for `request`: the call's own timeout ([`crate::TokenParams::timeout`])
+    /// where that is shorter than `overall` ([`crate::HttpRequest::timeout_within`]), and
+    /// `connect` no longer than that.
     ///
     /// ```
     /// use std::time::Duration;
@@ -209,12 +219,10 @@ impl Timeouts {
     /// ```
     #[must_use]
     pub fn for_request(self, request: &crate::HttpRequest) -> Self {
-        match request.timeout() {
-            Some(own) if own < self.overall => Self {
-                overall: own,
-                connect: self.connect.min(own),
-            },
-            _ => self,
+        let overall = request.timeout_within(self.overall);
+        Self {
+            overall,
+            connect: self.connect.min(overall),
         }
     }
 }

@@ -784,12 +784,15 @@ impl TokenError {
 
     /// Whether the client may not use the client credentials grant
     /// (`unauthorized_client`), or the server does not offer it (`unsupported_grant_type`).
+    /// A 401 is a failed authentication whatever its code (Keycloak answers a wrong
+    /// secret with 401 `unauthorized_client`): [`TokenError::is_invalid_client`], not this.
     #[must_use]
     pub fn is_unauthorized_client(&self) -> bool {
-        matches!(
-            self.oauth_code(),
-            Some(ErrorCode::UnauthorizedClient | ErrorCode::UnsupportedGrantType)
-        )
+        self.status() != Some(StatusCode::UNAUTHORIZED)
+            && matches!(
+                self.oauth_code(),
+                Some(ErrorCode::UnauthorizedClient | ErrorCode::UnsupportedGrantType)
+            )
     }
 
     /// Whether the server throttled the client: a 429, whatever its body. Retryable, after
@@ -889,8 +892,14 @@ mod tests {
         assert!(target.is_invalid_target() && !target.is_invalid_scope());
         for code in ["unauthorized_client", "unsupported_grant_type"] {
             let e = error(400, &[], &format!(r#"{{"error":"{code}"}}"#));
-            assert!(e.is_unauthorized_client(), "{code}");
+            assert!(
+                e.is_unauthorized_client() && !e.is_invalid_client(),
+                "{code}"
+            );
         }
+        // Keycloak's answer to a wrong secret: an authentication failure, one class only.
+        let keycloak = error(401, &[], r#"{"error":"unauthorized_client"}"#);
+        assert!(keycloak.is_invalid_client() && !keycloak.is_unauthorized_client());
         let throttled = error(429, &[("retry-after", "7")], "");
         assert!(throttled.is_rate_limited() && throttled.is_retryable());
         assert_eq!(throttled.retry_after(), Some(Duration::from_secs(7)));

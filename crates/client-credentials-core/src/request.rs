@@ -19,7 +19,7 @@ use crate::config::{AuthMethod, BodyFormat, Config, ConfigError, RESERVED_PARAME
 /// let params = TokenParams::new().scopes(["reports.read"]).resource("https://api.example.com/");
 /// # let _ = params;
 /// ```
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct TokenParams {
     pub(crate) scopes: Option<Vec<String>>,
     pub(crate) audience: Option<Option<String>>,
@@ -27,6 +27,24 @@ pub struct TokenParams {
     pub(crate) extra: Vec<(String, String)>,
     pub(crate) headers: Vec<(String, String)>,
     pub(crate) timeout: Option<Duration>,
+}
+
+impl fmt::Debug for TokenParams {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let headers: Vec<_> = self
+            .headers
+            .iter()
+            .map(|(name, _)| (name.as_str(), "[redacted]"))
+            .collect();
+        f.debug_struct("TokenParams")
+            .field("scopes", &self.scopes)
+            .field("audience", &self.audience)
+            .field("resources", &self.resources)
+            .field("extra", &self.extra)
+            .field("headers", &headers)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
 }
 
 impl TokenParams {
@@ -91,19 +109,29 @@ impl TokenParams {
 
     /// Adds an HTTP header to the token requests of this shape (a tenant or a gateway
     /// header, simple-oauth2's `httpOptions.headers`). A name given here replaces the
-    /// configuration's value for that name. The headers are part of the request shape, as
-    /// parameters are: two shapes that differ by a header value have distinct tokens.
+    /// configuration's value for that name (names compare without regard to case). The
+    /// headers are part of the request shape, as parameters are: two shapes that differ
+    /// by a header value have distinct tokens.
+    ///
+    /// Values are kept as secrets may be (a gateway subscription key): marked sensitive on
+    /// the request, shown as `[redacted]` by `Debug`, and only a SHA-256 digest of them is
+    /// in the [`CacheKey`]. A value is visible ASCII with inner spaces
+    /// ([`ConfigError::InvalidHeaderValue`] otherwise).
     ///
     /// Headers that the library sets or that carry credentials are refused
     /// ([`ConfigError::ReservedHeader`]): `Authorization`, `Content-Type`, the framing
     /// headers, `Cookie`, `DPoP`… (the whole list: [`RESERVED_HEADERS`]). Client
-    /// credentials go through the [`AuthMethod`]; a header value is not treated as a secret.
+    /// credentials go through the [`AuthMethod`].
     ///
     /// ```
     /// use client_credentials::{Config, ConfigError, TokenParams};
     /// # let config = Config::builder().token_url("https://as.example.com/t").client_id("c").client_secret("s").build()?;
-    /// let request = config.request(&TokenParams::new().header("x-tenant", "acme"))?;
-    /// assert_eq!(request.to_http().headers()["x-tenant"], "acme");
+    /// let params = TokenParams::new().header("Ocp-Apim-Subscription-Key", "k-93f1c2");
+    /// let request = config.request(&params)?;
+    /// let http = request.to_http();
+    /// assert_eq!(http.headers()["ocp-apim-subscription-key"], "k-93f1c2");
+    /// assert!(http.headers()["ocp-apim-subscription-key"].is_sensitive());
+    /// assert!(!format!("{params:?} {request:?}").contains("k-93f1c2"));
     /// assert!(matches!(
     ///     config.request(&TokenParams::new().header("Authorization", "Bearer x")),
     ///     Err(ConfigError::ReservedHeader(_)),
@@ -116,17 +144,20 @@ impl TokenParams {
         self
     }
 
-    /// Bounds how long a token request of this shape may take, connection included
-    /// (simple-oauth2's `httpOptions.timeout`). It can only shorten the client's timeout
-    /// for token requests (15 s by default), never lengthen it; raise that instead. Part of
-    /// the request shape. A zero timeout is refused ([`ConfigError::ZeroTimeout`]).
+    /// Bounds how long the token request sent on behalf of this call may take, connection
+    /// included (simple-oauth2's `httpOptions.timeout`). It can only shorten the client's
+    /// timeout for token requests (15 s by default), never lengthen it; raise that instead.
+    /// It is not part of the request shape: calls with different timeouts share the
+    /// shape's token, and a fetch already in flight keeps the timeout it was sent with. A
+    /// zero timeout is refused ([`ConfigError::ZeroTimeout`]).
     ///
     /// ```
     /// use std::time::Duration;
     /// use client_credentials::{Config, TokenParams};
     /// # let config = Config::builder().token_url("https://as.example.com/t").client_id("c").client_secret("s").build()?;
-    /// let request = config.request(&TokenParams::new().timeout(Duration::from_secs(2)))?;
-    /// assert_eq!(request.to_http().timeout(), Some(Duration::from_secs(2)));
+    /// let quick = config.request(&TokenParams::new().timeout(Duration::from_secs(2)))?;
+    /// assert_eq!(quick.to_http().timeout(), Some(Duration::from_secs(2)));
+    /// assert_eq!(quick.cache_key(), config.default_request().cache_key());
     /// # Ok::<_, client_credentials::ConfigError>(())
     /// ```
     #[must_use]
@@ -162,6 +193,18 @@ pub const RESERVED_HEADERS: &[&str] = &[
     "upgrade",
 ];
 
+/// The SHA-256 of `bytes`, in hex.
+fn hex_digest(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .fold(String::with_capacity(64), |mut out, b| {
+            use fmt::Write as _;
+            let _ = write!(out, "{b:02x}");
+            out
+        })
+}
+
 /// Validates one header of a token request: a valid name that is not reserved, and a
 /// value of visible ASCII and inner spaces.
 pub(crate) fn check_header(
@@ -174,11 +217,18 @@ pub(crate) fn check_header(
     if reserved.iter().any(|r| parsed.as_str() == *r) {
         return Err(ConfigError::ReservedHeader(parsed.as_str().to_owned()));
     }
-    let visible = value
-        .bytes()
-        .all(|b| b == b' ' || b == b'\t' || (0x21..=0x7E).contains(&b));
+    // Visible ASCII and inner spaces: no tab, no obs-text, nothing a server would trim.
+    let visible = !value.is_empty()
+        && !value.starts_with(' ')
+        && !value.ends_with(' ')
+        && value
+            .bytes()
+            .all(|b| b == b' ' || (0x21..=0x7E).contains(&b));
     match HeaderValue::from_str(value) {
-        Ok(v) if visible => Ok((parsed, v)),
+        Ok(mut v) if visible => {
+            v.set_sensitive(true);
+            Ok((parsed, v))
+        }
         _ => Err(ConfigError::InvalidHeaderValue(parsed.as_str().to_owned())),
     }
 }
@@ -418,14 +468,13 @@ impl CacheKey {
         resources.dedup();
         let mut extra = params.extra.clone();
         extra.sort();
-        // Header values are visible ASCII (checked), so `to_str` cannot fail.
-        let mut headers: Vec<(&str, &str)> = params
+        // A header value may be a secret: the key holds its digest, never the value.
+        let mut headers: Vec<(&str, String)> = params
             .headers
             .iter()
-            .map(|(n, v)| (n.as_str(), v.to_str().unwrap_or_default()))
+            .map(|(n, v)| (n.as_str(), hex_digest(v.as_bytes())))
             .collect();
         headers.sort_unstable();
-        let timeout_ms = params.timeout.map(|t| t.as_millis());
         let method = match &i.auth_method {
             AuthMethod::ClientSecretBasic => "basic".to_owned(),
             AuthMethod::ClientSecretBasicRaw => "basic-raw".to_owned(),
@@ -453,7 +502,6 @@ impl CacheKey {
             resources,
             extra,
             headers,
-            timeout_ms,
         ]);
         Self::from_text(canonical.to_string())
     }
@@ -782,11 +830,29 @@ impl HttpRequest {
         self.0.headers()
     }
 
-    /// The timeout of this request's shape ([`TokenParams::timeout`]), for the transport
-    /// to apply if it is shorter than its own ([`crate::driver::Timeouts::for_request`]).
+    /// The timeout of the call this request is sent for ([`TokenParams::timeout`]), for the
+    /// transport to apply if it is shorter than its own ([`HttpRequest::timeout_within`]).
     #[must_use]
     pub fn timeout(&self) -> Option<Duration> {
         self.0.extensions().get::<RequestTimeout>().map(|t| t.0)
+    }
+
+    /// The overall timeout to send this request with, given the transport's `overall`:
+    /// the call's own timeout ([`TokenParams::timeout`]) where that is shorter. A call's
+    /// timeout only ever shortens the transport's.
+    #[must_use]
+    pub fn timeout_within(&self, overall: Duration) -> Duration {
+        self.timeout().map_or(overall, |own| own.min(overall))
+    }
+
+    /// Sets (or clears) the call's timeout: the cache sends the shape's request on behalf
+    /// of whichever call polled.
+    pub(crate) fn set_timeout(&mut self, timeout: Option<Duration>) {
+        let extensions = self.0.extensions_mut();
+        match timeout {
+            Some(timeout) => _ = extensions.insert(RequestTimeout(timeout)),
+            None => _ = extensions.remove::<RequestTimeout>(),
+        }
     }
 
     /// The body bytes. They may hold the client secret or a token: never log them.

@@ -318,3 +318,83 @@ fn request_debug_shows_no_body_or_credentials() {
         "header names are shown: {dbg}"
     );
 }
+
+#[test]
+fn extra_headers_merge_by_name_and_keep_their_values_out_of_debug_and_keys() {
+    let config = Config::builder()
+        .token_url("https://server.example.com/token")
+        .client_id("s6BhdRkqt3")
+        .client_secret("gX1fBat3bV")
+        .header("X-Gateway-Key", "gw-default-key")
+        .build()
+        .unwrap();
+    assert!(!format!("{config:?}").contains("gw-default-key"));
+    let default = config.default_request();
+    assert_eq!(
+        default.to_http().headers()["x-gateway-key"],
+        "gw-default-key"
+    );
+
+    // A shape's header replaces the default of the same name, whatever its case.
+    let params = TokenParams::new().header("x-gateway-KEY", "gw-tenant-key");
+    let tenant = config.request(&params).unwrap();
+    let http = tenant.to_http();
+    let values: Vec<_> = http.headers().get_all("x-gateway-key").iter().collect();
+    assert_eq!(values, ["gw-tenant-key"]);
+    assert!(values[0].is_sensitive());
+    assert_ne!(tenant.cache_key(), default.cache_key());
+    for shown in [
+        format!("{params:?}"),
+        format!("{tenant:?}"),
+        format!("{:?}", tenant.cache_key()),
+        tenant.cache_key().as_str().to_owned(),
+    ] {
+        assert!(!shown.contains("gw-tenant-key"), "{shown}");
+    }
+
+    for bad in [
+        "",
+        " padded",
+        "padded ",
+        "tab\there",
+        "caf\u{e9}",
+        "line\nbreak",
+    ] {
+        assert_eq!(
+            config
+                .request(&TokenParams::new().header("x-tenant", bad))
+                .unwrap_err(),
+            ConfigError::InvalidHeaderValue("x-tenant".into()),
+            "{bad:?}"
+        );
+    }
+    assert!(matches!(
+        config.request(&TokenParams::new().header("bad name", "v")),
+        Err(ConfigError::InvalidHeader(_))
+    ));
+}
+
+#[test]
+fn a_timeout_is_not_part_of_the_shape_and_never_panics() {
+    let config = config(AuthMethod::ClientSecretBasic, BodyFormat::Form);
+    let overall = std::time::Duration::from_secs(15);
+    for timeout in [
+        std::time::Duration::from_millis(1),
+        std::time::Duration::MAX,
+    ] {
+        let request = config
+            .request(&TokenParams::new().timeout(timeout))
+            .unwrap();
+        assert_eq!(request.cache_key(), config.default_request().cache_key());
+        assert_eq!(
+            request.to_http().timeout_within(overall),
+            timeout.min(overall)
+        );
+    }
+    assert_eq!(
+        config
+            .request(&TokenParams::new().timeout(std::time::Duration::ZERO))
+            .unwrap_err(),
+        ConfigError::ZeroTimeout
+    );
+}

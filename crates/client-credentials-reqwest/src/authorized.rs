@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use client_credentials_core::{AccessToken, ResourceVerdict, Token, TokenRequest};
-use http::HeaderValue;
 use http::header::AUTHORIZATION;
+use http::{HeaderName, HeaderValue};
 
 use crate::client::Client;
 use crate::driver::{Shared, in_runtime};
@@ -125,7 +125,7 @@ impl Client {
         request: reqwest::RequestBuilder,
     ) -> Result<(reqwest::RequestBuilder, AccessToken), Error> {
         let (header, token) = self.shared.authorization(None).await?;
-        Ok((request.header(AUTHORIZATION, header), token))
+        Ok((with_header(request, AUTHORIZATION, header)?, token))
     }
 
     /// Sends a request with a valid token for the default request shape, for users without
@@ -181,7 +181,23 @@ impl Client {
     }
 }
 
-async fn execute(
+/// Sets `name` on a reqwest request, replacing any value it had
+/// (`RequestBuilder::header` appends).
+///
+/// # Errors
+/// [`Error::Request`] when the builder had failed (a bad URL or header): nothing is sent.
+pub(crate) fn with_header(
+    request: reqwest::RequestBuilder,
+    name: HeaderName,
+    value: HeaderValue,
+) -> Result<reqwest::RequestBuilder, Error> {
+    let (client, request) = request.build_split();
+    let mut request = request.map_err(|e| Error::Request(Arc::new(e)))?;
+    request.headers_mut().insert(name, value);
+    Ok(reqwest::RequestBuilder::from_parts(client, request))
+}
+
+pub(crate) async fn execute(
     http: &reqwest::Client,
     request: reqwest::Request,
 ) -> Result<reqwest::Response, Error> {

@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
+use crate::authorized::{execute, with_header};
 use crate::client::Client;
+use crate::driver::in_runtime;
 use crate::error::Error;
 
 client_credentials_core::__credentials! {
@@ -58,15 +60,20 @@ impl Credentials {
                 .authorize_reqwest(request)
                 .await
                 .map(|(request, _)| request),
-            Self::Static(credential) => {
-                Ok(request.header(credential.header_name(), credential.header_value()))
-            }
+            Self::Static(credential) => with_header(
+                request,
+                credential.header_name().clone(),
+                credential.header_value().clone(),
+            ),
         }
     }
 
     /// Sends a request with the credential: for a client, as [`Client::send_authorized`]
     /// (a rejected token is dropped and the request sent once more with a fresh one); a
-    /// static credential is sent once, and a 401 is the caller's answer.
+    /// static credential is sent once, and a 401 is the caller's answer. reqwest follows
+    /// redirects as its client is configured and carries a key outside `Authorization` to
+    /// the redirect's host: send such a key with a client built with
+    /// `redirect::Policy::none()`.
     ///
     /// # Errors
     /// As [`Client::send_authorized`].
@@ -76,11 +83,19 @@ impl Credentials {
     ) -> Result<reqwest::Response, Error> {
         match self {
             Self::Client(client) => client.send_authorized(request).await,
-            Self::Static(credential) => request
-                .header(credential.header_name(), credential.header_value())
-                .send()
-                .await
-                .map_err(|e| Error::Request(Arc::new(e))),
+            Self::Static(credential) => {
+                if !in_runtime() {
+                    return Err(Error::NoRuntime);
+                }
+                let request = with_header(
+                    request,
+                    credential.header_name().clone(),
+                    credential.header_value().clone(),
+                )?;
+                let (http, request) = request.build_split();
+                let request = request.map_err(|e| Error::Request(Arc::new(e)))?;
+                execute(&http, request).await
+            }
         }
     }
 }

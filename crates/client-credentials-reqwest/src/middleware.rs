@@ -12,7 +12,11 @@ use crate::error::Error;
 use http::header::AUTHORIZATION;
 
 /// A [`reqwest_middleware::Middleware`] that sends every request with
-/// `Authorization: Bearer <token>` from a [`Client`].
+/// `Authorization: Bearer <token>` from a [`Client`], or with a
+/// [`StaticCredential`]'s header (a fixed bearer token or API key, set as it is on every
+/// request, replacing any value; no retry, a 401 is returned as it is; a key outside
+/// `Authorization` wants a reqwest client built with `redirect::Policy::none()`, since
+/// reqwest carries other headers across redirects). For a client's tokens:
 ///
 /// - It never sends a request without a token: when none can be had, the request fails with
 ///   [`reqwest_middleware::Error::Middleware`] wrapping this crate's [`Error`], and nothing

@@ -54,8 +54,8 @@ pub(crate) async fn send(
     overall: Duration,
     cap: usize,
 ) -> Exchange {
-    // A shape's own timeout (`TokenParams::timeout`) only ever shortens the client's.
-    let overall = request.timeout().map_or(overall, |own| own.min(overall));
+    // The call's own timeout (`TokenParams::timeout`) only ever shortens the client's.
+    let overall = request.timeout_within(overall);
     match tokio::time::timeout(overall, send_inner(client, request, overall, cap)).await {
         Ok(exchange) => exchange,
         Err(elapsed) => Err(Failure::Transport(TransportError::new(

@@ -97,7 +97,7 @@ impl Client {
     /// # let config = client_credentials_ureq::Config::builder()
     /// #     .token_url("https://auth.example.com/token").client_id("c").client_secret("s").build()?;
     /// # let client = client_credentials_ureq::Client::new(config);
-    /// let agent = ureq::Agent::new_with_defaults();
+    /// let agent = client.agent(); // or yours, with a crypto provider of its own
     /// let (request, token) = client.authorize_ureq(agent.get("https://api.example.com/orders"))?;
     /// let response = request.call()?;
     /// # let _ = (response, token);
@@ -112,7 +112,7 @@ impl Client {
         request: ureq::RequestBuilder<B>,
     ) -> Result<(ureq::RequestBuilder<B>, AccessToken), Error> {
         let (header, token) = self.with_token(header_and_token)?;
-        Ok((request.header(AUTHORIZATION, header), token))
+        Ok((with_header(request, AUTHORIZATION, header), token))
     }
 
     /// Sends a request to a resource server with a valid token for the default request
@@ -227,7 +227,23 @@ fn header_and_token(token: &Token) -> (HeaderValue, AccessToken) {
     (token.authorization_header(), token.access_token().clone())
 }
 
-/// Sends one request to the resource server with `credential`'s header.
+/// Sets `name` on a ureq request, replacing any value it had (`RequestBuilder::header`
+/// appends). A builder that already failed is returned as it is: its error comes back
+/// when it is sent, with nothing sent.
+pub(crate) fn with_header<B>(
+    mut request: ureq::RequestBuilder<B>,
+    name: HeaderName,
+    value: HeaderValue,
+) -> ureq::RequestBuilder<B> {
+    if let Some(headers) = request.headers_mut() {
+        headers.insert(name, value);
+    }
+    request
+}
+
+/// Sends one request to the resource server with `credential`'s header. A credential
+/// that HTTP clients keep on a redirect to another host (an API key outside
+/// `Authorization`) is sent with no redirect followed: the 3xx is the caller's.
 pub(crate) fn send<B: AuthorizedBody>(
     agent: &ureq::Agent,
     mut parts: http::request::Parts,
@@ -235,7 +251,8 @@ pub(crate) fn send<B: AuthorizedBody>(
     credential: impl Credential,
 ) -> Result<http::Response<ureq::Body>, Error> {
     let (name, value) = credential.header();
+    let redirects = name == AUTHORIZATION;
     parts.headers.insert(name, value);
-    transport::send_resource(agent, http::Request::from_parts(parts, body))
+    transport::send_resource(agent, http::Request::from_parts(parts, body), redirects)
         .map_err(|e| Error::Request(Arc::new(e)))
 }

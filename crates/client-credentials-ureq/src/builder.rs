@@ -77,15 +77,16 @@ impl ClientBuilder {
     /// agent's proxy, so that no proxy sees the credentials or a token in cleartext;
     /// `https://` requests use it.
     ///
-    /// The agent's TLS is its own, crypto provider included: this crate builds ureq without
-    /// a provider (`rustls-no-provider`) and gives one, aws-lc-rs, only to the agent it
-    /// makes itself. For `https://`, give the agent a provider, either on the agent
-    /// (`ureq::tls::TlsConfig::builder().unversioned_rustls_crypto_provider(..)`, with
-    /// `rustls::crypto::aws_lc_rs::default_provider()` to keep a single provider in the
-    /// build) or for the process (`rustls::crypto::CryptoProvider::install_default`, before
-    /// the first request), or enable ureq's `rustls` feature (its `ring` fallback, a second
-    /// provider in the build). ureq 3 panics on the first `https://` request of an agent
-    /// that has none of these.
+    /// TLS: this crate builds ureq without a crypto provider of its own
+    /// (`rustls-no-provider`; aws-lc-rs is the one provider in the build). Every request
+    /// this crate sends on an agent that names no provider, when the process installed no
+    /// default, gets aws-lc-rs on the request. A request you send on the agent yourself
+    /// (`agent.run`, `client.authorize_ureq(..)` then `.call()`) does not: give the agent a
+    /// provider (`ureq::tls::TlsConfig::builder().unversioned_rustls_crypto_provider(..)`
+    /// with `rustls::crypto::aws_lc_rs::default_provider()`), install a process default
+    /// (`rustls::crypto::CryptoProvider::install_default`), or enable ureq's `rustls`
+    /// feature (its `ring` fallback, a second provider in the build); ureq 3 panics on the
+    /// first `https://` request of an agent with none of these.
     pub fn agent(mut self, agent: ureq::Agent) -> Self {
         self.agent = Some(agent);
         self

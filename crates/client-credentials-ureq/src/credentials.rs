@@ -51,16 +51,20 @@ impl Credentials {
     ) -> Result<ureq::RequestBuilder<B>, Error> {
         match self {
             Self::Client(client) => client.authorize_ureq(request).map(|(request, _)| request),
-            Self::Static(credential) => {
-                Ok(request.header(credential.header_name(), credential.header_value()))
-            }
+            Self::Static(credential) => Ok(authorized::with_header(
+                request,
+                credential.header_name().clone(),
+                credential.header_value().clone(),
+            )),
         }
     }
 
     /// Sends a request with the credential on `agent`: for a client, as
     /// [`Client::send_authorized_with`] (a rejected token is dropped and the request sent
     /// once more with a fresh one); a static credential is sent once, and a 401 is the
-    /// caller's answer.
+    /// caller's answer. A key in a header other than `Authorization` is sent with no
+    /// redirect followed (HTTP clients would carry it to another host): a 3xx is returned
+    /// as it is.
     ///
     /// # Errors
     /// As [`Client::send_authorized`].

@@ -132,8 +132,12 @@ pub(crate) fn send(
 pub(crate) fn send_resource<B: ureq::AsSendBody>(
     agent: &ureq::Agent,
     request: http::Request<B>,
+    redirects: bool,
 ) -> Result<http::Response<ureq::Body>, ureq::Error> {
     let mut config = agent.configure_request(request).http_status_as_error(false);
+    if !redirects {
+        config = config.max_redirects(0);
+    }
     if let Some(tls) = with_provider(agent) {
         config = config.tls_config(tls);
     }

@@ -230,3 +230,42 @@ fn a_token_endpoint_that_reissues_the_rejected_token_gets_no_retry_with_it() {
         "the rejected token is never sent twice"
     );
 }
+
+/// An API key outside `Authorization` is never carried across a redirect: ureq would keep
+/// the header for another host. The 3xx comes back; the other host gets nothing. A key in
+/// `Authorization` (which ureq drops on such a redirect) and a replaced header both behave.
+#[test]
+fn a_static_api_key_is_not_carried_across_a_redirect() {
+    use client_credentials_ureq::{Credentials, StaticCredential};
+
+    let elsewhere = TestServer::start(Router::new().route("/steal", |_: &_| Reply::new(200)));
+    let target = elsewhere.url("/steal");
+    let api =
+        TestServer::start(Router::new().route("/api", move |_: &_| Reply::redirect(302, &target)));
+    let agent = client_credentials_ureq::ureq::Agent::new_with_defaults(); // follows redirects
+    let key = Credentials::from(StaticCredential::api_key("x-api-key", "k-93f1c2").unwrap());
+    let request = http::Request::get(api.url("/api"))
+        .header("x-api-key", "an-old-value")
+        .body(())
+        .unwrap();
+    let response = key.send_authorized_with(&agent, request).unwrap();
+    assert_eq!(response.status(), 302);
+    assert_eq!(elsewhere.request_count(), 0, "the key went to another host");
+    let sent = api.last_request().unwrap();
+    assert_eq!(sent.header("x-api-key"), Some("k-93f1c2"));
+
+    let builder = key
+        .authorize_ureq(
+            agent
+                .get(api.url("/api"))
+                .header("x-api-key", "an-old-value"),
+        )
+        .unwrap();
+    let values: Vec<_> = builder
+        .headers_ref()
+        .unwrap()
+        .get_all("x-api-key")
+        .iter()
+        .collect();
+    assert_eq!(values, ["k-93f1c2"], "replaced, not appended");
+}

@@ -470,10 +470,15 @@ impl Cache {
             None => self.insert(now, request),
         };
         entry.last_used = entry.last_used.max(now);
-        let action = entry.session.poll(now);
+        let mut action = entry.session.poll(now);
         entry.sync(now);
-        if let Action::Send { id, .. } = &action {
+        if let Action::Send {
+            id, request: http, ..
+        } = &mut action
+        {
             self.flights.insert(*id, key.clone());
+            // Sent on behalf of this call: with its timeout, not the first caller's.
+            http.set_timeout(request.params().timeout());
         }
         action
     }
@@ -659,9 +664,10 @@ impl Cache {
     /// token of an earlier run, read back from a file or a secret store, for `request`'s
     /// shape, so that the first call needs no request. A refused token creates no entry.
     ///
-    /// Returns `Ok(true)` when the cache serves it from now on, and `Ok(false)` when it holds
-    /// a token that lives longer already (or this very token was rejected by a resource
-    /// server); either way the cache has a usable token.
+    /// Returns `Ok(true)` when the cache serves it from now on, and `Ok(false)` when it is
+    /// not taken although it is valid: the cache holds a token that lives longer (and keeps
+    /// serving that one), or a resource server rejected this very token (and the next poll
+    /// fetches a new one).
     ///
     /// ```
     /// # use std::time::{Duration, Instant, SystemTime};
