@@ -488,9 +488,11 @@ impl CacheKey {
             BodyFormat::Form => "form",
             BodyFormat::Json => "json",
         };
-        // A JSON array is an unambiguous encoding of these strings.
+        // A JSON array is an unambiguous encoding of these strings. The tag names the
+        // format: keys of another format (stored in Redis or a CLI cache file) never match.
+        // cc3: the header digests were added.
         let canonical = serde_json::json!([
-            "cc2",
+            "cc3",
             i.token_url.to_string(),
             i.client_id,
             method,
