@@ -156,6 +156,124 @@ macro_rules! __credentials {
     };
 }
 
+/// The span of an exchange with an endpoint, with the attributes of OpenTelemetry's HTTP
+/// client conventions (`http.request.method`, `server.address`, `server.port`, and, once
+/// the exchange ended, `http.response.status_code` and `error.type`, which
+/// [`__record_exchange!`](crate::__record_exchange) fills in), then the adapter's own
+/// fields. One definition for both adapters; it expands to their `tracing`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __exchange_span {
+    ($name:literal, $uri:expr, $($field:tt)*) => {{
+        let (address, port) = $crate::driver::server_address($uri);
+        ::tracing::info_span!(
+            $name,
+            http.request.method = "POST",
+            server.address = address,
+            server.port = port,
+            http.response.status_code = ::tracing::field::Empty,
+            error.type = ::tracing::field::Empty,
+            $($field)*
+        )
+    }};
+}
+
+/// Records the outcome of `exchange` ([`http_outcome`]) on `span`, one made by
+/// [`__exchange_span!`](crate::__exchange_span).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __record_exchange {
+    ($span:expr, $exchange:expr) => {{
+        let outcome = $crate::driver::http_outcome($exchange);
+        let span = $span;
+        span.record("http.response.status_code", outcome.status_code);
+        span.record("error.type", outcome.error_type.as_deref());
+    }};
+}
+
+/// The host and port of `uri`, as OpenTelemetry's `server.address` and `server.port`: the
+/// port of the URI, or the scheme's (443 for `https`, 80 otherwise).
+///
+/// ```
+/// let uri: client_credentials::http::Uri = "https://auth.example.com/oauth2/token".parse()?;
+/// assert_eq!(client_credentials::driver::server_address(&uri), ("auth.example.com", 443));
+/// # Ok::<_, Box<dyn std::error::Error>>(())
+/// ```
+#[must_use]
+pub fn server_address(uri: &http::Uri) -> (&str, u16) {
+    let default = if uri.scheme() == Some(&http::uri::Scheme::HTTPS) {
+        443
+    } else {
+        80
+    };
+    (
+        uri.host().unwrap_or_default(),
+        uri.port_u16().unwrap_or(default),
+    )
+}
+
+/// How an exchange ended, in OpenTelemetry's HTTP client terms.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpOutcome {
+    /// `http.response.status_code`: the status, when a response came.
+    pub status_code: Option<u16>,
+    /// `error.type`: the status code for a 4xx or 5xx answer; for no usable answer, the
+    /// transport failure's kind (`connect`, `timeout`, `tls`, `io`, `other`), `too_large`
+    /// for a body over the cap, `abandoned` for a request given up; `None` for success.
+    pub error_type: Option<String>,
+}
+
+/// The [`HttpOutcome`] of an exchange, for the span of the request.
+///
+/// ```
+/// use client_credentials::driver::{http_outcome, Reply};
+/// use client_credentials::http::{HeaderMap, StatusCode};
+/// let reply = Reply { status: StatusCode::UNAUTHORIZED, headers: HeaderMap::new(), body: Vec::new() };
+/// let outcome = http_outcome(&Ok(reply));
+/// assert_eq!((outcome.status_code, outcome.error_type.as_deref()), (Some(401), Some("401")));
+/// ```
+#[must_use]
+pub fn http_outcome(exchange: &Exchange) -> HttpOutcome {
+    let (status_code, error_type) = match exchange {
+        Ok(reply) => {
+            let status = reply.status;
+            let failed = status.is_client_error() || status.is_server_error();
+            (
+                Some(status.as_u16()),
+                failed.then(|| status.as_u16().to_string()),
+            )
+        }
+        Err(Failure::Transport(error)) => (None, Some(kind_name(error.kind()).to_owned())),
+        Err(Failure::Error(TokenError::TooLarge { status, .. })) => {
+            (status.map(|s| s.as_u16()), Some("too_large".to_owned()))
+        }
+        Err(Failure::Error(error)) => (
+            error.status().map(|s| s.as_u16()),
+            Some(
+                error
+                    .status()
+                    .map_or_else(|| "error".to_owned(), |s| s.as_u16().to_string()),
+            ),
+        ),
+        Err(Failure::Abandoned) => (None, Some("abandoned".to_owned())),
+    };
+    HttpOutcome {
+        status_code,
+        error_type,
+    }
+}
+
+/// The low-cardinality name of a transport failure, for `error.type`.
+fn kind_name(kind: TransportErrorKind) -> &'static str {
+    match kind {
+        TransportErrorKind::Connect => "connect",
+        TransportErrorKind::Timeout => "timeout",
+        TransportErrorKind::Tls => "tls",
+        TransportErrorKind::Io => "io",
+        _ => "other",
+    }
+}
+
 /// How long connecting (DNS, TCP and TLS) may take by default.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 

@@ -174,8 +174,9 @@ impl Shared {
         mut flight: InFlight,
         http: HttpRequest,
     ) {
-        let span = tracing::info_span!(
+        let span = client_credentials_core::__exchange_span!(
             "token_fetch",
+            self.config.token_url(),
             token_url = %self.config.token_url(),
             client_id = self.config.client_id(),
             key = key.map(tracing::field::display),
@@ -275,6 +276,7 @@ async fn wait(mut changed: watch::Receiver<()>, deadline: Instant) {
 }
 
 fn log_exchange(exchange: &Exchange, started: Instant) {
+    client_credentials_core::__record_exchange!(&tracing::Span::current(), exchange);
     let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     match exchange {
         Ok(reply) => tracing::debug!(

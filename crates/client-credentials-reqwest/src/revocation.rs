@@ -58,8 +58,9 @@ impl Client {
     /// outside a tokio runtime (the token is dropped, nothing is sent).
     pub async fn revoke(&self, token: &AccessToken) -> Result<(), Error> {
         let (request, pending) = self.shared.config.revocation(token)?;
-        let span = tracing::info_span!(
+        let span = client_credentials_core::__exchange_span!(
             "token_revoke",
+            request.uri(),
             revocation_url = %request.uri(),
             client_id = self.shared.config.client_id(),
         );
@@ -96,8 +97,9 @@ impl Client {
     /// the cap, or the transport failed; [`Error::NoRuntime`] outside a tokio runtime.
     pub async fn introspect(&self, token: &AccessToken) -> Result<Introspection, Error> {
         let (request, pending) = self.shared.config.introspection(token)?;
-        let span = tracing::info_span!(
+        let span = client_credentials_core::__exchange_span!(
             "token_introspect",
+            request.uri(),
             introspection_url = %request.uri(),
             client_id = self.shared.config.client_id(),
         );
@@ -137,6 +139,7 @@ impl Shared {
             self.config.max_body(),
         )
         .await;
+        client_credentials_core::__record_exchange!(&tracing::Span::current(), &exchange);
         let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         if let Ok(reply) = &exchange {
             tracing::debug!(

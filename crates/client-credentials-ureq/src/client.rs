@@ -456,8 +456,9 @@ impl InFlight {
     fn fetch(mut self, key: &CacheKey, http: HttpRequest) {
         let shared = Arc::clone(&self.shared);
         let config = &shared.config;
-        let span = tracing::info_span!(
+        let span = client_credentials_core::__exchange_span!(
             "token_fetch",
+            config.token_url(),
             token_url = %config.token_url(),
             client_id = config.client_id(),
             key = %KeyDigest::of(key),

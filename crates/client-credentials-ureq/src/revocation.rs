@@ -56,8 +56,9 @@ impl Client {
     pub fn revoke(&self, token: &AccessToken) -> Result<(), Error> {
         let config = &self.shared.config;
         let (request, pending) = config.revocation(token)?;
-        let span = tracing::info_span!(
+        let span = client_credentials_core::__exchange_span!(
             "token_revoke",
+            request.uri(),
             revocation_url = %request.uri(),
             client_id = config.client_id(),
         );
@@ -91,8 +92,9 @@ impl Client {
     pub fn introspect(&self, token: &AccessToken) -> Result<Introspection, Error> {
         let config = &self.shared.config;
         let (request, pending) = config.introspection(token)?;
-        let span = tracing::info_span!(
+        let span = client_credentials_core::__exchange_span!(
             "token_introspect",
+            request.uri(),
             introspection_url = %request.uri(),
             client_id = config.client_id(),
         );

@@ -161,6 +161,7 @@ pub(crate) fn exchange(
 /// Logs the end of an exchange at DEBUG: its status or its failure, and how long it took.
 /// The core's verdict on it is logged separately, once.
 pub(crate) fn log_received(started: std::time::Instant, exchange: &Exchange) {
+    client_credentials_core::__record_exchange!(&tracing::Span::current(), exchange);
     let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     match exchange {
         Ok(reply) => {

@@ -1,5 +1,6 @@
 //! What the client logs through `tracing`: a `token_fetch` span per fetch with the endpoint,
-//! the client id and a key digest, and never a secret or a token.
+//! the client id, a key digest and OpenTelemetry's HTTP client attributes, and never a
+//! secret or a token.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,6 +10,7 @@ use client_credentials_core::{AuthMethod, Config};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Metadata, Subscriber};
+use tracing_core::span::Current;
 
 use super::{Harness, HarnessOptions};
 use crate::{Reply, Script, TestServer, TokenEndpoint, refused_url};
@@ -20,6 +22,10 @@ use crate::{Reply, Script, TestServer, TokenEndpoint, refused_url};
 pub struct Capture {
     lines: Arc<Mutex<Vec<String>>>,
     next: AtomicU64,
+    /// The metadata of every span, by id, and the spans entered, innermost last: what
+    /// `Span::current()` asks for (the subscriber is used on one thread).
+    spans: Mutex<Vec<&'static Metadata<'static>>>,
+    entered: Mutex<Vec<Id>>,
 }
 
 impl Capture {
@@ -46,7 +52,16 @@ impl Subscriber for Capture {
         let mut line = format!("span {}:", span.metadata().name());
         span.record(&mut Fields(&mut line));
         self.lines.lock().unwrap().push(line);
+        self.spans.lock().unwrap().push(span.metadata());
         Id::from_u64(self.next.fetch_add(1, Ordering::Relaxed) + 1)
+    }
+    fn current_span(&self) -> Current {
+        let entered = self.entered.lock().unwrap();
+        let Some(id) = entered.last() else {
+            return Current::none();
+        };
+        let index = usize::try_from(id.into_u64() - 1).unwrap();
+        Current::new(id.clone(), self.spans.lock().unwrap()[index])
     }
     fn record(&self, _: &Id, values: &Record<'_>) {
         let mut line = "record:".to_owned();
@@ -59,8 +74,15 @@ impl Subscriber for Capture {
         event.record(&mut Fields(&mut line));
         self.lines.lock().unwrap().push(line);
     }
-    fn enter(&self, _: &Id) {}
-    fn exit(&self, _: &Id) {}
+    fn enter(&self, id: &Id) {
+        self.entered.lock().unwrap().push(id.clone());
+    }
+    fn exit(&self, id: &Id) {
+        let mut entered = self.entered.lock().unwrap();
+        if let Some(at) = entered.iter().rposition(|e| e == id) {
+            entered.remove(at);
+        }
+    }
 }
 
 const SECRET: &str = "client-SECRET-9f8e7d";
@@ -117,6 +139,23 @@ pub fn fetches_are_traced_without_secrets<H: Harness>() {
         assert!(span.contains("token_url=http://127.0.0.1:"), "{span}");
         assert!(span.contains("client_id=\"logging-service\""), "{span}");
         assert!(span.contains("key="), "{span}");
+        // OpenTelemetry's HTTP client attributes.
+        assert!(span.contains("http.request.method=\"POST\""), "{span}");
+        assert!(span.contains("server.address=\"127.0.0.1\""), "{span}");
+        assert!(span.contains("server.port="), "{span}");
+    }
+    // And the outcome of each: the status, and `error.type` for the three failures.
+    for recorded in [
+        "record: http.response.status_code=200",
+        "record: http.response.status_code=401",
+        "record: error.type=\"401\"",
+        "record: error.type=\"500\"",
+        "record: error.type=\"connect\"",
+    ] {
+        assert!(
+            lines.iter().any(|l| l == recorded),
+            "no `{recorded}` in {all}"
+        );
     }
     assert!(all.contains("event WARN"), "failures are warnings: {all}");
     assert!(!all.contains(SECRET), "{all}");
