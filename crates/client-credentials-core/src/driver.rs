@@ -45,10 +45,60 @@ use crate::request::CacheKey;
 use crate::session::{Cache, Event, Failure, Outcome, Policy, RequestId};
 use crate::token::Token;
 
-/// The classification methods of an adapter's error type, one definition for both
-/// adapters: each asks the [`TokenError`] that the error carries (its `token_error()`
-/// method), and is `false` (or `None`) for an error that is not a failure of an endpoint.
-/// Expanded inside the adapter's `impl Error { … }`.
+/// An adapter's `Error`, one definition for both adapters: the variants every adapter has
+/// (`Token`, `Endpoint`, `Config`, `Stored`), then the adapter's own (given in braces,
+/// after the enum's docs), and the methods that classify it, each asking the
+/// [`TokenError`] that the error carries and `false` (or `None`) for an error that is not
+/// a failure of an endpoint. Expands to the adapter's `thiserror`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __adapter_error {
+    ($(#[$attr:meta])* { $($variants:tt)* }) => {
+        $(#[$attr])*
+        #[derive(Clone, Debug, ::thiserror::Error)]
+        #[non_exhaustive]
+        pub enum Error {
+            /// No token: the token endpoint refused (`invalid_client`, `invalid_scope`…),
+            /// throttled or failed, answered something unusable or too large, or could not
+            /// be reached (a [`TokenError::Transport`](crate::TokenError::Transport)).
+            #[error(transparent)]
+            Token(#[from] $crate::TokenError),
+            /// A revocation ([`Client::revoke`](crate::Client::revoke)) or an introspection
+            /// ([`Client::introspect`](crate::Client::introspect)) failed; the message
+            /// names the endpoint.
+            #[error(transparent)]
+            Endpoint(Box<$crate::EndpointError>),
+            /// The per-request parameters
+            /// ([`TokenParams`](crate::TokenParams)) are invalid (a bad scope, a reserved
+            /// extra parameter or header…); nothing was sent.
+            #[error("invalid token request parameters: {0}")]
+            Config(#[from] $crate::ConfigError),
+            /// A stored token handed to [`Client::restore`](crate::Client::restore) is not
+            /// one this client takes: another token type, no expiry, or a usable life that
+            /// is over. Nothing changed; the next call fetches a token.
+            #[error("stored token not restored: {0}")]
+            Stored(#[from] $crate::StoredTokenProblem),
+            $($variants)*
+        }
+
+        impl Error {
+            /// The endpoint's error, if the failure came from a fetch, a revocation or an
+            /// introspection.
+            #[must_use]
+            pub fn token_error(&self) -> Option<&$crate::TokenError> {
+                match self {
+                    Self::Token(error) => Some(error),
+                    Self::Endpoint(e) => Some(&e.error),
+                    _ => None,
+                }
+            }
+
+            $crate::__error_classes!();
+        }
+    };
+}
+
+/// The classification methods of [`__adapter_error!`](crate::__adapter_error).
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __error_classes {

@@ -87,13 +87,11 @@ impl Credentials {
                 if !in_runtime() {
                     return Err(Error::NoRuntime);
                 }
-                let request = with_header(
-                    request,
-                    credential.header_name().clone(),
-                    credential.header_value().clone(),
-                )?;
                 let (http, request) = request.build_split();
-                let request = request.map_err(|e| Error::Request(Arc::new(e)))?;
+                let mut request = request.map_err(|e| Error::Request(Arc::new(e)))?;
+                request
+                    .headers_mut()
+                    .insert(credential.header_name(), credential.header_value().clone());
                 execute(&http, request).await
             }
         }

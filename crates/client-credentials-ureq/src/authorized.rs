@@ -205,20 +205,27 @@ impl Client {
     }
 }
 
-/// A header that authorizes a request: a token's `Authorization`, or a static credential.
+/// A header that authorizes a request: a token's `Authorization`, or a static credential;
+/// and whether the HTTP client drops it on a redirect to another host, so that redirects
+/// may be followed.
 pub(crate) trait Credential {
-    fn header(self) -> (HeaderName, HeaderValue);
+    fn header(self) -> (HeaderName, HeaderValue, bool);
 }
 
 impl Credential for HeaderValue {
-    fn header(self) -> (HeaderName, HeaderValue) {
-        (AUTHORIZATION, self)
+    fn header(self) -> (HeaderName, HeaderValue, bool) {
+        (AUTHORIZATION, self, true)
     }
 }
 
 impl Credential for &StaticCredential {
-    fn header(self) -> (HeaderName, HeaderValue) {
-        (self.header_name().clone(), self.header_value().clone())
+    fn header(self) -> (HeaderName, HeaderValue, bool) {
+        let name = self.header_name().clone();
+        (
+            name,
+            self.header_value().clone(),
+            self.dropped_on_redirect(),
+        )
     }
 }
 
@@ -250,8 +257,7 @@ pub(crate) fn send<B: AuthorizedBody>(
     body: B,
     credential: impl Credential,
 ) -> Result<http::Response<ureq::Body>, Error> {
-    let (name, value) = credential.header();
-    let redirects = name == AUTHORIZATION;
+    let (name, value, redirects) = credential.header();
     parts.headers.insert(name, value);
     transport::send_resource(agent, http::Request::from_parts(parts, body), redirects)
         .map_err(|e| Error::Request(Arc::new(e)))

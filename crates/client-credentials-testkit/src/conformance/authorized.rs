@@ -44,7 +44,8 @@ pub(crate) fn config(token_url: &str) -> Config {
         .unwrap()
 }
 
-fn tokens<H: Harness>(token_server: &TestServer) -> H {
+/// The suite's client of `token_server`, with a 2 s timeout and a fixed seed.
+pub(crate) fn tokens<H: Harness>(token_server: &TestServer) -> H {
     H::build(
         config(&token_server.url("/token")),
         &HarnessOptions::new()

@@ -6,23 +6,14 @@ use std::time::{Duration, Instant, SystemTime};
 
 use client_credentials_core::{StaticCredential, Token, TokenError, TokenParams};
 
-use super::authorized::config;
+use super::authorized::{config, tokens};
 use super::{Harness, HarnessErrorKind, HarnessOptions, Outgoing, value};
 use crate::{Reply, Request, Router, TestServer, TokenEndpoint};
-
-fn build<H: Harness>(server: &TestServer) -> H {
-    H::build(
-        config(&server.url("/token")),
-        &HarnessOptions::new()
-            .timeout(Duration::from_secs(2))
-            .seed(5),
-    )
-}
 
 /// A token as an earlier run stored it: fetched from `server`, serialised with
 /// `storable()`, read back.
 fn stored_token<H: Harness>(server: &TestServer) -> Token {
-    let earlier = build::<H>(server);
+    let earlier = tokens::<H>(server);
     let token = earlier.token().unwrap();
     let json = serde_json::to_string(&token.storable()).unwrap();
     serde_json::from_str(&json).unwrap()
@@ -36,7 +27,7 @@ pub fn a_restored_token_is_served_without_a_request<H: Harness>() {
     let stored = stored_token::<H>(&server);
     assert_eq!(server.count("/token"), 1);
 
-    let restarted = build::<H>(&server);
+    let restarted = tokens::<H>(&server);
     assert!(restarted.restore(stored.clone()).unwrap());
     let served = restarted.token().unwrap();
     assert_eq!(value(&served), value(&stored));
@@ -55,7 +46,7 @@ pub fn a_restored_token_is_served_without_a_request<H: Harness>() {
             .parse_response(issued, http::StatusCode::OK, &http::HeaderMap::new(), body)
             .unwrap()
     };
-    let fresh = build::<H>(&server);
+    let fresh = tokens::<H>(&server);
     let refused = fresh.restore(expired).unwrap_err();
     assert_eq!(refused.kind(), HarnessErrorKind::Other);
     assert!(
@@ -85,7 +76,7 @@ pub fn a_restored_token_is_served_without_a_request<H: Harness>() {
 /// `clear()` forgets the token of every request shape: the next calls fetch anew.
 pub fn clear_forgets_every_token<H: Harness>() {
     let server = TestServer::start(TokenEndpoint::new());
-    let client = build::<H>(&server);
+    let client = tokens::<H>(&server);
     let first = client.token().unwrap();
     let reports = client
         .token_for(&TokenParams::new().scopes(["reports.read"]))
@@ -108,7 +99,7 @@ pub fn clear_forgets_every_token<H: Harness>() {
 /// anything is sent; a shape's timeout bounds its token request.
 pub fn per_request_headers_and_timeouts<H: Harness>() {
     let server = TestServer::start(TokenEndpoint::new());
-    let client = build::<H>(&server);
+    let client = tokens::<H>(&server);
     let tenant = TokenParams::new().header("X-Tenant", "acme");
     let acme = client.token_for(&tenant).unwrap();
     let request = server.last_request().unwrap();
@@ -161,7 +152,7 @@ pub fn a_static_credential_is_sent_as_it_is<H: Harness>() {
         }
     }));
     let unused = TestServer::start(TokenEndpoint::new());
-    let harness = build::<H>(&unused);
+    let harness = tokens::<H>(&unused);
     let key = StaticCredential::api_key("X-Api-Key", "k-93f1c2").unwrap();
     let answer = harness
         .send_static(&key, Outgoing::get(&api.url("/api")))
@@ -203,7 +194,7 @@ pub fn error_predicates_classify_the_answers<H: Harness>() {
         let status = reply.status();
         let server =
             TestServer::start(Router::new().route("/token", move |_: &Request| reply.clone()));
-        let error = build::<H>(&server).token().unwrap_err();
+        let error = tokens::<H>(&server).token().unwrap_err();
         assert!(
             error.token_error().is_some_and(class),
             "HTTP {status}: {error:?}"
