@@ -314,6 +314,14 @@ pub struct Cache {
 }
 
 impl Cache {
+    /// The seed of the session that a cache built with `seed` keeps for `key`: each request
+    /// shape draws its own jitter. A model that replays a cache's choices with a lone
+    /// [`Session`] seeds it with this.
+    #[must_use]
+    pub fn session_seed(seed: u64, key: &CacheKey) -> u64 {
+        rng::mix(seed ^ rng::fnv1a(key.as_str().as_bytes()))
+    }
+
     /// An empty cache. Every session gets `policy` and `clock`, and a jitter seed derived
     /// from `seed` and its key (give every process a different `seed`).
     #[must_use]
@@ -836,7 +844,7 @@ impl Cache {
             self.evict_least_recent();
         }
         let key = request.cache_key().clone();
-        let key_seed = rng::mix(self.seed ^ rng::fnv1a(key.as_str().as_bytes()));
+        let key_seed = Self::session_seed(self.seed, &key);
         let session = Session::with_ids(
             request.clone(),
             self.policy.clone(),
