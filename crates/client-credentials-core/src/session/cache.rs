@@ -596,12 +596,15 @@ impl Cache {
     /// The verdict on a resource server's answer (`status`, `headers`) to a request that
     /// carried `used`, a token of `key`'s shape:
     ///
-    /// - a `401`, or any answer whose `WWW-Authenticate` challenge says
+    /// - a `401`, a gRPC `UNAUTHENTICATED` status (`grpc-status: 16`, in the headers of a
+    ///   trailers-only answer, or in the trailers, which a driver passes as `headers` with
+    ///   the answer's status), or any answer whose `WWW-Authenticate` challenge says
     ///   `error="invalid_token"` (RFC 6750 §3.1): the token is invalidated
     ///   ([`Cache::invalidate`], so the early-rejection throttle applies), and the answer is
     ///   [`ResourceVerdict::RetryWithFreshToken`], unless the session now backs off (then a
     ///   retry could only fail: [`ResourceVerdict::Done`]);
-    /// - `error="insufficient_scope"` (RFC 6750 §3.1) or anything else:
+    /// - `error="insufficient_scope"` (RFC 6750 §3.1), gRPC `PERMISSION_DENIED`, or anything
+    ///   else:
     ///   [`ResourceVerdict::Done`], nothing dropped (a new token has the same scopes).
     ///
     /// The next poll never hands out `used` again, so a retry always carries another token.
@@ -618,7 +621,10 @@ impl Cache {
         let rejected = match challenge.as_deref() {
             Some("insufficient_scope") => false,
             Some("invalid_token") => true,
-            _ => status == StatusCode::UNAUTHORIZED,
+            _ => {
+                status == StatusCode::UNAUTHORIZED
+                    || super::challenge::grpc_unauthenticated(headers)
+            }
         };
         if !rejected {
             return ResourceVerdict::Done;
