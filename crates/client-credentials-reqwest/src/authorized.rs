@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use client_credentials_core::{AccessToken, ResourceVerdict, Token, TokenRequest};
+use client_credentials_core::{AccessToken, Cache, ResourceVerdict, Token, TokenRequest};
 use http::header::AUTHORIZATION;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
@@ -51,7 +51,9 @@ impl Shared {
         used: &AccessToken,
         replayable: bool,
     ) -> Result<Option<(HeaderValue, AccessToken)>, Error> {
-        if self.verdict(shape, status, headers, used) != ResourceVerdict::RetryWithFreshToken {
+        if !Cache::rejects_token(status, headers)
+            || self.verdict(shape, status, headers, used) != ResourceVerdict::RetryWithFreshToken
+        {
             return Ok(None);
         }
         if !replayable {

@@ -63,7 +63,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker, ready};
 
 use bytes::Bytes;
-use client_credentials_core::{AccessToken, TokenParams, TokenRequest};
+use client_credentials_core::{AccessToken, Cache, TokenParams, TokenRequest};
 use http::header::{AUTHORIZATION, CONTENT_TYPE};
 use http::{HeaderMap, Request, Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
@@ -293,6 +293,9 @@ impl TrailerWatch {
     /// The core's verdict on the trailers, as if they were the headers of an answer with
     /// status 200: a token that was rejected is dropped (nothing is retried).
     fn trailers(self, trailers: &HeaderMap) {
+        if !Cache::rejects_token(StatusCode::OK, trailers) {
+            return;
+        }
         let _ =
             self.client
                 .shared

@@ -617,22 +617,30 @@ impl Cache {
         headers: &HeaderMap,
         used: &AccessToken,
     ) -> ResourceVerdict {
-        let challenge = super::challenge::error_code(headers);
-        let rejected = match challenge.as_deref() {
-            Some("insufficient_scope") => false,
-            Some("invalid_token") => true,
-            _ => {
-                status == StatusCode::UNAUTHORIZED
-                    || super::challenge::grpc_unauthenticated(headers)
-            }
-        };
-        if !rejected {
+        if !Self::rejects_token(status, headers) {
             return ResourceVerdict::Done;
         }
         self.invalidate(now, used);
         match self.entries.get(key) {
             Some(entry) if entry.session.backing_off_without_token(now) => ResourceVerdict::Done,
             _ => ResourceVerdict::RetryWithFreshToken,
+        }
+    }
+
+    /// Whether an answer (`status`, `headers`) rejects the token the request carried: the
+    /// part of [`Cache::resource_verdict`] that needs no cache, by the same rules (a `401`,
+    /// gRPC's `UNAUTHENTICATED`, or an `invalid_token` challenge; never
+    /// `insufficient_scope`). A driver asks it first, without its lock, and takes the lock
+    /// for the verdict only when it says yes: most answers are not rejections.
+    #[must_use]
+    pub fn rejects_token(status: StatusCode, headers: &HeaderMap) -> bool {
+        match super::challenge::error_code(headers).as_deref() {
+            Some("insufficient_scope") => false,
+            Some("invalid_token") => true,
+            _ => {
+                status == StatusCode::UNAUTHORIZED
+                    || super::challenge::grpc_unauthenticated(headers)
+            }
         }
     }
 
