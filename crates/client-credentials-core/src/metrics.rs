@@ -22,8 +22,8 @@
 //! | --- | --- | --- | --- | --- |
 //! | `client_credentials_token_fetches_total` | counter | `client`, `outcome` | requests | Token requests that ended, by [`outcome`]: `success` or the error class. A token taken from a shared store is not a fetch (see the shared-store hits). |
 //! | `client_credentials_token_fetch_duration_seconds` | histogram | `client` | seconds | From the moment a request was handed out ([`Action::Send`](crate::Action::Send)) to its response or failure; not for an abandoned request. |
-//! | `client_credentials_cache_hits_total` | counter | `client` | calls | Calls served a cached token (the session's [`Counters::cache_hits`](crate::Counters::cache_hits), lock-free hits included). |
-//! | `client_credentials_cache_waits_total` | counter | `client` | calls | Calls that had to wait: for a fetch in flight, or for the first token (as reported by the driver, [`Cache::record_wait`]). |
+//! | `client_credentials_cache_hits_total` | counter | `client` | calls | Calls served a cached token without waiting, lock-free hits included: [`Counters::cache_hits`](crate::Counters::cache_hits) without the polls that answered a call that waited (those are waits). |
+//! | `client_credentials_cache_waits_total` | counter | `client` | calls | Calls that had to wait: for a fetch in flight, or for the first token (as the driver reports them, [`driver::Call`](crate::driver::Call)). |
 //! | `client_credentials_wait_duration_seconds` | histogram | `client` | seconds | How long each of those calls waited, from its start to its return. |
 //! | `client_credentials_refresh_lead_seconds` | histogram | `client` | seconds | When a new token (fetched, or from a shared store) replaces one still served: how long before that token's expiry. Small values mean refreshes run late. |
 //! | `client_credentials_stale_tokens_served_total` | counter | `client` | calls | Hits that served a token whose refresh is overdue because fetches fail ([`Counters::stale_hits`](crate::Counters::stale_hits)): an outage that the still-valid token bridges. |
@@ -40,16 +40,18 @@
 //! [`Counter::absolute`](metrics::Counter::absolute), which never lowers a counter. It
 //! publishes them whenever the event queue is drained ([`Cache::poll_event`] returning
 //! `None`, after every input), so a scrape after any fetch, failure, invalidation or
-//! eviction is exact; and otherwise at most every [`HITS_PUBLISH_INTERVAL`]: at a locked
-//! poll, and at the snapshot timer of the lock-free path, whose deadline
-//! ([`Cache::snapshot_timeout`]) comes at least that often while a named cache has a slot
-//! attached. In steady state (every call a hit, no event) a scrape is therefore at most
-//! [`HITS_PUBLISH_INTERVAL`] behind. Totals survive evictions and [`Cache::clear`].
+//! eviction is exact; and otherwise at the snapshot timer of the lock-free path, whose
+//! deadline ([`Cache::snapshot_timeout`]) comes at least every [`HITS_PUBLISH_INTERVAL`]
+//! while a named cache has a slot attached (both adapters attach one while their timer
+//! runs). In steady state (every call a hit, no event) a scrape is therefore at most
+//! [`HITS_PUBLISH_INTERVAL`] behind. A driver without a slot publishes at its drains
+//! only. Totals survive evictions and [`Cache::clear`].
 //!
 //! Histograms are recorded in seconds; an exporter decides how to bucket them (the
 //! Prometheus exporter renders summaries unless buckets are set, see `examples/prometheus.rs`).
-//! Descriptions (units and help texts) are registered when the name is set: install the
-//! recorder before building clients to have them exported.
+//! Descriptions (units and help texts) are registered, and every series but the fetch
+//! outcomes created at zero, when the name is set: install the recorder before building
+//! clients to have them exported.
 //!
 //! ```
 //! use std::time::{Duration, Instant, SystemTime};
@@ -185,6 +187,8 @@ pub(crate) struct Recorder {
     client: Arc<str>,
     /// When the hit counters are next published without an event.
     publish_at: Option<Instant>,
+    /// Waits answered from the cache: their polls counted hits that the metric leaves out.
+    served_waits: u64,
 }
 
 impl Recorder {
@@ -192,10 +196,25 @@ impl Recorder {
     /// recorder.
     pub(crate) fn new(name: &str) -> Self {
         describe();
-        Self {
+        let recorder = Self {
             client: Arc::from(name),
             publish_at: None,
+            served_waits: 0,
+        };
+        // Every series of the client exists from the start, at zero: a dashboard shows "no
+        // stale token served" rather than "no data".
+        for name in [
+            CACHE_HITS,
+            CACHE_WAITS,
+            STALE_TOKENS_SERVED,
+            SHARED_STORE_HITS,
+        ] {
+            ::metrics::counter!(name, "client" => recorder.label()).increment(0);
         }
+        for name in [TOKEN_FETCH_DURATION, WAIT_DURATION, REFRESH_LEAD] {
+            drop(::metrics::histogram!(name, "client" => recorder.label()));
+        }
+        recorder
     }
 
     pub(crate) fn name(&self) -> &str {
@@ -225,14 +244,18 @@ impl Recorder {
         ::metrics::counter!(SHARED_STORE_HITS, "client" => self.label()).increment(1);
     }
 
-    /// A caller waited `waited` for a fetch.
-    pub(crate) fn wait(&self, waited: Duration) {
+    /// A caller waited `waited` for a fetch; `served`: then the cache served it (its poll
+    /// counted a hit, which is not one for the metrics).
+    pub(crate) fn wait(&mut self, waited: Duration, served: bool) {
+        self.served_waits += u64::from(served);
         ::metrics::counter!(CACHE_WAITS, "client" => self.label()).increment(1);
         ::metrics::histogram!(WAIT_DURATION, "client" => self.label()).record(waited);
     }
 
-    /// Publishes the hit totals (monotonic: [`metrics::Counter::absolute`]).
+    /// Publishes the hit totals (monotonic: [`metrics::Counter::absolute`]), without the
+    /// polls that answered a wait.
     pub(crate) fn publish_hits(&self, hits: u64, stale: u64) {
+        let hits = hits.saturating_sub(self.served_waits);
         ::metrics::counter!(CACHE_HITS, "client" => self.label()).absolute(hits);
         ::metrics::counter!(STALE_TOKENS_SERVED, "client" => self.label()).absolute(stale);
     }
@@ -449,15 +472,20 @@ mod tests {
         metrics::with_local_recorder(&recorder, || {
             let mut cache = Cache::new(Policy::default(), clock, 7).with_metrics_name("orders");
             assert_eq!(cache.metrics_name(), Some("orders"));
-            // One fetch of 40 ms, for which the caller waited 50 ms.
-            fetch(
-                &mut cache,
-                t0,
-                &request,
-                ms(40),
-                Ok(token_body(TOKEN, 3600)),
-            );
-            cache.record_wait(t0 + ms(50), t0);
+            // One fetch of 40 ms, for which the caller waited 50 ms: a wait, not a hit.
+            let mut call = crate::driver::Call::default();
+            let action = cache.poll(t0, &request);
+            call.observe(&mut cache, t0, &action);
+            let Action::Send { id, .. } = action else {
+                panic!("expected a send, got {action:?}")
+            };
+            let body = token_body(TOKEN, 3600);
+            let _ =
+                cache.handle_response(t0 + ms(40), id, StatusCode::OK, &HeaderMap::new(), &body);
+            drain(&mut cache);
+            let action = cache.poll(t0 + ms(50), &request);
+            call.observe(&mut cache, t0 + ms(50), &action);
+            assert!(matches!(action, Action::Ready(_)));
             // Three hits under the lock.
             for _ in 0..3 {
                 assert!(matches!(
@@ -650,7 +678,7 @@ mod tests {
             let mut cache = Cache::new(Policy::default(), clock, 7);
             fetch(&mut cache, t0, &request, ms(1), Ok(token_body(TOKEN, 3600)));
             let _ = cache.poll(t0, &request);
-            cache.record_wait(t0 + ms(5), t0);
+            cache.record_wait(t0 + ms(5), t0, false);
             drain(&mut cache);
         });
         assert!(recorded(&recorder).is_empty());
@@ -678,7 +706,7 @@ mod tests {
                 &HeaderMap::new(),
                 body.as_bytes(),
             );
-            cache.record_wait(t0 + ms(5), t0);
+            cache.record_wait(t0 + ms(5), t0, false);
             drain(&mut cache);
         });
         let snapshot = recorder.snapshotter().snapshot().into_vec();

@@ -120,7 +120,7 @@ impl Shared {
             let (action, waiter) = {
                 let mut cache = self.lock();
                 let action = cache.poll(now, request);
-                call.observe(&cache, now, &action);
+                call.observe(&mut cache, now, &action);
                 if published {
                     self.background.wake();
                 }

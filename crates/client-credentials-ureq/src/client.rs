@@ -363,7 +363,7 @@ impl Shared {
             let now = Instant::now();
             let mut cache = self.lock();
             let action = cache.poll(now, request);
-            call.observe(&cache, now, &action);
+            call.observe(&mut cache, now, &action);
             if let Action::Ready(token) = action {
                 // The hit: a poll that serves a token queues no event; of the default shape,
                 // it may have published the token again.

@@ -566,8 +566,6 @@ impl Cache {
             // Sent on behalf of this call: with its timeout, not the first caller's.
             http.set_timeout(request.params().timeout());
         }
-        #[cfg(feature = "metrics")]
-        self.publish_hits_if_due(now);
         action
     }
 
@@ -667,22 +665,22 @@ impl Cache {
         event
     }
 
-    /// Reports that a caller waited for a token (for a fetch in flight, or for the first
-    /// token) from `started` until `now`, when it got its answer: what only the driver can
-    /// measure. Call it once per call that waited, not for a call served at once. With
-    /// metrics ([`crate::metrics`]), counts the wait and records its duration; otherwise it
-    /// does nothing.
+    /// A caller waited for a token (for a fetch in flight, or for the first token) from
+    /// `started` until `now`, when it got its answer, which the cache served (`Ready`, so
+    /// that its poll counted a hit) or not: what only the driver can measure, reported
+    /// through [`crate::driver::Call`]. With metrics, counts the wait and records its
+    /// duration; otherwise it does nothing.
     #[cfg_attr(
         not(feature = "metrics"),
         allow(clippy::unused_self, reason = "records only with metrics")
     )]
-    pub fn record_wait(&self, now: Instant, started: Instant) {
+    pub(crate) fn record_wait(&mut self, now: Instant, started: Instant, served: bool) {
         #[cfg(feature = "metrics")]
-        if let Some(metrics) = &self.metrics {
-            metrics.wait(now.saturating_duration_since(started));
+        if let Some(metrics) = &mut self.metrics {
+            metrics.wait(now.saturating_duration_since(started), served);
         }
         #[cfg(not(feature = "metrics"))]
-        let _ = (now, started);
+        let _ = (now, started, served);
     }
 
     // ---------------------------------------------------------------------------------
@@ -868,6 +866,9 @@ impl Cache {
         if let Some(old) = old {
             self.retired.published(&old);
         }
+        // Plans the first publication of the slot's hits by the timer.
+        #[cfg(feature = "metrics")]
+        self.publish_hits_if_due(now);
     }
 
     /// Withdraws and forgets every attached slot: their readers take the lock from now on.
@@ -883,7 +884,10 @@ impl Cache {
 
     /// When the next published token must be withdrawn: call
     /// [`Cache::handle_snapshot_timeout`] then. Strictly after the `now` of the last input;
-    /// `None` while nothing is published, or nothing published has an end.
+    /// `None` while nothing is published, or nothing published has an end. With metrics
+    /// ([`Cache::with_metrics_name`]) and a slot attached, also the next publication of the
+    /// hit counters, at most [`crate::metrics::HITS_PUBLISH_INTERVAL`] after the last
+    /// timer input.
     #[must_use]
     pub fn snapshot_timeout(&self) -> Option<Instant> {
         let withdraw = self
@@ -903,7 +907,8 @@ impl Cache {
 
     /// The timer input of the lock-free hit path: withdraws (or republishes) every
     /// published token whose window ended by `now`. Nothing else changes: no refresh starts,
-    /// no entry is evicted, no hit is counted. Returns whether any slot changed.
+    /// no entry is evicted, no hit is counted (with metrics, the hit counters are published
+    /// when due). Returns whether any slot changed.
     pub fn handle_snapshot_timeout(&mut self, now: Instant) -> bool {
         let mut changed = false;
         for entry in self.entries.values_mut() {
