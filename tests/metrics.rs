@@ -14,7 +14,7 @@ use client_credentials::embedded::Route;
 mod scenario;
 
 /// The page's samples, by series (`name{labels}` exactly as rendered).
-fn samples(page: &str) -> HashMap<&str, f64> {
+fn parse_samples(page: &str) -> HashMap<&str, f64> {
     page.lines()
         .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
         .map(|line| {
@@ -28,7 +28,7 @@ fn samples(page: &str) -> HashMap<&str, f64> {
 fn the_example_exports_every_metric_with_the_scripted_values() {
     let scenario = scenario::run().expect("the scripted sequence runs");
     let page = scenario::scrape(&scenario.metrics_url).expect("the endpoint answers");
-    let samples = samples(&page);
+    let samples = parse_samples(&page);
     let value = |series: &str| -> f64 {
         *samples
             .get(series)
@@ -132,5 +132,76 @@ fn the_example_exports_every_metric_with_the_scripted_values() {
         .to_owned();
     for secret in ["s3cr3t", "orders-service", "127.0.0.1", &token] {
         assert!(!page.contains(secret), "{secret} on the page:\n{page}");
+    }
+
+    // The async client records the same way, through the same core: its fetch, its hits
+    // (published exactly by the drain of the refused fetch that follows them) and its waits.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let config = client_credentials::reqwest::Config::builder()
+            .token_url(scenario.server.token_url())
+            .client_id("orders-service")
+            .client_secret("s3cr3t-of-the-orders-service")
+            .scopes(["orders.read"])
+            .build()
+            .unwrap();
+        let tokens = client_credentials::reqwest::Client::builder(config)
+            .metrics_name("orders-async")
+            .build()
+            .unwrap();
+        tokens.token().await.unwrap();
+        for _ in 0..10 {
+            tokens.token().await.unwrap();
+        }
+        let refused = client_credentials::TokenParams::new().scopes(["orders.write"]);
+        assert!(
+            tokens
+                .token_for(&refused)
+                .await
+                .unwrap_err()
+                .is_invalid_scope()
+        );
+    });
+    let async_page = scenario::scrape(&scenario.metrics_url).expect("the endpoint answers");
+    let async_samples = parse_samples(&async_page);
+    for (series, expected) in [
+        (
+            r#"client_credentials_token_fetches_total{client="orders-async",outcome="success"}"#,
+            1.0,
+        ),
+        (
+            r#"client_credentials_token_fetches_total{client="orders-async",outcome="invalid_scope"}"#,
+            1.0,
+        ),
+        (
+            r#"client_credentials_cache_hits_total{client="orders-async"}"#,
+            10.0,
+        ),
+        (
+            r#"client_credentials_cache_waits_total{client="orders-async"}"#,
+            2.0,
+        ),
+        (
+            r#"client_credentials_wait_duration_seconds_count{client="orders-async"}"#,
+            2.0,
+        ),
+        (
+            r#"client_credentials_token_fetch_duration_seconds_count{client="orders-async"}"#,
+            2.0,
+        ),
+        // The blocking client's series are untouched.
+        (
+            r#"client_credentials_cache_hits_total{client="orders"}"#,
+            100.0,
+        ),
+    ] {
+        assert_eq!(
+            async_samples.get(series),
+            Some(&expected),
+            "{series} in\n{async_page}"
+        );
     }
 }
