@@ -639,6 +639,64 @@ mod tests {
     }
 
     #[test]
+    fn lock_free_hits_of_a_token_whose_refresh_keeps_failing_are_stale() {
+        let recorder = DebuggingRecorder::new();
+        let request = config().default_request();
+        let (t0, clock) = start();
+        let slot = Arc::new(TokenSlot::new(1));
+        let counters = metrics::with_local_recorder(&recorder, || {
+            let mut cache = Cache::new(Policy::default(), clock, 7).with_metrics_name("orders");
+            cache.attach(t0, &request, Arc::clone(&slot));
+            fetch(&mut cache, t0, &request, ms(5), Ok(token_body(TOKEN, 3600)));
+            assert!(slot.get().is_some());
+            // The refresh is due and fails: the slot keeps serving the token, stale.
+            let late = t0 + Duration::from_secs(2900);
+            let refused = Failure::Transport(TransportError::from_kind(TransportErrorKind::Io));
+            fetch(&mut cache, late, &request, ms(200), Err(refused));
+            for _ in 0..5 {
+                assert!(slot.get().is_some());
+            }
+            // The retry lands: fresh again.
+            let retry = late + Duration::from_secs(2);
+            fetch(
+                &mut cache,
+                retry,
+                &request,
+                ms(10),
+                Ok(token_body("second-token", 3600)),
+            );
+            for _ in 0..3 {
+                assert!(slot.get().is_some());
+            }
+            drain(&mut cache);
+            cache.counters(request.cache_key()).unwrap()
+        });
+        assert_eq!((counters.cache_hits, counters.stale_hits), (9, 5));
+        let values = recorded(&recorder);
+        assert_eq!(
+            counter(
+                &values,
+                "client_credentials_cache_hits_total{client=orders}"
+            ),
+            9
+        );
+        assert_eq!(
+            counter(
+                &values,
+                "client_credentials_stale_tokens_served_total{client=orders}"
+            ),
+            5
+        );
+        assert_eq!(
+            counter(
+                &values,
+                "client_credentials_token_fetches_total{client=orders,outcome=transport}"
+            ),
+            1
+        );
+    }
+
+    #[test]
     fn hit_totals_never_go_back_after_eviction_or_clear() {
         let recorder = DebuggingRecorder::new();
         let request = config().default_request();
