@@ -141,7 +141,10 @@ impl ClientBuilder {
     /// served during an outage, shared-store hits, time spent waiting. The core records them
     /// into the `metrics` facade, for whichever exporter the application installs; see
     /// [`client_credentials_core::metrics`] for the list. The name is exported as is: never
-    /// a secret. Without it, nothing is recorded.
+    /// a secret. Without it, nothing is recorded. With it, the client's timer of the
+    /// lock-free hit path also wakes every
+    /// [`HITS_PUBLISH_INTERVAL`](client_credentials_core::metrics::HITS_PUBLISH_INTERVAL)
+    /// (5 s) to publish the hit count.
     ///
     /// ```
     /// # let config = client_credentials::ureq::Config::builder().token_url("https://as.example.com/t").client_id("c").client_secret("s").build()?;

@@ -320,6 +320,9 @@ impl Drop for Published {
 ///   (a refresh became due, or the token stopped being usable); [`detach_all`](Self::detach_all)
 ///   ends it. Attached shapes are never evicted.
 /// - **Events**: [`poll_event`](Self::poll_event), drained after every input.
+/// - **Metrics** (feature `metrics`): `with_metrics_name` names the cache, which then
+///   records its token health into the `metrics` facade (the `metrics` module says what,
+///   and when the hit counters are published); nothing changes for the driver.
 /// - **Getters** (never create an entry): [`counters`](Self::counters),
 ///   [`last_error`](Self::last_error), [`next_refresh`](Self::next_refresh),
 ///   [`current_token`](Self::current_token), [`store_query`](Self::store_query),
