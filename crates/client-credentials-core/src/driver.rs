@@ -469,7 +469,7 @@ pub fn handle_exchange(
 /// a fetch in flight, or for the first token, its own fetch), and since when. A driver makes
 /// one per call and shows it every [`Action`] its polls return, under the lock; the call that
 /// waited is reported to the cache when it gets its answer. Without metrics
-/// ([`crate::metrics`], feature `metrics`) nothing is recorded.
+/// (the `metrics` module, feature `metrics`) nothing is recorded.
 ///
 /// ```
 /// use std::time::{Duration, Instant, SystemTime};

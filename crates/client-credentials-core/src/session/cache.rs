@@ -656,8 +656,8 @@ impl Cache {
         self.refreshes.pop_front()
     }
 
-    /// The next event, oldest first. `None` ends a drain: with metrics
-    /// ([`crate::metrics`]), the hit counters are published then.
+    /// The next event, oldest first. `None` ends a drain: with metrics (the `metrics`
+    /// module), the hit counters are published then.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
         let event = self.events.pop_front();
@@ -888,9 +888,9 @@ impl Cache {
     /// When the next published token must be withdrawn: call
     /// [`Cache::handle_snapshot_timeout`] then. Strictly after the `now` of the last input;
     /// `None` while nothing is published, or nothing published has an end. With metrics
-    /// ([`Cache::with_metrics_name`]) and a slot attached, also the next publication of the
-    /// hit counters, at most [`crate::metrics::HITS_PUBLISH_INTERVAL`] after the last
-    /// timer input.
+    /// (`with_metrics_name`, feature `metrics`) and a slot attached, also the next
+    /// publication of the hit counters, at most `metrics::HITS_PUBLISH_INTERVAL` (5 s)
+    /// after the last timer input.
     #[must_use]
     pub fn snapshot_timeout(&self) -> Option<Instant> {
         let withdraw = self
