@@ -82,6 +82,13 @@ pub use client_credentials_core::*;
 #[doc(inline)]
 pub use client_credentials_reqwest as reqwest;
 
+/// A tower layer that authorizes the requests of any tower service, hyper-util's client or
+/// a tonic channel (feature `tower`; `tonic` replays unary gRPC calls after a rejected
+/// token), with tokens from the async transport.
+#[cfg(feature = "tower")]
+#[doc(inline)]
+pub use client_credentials_reqwest::tower;
+
 /// The blocking transport (feature `ureq`): a thread-safe client on ureq 3 that caches and
 /// refreshes tokens with one fetch shared by every thread.
 #[cfg(feature = "ureq")]

@@ -26,7 +26,7 @@ use std::thread::sleep;
 use std::time::{Duration, Instant, SystemTime};
 
 use client_credentials::http::{HeaderMap, HeaderValue, StatusCode};
-use client_credentials::session::{Action, Failure, Policy, Session, WallClock};
+use client_credentials::session::{Action, Cache, Failure, Policy, Session, WallClock};
 use client_credentials::{
     Config, ResponseProblem, Token, TokenError, TransportError, TransportErrorKind,
 };
@@ -304,7 +304,11 @@ fn redirect_to_another_host() -> Fault {
 fn policy_bound(config: &Config, input: &Input, window: Duration) -> usize {
     let start = Instant::now();
     let clock = WallClock::new(start, SystemTime::now());
-    let session = &mut Session::new(config.default_request(), policy(), clock, SEED);
+    // Seeded as the client's cache seeds the session of this request shape, so that the
+    // model draws the same jitter as the client.
+    let request = config.default_request();
+    let seed = Cache::session_seed(SEED, request.cache_key());
+    let session = &mut Session::new(request, policy(), clock, seed);
     let Action::Send { id, .. } = session.poll(start) else {
         panic!("a fresh session sends");
     };

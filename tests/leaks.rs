@@ -384,6 +384,82 @@ fn retry_after_a_quoting_401<H: Harness>(case: &mut Case) {
     assert_eq!(server.count("/orders"), 2);
 }
 
+/// The tower layer on a hyper-util client: a fetch, a 401 that quotes the token (retried),
+/// a refusal that echoes the secret; the layer, its service, its answers and its errors are
+/// formatted.
+#[test]
+fn tower_layer_retry_and_refusal() {
+    use client_credentials::tower::AuthLayer;
+    use http_body_util::{BodyExt as _, Full};
+    use tower::{Service as _, ServiceBuilder, ServiceExt as _};
+
+    capture();
+    let mut case = Case::new("tower");
+    let rejected = format!("{}1", case.token_prefix);
+    let server = TestServer::start(Router::new().route("/token", case.endpoint()).route(
+        "/orders",
+        move |request: &Request| {
+            let bearer = request.header("authorization").unwrap_or_default();
+            if bearer.ends_with(rejected.as_str()) {
+                Reply::oauth_error(401, "invalid_token", Some(&format!("{bearer} revoked"))).header(
+                    "www-authenticate",
+                    &format!(r#"Bearer error="invalid_token", error_description="{bearer}""#),
+                )
+            } else {
+                Reply::text(200, "application/json", "[]")
+            }
+        },
+    ));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let hyper =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http::<Full<bytes::Bytes>>();
+        let config = case.config(&server.url("/token")).build().unwrap();
+        let tokens = client_credentials::reqwest::Client::new(config).unwrap();
+        let layer = AuthLayer::new(tokens);
+        case.debug(&layer);
+        let mut service = ServiceBuilder::new().layer(layer).service(hyper.clone());
+        let request = http::Request::get(server.url("/orders"))
+            .body(Full::default())
+            .unwrap();
+        let response = service.ready().await.unwrap().call(request).await.unwrap();
+        assert_eq!(response.status(), 200, "retried with a fresh token");
+        case.debug(&response);
+        case.debug(&service);
+        let _ = response.into_body().collect().await.unwrap();
+
+        // A refusal whose description echoes the secret.
+        let refusing = TestServer::start(Reply::oauth_error(
+            401,
+            "invalid_client",
+            Some(&format!("bad secret {}", case.secret)),
+        ));
+        let config = case.config(&refusing.url("/token")).build().unwrap();
+        let tokens = client_credentials::reqwest::Client::new(config).unwrap();
+        let mut service = ServiceBuilder::new()
+            .layer(AuthLayer::new(tokens))
+            .service(hyper);
+        let request = http::Request::get(server.url("/orders"))
+            .body(Full::default())
+            .unwrap();
+        let error = service
+            .ready()
+            .await
+            .unwrap()
+            .call(request)
+            .await
+            .unwrap_err();
+        case.error(&*error);
+    });
+    assert_eq!(server.count("/token"), 2);
+    assert_eq!(server.count("/orders"), 2);
+    case.assert_clean();
+}
+
 /// Transport failures: nothing listening, a reset in the middle of a token response (whose
 /// first bytes hold the start of the token), a stalled body.
 #[test]

@@ -426,6 +426,7 @@ impl<'a> Context<'a> {
                 members
             },
             deviations: self.deviations,
+            header: crate::token::HeaderCell::default(),
         })
     }
 

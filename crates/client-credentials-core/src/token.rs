@@ -93,6 +93,27 @@ pub struct Token {
     pub(crate) refresh_in: Option<Duration>,
     pub(crate) extra: serde_json::Map<String, serde_json::Value>,
     pub(crate) deviations: Vec<Deviation>,
+    /// The `Authorization` value, made on first use.
+    pub(crate) header: HeaderCell,
+}
+
+/// A token's `Authorization` value, made the first time it is asked for and then handed
+/// out as a cheap copy. A clone of the token starts without one and makes its own, so
+/// that the copies that a [`TokenSlot`](crate::TokenSlot) keeps per core share nothing.
+/// Equal whatever it holds: it is derived from the token.
+#[derive(Default)]
+pub(crate) struct HeaderCell(std::sync::OnceLock<HeaderValue>);
+
+impl Clone for HeaderCell {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+impl PartialEq for HeaderCell {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 impl fmt::Debug for Token {
@@ -212,20 +233,27 @@ impl Token {
     }
 
     /// The `Authorization` header value (`Bearer <token>`, or the accepted type's scheme),
-    /// marked sensitive so that HTTP libraries leave it out of their logs.
+    /// marked sensitive so that HTTP libraries leave it out of their logs. Made on the first
+    /// call and kept with the token: later calls copy it (a reference count, no
+    /// allocation). Like the value sent on the wire, the kept copy is not zeroized.
     #[must_use]
     pub fn authorization_header(&self) -> HeaderValue {
-        let value = zeroize::Zeroizing::new(format!(
-            "{} {}",
-            self.token_type,
-            self.access_token.expose_secret()
-        ));
-        // The parser admits only visible ASCII in the token type, and visible ASCII and inner
-        // spaces in the token (`is_access_token`): all of it header-safe.
-        let mut header = HeaderValue::from_str(&value)
-            .unwrap_or_else(|_| unreachable!("token and type are visible ASCII"));
-        header.set_sensitive(true);
-        header
+        self.header
+            .0
+            .get_or_init(|| {
+                let value = zeroize::Zeroizing::new(format!(
+                    "{} {}",
+                    self.token_type,
+                    self.access_token.expose_secret()
+                ));
+                // The parser admits only visible ASCII in the token type, and visible ASCII
+                // and inner spaces in the token (`is_access_token`): all of it header-safe.
+                let mut header = HeaderValue::from_str(&value)
+                    .unwrap_or_else(|_| unreachable!("token and type are visible ASCII"));
+                header.set_sensitive(true);
+                header
+            })
+            .clone()
     }
 
     /// A serialisable view of the token, for storage. This is the explicit call through which
@@ -317,6 +345,7 @@ impl<'de> Deserialize<'de> for Token {
                 .map(|ms| Duration::from_millis(ms).min(crate::MAX_LIFETIME)),
             extra: s.extra.into_owned(),
             deviations: s.deviations.into_owned(),
+            header: HeaderCell::default(),
         })
     }
 }

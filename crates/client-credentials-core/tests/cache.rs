@@ -314,6 +314,44 @@ fn the_resource_verdict_retries_a_rejected_token_once_and_never_with_it() {
 }
 
 #[test]
+fn a_grpc_unauthenticated_status_counts_as_a_401() {
+    let (mut cache, start) = cache(Policy::default());
+    let shape = request();
+    let key = shape.cache_key().clone();
+    let grpc = |code: &'static str| {
+        let mut headers = HeaderMap::new();
+        headers.insert("grpc-status", HeaderValue::from_static(code));
+        headers
+    };
+    let used = fetch(&mut cache, start, &shape, "first");
+    // PERMISSION_DENIED (7) and UNAVAILABLE (14) arrive with HTTP 200: not a rejected token.
+    for code in ["0", "7", "14"] {
+        let verdict = cache.resource_verdict(
+            start,
+            &key,
+            StatusCode::OK,
+            &grpc(code),
+            used.access_token(),
+        );
+        assert_eq!(verdict, ResourceVerdict::Done, "grpc-status {code}");
+    }
+    assert!(cache.current_token(start, &key).is_some());
+    // UNAUTHENTICATED (16), in the headers of a trailers-only answer or in the trailers.
+    let verdict = cache.resource_verdict(
+        start,
+        &key,
+        StatusCode::OK,
+        &grpc("16"),
+        used.access_token(),
+    );
+    assert_eq!(verdict, ResourceVerdict::RetryWithFreshToken);
+    assert!(
+        cache.current_token(start, &key).is_none(),
+        "the token is dropped"
+    );
+}
+
+#[test]
 fn the_resource_verdict_keeps_the_early_rejection_throttle() {
     let (mut cache, start) = cache(Policy::default());
     let shape = request();

@@ -5,9 +5,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use client_credentials_core::{AccessToken, ResourceVerdict, Token, TokenRequest};
+use client_credentials_core::{AccessToken, Cache, ResourceVerdict, Token, TokenRequest};
 use http::header::AUTHORIZATION;
-use http::{HeaderName, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
 use crate::client::Client;
 use crate::driver::{Shared, in_runtime};
@@ -36,12 +36,43 @@ impl Shared {
         Ok(header_and_token(&*self.token(request).await?))
     }
 
-    /// After the resource server's answer to a request sent with `used`: the core's verdict
-    /// says whether the token was rejected (it is then dropped) and a retry may help. If so,
-    /// and the request could be cloned (`retry`), returns it with a fresh token for one
-    /// more, and last, try. `None`: hand the response over as it is (no rejection, or a
-    /// retry cannot help, or the request cannot be replayed, or the token endpoint handed
-    /// out the very token that was just rejected).
+    /// After the resource server's answer (`status`, `headers`, or the trailers) to a
+    /// request sent with `used`: the core's verdict says whether the token was rejected (it
+    /// is then dropped) and a retry may help. If so, and the request can be sent again
+    /// (`replayable`), returns the `Authorization` value of a fresh token, and that token,
+    /// for one more, and last, try. `None`: hand the answer over as it is (no rejection, or a retry cannot
+    /// help, or the request cannot be replayed, or the token endpoint handed out the very
+    /// token that was just rejected).
+    pub(crate) async fn fresh_header_for_retry(
+        self: &Arc<Self>,
+        shape: Option<&TokenRequest>,
+        status: StatusCode,
+        headers: &HeaderMap,
+        used: &AccessToken,
+        replayable: bool,
+    ) -> Result<Option<(HeaderValue, AccessToken)>, Error> {
+        if !Cache::rejects_token(status, headers)
+            || self.verdict(shape, status, headers, used) != ResourceVerdict::RetryWithFreshToken
+        {
+            return Ok(None);
+        }
+        if !replayable {
+            tracing::debug!(
+                "the resource server rejected the token; the request body cannot be replayed, not retried"
+            );
+            return Ok(None);
+        }
+        let (header, fresh) = self.authorization(shape).await?;
+        if fresh == *used {
+            tracing::debug!("the resource server rejected the token; no newer token to retry with");
+            return Ok(None);
+        }
+        tracing::debug!("the resource server rejected the token; retrying once with a fresh token");
+        Ok(Some((header, fresh)))
+    }
+
+    /// [`Shared::fresh_header_for_retry`] for a reqwest answer: the request to send again
+    /// (`retry`, when it could be cloned), with the fresh token.
     pub(crate) async fn retry_with_fresh_token(
         self: &Arc<Self>,
         shape: Option<&TokenRequest>,
@@ -49,36 +80,34 @@ impl Shared {
         used: &AccessToken,
         retry: Option<reqwest::Request>,
     ) -> Result<Option<reqwest::Request>, Error> {
-        if self.verdict(shape, response, used) != ResourceVerdict::RetryWithFreshToken {
-            return Ok(None);
-        }
-        let Some(mut retry) = retry else {
-            tracing::debug!(
-                "the resource server rejected the token; the request body cannot be replayed, not retried"
-            );
-            return Ok(None);
-        };
-        let (header, fresh) = self.authorization(shape).await?;
-        if fresh == *used {
-            tracing::debug!("the resource server rejected the token; no newer token to retry with");
-            return Ok(None);
-        }
-        tracing::debug!("the resource server rejected the token; retrying once with a fresh token");
-        retry.headers_mut().insert(AUTHORIZATION, header);
-        Ok(Some(retry))
+        let header = self
+            .fresh_header_for_retry(
+                shape,
+                response.status(),
+                response.headers(),
+                used,
+                retry.is_some(),
+            )
+            .await?;
+        Ok(header.zip(retry).map(|((header, _), mut retry)| {
+            retry.headers_mut().insert(AUTHORIZATION, header);
+            retry
+        }))
     }
 
-    /// The core's verdict on `response` to a request that carried `used`.
-    fn verdict(
+    /// The core's verdict on an answer (`status`, `headers`) to a request that carried
+    /// `used`: a rejected token is dropped.
+    pub(crate) fn verdict(
         &self,
         shape: Option<&TokenRequest>,
-        response: &reqwest::Response,
+        status: StatusCode,
+        headers: &HeaderMap,
         used: &AccessToken,
     ) -> ResourceVerdict {
         let key = shape.unwrap_or(&self.default_request).cache_key();
         let now = Instant::now();
         let mut cache = self.lock();
-        let verdict = cache.resource_verdict(now, key, response.status(), response.headers(), used);
+        let verdict = cache.resource_verdict(now, key, status, headers, used);
         self.drain_and_notify(cache);
         verdict
     }

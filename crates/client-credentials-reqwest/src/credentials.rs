@@ -1,7 +1,10 @@
 //! [`Credentials`]: what authorizes requests to resource servers, a [`Client`] of the
 //! client credentials grant or a [`StaticCredential`](crate::StaticCredential).
 
+use std::fmt;
 use std::sync::Arc;
+
+use client_credentials_core::{StaticCredential, TokenParams, TokenRequest};
 
 use crate::authorized::{execute, with_header};
 use crate::client::Client;
@@ -94,6 +97,65 @@ impl Credentials {
                     .insert(credential.header_name(), credential.header_value().clone());
                 execute(&http, request).await
             }
+        }
+    }
+}
+
+/// What a middleware or a layer authorizes requests with: a client's tokens for one request
+/// shape, or a static credential.
+#[derive(Clone)]
+pub(crate) enum Source {
+    Client {
+        client: Client,
+        /// The request shape; `None`: the client's default, read lock-free when published.
+        request: Option<TokenRequest>,
+    },
+    Static(StaticCredential),
+}
+
+impl Source {
+    pub(crate) fn new(credentials: Credentials) -> Self {
+        match credentials {
+            Credentials::Client(client) => Self::Client {
+                client,
+                request: None,
+            },
+            Credentials::Static(credential) => Self::Static(credential),
+        }
+    }
+
+    /// Tokens for these parameters, validated now.
+    pub(crate) fn with_params(client: Client, params: &TokenParams) -> Result<Self, Error> {
+        let request = Some(client.config().request(params)?);
+        Ok(Self::Client { client, request })
+    }
+
+    pub(crate) fn client(&self) -> Option<&Client> {
+        match self {
+            Self::Client { client, .. } => Some(client),
+            Self::Static(_) => None,
+        }
+    }
+
+    /// `Debug` of the middleware or layer `name` that holds this source (the request
+    /// parameters or the redacted credential; never a secret).
+    pub(crate) fn debug(&self, name: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Client { client, request } => f
+                .debug_struct(name)
+                .field("client", client)
+                .field(
+                    "params",
+                    request
+                        .as_ref()
+                        .unwrap_or(&client.shared.default_request)
+                        .params(),
+                )
+                .finish(),
+            Self::Static(credential) => f
+                .debug_struct(name)
+                .field("credential", credential)
+                .finish(),
         }
     }
 }

@@ -95,6 +95,8 @@ mod error;
 mod middleware;
 mod revocation;
 mod store;
+#[cfg(feature = "tower")]
+pub mod tower;
 mod transport;
 
 pub use client::{Client, ClientBuilder};

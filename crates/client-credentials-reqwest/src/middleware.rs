@@ -2,18 +2,18 @@
 
 use std::fmt;
 
-use client_credentials_core::{StaticCredential, TokenParams, TokenRequest};
+use client_credentials_core::TokenParams;
 use http::Extensions;
 use reqwest_middleware::{Middleware, Next};
 
 use crate::client::Client;
-use crate::credentials::Credentials;
+use crate::credentials::{Credentials, Source};
 use crate::error::Error;
 use http::header::AUTHORIZATION;
 
 /// A [`reqwest_middleware::Middleware`] that sends every request with
 /// `Authorization: Bearer <token>` from a [`Client`], or with a
-/// [`StaticCredential`]'s header (a fixed bearer token or API key, set as it is on every
+/// [`StaticCredential`](crate::StaticCredential)'s header (a fixed bearer token or API key, set as it is on every
 /// request, replacing any value; no retry, a 401 is returned as it is; a key outside
 /// `Authorization` wants a reqwest client built with `redirect::Policy::none()`, since
 /// reqwest carries other headers across redirects). For a client's tokens:
@@ -63,52 +63,21 @@ pub struct AuthMiddleware {
     source: Source,
 }
 
-#[derive(Clone)]
-enum Source {
-    Client {
-        client: Client,
-        /// The request shape; `None`: the client's default, read lock-free when published.
-        request: Option<TokenRequest>,
-    },
-    Static(StaticCredential),
-}
-
 impl fmt::Debug for AuthMiddleware {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.source {
-            Source::Client { client, request } => f
-                .debug_struct("AuthMiddleware")
-                .field("client", client)
-                .field(
-                    "params",
-                    request
-                        .as_ref()
-                        .unwrap_or(&client.shared.default_request)
-                        .params(),
-                )
-                .finish(),
-            Source::Static(credential) => f
-                .debug_struct("AuthMiddleware")
-                .field("credential", credential)
-                .finish(),
-        }
+        self.source.debug("AuthMiddleware", f)
     }
 }
 
 impl AuthMiddleware {
     /// A middleware that attaches the credentials to every request: tokens of a
-    /// [`Client`]'s default request shape, or a [`StaticCredential`] (a fixed bearer token
+    /// [`Client`]'s default request shape, or a [`StaticCredential`](crate::StaticCredential) (a fixed bearer token
     /// or API key: sent as it is, never refreshed, a 401 returned as it is).
     #[must_use]
     pub fn new(credentials: impl Into<Credentials>) -> Self {
-        let source = match credentials.into() {
-            Credentials::Client(client) => Source::Client {
-                client,
-                request: None,
-            },
-            Credentials::Static(credential) => Source::Static(credential),
-        };
-        Self { source }
+        Self {
+            source: Source::new(credentials.into()),
+        }
     }
 
     /// A middleware that attaches tokens for these parameters (scopes, audience,
@@ -117,19 +86,15 @@ impl AuthMiddleware {
     /// # Errors
     /// [`Error::Config`] when the parameters are invalid.
     pub fn with_params(client: Client, params: &TokenParams) -> Result<Self, Error> {
-        let request = Some(client.config().request(params)?);
         Ok(Self {
-            source: Source::Client { client, request },
+            source: Source::with_params(client, params)?,
         })
     }
 
     /// The client the tokens come from; `None` for a static credential.
     #[must_use]
     pub fn client(&self) -> Option<&Client> {
-        match &self.source {
-            Source::Client { client, .. } => Some(client),
-            Source::Static(_) => None,
-        }
+        self.source.client()
     }
 }
 

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use client_credentials_core::{AccessToken, ResourceVerdict, StaticCredential, Token};
+use client_credentials_core::{AccessToken, Cache, ResourceVerdict, StaticCredential, Token};
 use http::header::AUTHORIZATION;
 use http::{HeaderName, HeaderValue};
 
@@ -196,6 +196,9 @@ impl Client {
         response: &http::Response<ureq::Body>,
         used: &AccessToken,
     ) -> ResourceVerdict {
+        if !Cache::rejects_token(response.status(), response.headers()) {
+            return ResourceVerdict::Done;
+        }
         let key = self.shared.default_request.cache_key();
         self.shared.input(|cache, now| {
             let verdict =

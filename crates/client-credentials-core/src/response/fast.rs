@@ -83,6 +83,7 @@ pub(super) fn parse(
         refresh_in: None,
         extra: known.extra,
         deviations,
+        header: crate::token::HeaderCell::default(),
     })
 }
 

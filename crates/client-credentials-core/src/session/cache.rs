@@ -381,6 +381,14 @@ pub struct Cache {
 }
 
 impl Cache {
+    /// The seed of the session that a cache built with `seed` keeps for `key`: each request
+    /// shape draws its own jitter. A model that replays a cache's choices with a lone
+    /// [`Session`] seeds it with this.
+    #[must_use]
+    pub fn session_seed(seed: u64, key: &CacheKey) -> u64 {
+        rng::mix(seed ^ rng::fnv1a(key.as_str().as_bytes()))
+    }
+
     /// An empty cache. Every session gets `policy` and `clock`, and a jitter seed derived
     /// from `seed` and its key (give every process a different `seed`).
     #[must_use]
@@ -710,12 +718,15 @@ impl Cache {
     /// The verdict on a resource server's answer (`status`, `headers`) to a request that
     /// carried `used`, a token of `key`'s shape:
     ///
-    /// - a `401`, or any answer whose `WWW-Authenticate` challenge says
+    /// - a `401`, a gRPC `UNAUTHENTICATED` status (`grpc-status: 16`, in the headers of a
+    ///   trailers-only answer, or in the trailers, which a driver passes as `headers` with
+    ///   the answer's status), or any answer whose `WWW-Authenticate` challenge says
     ///   `error="invalid_token"` (RFC 6750 §3.1): the token is invalidated
     ///   ([`Cache::invalidate`], so the early-rejection throttle applies), and the answer is
     ///   [`ResourceVerdict::RetryWithFreshToken`], unless the session now backs off (then a
     ///   retry could only fail: [`ResourceVerdict::Done`]);
-    /// - `error="insufficient_scope"` (RFC 6750 §3.1) or anything else:
+    /// - `error="insufficient_scope"` (RFC 6750 §3.1), gRPC `PERMISSION_DENIED`, or anything
+    ///   else:
     ///   [`ResourceVerdict::Done`], nothing dropped (a new token has the same scopes).
     ///
     /// The next poll never hands out `used` again, so a retry always carries another token.
@@ -728,19 +739,30 @@ impl Cache {
         headers: &HeaderMap,
         used: &AccessToken,
     ) -> ResourceVerdict {
-        let challenge = super::challenge::error_code(headers);
-        let rejected = match challenge.as_deref() {
-            Some("insufficient_scope") => false,
-            Some("invalid_token") => true,
-            _ => status == StatusCode::UNAUTHORIZED,
-        };
-        if !rejected {
+        if !Self::rejects_token(status, headers) {
             return ResourceVerdict::Done;
         }
         self.invalidate(now, used);
         match self.entries.get(key) {
             Some(entry) if entry.session.backing_off_without_token(now) => ResourceVerdict::Done,
             _ => ResourceVerdict::RetryWithFreshToken,
+        }
+    }
+
+    /// Whether an answer (`status`, `headers`) rejects the token the request carried: the
+    /// part of [`Cache::resource_verdict`] that needs no cache, by the same rules (a `401`,
+    /// gRPC's `UNAUTHENTICATED`, or an `invalid_token` challenge; never
+    /// `insufficient_scope`). A driver asks it first, without its lock, and takes the lock
+    /// for the verdict only when it says yes: most answers are not rejections.
+    #[must_use]
+    pub fn rejects_token(status: StatusCode, headers: &HeaderMap) -> bool {
+        match super::challenge::error_code(headers).as_deref() {
+            Some("insufficient_scope") => false,
+            Some("invalid_token") => true,
+            _ => {
+                status == StatusCode::UNAUTHORIZED
+                    || super::challenge::grpc_unauthenticated(headers)
+            }
         }
     }
 
@@ -1020,7 +1042,7 @@ impl Cache {
             self.evict_least_recent();
         }
         let key = request.cache_key().clone();
-        let key_seed = rng::mix(self.seed ^ rng::fnv1a(key.as_str().as_bytes()));
+        let key_seed = Self::session_seed(self.seed, &key);
         let session = Session::with_ids(
             request.clone(),
             self.policy.clone(),

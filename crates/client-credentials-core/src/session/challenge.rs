@@ -15,6 +15,14 @@ pub(crate) fn error_code(headers: &HeaderMap) -> Option<String> {
         .find_map(error_in)
 }
 
+/// Whether `headers` (an answer's headers, or its trailers) carry the gRPC status
+/// `UNAUTHENTICATED` (`grpc-status: 16`): gRPC's 401, which arrives with HTTP status 200.
+pub(crate) fn grpc_unauthenticated(headers: &HeaderMap) -> bool {
+    headers
+        .get("grpc-status")
+        .is_some_and(|v| v.as_bytes().trim_ascii() == b"16")
+}
+
 fn error_in(header: &str) -> Option<String> {
     let mut in_token_challenge = false;
     for part in split_outside_quotes(header) {
@@ -111,6 +119,21 @@ mod tests {
             None
         );
         assert_eq!(code(&[""]), None);
+    }
+
+    #[test]
+    fn reads_grpc_unauthenticated() {
+        let status = |v: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert("grpc-status", v.parse().unwrap());
+            grpc_unauthenticated(&headers)
+        };
+        assert!(status("16"));
+        assert!(status(" 16 "));
+        assert!(!status("7"), "PERMISSION_DENIED is not a rejected token");
+        assert!(!status("0"));
+        assert!(!status("160"));
+        assert!(!grpc_unauthenticated(&HeaderMap::new()));
     }
 
     #[test]
