@@ -46,6 +46,7 @@
 //! | `server` | [`server`]: the token endpoint half (parse, authorize, respond) and bearer extraction for resource servers. |
 //! | `embedded-server` | [`embedded`]: [`embedded::EmbeddedServer`], an authorization server on 127.0.0.1 for development and tests. |
 //! | `redis` | [`redis`]: [`redis::RedisStore`], tokens shared across a fleet, for the `ureq` and `reqwest` clients. |
+//! | `metrics` | [`metrics`]: token-health metrics through the `metrics` facade, for any exporter; name a client with `metrics_name` on the `ureq` or `reqwest` client's builder. |
 //!
 //! # The sans-IO core
 //!

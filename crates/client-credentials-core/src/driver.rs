@@ -42,7 +42,7 @@ use http::{HeaderMap, StatusCode};
 use crate::error::{TokenError, TransportError, TransportErrorKind};
 use crate::introspection::{Introspection, PendingIntrospection, PendingRevocation};
 use crate::request::CacheKey;
-use crate::session::{Cache, Event, Failure, Outcome, Policy, RequestId};
+use crate::session::{Action, Cache, Event, Failure, Outcome, Policy, RequestId};
 use crate::token::Token;
 
 /// An adapter's `Error`, one definition for both adapters: the variants every adapter has
@@ -462,6 +462,54 @@ pub fn handle_exchange(
     match exchange {
         Ok(reply) => cache.handle_response(now, id, reply.status, &reply.headers, &reply.body),
         Err(failure) => cache.handle_failure(now, id, failure),
+    }
+}
+
+/// One caller's call for a token, as far as the wait metrics go: whether it had to wait (for
+/// a fetch in flight, or for the first token, its own fetch), and since when. A driver makes
+/// one per call and shows it every [`Action`] its polls return, under the lock; the call that
+/// waited is reported to the cache when it gets its answer. Without metrics
+/// (the `metrics` module, feature `metrics`) nothing is recorded.
+///
+/// ```
+/// use std::time::{Duration, Instant, SystemTime};
+/// use client_credentials::driver::Call;
+/// use client_credentials::http::{HeaderMap, StatusCode};
+/// use client_credentials::{Action, Cache, Config, Policy, WallClock};
+/// # let config = Config::builder().token_url("https://as.example.com/t").client_id("c").client_secret("s").build()?;
+/// let request = config.default_request();
+/// let now = Instant::now();
+/// let mut cache = Cache::new(Policy::default(), WallClock::new(now, SystemTime::now()), 7);
+/// let mut call = Call::default();
+/// let action = cache.poll(now, &request);
+/// call.observe(&mut cache, now, &action); // a `Send` without a token: this call waits
+/// let Action::Send { id, .. } = action else { unreachable!() };
+/// let body = br#"{"access_token":"abc","token_type":"Bearer","expires_in":3600}"#;
+/// let later = now + Duration::from_millis(30);
+/// let _ = cache.handle_response(later, id, StatusCode::OK, &HeaderMap::new(), body);
+/// let action = cache.poll(later, &request);
+/// call.observe(&mut cache, later, &action); // answered: a wait of 30 ms is recorded
+/// assert!(matches!(action, Action::Ready(_)));
+/// # Ok::<_, client_credentials::ConfigError>(())
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Call {
+    waiting_since: Option<Instant>,
+}
+
+impl Call {
+    /// Shows the call `action`, what its poll at `now` returned. [`Action::Wait`], and
+    /// [`Action::Send`] without a current token, make it wait (from its first poll: the
+    /// only poll after which a call can start waiting); any other action answers it, and a
+    /// call that waited is reported then: a wait, and not a cache hit, even though the poll
+    /// that served it counted one in [`crate::Counters::cache_hits`].
+    pub fn observe(&mut self, cache: &mut Cache, now: Instant, action: &Action) {
+        let waits = matches!(action, Action::Wait(_) | Action::Send { current: None, .. });
+        if waits {
+            self.waiting_since.get_or_insert(now);
+        } else if let Some(since) = self.waiting_since.take() {
+            cache.record_wait(now, since, matches!(action, Action::Ready(_)));
+        }
     }
 }
 

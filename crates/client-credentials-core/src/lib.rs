@@ -69,6 +69,8 @@ mod credential;
 pub mod driver;
 mod error;
 mod introspection;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 mod request;
 mod response;
 mod scrub;

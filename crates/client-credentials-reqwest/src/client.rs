@@ -141,6 +141,8 @@ pub struct ClientBuilder {
     store: Option<Arc<dyn SharedStore>>,
     seed: Option<u64>,
     background_refresh: bool,
+    #[cfg(feature = "metrics")]
+    metrics_name: Option<String>,
 }
 
 impl fmt::Debug for ClientBuilder {
@@ -234,6 +236,30 @@ impl ClientBuilder {
         }
     }
 
+    /// Records this client's token metrics (feature `metrics`), labelled `client = name`:
+    /// fetches by outcome, fetch latency, cache hits and waits, refresh lead, stale tokens
+    /// served during an outage, shared-store hits, time spent waiting. The core records them
+    /// into the `metrics` facade, for whichever exporter the application installs; see
+    /// [`client_credentials_core::metrics`] for the list. The name is exported as is: never
+    /// a secret. Without it, nothing is recorded. With it, the client's timer of the
+    /// lock-free hit path also wakes every
+    /// [`HITS_PUBLISH_INTERVAL`](client_credentials_core::metrics::HITS_PUBLISH_INTERVAL)
+    /// (5 s) to publish the hit count.
+    ///
+    /// ```
+    /// # let config = client_credentials::reqwest::Config::builder().token_url("https://as.example.com/t").client_id("c").client_secret("s").build()?;
+    /// let client = client_credentials::reqwest::Client::builder(config).metrics_name("orders").build()?;
+    /// # let _ = client;
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "metrics")]
+    pub fn metrics_name(self, name: impl Into<String>) -> Self {
+        Self {
+            metrics_name: Some(name.into()),
+            ..self
+        }
+    }
+
     /// Builds the client. Nothing is sent until the first token is asked for.
     ///
     /// # Errors
@@ -253,6 +279,10 @@ impl ClientBuilder {
         let mut cache = Cache::new(self.policy, clock, seed);
         if self.store.is_some() {
             cache = cache.with_shared_store();
+        }
+        #[cfg(feature = "metrics")]
+        if let Some(name) = &self.metrics_name {
+            cache = cache.with_metrics_name(name);
         }
         let background = Background::new(self.background_refresh);
         let shared = Shared::new(self.config, http, timeouts, cache, background, self.store);
@@ -283,6 +313,8 @@ impl Client {
             store: None,
             seed: None,
             background_refresh: false,
+            #[cfg(feature = "metrics")]
+            metrics_name: None,
         }
     }
 

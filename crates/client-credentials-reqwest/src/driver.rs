@@ -114,11 +114,13 @@ impl Shared {
         self.start_background();
         // Only the default request's shape is published; a poll of it may change what is.
         let published = std::ptr::eq(request, &self.default_request);
+        let mut call = driver::Call::default();
         loop {
             let now = Instant::now();
             let (action, waiter) = {
                 let mut cache = self.lock();
                 let action = cache.poll(now, request);
+                call.observe(&mut cache, now, &action);
                 if published {
                     self.background.wake();
                 }

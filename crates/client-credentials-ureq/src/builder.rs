@@ -40,6 +40,8 @@ pub struct ClientBuilder {
     policy: Policy,
     seed: Option<u64>,
     store: Option<Arc<dyn SharedStore>>,
+    #[cfg(feature = "metrics")]
+    metrics_name: Option<String>,
 }
 
 impl fmt::Debug for ClientBuilder {
@@ -66,6 +68,8 @@ impl ClientBuilder {
             policy: Policy::default(),
             seed: None,
             store: None,
+            #[cfg(feature = "metrics")]
+            metrics_name: None,
         }
     }
 
@@ -132,6 +136,28 @@ impl ClientBuilder {
         self
     }
 
+    /// Records this client's token metrics (feature `metrics`), labelled `client = name`:
+    /// fetches by outcome, fetch latency, cache hits and waits, refresh lead, stale tokens
+    /// served during an outage, shared-store hits, time spent waiting. The core records them
+    /// into the `metrics` facade, for whichever exporter the application installs; see
+    /// [`client_credentials_core::metrics`] for the list. The name is exported as is: never
+    /// a secret. Without it, nothing is recorded. With it, the client's timer of the
+    /// lock-free hit path also wakes every
+    /// [`HITS_PUBLISH_INTERVAL`](client_credentials_core::metrics::HITS_PUBLISH_INTERVAL)
+    /// (5 s) to publish the hit count.
+    ///
+    /// ```
+    /// # let config = client_credentials::ureq::Config::builder().token_url("https://as.example.com/t").client_id("c").client_secret("s").build()?;
+    /// let client = client_credentials::ureq::Client::builder(config).metrics_name("orders").build();
+    /// # let _ = client;
+    /// # Ok::<_, client_credentials_ureq::ConfigError>(())
+    /// ```
+    #[cfg(feature = "metrics")]
+    pub fn metrics_name(mut self, name: impl Into<String>) -> Self {
+        self.metrics_name = Some(name.into());
+        self
+    }
+
     /// Builds the client. Nothing is sent until the first token is asked for.
     #[must_use]
     pub fn build(self) -> Client {
@@ -144,6 +170,10 @@ impl ClientBuilder {
         let mut cache = Cache::new(self.policy, clock, seed);
         if self.store.is_some() {
             cache = cache.with_shared_store();
+        }
+        #[cfg(feature = "metrics")]
+        if let Some(name) = &self.metrics_name {
+            cache = cache.with_metrics_name(name);
         }
         Client::from_parts(self.config, agent, timeouts, cache, self.store)
     }

@@ -358,10 +358,12 @@ impl Shared {
     pub(crate) fn token(self: &Arc<Self>, request: &TokenRequest) -> Result<Arc<Token>, Error> {
         // Only the default request's shape is published; a poll of it may change what is.
         let published = std::ptr::eq(request, &self.default_request);
+        let mut call = driver::Call::default();
         loop {
             let now = Instant::now();
             let mut cache = self.lock();
             let action = cache.poll(now, request);
+            call.observe(&mut cache, now, &action);
             if let Action::Ready(token) = action {
                 // The hit: a poll that serves a token queues no event; of the default shape,
                 // it may have published the token again.

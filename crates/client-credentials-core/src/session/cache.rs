@@ -168,8 +168,38 @@ impl Entry {
         let mut counters = self.session.counters();
         if let Some(published) = &self.published {
             counters.cache_hits += published.slot.hits();
+            counters.stale_hits += published.own_hits().1;
         }
         counters
+    }
+}
+
+/// The hits of entries and slots that are gone (evicted, cleared, detached), so that the
+/// totals the metrics publish never go back.
+#[derive(Debug, Default)]
+#[cfg_attr(
+    not(feature = "metrics"),
+    allow(dead_code, reason = "only the metrics read the totals")
+)]
+struct Retired {
+    hits: u64,
+    stale: u64,
+}
+
+impl Retired {
+    fn entry(&mut self, entry: &Entry) {
+        let counters = entry.session.counters();
+        self.hits += counters.cache_hits;
+        self.stale += counters.stale_hits;
+        if let Some(published) = &entry.published {
+            self.published(published);
+        }
+    }
+
+    fn published(&mut self, published: &Published) {
+        let (hits, stale) = published.own_hits();
+        self.hits += hits;
+        self.stale += stale;
     }
 }
 
@@ -181,16 +211,37 @@ struct Published {
     token: Option<Arc<Token>>,
     /// Until when the session serves it unchanged (`None`: no end).
     until: Option<Instant>,
+    /// The slot's hits when this entry was attached to it (a slot outlives entries).
+    base_hits: u64,
+    /// The slot's hits when it started serving a stale token, while it does
+    /// ([`Session::stale`]).
+    stale_from: Option<u64>,
+    /// The slot's hits of stale tokens in earlier stale spells.
+    stale_hits: u64,
 }
 
 impl Published {
     fn new(slot: Arc<TokenSlot>) -> Self {
         slot.withdraw();
         Self {
+            base_hits: slot.hits(),
             slot,
             token: None,
             until: None,
+            stale_from: None,
+            stale_hits: 0,
         }
+    }
+
+    /// The slot's hits since this entry was attached, and those of them that served a stale
+    /// token. The slot's counts are a lower bound that may dip under contention: saturating.
+    fn own_hits(&self) -> (u64, u64) {
+        let hits = self.slot.hits();
+        let current = self.stale_from.map_or(0, |from| hits.saturating_sub(from));
+        (
+            hits.saturating_sub(self.base_hits),
+            self.stale_hits + current,
+        )
     }
 
     fn sync(&mut self, now: Instant, session: &Session) {
@@ -212,6 +263,15 @@ impl Published {
                 }
                 self.until = None;
             }
+        }
+        let stale = self.token.is_some() && session.stale(now);
+        match (stale, self.stale_from) {
+            (true, None) => self.stale_from = Some(self.slot.hits()),
+            (false, Some(from)) => {
+                self.stale_hits += self.slot.hits().saturating_sub(from);
+                self.stale_from = None;
+            }
+            _ => {}
         }
     }
 
@@ -260,6 +320,9 @@ impl Drop for Published {
 ///   (a refresh became due, or the token stopped being usable); [`detach_all`](Self::detach_all)
 ///   ends it. Attached shapes are never evicted.
 /// - **Events**: [`poll_event`](Self::poll_event), drained after every input.
+/// - **Metrics** (feature `metrics`): `with_metrics_name` names the cache, which then
+///   records its token health into the `metrics` facade (the `metrics` module says what,
+///   and when the hit counters are published); nothing changes for the driver.
 /// - **Getters** (never create an entry): [`counters`](Self::counters),
 ///   [`last_error`](Self::last_error), [`next_refresh`](Self::next_refresh),
 ///   [`current_token`](Self::current_token), [`store_query`](Self::store_query),
@@ -311,6 +374,10 @@ pub struct Cache {
     shared_store: bool,
     /// The slots drivers attached, by request shape; they outlive the entries.
     attached: HashMap<CacheKey, Arc<TokenSlot>>,
+    retired: Retired,
+    /// Records the metrics, once the cache has a name.
+    #[cfg(feature = "metrics")]
+    metrics: Option<crate::metrics::Recorder>,
 }
 
 impl Cache {
@@ -337,6 +404,9 @@ impl Cache {
             refreshes: VecDeque::new(),
             shared_store: false,
             attached: HashMap::new(),
+            retired: Retired::default(),
+            #[cfg(feature = "metrics")]
+            metrics: None,
         }
     }
 
@@ -345,6 +415,18 @@ impl Cache {
     #[must_use]
     pub fn with_shared_store(mut self) -> Self {
         self.shared_store = true;
+        self
+    }
+
+    /// Records this cache's metrics into the `metrics` facade, labelled `client = name`
+    /// (feature `metrics`; see [`crate::metrics`] for the metrics and when they are
+    /// recorded). Choose a name that tells the client apart (`"orders"`, `"billing-api"`):
+    /// it is exported as is, so it must not be a secret. Registers the metrics'
+    /// descriptions with the recorder installed now.
+    #[cfg(feature = "metrics")]
+    #[must_use]
+    pub fn with_metrics_name(mut self, name: impl AsRef<str>) -> Self {
+        self.metrics = Some(crate::metrics::Recorder::new(name.as_ref()));
         self
     }
 
@@ -362,6 +444,13 @@ impl Cache {
     #[must_use]
     pub fn clock(&self) -> WallClock {
         self.clock
+    }
+
+    /// The name this cache's metrics are labelled with ([`Cache::with_metrics_name`]).
+    #[cfg(feature = "metrics")]
+    #[must_use]
+    pub fn metrics_name(&self) -> Option<&str> {
+        self.metrics.as_ref().map(crate::metrics::Recorder::name)
     }
 
     /// The number of request shapes held.
@@ -527,11 +616,20 @@ impl Cache {
         let Some(entry) = self.entries.get_mut(&key) else {
             return false;
         };
+        #[cfg(feature = "metrics")]
+        let replaced = entry.session.served_expiry(now);
         let taken = entry.session.handle_shared_token(now, id, token);
         entry.sync(now);
         if taken {
             self.flights.remove(&id);
             self.events.push_back(Event::Shared { key, id });
+            #[cfg(feature = "metrics")]
+            if let Some(metrics) = &self.metrics {
+                metrics.shared_store_hit();
+                if let Some(expiry) = replaced {
+                    metrics.refresh_lead(expiry.saturating_duration_since(now));
+                }
+            }
         }
         taken
     }
@@ -566,10 +664,34 @@ impl Cache {
         self.refreshes.pop_front()
     }
 
-    /// The next event, oldest first.
+    /// The next event, oldest first. `None` ends a drain: with metrics (the `metrics`
+    /// module), the hit counters are published then.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        let event = self.events.pop_front();
+        #[cfg(feature = "metrics")]
+        if event.is_none() {
+            self.publish_hits();
+        }
+        event
+    }
+
+    /// A caller waited for a token (for a fetch in flight, or for the first token) from
+    /// `started` until `now`, when it got its answer, which the cache served (`Ready`, so
+    /// that its poll counted a hit) or not: what only the driver can measure, reported
+    /// through [`crate::driver::Call`]. With metrics, counts the wait and records its
+    /// duration; otherwise it does nothing.
+    #[cfg_attr(
+        not(feature = "metrics"),
+        allow(clippy::unused_self, reason = "records only with metrics")
+    )]
+    pub(crate) fn record_wait(&mut self, now: Instant, started: Instant, served: bool) {
+        #[cfg(feature = "metrics")]
+        if let Some(metrics) = &mut self.metrics {
+            metrics.wait(now.saturating_duration_since(started), served);
+        }
+        #[cfg(not(feature = "metrics"))]
+        let _ = (now, started, served);
     }
 
     // ---------------------------------------------------------------------------------
@@ -736,6 +858,9 @@ impl Cache {
     /// their outcomes are ignored when they arrive. Returns how many shapes were dropped.
     pub fn clear(&mut self) -> usize {
         let dropped = self.entries.len();
+        for entry in self.entries.values() {
+            self.retired.entry(entry);
+        }
         self.entries.clear();
         self.flights.clear();
         self.refreshes.clear();
@@ -761,8 +886,14 @@ impl Cache {
             Some(entry) => entry,
             None => self.insert(now, request),
         };
-        entry.published = Some(Published::new(slot));
+        let old = entry.published.replace(Published::new(slot));
         entry.sync(now);
+        if let Some(old) = old {
+            self.retired.published(&old);
+        }
+        // Plans the first publication of the slot's hits by the timer.
+        #[cfg(feature = "metrics")]
+        self.publish_hits_if_due(now);
     }
 
     /// Withdraws and forgets every attached slot: their readers take the lock from now on.
@@ -770,24 +901,39 @@ impl Cache {
     pub fn detach_all(&mut self) {
         self.attached.clear();
         for entry in self.entries.values_mut() {
-            entry.published = None;
+            if let Some(old) = entry.published.take() {
+                self.retired.published(&old);
+            }
         }
     }
 
     /// When the next published token must be withdrawn: call
     /// [`Cache::handle_snapshot_timeout`] then. Strictly after the `now` of the last input;
-    /// `None` while nothing is published, or nothing published has an end.
+    /// `None` while nothing is published, or nothing published has an end. With metrics
+    /// (`with_metrics_name`, feature `metrics`) and a slot attached, also the next
+    /// publication of the hit counters, at most `metrics::HITS_PUBLISH_INTERVAL` (5 s)
+    /// after the last timer input.
     #[must_use]
     pub fn snapshot_timeout(&self) -> Option<Instant> {
-        self.attached
+        let withdraw = self
+            .attached
             .keys()
             .filter_map(|key| self.entries.get(key)?.published.as_ref()?.deadline())
-            .min()
+            .min();
+        // With metrics, the slots' hits are published at least this often.
+        #[cfg(feature = "metrics")]
+        if let Some(at) = self.metrics.as_ref().and_then(|m| m.publish_at())
+            && !self.attached.is_empty()
+        {
+            return Some(withdraw.map_or(at, |w| w.min(at)));
+        }
+        withdraw
     }
 
     /// The timer input of the lock-free hit path: withdraws (or republishes) every
     /// published token whose window ended by `now`. Nothing else changes: no refresh starts,
-    /// no entry is evicted, no hit is counted. Returns whether any slot changed.
+    /// no entry is evicted, no hit is counted (with metrics, the hit counters are published
+    /// when due). Returns whether any slot changed.
     pub fn handle_snapshot_timeout(&mut self, now: Instant) -> bool {
         let mut changed = false;
         for entry in self.entries.values_mut() {
@@ -798,6 +944,8 @@ impl Cache {
                 changed = true;
             }
         }
+        #[cfg(feature = "metrics")]
+        self.publish_hits_if_due(now);
         changed
     }
 
@@ -818,6 +966,8 @@ impl Cache {
             self.flights.remove(&id);
             return Outcome::Ignored;
         };
+        #[cfg(feature = "metrics")]
+        let before = (entry.session.sent_at(id), entry.session.served_expiry(now));
         let outcome = input(&mut entry.session);
         entry.sync(now);
         if entry.session.in_flight() != Some(id) {
@@ -849,7 +999,41 @@ impl Cache {
             }),
             Outcome::Abandoned => self.events.push_back(Event::FetchAbandoned { key, id }),
         }
+        #[cfg(feature = "metrics")]
+        if let Some(metrics) = &self.metrics {
+            record_outcome(metrics, now, before, &outcome);
+        }
         outcome
+    }
+
+    /// Publishes the hit totals now (with metrics).
+    #[cfg(feature = "metrics")]
+    fn publish_hits(&self) {
+        let Some(metrics) = &self.metrics else {
+            return;
+        };
+        let (mut hits, mut stale) = (self.retired.hits, self.retired.stale);
+        for entry in self.entries.values() {
+            let counters = entry.session.counters();
+            hits += counters.cache_hits;
+            stale += counters.stale_hits;
+            if let Some(published) = &entry.published {
+                let (slot_hits, slot_stale) = published.own_hits();
+                hits += slot_hits;
+                stale += slot_stale;
+            }
+        }
+        metrics.publish_hits(hits, stale);
+    }
+
+    /// Publishes the hit totals if [`crate::metrics::HITS_PUBLISH_INTERVAL`] passed since the
+    /// last time this was due.
+    #[cfg(feature = "metrics")]
+    #[inline]
+    fn publish_hits_if_due(&mut self, now: Instant) {
+        if self.metrics.as_mut().is_some_and(|m| m.publish_due(now)) {
+            self.publish_hits();
+        }
     }
 
     fn insert(&mut self, now: Instant, request: &TokenRequest) -> &mut Entry {
@@ -878,12 +1062,13 @@ impl Cache {
     fn evict_idle(&mut self, now: Instant) -> bool {
         let idle = self.policy.idle_eviction;
         let before = self.entries.len();
-        let events = &mut self.events;
+        let (events, retired) = (&mut self.events, &mut self.retired);
         self.entries.retain(|key, entry| {
             let keep = entry.session.in_flight().is_some()
                 || entry.published.is_some()
                 || now.saturating_duration_since(entry.last_used) < idle;
             if !keep {
+                retired.entry(entry);
                 events.push_back(Event::Evicted { key: key.clone() });
             }
             keep
@@ -900,9 +1085,35 @@ impl Cache {
             .min_by_key(|(_, e)| e.last_used)
             .map(|(k, _)| k.clone());
         if let Some(key) = oldest {
-            self.entries.remove(&key);
+            if let Some(entry) = self.entries.remove(&key) {
+                self.retired.entry(&entry);
+            }
             self.events.push_back(Event::Evicted { key });
         }
+    }
+}
+
+/// Records how a report ended: the fetch's outcome and latency (from `sent_at`, when the
+/// request was in flight), and, for a token that replaced one still served, the lead before
+/// that one's expiry.
+#[cfg(feature = "metrics")]
+fn record_outcome(
+    metrics: &crate::metrics::Recorder,
+    now: Instant,
+    (sent_at, replaced): (Option<Instant>, Option<Instant>),
+    outcome: &Outcome,
+) {
+    let latency = sent_at.map(|at| now.saturating_duration_since(at));
+    match outcome {
+        Outcome::Ignored => {}
+        Outcome::Token(_) => {
+            metrics.fetch(crate::metrics::SUCCESS, latency);
+            if let Some(expiry) = replaced {
+                metrics.refresh_lead(expiry.saturating_duration_since(now));
+            }
+        }
+        Outcome::Failed(error) => metrics.fetch(crate::metrics::outcome(error), latency),
+        Outcome::Abandoned => metrics.fetch(crate::metrics::ABANDONED, None),
     }
 }
 

@@ -429,6 +429,10 @@ pub struct Counters {
     /// Background refreshes started by [`Session::handle_timeout`] (also counted in
     /// `fetches_started`; never in `cache_hits`).
     pub background_refreshes: u64,
+    /// Hits (also counted in `cache_hits`) that served a token whose refresh is overdue
+    /// because fetches fail: an outage of the token endpoint that the still-valid token
+    /// bridges. Through a [`Cache`], also such reads of an attached [`TokenSlot`].
+    pub stale_hits: u64,
 }
 
 impl Counters {
@@ -449,6 +453,7 @@ impl Counters {
             ignored_reports,
             consecutive_failures,
             background_refreshes,
+            stale_hits,
         } = *other;
         self.fetches_started += fetches_started;
         self.fetches_succeeded += fetches_succeeded;
@@ -464,6 +469,7 @@ impl Counters {
         self.ignored_reports += ignored_reports;
         self.consecutive_failures = self.consecutive_failures.max(consecutive_failures);
         self.background_refreshes += background_refreshes;
+        self.stale_hits += stale_hits;
     }
 }
 
@@ -972,6 +978,7 @@ impl Session {
         // path below does when `serving` says so (`prune` keeps the token, the match hits).
         if let Some(token) = self.serving(now).map(|(token, _)| Arc::clone(token)) {
             self.counters.cache_hits += 1;
+            self.counters.stale_hits += u64::from(self.stale(now));
             return Action::Ready(token);
         }
         self.poll_counting(now, true)
@@ -986,7 +993,7 @@ impl Session {
             State::Empty => self.start_fetch(now, None),
             State::Valid(held) if held.refresh_due(now) => self.start_fetch(now, Some(held)),
             State::Valid(held) => {
-                let action = self.hit(&held, count_hits);
+                let action = self.hit(now, &held, count_hits);
                 (State::Valid(held), action)
             }
             State::Fetching {
@@ -996,7 +1003,7 @@ impl Session {
                 match current {
                     // A token adopted meanwhile needs no refresh yet.
                     Some(held) if !held.refresh_due(now) => {
-                        let action = self.hit(&held, count_hits);
+                        let action = self.hit(now, &held, count_hits);
                         (State::Valid(held), action)
                     }
                     current => self.start_fetch(now, current),
@@ -1009,7 +1016,7 @@ impl Session {
                 current,
             } => {
                 let action = match &current {
-                    Some(held) => self.hit(held, count_hits),
+                    Some(held) => self.hit(now, held, count_hits),
                     None => Action::Wait(deadline.unwrap_or_else(|| far_after(now))),
                 };
                 let state = State::Fetching {
@@ -1023,7 +1030,7 @@ impl Session {
             State::BackingOff { until, current, .. } if until.is_some_and(|u| now >= u) => {
                 match current {
                     Some(held) if !held.refresh_due(now) => {
-                        let action = self.hit(&held, count_hits);
+                        let action = self.hit(now, &held, count_hits);
                         (State::Valid(held), action)
                     }
                     current => self.start_fetch(now, current),
@@ -1035,7 +1042,7 @@ impl Session {
                 current,
             } => {
                 let action = match &current {
-                    Some(held) => self.hit(held, count_hits),
+                    Some(held) => self.hit(now, held, count_hits),
                     None => Action::Failed(error.clone()),
                 };
                 let state = State::BackingOff {
@@ -1053,6 +1060,37 @@ impl Session {
     // ---------------------------------------------------------------------------------
     // Internals
     // ---------------------------------------------------------------------------------
+
+    /// Whether the token served at `now` is stale: usable, but its refresh is overdue and
+    /// fetches have failed since ([`Counters::stale_hits`]).
+    pub(crate) fn stale(&self, now: Instant) -> bool {
+        self.counters.consecutive_failures > 0
+            && self
+                .held()
+                .is_some_and(|h| h.usable(now) && h.refresh_due(now))
+    }
+
+    /// When request `id`, if it is the one in flight, was sent.
+    #[cfg(feature = "metrics")]
+    pub(crate) fn sent_at(&self, id: RequestId) -> Option<Instant> {
+        match &self.state {
+            State::Fetching {
+                id: expected,
+                sent_at,
+                ..
+            } if *expected == id => Some(*sent_at),
+            _ => None,
+        }
+    }
+
+    /// The expiry of the token served at `now` (usable), if it has one: what a new token
+    /// replacing it now replaces it ahead of.
+    #[cfg(feature = "metrics")]
+    pub(crate) fn served_expiry(&self, now: Instant) -> Option<Instant> {
+        self.held()
+            .filter(|h| h.usable(now))
+            .and_then(|h| h.expires_at)
+    }
 
     /// Whether the session backs off with no valid token to serve: a poll now fails.
     fn backing_off_without_token(&self, now: Instant) -> bool {
@@ -1107,8 +1145,10 @@ impl Session {
         }
     }
 
-    fn hit(&mut self, held: &Held, count: bool) -> Action {
+    fn hit(&mut self, now: Instant, held: &Held, count: bool) -> Action {
         self.counters.cache_hits += u64::from(count);
+        self.counters.stale_hits +=
+            u64::from(count && self.counters.consecutive_failures > 0 && held.refresh_due(now));
         Action::Ready(Arc::clone(&held.token))
     }
 
