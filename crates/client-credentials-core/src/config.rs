@@ -45,6 +45,14 @@ pub enum AuthMethod {
     },
     /// `none`: a public client; only `client_id` is sent, in the body.
     None,
+    /// `private_key_jwt` (RFC 7523 §2.2, OpenID Connect Core §9): a JWT signed with the
+    /// client's private key, [`ConfigBuilder::private_key`] (feature `jwt`). The client id
+    /// is in the body too, and no secret is sent.
+    PrivateKeyJwt,
+    /// `client_secret_jwt` (OpenID Connect Core §9): a JWT signed with HS256, keyed by the
+    /// client secret, which itself is never sent (feature `jwt`). The secret must be at
+    /// least 32 bytes (RFC 7518 §3.2).
+    ClientSecretJwt,
 }
 
 impl AuthMethod {
@@ -65,11 +73,13 @@ impl AuthMethod {
             Self::ClientSecretBasic | Self::ClientSecretBasicRaw => "client_secret_basic",
             Self::ClientSecretPost { .. } => "client_secret_post",
             Self::None => "none",
+            Self::PrivateKeyJwt => "private_key_jwt",
+            Self::ClientSecretJwt => "client_secret_jwt",
         }
     }
 
     fn needs_secret(&self) -> bool {
-        !matches!(self, Self::None)
+        !matches!(self, Self::None | Self::PrivateKeyJwt)
     }
 }
 
@@ -168,6 +178,17 @@ pub enum ConfigError {
     /// A token type to accept is empty or not a valid token.
     #[error("token type {0:?} is not a valid token type")]
     InvalidTokenType(String),
+    /// A private key or certificate for signed assertions cannot be used: what is wrong,
+    /// never the key.
+    #[error("the assertion key cannot be used: {0}")]
+    InvalidKey(String),
+    /// `private_key_jwt` was chosen without a private key ([`ConfigBuilder::private_key`]).
+    #[error("private_key_jwt needs a private key")]
+    MissingKey,
+    /// The HS256 key of `client_secret_jwt` (the client secret) is shorter than the 32
+    /// bytes that RFC 7518 §3.2 requires.
+    #[error("client_secret_jwt needs a client secret of at least 32 bytes (RFC 7518 §3.2)")]
+    WeakSecret,
     /// A header name is not a valid HTTP header name.
     #[error("header name {0:?} is not a valid HTTP header name")]
     InvalidHeader(String),
@@ -218,6 +239,9 @@ pub(crate) struct Inner {
     pub(crate) missing_lifetime: MissingLifetime,
     /// Lower-case token types accepted besides `bearer`.
     pub(crate) extra_token_types: Vec<String>,
+    /// How `private_key_jwt` and `client_secret_jwt` make their assertions.
+    #[cfg(feature = "jwt")]
+    pub(crate) assertion: Option<crate::assertion::AssertionConfig>,
 }
 
 impl fmt::Debug for Config {
@@ -230,6 +254,7 @@ impl fmt::Debug for Config {
             .field("auth_method", &i.auth_method)
             .field("body_format", &i.body_format)
             .field("defaults", &i.defaults)
+            .field("assertion", &self.assertion_debug())
             .field("max_body", &i.max_body)
             .field("missing_lifetime", &i.missing_lifetime)
             .finish_non_exhaustive()
@@ -237,6 +262,16 @@ impl fmt::Debug for Config {
 }
 
 impl Config {
+    #[cfg(feature = "jwt")]
+    fn assertion_debug(&self) -> &dyn fmt::Debug {
+        &self.inner.assertion
+    }
+
+    #[cfg(not(feature = "jwt"))]
+    fn assertion_debug(&self) -> &dyn fmt::Debug {
+        &None::<()>
+    }
+
     /// Starts a builder.
     #[must_use]
     pub fn builder() -> ConfigBuilder {
@@ -340,6 +375,14 @@ pub struct ConfigBuilder {
     max_body: Option<usize>,
     missing_lifetime: MissingLifetime,
     extra_token_types: Vec<String>,
+    #[cfg(feature = "jwt")]
+    private_key: Option<crate::assertion::AssertionKey>,
+    #[cfg(feature = "jwt")]
+    assertion_audience: crate::assertion::Audience,
+    #[cfg(feature = "jwt")]
+    assertion_lifetime: Option<std::time::Duration>,
+    #[cfg(feature = "jwt")]
+    assertion_not_before: bool,
 }
 
 impl fmt::Debug for ConfigBuilder {
@@ -482,6 +525,86 @@ impl ConfigBuilder {
         self
     }
 
+    /// Authenticates with `private_key_jwt`: each token request carries a JWT signed with
+    /// `key` (feature `jwt`; [`crate::assertion`] has the claims and the algorithms).
+    #[cfg(feature = "jwt")]
+    #[must_use]
+    pub fn private_key(mut self, key: crate::assertion::AssertionKey) -> Self {
+        self.private_key = Some(key);
+        self.auth_method = Some(AuthMethod::PrivateKeyJwt);
+        self
+    }
+
+    /// The `aud` of signed assertions (default: the token endpoint).
+    #[cfg(feature = "jwt")]
+    #[must_use]
+    pub fn assertion_audience(mut self, audience: crate::assertion::Audience) -> Self {
+        self.assertion_audience = audience;
+        self
+    }
+
+    /// How long a signed assertion is valid, `exp - iat` (default
+    /// [`DEFAULT_ASSERTION_LIFETIME`](crate::assertion::DEFAULT_ASSERTION_LIFETIME), 120 s;
+    /// at least 1 s).
+    #[cfg(feature = "jwt")]
+    #[must_use]
+    pub fn assertion_lifetime(mut self, lifetime: std::time::Duration) -> Self {
+        self.assertion_lifetime = Some(lifetime);
+        self
+    }
+
+    /// Signed assertions also carry `nbf` (equal to `iat`), which some servers require.
+    #[cfg(feature = "jwt")]
+    #[must_use]
+    pub fn assertion_not_before(mut self, on: bool) -> Self {
+        self.assertion_not_before = on;
+        self
+    }
+
+    /// The assertion configuration for `auth_method`, checked by signing one.
+    #[cfg(feature = "jwt")]
+    fn assertion(
+        &self,
+        auth_method: &AuthMethod,
+    ) -> Result<Option<crate::assertion::AssertionConfig>, ConfigError> {
+        use crate::assertion::{AssertionConfig, DEFAULT_ASSERTION_LIFETIME, Signer};
+        let signer = match auth_method {
+            AuthMethod::PrivateKeyJwt => {
+                Signer::Key(self.private_key.clone().ok_or(ConfigError::MissingKey)?)
+            }
+            AuthMethod::ClientSecretJwt => {
+                let long_enough = self
+                    .client_secret
+                    .as_ref()
+                    .is_some_and(|s| s.expose_secret().len() >= 32);
+                if !long_enough {
+                    return Err(ConfigError::WeakSecret);
+                }
+                Signer::Secret
+            }
+            _ => return Ok(None),
+        };
+        let config = AssertionConfig {
+            signer,
+            audience: self.assertion_audience.clone(),
+            lifetime: self
+                .assertion_lifetime
+                .unwrap_or(DEFAULT_ASSERTION_LIFETIME)
+                .max(std::time::Duration::from_secs(1)),
+            not_before: self.assertion_not_before,
+        };
+        // A key that cannot sign is refused now, not at the first fetch.
+        let secret = self.client_secret.as_ref().map(|s| s.expose_secret());
+        config.assertion(
+            &self.client_id,
+            "probe",
+            secret,
+            std::time::UNIX_EPOCH,
+            "probe",
+        )?;
+        Ok(Some(config))
+    }
+
     /// Validates everything and builds the configuration.
     ///
     /// # Errors
@@ -501,7 +624,7 @@ impl ConfigBuilder {
         if self.client_id.is_empty() || self.client_id.chars().any(char::is_control) {
             return Err(ConfigError::InvalidClientId);
         }
-        let auth_method = match self.auth_method {
+        let auth_method = match self.auth_method.clone() {
             Some(m) => m,
             None if self.client_secret.is_none() => AuthMethod::None,
             None => AuthMethod::ClientSecretBasic,
@@ -532,6 +655,18 @@ impl ConfigBuilder {
             }
             _ => {}
         }
+        #[cfg(feature = "jwt")]
+        let assertion = self.assertion(&auth_method)?;
+        #[cfg(not(feature = "jwt"))]
+        if matches!(
+            auth_method,
+            AuthMethod::PrivateKeyJwt | AuthMethod::ClientSecretJwt
+        ) {
+            return Err(ConfigError::InvalidKey(format!(
+                "{} needs the `jwt` feature",
+                auth_method.name()
+            )));
+        }
         let scope_separator = self.scope_separator.unwrap_or_else(|| " ".to_owned());
         if scope_separator.is_empty() {
             return Err(ConfigError::EmptyScopeSeparator);
@@ -561,6 +696,8 @@ impl ConfigBuilder {
                 max_body,
                 missing_lifetime: self.missing_lifetime,
                 extra_token_types: self.extra_token_types,
+                #[cfg(feature = "jwt")]
+                assertion,
             }),
         })
     }

@@ -64,6 +64,8 @@
 #![deny(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+#[cfg(feature = "jwt")]
+pub mod assertion;
 mod config;
 mod credential;
 pub mod driver;
@@ -82,6 +84,8 @@ mod token;
 #[cfg(feature = "server")]
 pub mod server;
 
+#[cfg(feature = "jwt")]
+pub use assertion::{AssertionAlgorithm, AssertionKey, Audience};
 pub use config::{
     AuthMethod, BodyFormat, Config, ConfigBuilder, ConfigError, DEFAULT_MAX_BODY, MissingLifetime,
     RESERVED_PARAMETERS, is_loopback_host,

@@ -483,6 +483,7 @@ impl CacheKey {
                 client_secret_param,
             } => format!("post:{client_id_param}:{client_secret_param}"),
             AuthMethod::None => "none".to_owned(),
+            AuthMethod::PrivateKeyJwt | AuthMethod::ClientSecretJwt => assertion_identity(i),
         };
         let format = match i.body_format {
             BodyFormat::Form => "form",
@@ -603,10 +604,66 @@ impl TokenRequest {
     /// the body in the configured format with parameters in a fixed order (`grant_type`,
     /// `scope`, `audience`, `resource`…, extra parameters, then body credentials), and the
     /// credentials either in a sensitive `Authorization` header or in the body, never both.
+    ///
+    /// A signed client assertion depends on the time and a fresh `jti`, which this has
+    /// neither of: for `private_key_jwt` and `client_secret_jwt` it carries none (the
+    /// server refuses it); [`TokenRequest::to_http_at`] signs one, and the session calls it.
     #[must_use]
     pub fn to_http(&self) -> HttpRequest {
         let prepared = self.prepared.get_or_init(|| self.prepare());
-        let mut request = assemble(self.config.inner().token_url.clone(), prepared);
+        self.finish(assemble(self.config.inner().token_url.clone(), prepared))
+    }
+
+    /// Builds the HTTP request as it is sent at `at` (wall-clock time), as
+    /// [`TokenRequest::to_http`] does, with a signed client assertion for
+    /// `private_key_jwt` and `client_secret_jwt` (feature `jwt`): issued `at`, its `jti`
+    /// made of `nonce` (128 bits that must not repeat: the session draws them from its seeded
+    /// generator). Other methods ignore both inputs. The assertion is signed anew for every
+    /// call, never reused.
+    #[must_use]
+    pub fn to_http_at(&self, at: std::time::SystemTime, nonce: u128) -> HttpRequest {
+        #[cfg(feature = "jwt")]
+        if let Some(assertion) = &self.config.inner().assertion {
+            let i = self.config.inner();
+            let secret = i.client_secret.as_ref().map(|s| s.expose_secret());
+            let token_url = i.token_url.to_string();
+            let jti = crate::assertion::jti(nonce);
+            // The key signed a probe when the configuration was built: a failure now is
+            // aws-lc's own, and the request goes out without an assertion, which the server
+            // answers with `invalid_client`, a typed error for the caller.
+            let signed = assertion
+                .assertion(&i.client_id, &token_url, secret, at, &jti)
+                .unwrap_or_default();
+            let mut fields = self.fields();
+            let scope = self.scope_string();
+            if let Some(s) = &scope {
+                fields.insert(1, ("scope", s));
+            }
+            let prepared = prepare(&self.config, fields, i.body_format, Some(&signed));
+            return self.finish(assemble(i.token_url.clone(), &prepared));
+        }
+        let _ = (at, nonce);
+        self.to_http()
+    }
+
+    /// The shape's own fields, after `grant_type` and `scope` and before the credentials:
+    /// `audience`, `resource`…, extra parameters.
+    fn fields(&self) -> Vec<(&str, &str)> {
+        let mut fields: Vec<(&str, &str)> = vec![("grant_type", "client_credentials")];
+        if let Some(a) = &self.params.audience {
+            fields.push(("audience", a));
+        }
+        for r in &self.params.resources {
+            fields.push(("resource", r));
+        }
+        for (n, v) in &self.params.extra {
+            fields.push((n, v));
+        }
+        fields
+    }
+
+    /// Adds the shape's headers and timeout to a request of this shape.
+    fn finish(&self, mut request: HttpRequest) -> HttpRequest {
         for (name, value) in &self.params.headers {
             request.0.headers_mut().insert(name.clone(), value.clone());
         }
@@ -618,22 +675,12 @@ impl TokenRequest {
 
     /// Encodes the body and the credentials of this shape once.
     fn prepare(&self) -> Prepared {
-        let i = self.config.inner();
-        let mut fields: Vec<(&str, &str)> = vec![("grant_type", "client_credentials")];
         let scope = self.scope_string();
+        let mut fields = self.fields();
         if let Some(s) = &scope {
-            fields.push(("scope", s));
+            fields.insert(1, ("scope", s));
         }
-        if let Some(a) = &self.params.audience {
-            fields.push(("audience", a));
-        }
-        for r in &self.params.resources {
-            fields.push(("resource", r));
-        }
-        for (n, v) in &self.params.extra {
-            fields.push((n, v));
-        }
-        prepare(&self.config, fields, i.body_format)
+        prepare(&self.config, fields, self.config.inner().body_format, None)
     }
 }
 
@@ -661,14 +708,16 @@ pub(crate) fn build_post<'a>(
     fields: Vec<(&'a str, &'a str)>,
     format: BodyFormat,
 ) -> HttpRequest {
-    assemble(uri, &prepare(config, fields, format))
+    assemble(uri, &prepare(config, fields, format, None))
 }
 
-/// Encodes `fields` and the client's credentials.
+/// Encodes `fields` and the client's credentials: for a signed assertion, `assertion` (none
+/// yet when the request is not being sent, see [`TokenRequest::to_http`]).
 fn prepare<'a>(
     config: &'a Config,
     mut fields: Vec<(&'a str, &'a str)>,
     format: BodyFormat,
+    assertion: Option<&'a str>,
 ) -> Prepared {
     let i = config.inner();
     let secret = i.client_secret.as_ref().map(|s| s.expose_secret());
@@ -690,6 +739,16 @@ fn prepare<'a>(
             fields.push((client_secret_param, secret.unwrap_or_default()));
         }
         AuthMethod::None => fields.push(("client_id", &i.client_id)),
+        AuthMethod::PrivateKeyJwt | AuthMethod::ClientSecretJwt => {
+            fields.push(("client_id", &i.client_id));
+            fields.push((
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ));
+            if let Some(assertion) = assertion {
+                fields.push(("client_assertion", assertion));
+            }
+        }
     }
     let (content_type, body) = match format {
         BodyFormat::Form => {
@@ -733,6 +792,19 @@ fn assemble(uri: http::Uri, prepared: &Prepared) -> HttpRequest {
         headers.insert(AUTHORIZATION, value.clone());
     }
     HttpRequest(Box::new(request))
+}
+
+/// The method part of a cache key for a signed assertion: the method, and the identity of
+/// the credential (the key's thumbprint and id, the audience; never key material).
+fn assertion_identity(i: &crate::config::Inner) -> String {
+    #[cfg(feature = "jwt")]
+    let identity = i
+        .assertion
+        .as_ref()
+        .map(crate::assertion::AssertionConfig::identity);
+    #[cfg(not(feature = "jwt"))]
+    let identity: Option<String> = None;
+    format!("{}:{}", i.auth_method.name(), identity.unwrap_or_default())
 }
 
 fn form_encode(s: &str) -> String {

@@ -563,6 +563,9 @@ pub struct Session {
     policy: Policy,
     clock: WallClock,
     rng: Rng,
+    /// The `jti`s of signed client assertions: a stream of its own, so that signing leaves
+    /// the jitter as it is.
+    nonces: Rng,
     ids: IdSource,
     state: State,
     counters: Counters,
@@ -597,6 +600,7 @@ impl Session {
             policy,
             clock,
             rng: Rng::new(seed),
+            nonces: Rng::new(rng::mix(seed ^ 0x6a74_695f_6e6f_6e63)),
             ids,
             state: State::Empty,
             counters: Counters::default(),
@@ -1157,7 +1161,11 @@ impl Session {
         self.counters.fetches_started += 1;
         let action = Action::Send {
             id,
-            request: self.request.to_http(),
+            // The assertion of a signed client authentication is issued now, its `jti`
+            // drawn from the session's generator (other methods ignore both).
+            request: self
+                .request
+                .to_http_at(self.clock.at(now), self.nonces.next_u128()),
             current: current.as_ref().map(|h| Arc::clone(&h.token)),
         };
         let state = State::Fetching {

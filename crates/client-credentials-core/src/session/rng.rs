@@ -18,6 +18,11 @@ impl Rng {
         mix(self.0)
     }
 
+    /// Two draws: 128 bits.
+    pub(crate) fn next_u128(&mut self) -> u128 {
+        (u128::from(self.next_u64()) << 64) | u128::from(self.next_u64())
+    }
+
     /// Uniform in `0..=max`.
     pub(crate) fn up_to(&mut self, max: u64) -> u64 {
         let x = self.next_u64();
