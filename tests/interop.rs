@@ -2,7 +2,10 @@
 //! wrote, through both adapters: every client authentication method (including a secret that
 //! only works when Basic credentials are form-encoded first), scopes, a resource indicator
 //! that yields an RFC 9068 JWT access token, the server's refusals (`invalid_client`,
-//! `invalid_scope`, `invalid_target`, `unsupported_grant_type`), introspection and revocation.
+//! `invalid_scope`, `invalid_target`, `unsupported_grant_type`), introspection and revocation,
+//! and signed client assertions (`private_key_jwt` with RS256, PS256, ES256 and EdDSA keys,
+//! `client_secret_jwt` with HS256) and their refusals (wrong key, algorithm, audience, an
+//! expired or replayed assertion).
 //!
 //! The server is `tests/interop/server.mjs` (its clients and scopes are listed there). One
 //! runs per test binary, started on first use on 127.0.0.1 and a free port; it exits when
@@ -582,4 +585,176 @@ fn introspection_and_revocation_refuse_a_wrong_secret() {
     // The token was not revoked by the refused request.
     let good = ureq_client(basic().build().unwrap());
     assert!(good.introspect(token.access_token()).unwrap().active);
+}
+
+// ---------------------------------------------------------------------------------------
+// Signed client assertions (private_key_jwt, client_secret_jwt)
+
+const KEYS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/crates/client-credentials-core/tests/keys/"
+);
+const HS256_SECRET: &str = "a-client-secret-of-at-least-32-bytes-0123";
+
+fn key(file: &str) -> client_credentials::AssertionKey {
+    let pem = std::fs::read_to_string(format!("{KEYS}{file}")).unwrap();
+    client_credentials::AssertionKey::from_pem(&pem).unwrap()
+}
+
+/// A `private_key_jwt` configuration for `id`, signing with `key`.
+fn signed(id: &str, key: client_credentials::AssertionKey) -> ConfigBuilder {
+    let p = provider();
+    Config::builder()
+        .token_url(p.url("/token"))
+        .client_id(id)
+        .private_key(key)
+}
+
+#[test]
+#[ignore = "needs oidc-provider from npm: run cargo xtask test"]
+fn private_key_jwt_with_every_algorithm() {
+    use client_credentials::AssertionAlgorithm::Ps256;
+    let cases = [
+        ("rs256-client", key("rsa-2048.pem")),
+        ("rs256-client", key("rsa-2048-pkcs1.pem")),
+        (
+            "ps256-client",
+            key("rsa-2048.pem").with_algorithm(Ps256).unwrap(),
+        ),
+        ("es256-client", key("ec-p256.pem")),
+        ("es256-client", key("ec-p256-sec1.pem")),
+        ("eddsa-client", key("ed25519.pem")),
+    ];
+    for (id, key) in cases {
+        let algorithm = key.algorithm();
+        let config = signed(id, key).build().unwrap();
+        for (adapter, token) in tokens(&config, &TokenParams::new().scopes(["api:read"])) {
+            assert_opaque(adapter, &token);
+            assert_eq!(token.scopes(), ["api:read"], "{adapter} {algorithm}");
+        }
+        // The issuer as the audience is accepted too (servers differ; this one takes both).
+        let by_issuer = signed(id, key_for(id))
+            .assertion_audience(client_credentials::Audience::Value(
+                provider().issuer.clone(),
+            ))
+            .build()
+            .unwrap();
+        tokens(&by_issuer, &TokenParams::new());
+    }
+}
+
+/// The key registered for `id` in server.mjs.
+fn key_for(id: &str) -> client_credentials::AssertionKey {
+    match id {
+        "rs256-client" => key("rsa-2048.pem"),
+        "ps256-client" => key("rsa-2048.pem")
+            .with_algorithm(client_credentials::AssertionAlgorithm::Ps256)
+            .unwrap(),
+        "es256-client" => key("ec-p256.pem"),
+        _ => key("ed25519.pem"),
+    }
+}
+
+#[test]
+#[ignore = "needs oidc-provider from npm: run cargo xtask test"]
+fn client_secret_jwt_with_hs256() {
+    let p = provider();
+    let config = Config::builder()
+        .token_url(p.url("/token"))
+        .client_id("hs256-client")
+        .client_secret(HS256_SECRET)
+        .auth_method(AuthMethod::ClientSecretJwt)
+        .build()
+        .unwrap();
+    for (adapter, token) in tokens(&config, &TokenParams::new()) {
+        assert_opaque(adapter, &token);
+    }
+    let wrong = Config::builder()
+        .token_url(p.url("/token"))
+        .client_id("hs256-client")
+        .client_secret("another-secret-of-at-least-32-bytes-long!")
+        .auth_method(AuthMethod::ClientSecretJwt)
+        .build()
+        .unwrap();
+    assert_refused(&wrong, &TokenParams::new(), &ErrorCode::InvalidClient, 401);
+}
+
+#[test]
+#[ignore = "needs oidc-provider from npm: run cargo xtask test"]
+fn assertions_with_a_wrong_key_or_audience_are_invalid_client() {
+    // Another client's key (an RSA key for the EdDSA client).
+    let wrong_key = signed("eddsa-client", key("rsa-2048.pem")).build().unwrap();
+    assert_refused(
+        &wrong_key,
+        &TokenParams::new(),
+        &ErrorCode::InvalidClient,
+        401,
+    );
+    // The right key for another algorithm than the client registered (RS256 for PS256).
+    let wrong_alg = signed("ps256-client", key("rsa-2048.pem")).build().unwrap();
+    assert_refused(
+        &wrong_alg,
+        &TokenParams::new(),
+        &ErrorCode::InvalidClient,
+        401,
+    );
+    // An audience that is neither the token endpoint nor the issuer.
+    let wrong_audience = signed("es256-client", key("ec-p256.pem"))
+        .assertion_audience(client_credentials::Audience::Value(
+            "https://elsewhere.example.com/token".into(),
+        ))
+        .build()
+        .unwrap();
+    assert_refused(
+        &wrong_audience,
+        &TokenParams::new(),
+        &ErrorCode::InvalidClient,
+        401,
+    );
+}
+
+#[test]
+#[ignore = "needs oidc-provider from npm: run cargo xtask test"]
+fn an_expired_assertion_is_invalid_client() {
+    // The core signs with the time it is given: an assertion issued an hour ago (its
+    // `exp` two minutes later) is refused; one issued now is accepted.
+    let config = signed("es256-client", key("ec-p256.pem")).build().unwrap();
+    let request = config.default_request();
+    let agent: client_credentials::ureq::ureq::Agent =
+        client_credentials::ureq::ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+    let send = |at: SystemTime, nonce: u128| {
+        let (parts, body) = request.to_http_at(at, nonce).into_parts();
+        let mut response = agent
+            .run(http::Request::from_parts(parts, body.into_vec()))
+            .unwrap();
+        let body = response.body_mut().read_to_vec().unwrap();
+        request.parse_response(
+            SystemTime::now(),
+            response.status(),
+            response.headers(),
+            &body,
+        )
+    };
+    let an_hour_ago = SystemTime::now() - Duration::from_secs(3600);
+    let error = send(an_hour_ago, 1).unwrap_err();
+    assert_eq!(
+        error.oauth_code(),
+        Some(&ErrorCode::InvalidClient),
+        "{error:?}"
+    );
+    assert!(!error.is_retryable());
+    let token = send(SystemTime::now(), 2).unwrap();
+    assert_opaque("core", &token);
+    // The same assertion twice: oidc-provider remembers its `jti` and refuses the replay.
+    let now = SystemTime::now();
+    send(now, 3).unwrap();
+    let replayed = send(now, 3).unwrap_err();
+    assert_eq!(
+        replayed.oauth_code(),
+        Some(&ErrorCode::InvalidClient),
+        "{replayed:?}"
+    );
 }
