@@ -384,6 +384,98 @@ fn retry_after_a_quoting_401<H: Harness>(case: &mut Case) {
     assert_eq!(server.count("/orders"), 2);
 }
 
+/// Signed client assertions: a server that echoes the assertion it got, in its error
+/// description and its `WWW-Authenticate`, to `private_key_jwt` and `client_secret_jwt`
+/// clients, then one that issues a token. Neither the assertions, nor the private key, nor
+/// the HMAC secret may show anywhere.
+#[test]
+fn signed_assertions_echoed_by_the_server() {
+    capture();
+    let mut case = Case::new("jwt");
+    let pem = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/crates/client-credentials-core/tests/keys/ec-p256.pem"
+    ))
+    .unwrap();
+    // The key's base64 body, a line at a time: no part of it may show.
+    case.extra.extend(
+        pem.lines()
+            .filter(|l| !l.starts_with("-----"))
+            .map(|l| l[..l.len().min(24)].to_owned()),
+    );
+    let hs_secret = format!("{}-long-enough-for-hs256-0123456789", case.secret);
+    let echo = |request: &Request| {
+        let body = request.body_text();
+        let assertion = form_urlencoded::parse(body.as_bytes())
+            .find(|(n, _)| n == "client_assertion")
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default();
+        Reply::oauth_error(
+            401,
+            "invalid_client",
+            Some(&format!("bad assertion {assertion}")),
+        )
+        .header(
+            "www-authenticate",
+            &format!(r#"Bearer error="invalid_client", error_description="{assertion}""#),
+        )
+    };
+    let refusing = TestServer::start(echo);
+    // The testkit's endpoint verifies no assertion: the client is public there.
+    let issuing = TestServer::start(
+        TokenEndpoint::new()
+            .public_client(&case.id)
+            .prefix(&case.token_prefix),
+    );
+    let key = client_credentials::AssertionKey::from_pem(&pem)
+        .unwrap()
+        .with_key_id("k");
+    case.debug(&key);
+    let configs = [
+        Config::builder()
+            .token_url(refusing.url("/token"))
+            .client_id(&case.id)
+            .private_key(key.clone())
+            .build()
+            .unwrap(),
+        Config::builder()
+            .token_url(refusing.url("/token"))
+            .client_id(&case.id)
+            .client_secret(hs_secret.as_str())
+            .auth_method(AuthMethod::ClientSecretJwt)
+            .build()
+            .unwrap(),
+    ];
+    for config in &configs {
+        case.debug(config);
+        case.debug(&config.default_request());
+        for_each_adapter!(refused(&mut case, config));
+    }
+    let issuing_config = Config::builder()
+        .token_url(issuing.url("/token"))
+        .client_id(&case.id)
+        .private_key(key)
+        .build()
+        .unwrap();
+    for_each_adapter!(fetch(&mut case, &issuing_config));
+    // Every assertion that went out is forbidden from here on.
+    for request in refusing.requests().iter().chain(issuing.requests().iter()) {
+        let body = request.body_text();
+        let assertion = form_urlencoded::parse(body.as_bytes())
+            .find(|(n, _)| n == "client_assertion")
+            .map(|(_, v)| v.into_owned())
+            .expect("every request carried an assertion");
+        // The signature, and the signed part (its claims are no secret, but the whole is
+        // a credential until it expires).
+        let (signed, signature) = assertion.rsplit_once('.').unwrap();
+        case.extra.push(signature.to_owned());
+        case.extra.push(signed.to_owned());
+    }
+    case.extra.push(hs_secret);
+    assert_eq!(refusing.request_count(), 4);
+    case.assert_clean();
+}
+
 /// The tower layer on a hyper-util client: a fetch, a 401 that quotes the token (retried),
 /// a refusal that echoes the secret; the layer, its service, its answers and its errors are
 /// formatted.
