@@ -66,6 +66,7 @@
 
 mod config;
 mod credential;
+mod discovery;
 pub mod driver;
 mod error;
 mod introspection;
@@ -85,6 +86,9 @@ pub use config::{
     RESERVED_PARAMETERS, is_loopback_host,
 };
 pub use credential::StaticCredential;
+pub use discovery::{
+    Discovery, DiscoveryError, DiscoveryStep, MtlsEndpointAliases, ServerMetadata, WellKnown,
+};
 pub use error::{
     AtEndpoint, DescriptionMember, Endpoint, EndpointError, ErrorCode, ErrorDialect, Excerpt,
     OAuthError, ResponseProblem, TokenError, TransportError, TransportErrorKind,
