@@ -13,17 +13,11 @@ use crate::driver::in_runtime;
 use crate::error::Error;
 use crate::transport;
 
-/// Reads the metadata of `issuer` (RFC 8414 `/.well-known/oauth-authorization-server`, and
-/// on a 404 OpenID Connect's `/.well-known/openid-configuration`), checked as
-/// [`Discovery`] says: the document's `issuer` is `issuer` exactly, every endpoint is
-/// `https` (`http` only on loopback). Start a configuration from it with
+/// Awaits the metadata of `issuer`, fetched with a fresh reqwest client set up like the
+/// token client ([`Client::new`](crate::Client::new)): no redirects, the default timeouts,
+/// no proxy when the issuer is plain loopback `http`, and the core's body cap. Which
+/// document to ask and whether to trust it is the core's [`Discovery`]; the answer goes to
 /// [`ConfigBuilder::from_metadata`](crate::core::ConfigBuilder::from_metadata).
-///
-/// Sent on a reqwest client configured as the token client's own: no redirect followed,
-/// the default timeouts ([`DEFAULT_TIMEOUT`](crate::DEFAULT_TIMEOUT),
-/// [`DEFAULT_CONNECT_TIMEOUT`](crate::DEFAULT_CONNECT_TIMEOUT)), no proxy for a plain
-/// `http://` issuer, and the body read through the core's cap. [`discover_with`] starts
-/// from your reqwest builder.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -50,13 +44,9 @@ use crate::transport;
 /// ```
 ///
 /// # Errors
-/// [`Error::Discovery`] with the core's
-/// [`DiscoveryError`](crate::core::DiscoveryError): the issuer is not valid (nothing is
-/// sent), the metadata endpoint failed (transport, 5xx, 429, a body over the cap:
-/// [`Error::is_retryable`] says whether to try again), neither document exists, or the
-/// document is not acceptable (a foreign `issuer`, no `token_endpoint`, an insecure
-/// endpoint); [`Error::Build`] when reqwest cannot build its client; [`Error::NoRuntime`]
-/// outside a tokio runtime (nothing is sent).
+/// [`Error::Discovery`] (see [`DiscoveryError`](crate::core::DiscoveryError) for each
+/// case, and [`Error::is_retryable`]); [`Error::Build`] if reqwest's client cannot be
+/// built; [`Error::NoRuntime`] when polled outside tokio (nothing is sent).
 pub async fn discover(issuer: &str) -> Result<ServerMetadata, Error> {
     discover_with(reqwest::Client::builder(), issuer).await
 }

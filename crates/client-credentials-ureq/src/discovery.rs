@@ -10,16 +10,12 @@ use client_credentials_core::{Discovery, DiscoveryStep, Policy, ServerMetadata};
 use crate::error::Error;
 use crate::transport;
 
-/// Reads the metadata of `issuer` (RFC 8414 `/.well-known/oauth-authorization-server`, and
-/// on a 404 OpenID Connect's `/.well-known/openid-configuration`), checked as
-/// [`Discovery`] says: the document's `issuer` is `issuer` exactly, every endpoint is
-/// `https` (`http` only on loopback). Start a configuration from it with
-/// [`ConfigBuilder::from_metadata`](crate::core::ConfigBuilder::from_metadata).
-///
-/// Sent on an agent configured as the client's own ([`Client::new`](crate::Client::new)):
-/// statuses are not errors, no redirect is followed, the default timeouts
-/// ([`DEFAULT_TIMEOUT`](crate::DEFAULT_TIMEOUT), [`DEFAULT_CONNECT_TIMEOUT`](crate::DEFAULT_CONNECT_TIMEOUT)),
-/// and the body is read through the core's cap. [`discover_with`] sends on your agent.
+/// Reads the metadata of `issuer` on a default agent, blocking. The core's [`Discovery`]
+/// chooses the document (RFC 8414's, then OpenID Connect's after a 404) and checks it (the
+/// exact issuer, `https` endpoints); this function only sends. The agent is configured as
+/// [`Client::new`](crate::Client::new)'s: HTTP statuses reach the parser, redirects are
+/// refused, the default timeouts apply, and the body is read through the core's cap. Feed
+/// the result to [`ConfigBuilder::from_metadata`](crate::core::ConfigBuilder::from_metadata).
 ///
 /// ```
 /// # use client_credentials_testkit::{Metadata, Router, TestServer, TokenEndpoint};
@@ -43,12 +39,9 @@ use crate::transport;
 /// ```
 ///
 /// # Errors
-/// [`Error::Discovery`] with the core's
-/// [`DiscoveryError`](crate::core::DiscoveryError): the issuer is not valid (nothing is
-/// sent), the metadata endpoint failed (transport, 5xx, 429, a body over the cap:
-/// [`Error::is_retryable`] says whether to try again), neither document exists, or the
-/// document is not acceptable (a foreign `issuer`, no `token_endpoint`, an insecure
-/// endpoint).
+/// [`Error::Discovery`], whose [`DiscoveryError`](crate::core::DiscoveryError) says what
+/// was wrong; [`Error::is_retryable`] is true only for a transport failure, a 5xx or a 429
+/// of the metadata endpoint.
 pub fn discover(issuer: &str) -> Result<ServerMetadata, Error> {
     discover_with(&transport::default_agent(timeouts()), issuer)
 }
