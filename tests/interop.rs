@@ -5,7 +5,7 @@
 //! `invalid_scope`, `invalid_target`, `unsupported_grant_type`), introspection and revocation,
 //! and signed client assertions (`private_key_jwt` with RS256, PS256, ES256 and EdDSA keys,
 //! `client_secret_jwt` with HS256) and their refusals (wrong key, algorithm, audience, an
-//! expired or replayed assertion).
+//! expired or replayed assertion), and discovery of its metadata.
 //!
 //! The server is `tests/interop/server.mjs` (its clients and scopes are listed there). One
 //! runs per test binary, started on first use on 127.0.0.1 and a free port; it exits when
@@ -27,6 +27,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use client_credentials::{
     AccessToken, AuthMethod, Config, ConfigBuilder, ErrorCode, Token, TokenError, TokenParams,
 };
+use client_credentials::{Discovery, DiscoveryError, DiscoveryStep, WellKnown};
 
 /// How long the provider may take to start and print its address.
 const STARTUP: Duration = Duration::from_secs(30);
@@ -756,5 +757,95 @@ fn an_expired_assertion_is_invalid_client() {
         replayed.oauth_code(),
         Some(&ErrorCode::InvalidClient),
         "{replayed:?}"
+    );
+}
+
+/// Discovery against the provider's own metadata, through both adapters. oidc-provider
+/// (9.13.3) serves both documents, so `discover` stops at RFC 8414's; its OpenID Connect
+/// document (the fallback) is read through the core's second step and must say the same.
+/// The configuration built from the metadata fetches, introspects and revokes.
+#[test]
+#[ignore = "needs oidc-provider from npm: run cargo xtask test"]
+fn discovery_of_its_metadata() {
+    let p = provider();
+    let metadata = client_credentials::ureq::discover(&p.issuer).unwrap();
+    let by_reqwest = runtime()
+        .block_on(client_credentials::reqwest::discover(&p.issuer))
+        .unwrap();
+    assert_eq!(metadata, by_reqwest, "both adapters read the same document");
+    assert_eq!(metadata.issuer, p.issuer);
+    assert_eq!(metadata.document, WellKnown::OAuthAuthorizationServer);
+
+    // The fallback document, as if the first had answered 404.
+    let first = Discovery::new(&p.issuer).unwrap();
+    let none = http::HeaderMap::new();
+    let Ok(DiscoveryStep::Next(openid)) =
+        first.handle_response(SystemTime::now(), http::StatusCode::NOT_FOUND, &none, b"")
+    else {
+        panic!("a 404 moves on to the OpenID Connect document")
+    };
+    assert_eq!(
+        openid.url(),
+        p.url("/.well-known/openid-configuration").as_str()
+    );
+    let mut answer = ureq::get(openid.url().to_string()).call().unwrap();
+    let (status, body) = (answer.status(), answer.body_mut().read_to_vec().unwrap());
+    let DiscoveryStep::Found(from_openid) = openid
+        .handle_response(SystemTime::now(), status, answer.headers(), &body)
+        .unwrap()
+    else {
+        panic!("the OpenID Connect document is the last step")
+    };
+    assert_eq!(from_openid.document, WellKnown::OpenIdConfiguration);
+    assert_eq!(from_openid.issuer, metadata.issuer);
+    assert_eq!(from_openid.token_endpoint, metadata.token_endpoint);
+    assert_eq!(
+        from_openid.token_endpoint_auth_methods_supported,
+        metadata.token_endpoint_auth_methods_supported
+    );
+    assert_eq!(metadata.token_endpoint, p.url("/token").as_str());
+    assert_eq!(
+        metadata.introspection_endpoint.as_ref().unwrap(),
+        p.url("/token/introspection").as_str()
+    );
+    assert_eq!(
+        metadata.revocation_endpoint.as_ref().unwrap(),
+        p.url("/token/revocation").as_str()
+    );
+    assert!(metadata.supports_grant_type("client_credentials"));
+    for method in [
+        "client_secret_basic",
+        "client_secret_post",
+        "private_key_jwt",
+    ] {
+        assert!(metadata.auth_methods().contains(&method), "{method}");
+    }
+    assert!(metadata.jwks_uri.is_some());
+
+    let config = ConfigBuilder::from_metadata(&metadata)
+        .client_id("basic-client")
+        .client_secret("basic-secret")
+        .scopes(["api:read"])
+        .build()
+        .unwrap();
+    assert_eq!(config.auth_method(), &AuthMethod::ClientSecretBasic);
+    for (adapter, token) in tokens(&config, &TokenParams::new()) {
+        assert_opaque(adapter, &token);
+        assert_eq!(token.scopes(), ["api:read"], "{adapter}");
+    }
+    let client = ureq_client(config);
+    let token = client.token().unwrap();
+    assert!(client.introspect(token.access_token()).unwrap().active);
+    client.revoke(token.access_token()).unwrap();
+
+    // An issuer that differs by a terminating `/` is another issuer.
+    let error = client_credentials::ureq::discover(&format!("{}/", p.issuer)).unwrap_err();
+    assert!(
+        matches!(
+            &error,
+            client_credentials::ureq::Error::Discovery(e)
+                if matches!(**e, DiscoveryError::IssuerMismatch { .. })
+        ),
+        "{error:?}"
     );
 }

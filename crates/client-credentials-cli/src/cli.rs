@@ -96,6 +96,8 @@ Examples:
   client-credentials token --cache
   # A public client, which has no secret:
   client-credentials token --auth-method none --client-id my-cli
+  # The endpoints and auth method from the issuer's metadata:
+  client-credentials token --issuer https://auth.example.com/tenant-a
 
   TOKEN=$(client-credentials token --cache) || exit
   curl -H \"Authorization: Bearer $TOKEN\" https://api.example.com/orders";
@@ -253,6 +255,12 @@ pub(crate) struct TokenArgs {
         help_heading = "Client"
     )]
     pub(crate) token_url: Option<String>,
+
+    /// Discover the endpoints from the issuer's metadata (RFC 8414, or OpenID Connect
+    /// Discovery) instead of --token-url; the auth method follows what the server lists
+    /// unless --auth-method is given
+    #[arg(long, env = "CC_ISSUER", value_name = "URL", help_heading = "Client")]
+    pub(crate) issuer: Option<String>,
 
     /// The client id
     #[arg(long, env = "CC_CLIENT_ID", value_name = "ID", help_heading = "Client")]

@@ -203,15 +203,14 @@ pub(crate) fn build_config_with(
     secret: Option<ClientSecret>,
     more: impl FnOnce(ConfigBuilder) -> ConfigBuilder,
 ) -> Result<Config, Failure> {
-    let token_url = args
-        .token_url
-        .as_deref()
-        .filter(|u| !u.is_empty())
-        .ok_or_else(|| {
-            Failure::Config(
-                "no token endpoint: pass --token-url URL or set CC_TOKEN_URL".to_owned(),
-            )
-        })?;
+    let token_url = args.token_url.as_deref().filter(|u| !u.is_empty());
+    let issuer = args.issuer.as_deref().filter(|u| !u.is_empty());
+    if token_url.is_none() && issuer.is_none() {
+        return Err(Failure::Config(
+            "no token endpoint: pass --token-url URL (or --issuer URL) or set CC_TOKEN_URL"
+                .to_owned(),
+        ));
+    }
     let client_id = args
         .client_id
         .as_deref()
@@ -225,11 +224,20 @@ pub(crate) fn build_config_with(
     if secret.is_none() && method.needs_secret() {
         return Err(Failure::Config(missing_secret_message(args.auth_method)));
     }
-    let mut builder = Config::builder()
-        .token_url(token_url)
+    let mut builder = match issuer {
+        Some(issuer) => ConfigBuilder::from_metadata(&discover(issuer)?),
+        None => Config::builder(),
+    };
+    if let Some(token_url) = token_url {
+        builder = builder.token_url(token_url);
+    }
+    builder = builder
         .client_id(client_id)
-        .body_format(args.body_format.into())
-        .auth_method(method.into());
+        .body_format(args.body_format.into());
+    // With --issuer, the metadata chose the method unless one was given.
+    if issuer.is_none() || args.auth_method.is_some() {
+        builder = builder.auth_method(method.into());
+    }
     if let Some(secret) = secret {
         builder = builder.client_secret(secret);
     }
@@ -266,6 +274,15 @@ pub(crate) fn build_config_with(
     more(builder)
         .build()
         .map_err(|e| Failure::Config(config_message(&e)))
+}
+
+/// The metadata of `issuer` (`--issuer`): a failure of its endpoint is reported as the
+/// endpoint's, anything else (a foreign issuer, a bad document) as configuration.
+fn discover(issuer: &str) -> Result<client_credentials_core::ServerMetadata, Failure> {
+    client_credentials_ureq::discover(issuer).map_err(|e| match e.token_error() {
+        Some(t) => Failure::Token(t.clone(), Endpoint::Metadata),
+        None => Failure::Config(format!("--issuer: {e}")),
+    })
 }
 
 /// No secret for a method that needs one (`explicit`: the `--auth-method` given, if any):

@@ -383,6 +383,9 @@ pub struct ConfigBuilder {
     assertion_lifetime: Option<std::time::Duration>,
     #[cfg(feature = "jwt")]
     assertion_not_before: bool,
+    /// The discovered `token_endpoint_auth_methods_supported`
+    /// ([`ConfigBuilder::from_metadata`]): picks the auth method when none is set.
+    pub(crate) server_auth_methods: Option<Vec<String>>,
 }
 
 impl fmt::Debug for ConfigBuilder {
@@ -627,7 +630,7 @@ impl ConfigBuilder {
         let auth_method = match self.auth_method.clone() {
             Some(m) => m,
             None if self.client_secret.is_none() => AuthMethod::None,
-            None => AuthMethod::ClientSecretBasic,
+            None => crate::discovery::secret_method(self.server_auth_methods.as_deref()),
         };
         if auth_method.needs_secret() && self.client_secret.is_none() {
             return Err(ConfigError::MissingSecret(auth_method.name()));
@@ -703,7 +706,7 @@ impl ConfigBuilder {
     }
 }
 
-fn validate_token_url(url: Option<&str>) -> Result<Uri, ConfigError> {
+pub(crate) fn validate_token_url(url: Option<&str>) -> Result<Uri, ConfigError> {
     let raw = url.ok_or(ConfigError::MissingTokenUrl)?;
     if raw.contains('#') {
         return Err(ConfigError::UrlCredentials);

@@ -78,17 +78,29 @@ macro_rules! __adapter_error {
             /// is over. Nothing changed; the next call fetches a token.
             #[error("stored token not restored: {0}")]
             Stored(#[from] $crate::StoredTokenProblem),
+            /// Discovery of an authorization server's metadata ([`discover`](crate::discover))
+            /// failed: the issuer or its document is not acceptable, or the metadata
+            /// endpoint failed (then [`Error::token_error`] has the endpoint's error).
+            #[error(transparent)]
+            Discovery(Box<$crate::DiscoveryError>),
             $($variants)*
         }
 
+        impl From<$crate::DiscoveryError> for Error {
+            fn from(error: $crate::DiscoveryError) -> Self {
+                Self::Discovery(Box::new(error))
+            }
+        }
+
         impl Error {
-            /// The endpoint's error, if the failure came from a fetch, a revocation or an
-            /// introspection.
+            /// The endpoint's error, if the failure came from a fetch, a revocation, an
+            /// introspection or the metadata endpoint of a discovery.
             #[must_use]
             pub fn token_error(&self) -> Option<&$crate::TokenError> {
                 match self {
                     Self::Token(error) => Some(error),
                     Self::Endpoint(e) => Some(&e.error),
+                    Self::Discovery(e) => e.token_error(),
                     _ => None,
                 }
             }

@@ -488,6 +488,9 @@ pub enum Endpoint {
     Revocation,
     /// The introspection endpoint (RFC 7662).
     Introspection,
+    /// An authorization server's metadata document (RFC 8414, OpenID Connect Discovery),
+    /// read by [`Discovery`](crate::Discovery).
+    Metadata,
 }
 
 impl Endpoint {
@@ -497,6 +500,7 @@ impl Endpoint {
             Self::Token => "token",
             Self::Revocation => "revocation",
             Self::Introspection => "introspection",
+            Self::Metadata => "metadata",
         }
     }
 }

@@ -68,6 +68,7 @@
 pub mod assertion;
 mod config;
 mod credential;
+mod discovery;
 pub mod driver;
 mod error;
 mod introspection;
@@ -91,6 +92,9 @@ pub use config::{
     RESERVED_PARAMETERS, is_loopback_host,
 };
 pub use credential::StaticCredential;
+pub use discovery::{
+    Discovery, DiscoveryError, DiscoveryStep, MtlsEndpointAliases, ServerMetadata, WellKnown,
+};
 pub use error::{
     AtEndpoint, DescriptionMember, Endpoint, EndpointError, ErrorCode, ErrorDialect, Excerpt,
     OAuthError, ResponseProblem, TokenError, TransportError, TransportErrorKind,

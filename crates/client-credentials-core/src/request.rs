@@ -886,7 +886,7 @@ pub struct HttpRequest(Box<http::Request<SecretBody>>);
 struct RequestTimeout(Duration);
 
 impl HttpRequest {
-    /// The method (`POST`).
+    /// The method (`POST`; `GET` for a [`Discovery`](crate::Discovery) request).
     #[must_use]
     pub fn method(&self) -> &Method {
         self.0.method()
@@ -940,6 +940,18 @@ impl HttpRequest {
     pub fn into_parts(self) -> (http::request::Parts, SecretBody) {
         (*self.0).into_parts()
     }
+}
+
+/// A `GET` of `uri` with `Accept: application/json` and no body: a metadata request
+/// ([`Discovery`](crate::Discovery)), which carries no credentials.
+pub(crate) fn build_get(uri: http::Uri) -> HttpRequest {
+    let mut request = http::Request::new(SecretBody(zeroize::Zeroizing::new(Vec::new())));
+    *request.method_mut() = Method::GET;
+    *request.uri_mut() = uri;
+    request
+        .headers_mut()
+        .insert(ACCEPT, HeaderValue::from_static("application/json"));
+    HttpRequest(Box::new(request))
 }
 
 /// A request body that may hold a secret: redacted `Debug`, zeroized on drop, no `Display`.

@@ -90,6 +90,7 @@ mod authorized;
 mod background;
 mod client;
 mod credentials;
+mod discovery;
 mod driver;
 mod error;
 mod middleware;
@@ -101,6 +102,7 @@ mod transport;
 
 pub use client::{Client, ClientBuilder};
 pub use credentials::Credentials;
+pub use discovery::{discover, discover_with};
 pub use error::Error;
 pub use middleware::AuthMiddleware;
 pub use store::{FetchPermit, Lookup, SharedStore, StoreQuery};

@@ -60,11 +60,13 @@
 pub mod bench;
 pub mod conformance;
 mod handler;
+mod metadata;
 mod reply;
 mod request;
 mod server;
 
 pub use handler::{Handler, Router, Script, TokenEndpoint};
+pub use metadata::Metadata;
 pub use reply::{Framing, Reply, RetryAfter};
 pub use request::Request;
 pub use server::{TestServer, refused_url};

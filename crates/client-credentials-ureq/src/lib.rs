@@ -91,6 +91,7 @@ mod authorized;
 mod builder;
 mod client;
 mod credentials;
+mod discovery;
 mod error;
 mod inspect;
 mod resolve;
@@ -103,6 +104,7 @@ pub use authorized::AuthorizedBody;
 pub use builder::ClientBuilder;
 pub use client::Client;
 pub use credentials::Credentials;
+pub use discovery::{discover, discover_with};
 pub use error::Error;
 pub use store::{FetchPermit, Lookup, SharedStore, StoreQuery};
 

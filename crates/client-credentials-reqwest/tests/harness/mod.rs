@@ -7,6 +7,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use client_credentials_reqwest::core::ServerMetadata;
 use client_credentials_reqwest::reqwest::{self, Body};
 use client_credentials_reqwest::{
     AccessToken, Client, Config, Counters, Credentials, Error, Introspection, StaticCredential,
@@ -46,10 +47,16 @@ impl From<Error> for Boxed {
             None
         };
         let classes = client_credentials_testkit::classes_of!(error);
-        Self(
-            HarnessError::new(kind, error.token_error().cloned(), config, error)
-                .with_classes(classes),
-        )
+        let discovery = match &error {
+            Error::Discovery(e) => Some((**e).clone()),
+            _ => None,
+        };
+        let mut wrapped = HarnessError::new(kind, error.token_error().cloned(), config, error)
+            .with_classes(classes);
+        if let Some(discovery) = discovery {
+            wrapped = wrapped.with_discovery(discovery);
+        }
+        Self(wrapped)
     }
 }
 
@@ -93,6 +100,13 @@ impl ReqwestHarness {
 
 impl Harness for ReqwestHarness {
     const CALLERS: usize = 1000;
+
+    fn discover(issuer: &str) -> Result<ServerMetadata, HarnessError> {
+        let runtime = Builder::new_current_thread().enable_all().build().unwrap();
+        runtime
+            .block_on(client_credentials_reqwest::discover(issuer))
+            .map_err(|e| Boxed::from(e).0)
+    }
 
     fn build(config: Config, options: &HarnessOptions) -> Self {
         let runtime = if options.single_threaded {

@@ -16,7 +16,8 @@
 //!
 //! The suite's modules, by theme: [`fetch`] (one fetch: what is sent, how each answer comes
 //! back), [`faults`] (injected faults on a cold cache), [`concurrency`] (many callers, one
-//! cache), [`revocation`] (RFC 7009 and RFC 7662), [`logs`] (what is traced),
+//! cache), [`revocation`] (RFC 7009 and RFC 7662), [`discovery`] (RFC 8414 metadata and
+//! its OpenID Connect fallback), [`logs`] (what is traced),
 //! [`authorized`] (requests sent with a token, and the 401 retry) and [`everyday`] (stored
 //! tokens, `clear()`, per-request headers and timeouts, static credentials, error classes).
 // The suite is test code: a failed unwrap is a failed test.
@@ -31,9 +32,11 @@ use client_credentials_core::{
     AccessToken, Config, ConfigError, Introspection, StaticCredential, Token, TokenError,
     TokenParams,
 };
+use client_credentials_core::{DiscoveryError, ServerMetadata};
 
 pub mod authorized;
 pub mod concurrency;
+pub mod discovery;
 pub mod everyday;
 pub mod faults;
 pub mod fetch;
@@ -126,6 +129,14 @@ pub trait Harness: Clone + fmt::Debug + Send + Sync + 'static {
     /// # Errors
     /// The adapter's error.
     fn introspect(&self, token: &AccessToken) -> Result<Introspection, HarnessError>;
+
+    /// The adapter's `discover(issuer)`: the metadata of `issuer`, with the adapter's
+    /// default transport.
+    ///
+    /// # Errors
+    /// The adapter's error, with the [`DiscoveryError`] it carries
+    /// ([`HarnessError::with_discovery`]).
+    fn discover(issuer: &str) -> Result<ServerMetadata, HarnessError>;
 
     /// Restores a stored token for the configured request (`Client::restore`): whether the
     /// cache serves it from now on.
@@ -278,6 +289,7 @@ struct Inner {
     token: Option<TokenError>,
     config: Option<ConfigError>,
     classes: Option<Classes>,
+    discovery: Option<DiscoveryError>,
     error: Box<dyn std::error::Error + Send + Sync + 'static>,
 }
 
@@ -294,6 +306,7 @@ impl HarnessError {
             token,
             config,
             classes: None,
+            discovery: None,
             error: Box::new(error),
         }))
     }
@@ -303,6 +316,19 @@ impl HarnessError {
     pub fn with_classes(mut self, classes: Classes) -> Self {
         self.0.classes = Some(classes);
         self
+    }
+
+    /// With the discovery error the adapter's error carries.
+    #[must_use]
+    pub fn with_discovery(mut self, error: DiscoveryError) -> Self {
+        self.0.discovery = Some(error);
+        self
+    }
+
+    /// The core's discovery error, if this is one.
+    #[must_use]
+    pub fn discovery_error(&self) -> Option<&DiscoveryError> {
+        self.0.discovery.as_ref()
     }
 
     /// Whether the adapter's predicates ([`HarnessError::with_classes`]) say what the
@@ -518,6 +544,11 @@ macro_rules! conformance_suite {
                 a_failed_refresh_keeps_serving_the_valid_token_until_its_usable_life_ends,
                 the_cache_stays_bounded_and_a_used_shape_is_never_evicted,
                 reads_never_create_a_cache_entry,
+            }
+            discovery {
+                discovery_reads_the_metadata_and_the_config_fetches_a_token,
+                a_missing_rfc8414_document_falls_back_to_openid_configuration,
+                discovery_failures_are_typed,
             }
             revocation {
                 revoke_sends_the_token_and_drops_it_from_the_cache,

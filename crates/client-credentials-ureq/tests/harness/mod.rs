@@ -8,6 +8,7 @@ use std::time::Instant;
 use client_credentials_testkit::conformance::{
     Answer, Harness, HarnessError, HarnessErrorKind, HarnessOptions, Outgoing,
 };
+use client_credentials_ureq::core::ServerMetadata;
 use client_credentials_ureq::{
     AccessToken, Client, Config, Counters, Credentials, Error, Introspection, StaticCredential,
     Token, TokenError, TokenParams,
@@ -35,7 +36,16 @@ fn wrap(error: Error) -> HarnessError {
         _ => None,
     };
     let classes = client_credentials_testkit::classes_of!(error);
-    HarnessError::new(kind, error.token_error().cloned(), config, error).with_classes(classes)
+    let discovery = match &error {
+        Error::Discovery(e) => Some((**e).clone()),
+        _ => None,
+    };
+    let mut wrapped =
+        HarnessError::new(kind, error.token_error().cloned(), config, error).with_classes(classes);
+    if let Some(discovery) = discovery {
+        wrapped = wrapped.with_discovery(discovery);
+    }
+    wrapped
 }
 
 impl UreqHarness {
@@ -83,6 +93,10 @@ impl UreqHarness {
 
 impl Harness for UreqHarness {
     const CALLERS: usize = 64;
+
+    fn discover(issuer: &str) -> Result<ServerMetadata, HarnessError> {
+        client_credentials_ureq::discover(issuer).map_err(wrap)
+    }
 
     fn build(config: Config, options: &HarnessOptions) -> Self {
         let mut builder = Client::builder(config);
