@@ -280,8 +280,10 @@ pub(crate) struct TokenArgs {
     #[arg(long, help_heading = "Client secret (or set CC_CLIENT_SECRET)")]
     pub(crate) client_secret_stdin: bool,
 
-    /// How the client authenticates [default: basic]. Every method but `none` (a public
-    /// client) needs the client secret: without it nothing is sent and the exit code is 2
+    /// How the client authenticates [default: basic; private-key-jwt with --private-key;
+    /// client-secret-jwt with --jwt-alg HS256]. Every method but `none` (a public client)
+    /// and `private-key-jwt` needs the client secret: without it nothing is sent and the
+    /// exit code is 2
     #[arg(
         long,
         env = "CC_AUTH_METHOD",
@@ -290,6 +292,36 @@ pub(crate) struct TokenArgs {
         help_heading = "Request"
     )]
     pub(crate) auth_method: Option<AuthMethodArg>,
+
+    /// Authenticate with private_key_jwt: sign each request's client assertion with this
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1; RSA, P-256 or Ed25519). No secret is needed
+    #[arg(
+        long,
+        env = "CC_PRIVATE_KEY_FILE",
+        value_name = "PATH",
+        help_heading = "Signed client assertions"
+    )]
+    pub(crate) private_key: Option<PathBuf>,
+
+    /// The assertion's signing algorithm [default: the key's: RS256, ES256 or EdDSA]. PS256
+    /// for an RSA key; HS256 signs with the client secret (client_secret_jwt)
+    #[arg(
+        long,
+        env = "CC_JWT_ALG",
+        value_enum,
+        value_name = "ALG",
+        help_heading = "Signed client assertions"
+    )]
+    pub(crate) jwt_alg: Option<JwtAlgArg>,
+
+    /// The key id (`kid`) that the server knows the private key by
+    #[arg(
+        long,
+        env = "CC_KEY_ID",
+        value_name = "KID",
+        help_heading = "Signed client assertions"
+    )]
+    pub(crate) key_id: Option<String>,
 
     /// The request body encoding
     #[arg(
@@ -428,12 +460,51 @@ pub(crate) enum AuthMethodArg {
     Post,
     /// A public client: only client_id, in the body
     None,
+    /// private_key_jwt: a client assertion signed with --private-key
+    #[value(name = "private-key-jwt", alias = "private_key_jwt")]
+    PrivateKeyJwt,
+    /// client_secret_jwt: a client assertion signed with HS256 by the client secret
+    #[value(name = "client-secret-jwt", alias = "client_secret_jwt")]
+    ClientSecretJwt,
+}
+
+/// `--jwt-alg`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum JwtAlgArg {
+    /// RSASSA-PKCS1-v1_5 with SHA-256 (an RSA key)
+    #[value(name = "RS256", alias = "rs256")]
+    Rs256,
+    /// RSASSA-PSS with SHA-256 (an RSA key)
+    #[value(name = "PS256", alias = "ps256")]
+    Ps256,
+    /// ECDSA P-256 with SHA-256 (a P-256 key)
+    #[value(name = "ES256", alias = "es256")]
+    Es256,
+    /// Ed25519 (an Ed25519 key)
+    #[value(name = "EdDSA", alias = "eddsa")]
+    EdDsa,
+    /// HMAC with SHA-256 keyed by the client secret: client_secret_jwt
+    #[value(name = "HS256", alias = "hs256")]
+    Hs256,
+}
+
+impl From<JwtAlgArg> for client_credentials_core::AssertionAlgorithm {
+    fn from(arg: JwtAlgArg) -> Self {
+        match arg {
+            JwtAlgArg::Rs256 => Self::Rs256,
+            JwtAlgArg::Ps256 => Self::Ps256,
+            JwtAlgArg::Es256 => Self::Es256,
+            JwtAlgArg::EdDsa => Self::EdDsa,
+            JwtAlgArg::Hs256 => Self::Hs256,
+        }
+    }
 }
 
 impl AuthMethodArg {
-    /// Whether the method sends a client secret (every method but `none`).
+    /// Whether the method needs the client secret (every method but `none` and
+    /// `private-key-jwt`).
     pub(crate) fn needs_secret(self) -> bool {
-        !matches!(self, Self::None)
+        !matches!(self, Self::None | Self::PrivateKeyJwt)
     }
 }
 
@@ -444,6 +515,8 @@ impl From<AuthMethodArg> for AuthMethod {
             AuthMethodArg::BasicRaw => Self::ClientSecretBasicRaw,
             AuthMethodArg::Post => Self::client_secret_post(),
             AuthMethodArg::None => Self::None,
+            AuthMethodArg::PrivateKeyJwt => Self::PrivateKeyJwt,
+            AuthMethodArg::ClientSecretJwt => Self::ClientSecretJwt,
         }
     }
 }

@@ -9,7 +9,7 @@ use client_credentials_core::{ClientSecret, Config, ConfigBuilder, ConfigError, 
 use client_credentials_ureq::{Client, Policy};
 
 use crate::cache::{self, Cache, Lookup};
-use crate::cli::{AuthMethodArg, TokenArgs, parse_params_env};
+use crate::cli::{AuthMethodArg, JwtAlgArg, TokenArgs, parse_params_env};
 use crate::exit::{Exit, Failure, one_line};
 use crate::output::{Redactor, error_json, render, token_json};
 use crate::secret;
@@ -193,6 +193,65 @@ fn non_empty(values: &[String]) -> Vec<String> {
     values.iter().filter(|v| !v.is_empty()).cloned().collect()
 }
 
+/// The method of `args`: `--auth-method`, or the one that `--private-key` or `--jwt-alg
+/// HS256` implies, or Basic; a contradiction is a configuration error.
+fn auth_method(args: &TokenArgs) -> Result<AuthMethodArg, Failure> {
+    let hs256 = args.jwt_alg == Some(JwtAlgArg::Hs256);
+    let method = match (args.private_key.is_some(), args.auth_method) {
+        (true, None | Some(AuthMethodArg::PrivateKeyJwt)) if !hs256 => AuthMethodArg::PrivateKeyJwt,
+        (true, _) => {
+            return Err(Failure::Config(
+                "--private-key signs private_key_jwt assertions: it goes with neither another \
+                 --auth-method nor --jwt-alg HS256"
+                    .to_owned(),
+            ));
+        }
+        (false, None) if hs256 => AuthMethodArg::ClientSecretJwt,
+        (false, Some(AuthMethodArg::PrivateKeyJwt)) => {
+            return Err(Failure::Config(
+                "--auth-method private-key-jwt needs --private-key PATH".to_owned(),
+            ));
+        }
+        (false, method) => method.unwrap_or(AuthMethodArg::Basic),
+    };
+    if args.jwt_alg.is_some()
+        && !matches!(
+            method,
+            AuthMethodArg::PrivateKeyJwt | AuthMethodArg::ClientSecretJwt
+        )
+    {
+        return Err(Failure::Config(
+            "--jwt-alg is for signed assertions: --private-key PATH, or HS256 with a secret"
+                .to_owned(),
+        ));
+    }
+    Ok(method)
+}
+
+/// The key of `--private-key`, with `--jwt-alg` and `--key-id`. The errors name the file,
+/// never what it holds.
+fn assertion_key(args: &TokenArgs) -> Result<client_credentials_core::AssertionKey, Failure> {
+    let path = args
+        .private_key
+        .as_deref()
+        .unwrap_or(std::path::Path::new(""));
+    let pem = std::fs::read_to_string(path).map_err(|e| {
+        Failure::Config(format!(
+            "cannot read the private key {}: {e}",
+            path.display()
+        ))
+    })?;
+    let bad = |e: ConfigError| Failure::Config(format!("{}: {e}", path.display()));
+    let mut key = client_credentials_core::AssertionKey::from_pem(&pem).map_err(bad)?;
+    if let Some(alg) = args.jwt_alg {
+        key = key.with_algorithm(alg.into()).map_err(bad)?;
+    }
+    if let Some(kid) = args.key_id.as_deref().filter(|k| !k.is_empty()) {
+        key = key.with_key_id(kid);
+    }
+    Ok(key)
+}
+
 fn build_config(args: &TokenArgs, secret: Option<ClientSecret>) -> Result<Config, Failure> {
     build_config_with(args, secret, |builder| builder)
 }
@@ -218,11 +277,15 @@ pub(crate) fn build_config_with(
         .ok_or_else(|| {
             Failure::Config("no client id: pass --client-id ID or set CC_CLIENT_ID".to_owned())
         })?;
-    // Without --auth-method the client is a confidential one (Basic): a forgotten secret is
-    // a mistake to report here, not a public-client request for the server to refuse.
-    let method = args.auth_method.unwrap_or(AuthMethodArg::Basic);
+    // Without --auth-method the client is a confidential one (Basic, or the assertion
+    // method that --private-key or --jwt-alg HS256 names): a forgotten secret is a mistake
+    // to report here, not a public-client request for the server to refuse.
+    let method = auth_method(args)?;
     if secret.is_none() && method.needs_secret() {
-        return Err(Failure::Config(missing_secret_message(args.auth_method)));
+        let named = args
+            .auth_method
+            .or((method != AuthMethodArg::Basic).then_some(method));
+        return Err(Failure::Config(missing_secret_message(named)));
     }
     let mut builder = match issuer {
         Some(issuer) => ConfigBuilder::from_metadata(&discover(issuer)?),
@@ -240,6 +303,9 @@ pub(crate) fn build_config_with(
     }
     if let Some(secret) = secret {
         builder = builder.client_secret(secret);
+    }
+    if method == AuthMethodArg::PrivateKeyJwt {
+        builder = builder.private_key(assertion_key(args)?);
     }
     let scopes = non_empty(&args.scopes);
     if !scopes.is_empty() {

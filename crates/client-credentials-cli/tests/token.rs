@@ -670,3 +670,123 @@ fn a_refused_client_flag_does_not_echo_its_secret() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Signed client assertions
+
+const KEY: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../client-credentials-core/tests/keys/ec-p256.pem"
+);
+
+/// The decoded header and claims of the request's `client_assertion`.
+fn assertion_parts(
+    sent: &client_credentials_testkit::Request,
+) -> (serde_json::Value, serde_json::Value) {
+    use base64::Engine as _;
+    let jwt = sent
+        .param("client_assertion")
+        .expect("an assertion was sent");
+    let part = |i: usize| -> serde_json::Value {
+        let segment = jwt.split('.').nth(i).unwrap();
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(segment)
+            .unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    };
+    assert_eq!(
+        sent.param("client_assertion_type").as_deref(),
+        Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+    );
+    (part(0), part(1))
+}
+
+#[test]
+fn private_key_signs_a_private_key_jwt_assertion_without_a_secret() {
+    // The testkit's endpoint checks no assertion: the client is public there.
+    let server = TestServer::start(TokenEndpoint::new().public_client(ID));
+    let run = Cli::new()
+        .args(["token", "--private-key", KEY, "--key-id", "k-2026"])
+        .env("CC_TOKEN_URL", server.url("/token"))
+        .env("CC_CLIENT_ID", ID)
+        .output();
+    run.assert_code(0);
+    assert_eq!(run.stdout, "token-1\n");
+    let sent = server.last_request().unwrap();
+    assert!(sent.header("authorization").is_none());
+    assert_eq!(sent.param("client_id").as_deref(), Some(ID));
+    assert!(sent.param("client_secret").is_none());
+    let (header, claims) = assertion_parts(&sent);
+    assert_eq!(header["alg"], "ES256");
+    assert_eq!(header["kid"], "k-2026");
+    assert_eq!(claims["iss"], ID);
+    assert_eq!(claims["sub"], ID);
+    assert_eq!(claims["aud"], server.url("/token"));
+}
+
+#[test]
+fn jwt_alg_hs256_signs_with_the_secret_and_sends_it_not() {
+    let server = TestServer::start(TokenEndpoint::new().public_client(ID));
+    let run = cli(&server).args(["--jwt-alg", "HS256"]).output();
+    run.assert_code(0).assert_hides(SECRET);
+    let sent = server.last_request().unwrap();
+    assert!(!sent.body_text().contains("S3cr3t"));
+    assert!(sent.header("authorization").is_none());
+    assert_eq!(assertion_parts(&sent).0["alg"], "HS256");
+}
+
+#[test]
+fn unusable_keys_and_contradictions_exit_2_before_sending() {
+    let server = TestServer::start(TokenEndpoint::new().public_client(ID));
+    let base = || {
+        Cli::new()
+            .args(["token"])
+            .env("CC_TOKEN_URL", server.url("/token"))
+            .env("CC_CLIENT_ID", ID)
+    };
+    let missing = base()
+        .args(["--private-key", "/nonexistent/key.pem"])
+        .output();
+    missing.assert_code(2).assert_one_line_error();
+    assert!(
+        missing.stderr.contains("/nonexistent/key.pem"),
+        "{}",
+        missing.stderr
+    );
+    let not_a_key = base()
+        .args([
+            "--private-key",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"),
+        ])
+        .output();
+    not_a_key.assert_code(2);
+    assert!(
+        not_a_key.stderr.contains("Cargo.toml"),
+        "{}",
+        not_a_key.stderr
+    );
+    let wrong_alg = base()
+        .args(["--private-key", KEY, "--jwt-alg", "PS256"])
+        .output();
+    wrong_alg.assert_code(2);
+    assert!(wrong_alg.stderr.contains("PS256"), "{}", wrong_alg.stderr);
+    let both = base()
+        .args(["--private-key", KEY, "--auth-method", "post"])
+        .output();
+    both.assert_code(2);
+    let keyless = base().args(["--auth-method", "private-key-jwt"]).output();
+    keyless.assert_code(2);
+    assert!(
+        keyless.stderr.contains("--private-key"),
+        "{}",
+        keyless.stderr
+    );
+    let no_secret = base().args(["--jwt-alg", "HS256"]).output();
+    no_secret.assert_code(2);
+    assert!(
+        no_secret.stderr.contains("client-secret-jwt"),
+        "{}",
+        no_secret.stderr
+    );
+    assert_eq!(server.count("/token"), 0, "nothing was sent");
+}
