@@ -123,7 +123,7 @@ impl FuzzArgs {
 }
 
 /// Seconds each fuzz target runs in the suite.
-const FUZZ_SMOKE_SECS: u64 = 20;
+const FUZZ_SMOKE_SECS: u64 = 10;
 
 /// The workspace root. `cargo run` sets `CARGO_MANIFEST_DIR` when it starts the binary, so
 /// that one is read first: the compile-time value names whichever checkout the binary was
