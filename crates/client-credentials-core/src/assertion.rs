@@ -139,7 +139,6 @@ pub struct AssertionKey {
     x5t: Option<String>,
     /// Also send `x5t` when a certificate is set.
     sha1_thumbprint: bool,
-    certificate: Option<Arc<Vec<u8>>>,
 }
 
 enum Key {
@@ -239,7 +238,6 @@ impl AssertionKey {
             x5t_s256: None,
             x5t: None,
             sha1_thumbprint: false,
-            certificate: None,
         })
     }
 
@@ -280,11 +278,10 @@ impl AssertionKey {
     pub fn with_certificate_pem(mut self, pem: &str) -> Result<Self, ConfigError> {
         let cert = CertificateDer::from_pem_slice(pem.as_bytes())
             .map_err(|_| invalid_key("no PEM certificate"))?;
-        let der = cert.as_ref().to_vec();
-        self.x5t_s256 = Some(URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA256, &der)));
+        let der = cert.as_ref();
+        self.x5t_s256 = Some(URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA256, der)));
         self.x5t =
-            Some(URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, &der)));
-        self.certificate = Some(Arc::new(der));
+            Some(URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, der)));
         Ok(self)
     }
 
