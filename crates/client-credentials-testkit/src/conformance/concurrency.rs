@@ -58,8 +58,16 @@ pub fn many_callers_on_a_cold_cache_make_one_request<H: Harness>() {
 }
 
 /// One failed fetch (the answer takes 300 ms) is the answer of every caller waiting for it.
+///
+/// The 503 asks for two minutes of quiet, so that a caller that a loaded machine starts only
+/// after the answer came meets that backoff, with the same error, rather than a jittered
+/// one that may already be over: one request whatever the scheduling.
 pub fn one_failure_is_shared_by_every_waiter<H: Harness>() {
-    let server = TestServer::start(Reply::new(503).delay(Duration::from_millis(300)));
+    let server = TestServer::start(
+        Reply::new(503)
+            .header("retry-after", "120")
+            .delay(Duration::from_millis(300)),
+    );
     let client = client::<H>(&server);
     for answer in client.concurrent_tokens(H::CALLERS) {
         assert!(answer.unwrap_err().to_string().contains("503"));
