@@ -203,6 +203,18 @@ pub enum ConfigError {
     /// A timeout is zero.
     #[error("a request timeout must be greater than zero")]
     ZeroTimeout,
+    /// An [`AssertionSource`](crate::AssertionSource) names nothing: an empty path, or an
+    /// empty variable name or one holding `=`.
+    #[error("client assertion source {0} names nothing")]
+    InvalidAssertionSource(String),
+    /// Both a private key and an assertion source were given: a client authenticates with
+    /// one credential.
+    #[error("give either a private key or a client assertion source, not both")]
+    ConflictingAssertion,
+    /// An assertion source was given with a method other than `private_key_jwt`, which is
+    /// the method that carries it.
+    #[error("a client assertion source is sent with private_key_jwt, not {0}")]
+    AssertionSourceMethod(&'static str),
 }
 
 /// A validated client configuration. Cheap to clone (shared behind an [`Arc`]).
@@ -242,6 +254,8 @@ pub(crate) struct Inner {
     /// How `private_key_jwt` and `client_secret_jwt` make their assertions.
     #[cfg(feature = "jwt")]
     pub(crate) assertion: Option<crate::assertion::AssertionConfig>,
+    /// Where `private_key_jwt` reads an assertion made elsewhere, before every request.
+    pub(crate) assertion_source: Option<crate::AssertionSource>,
 }
 
 impl fmt::Debug for Config {
@@ -255,6 +269,7 @@ impl fmt::Debug for Config {
             .field("body_format", &i.body_format)
             .field("defaults", &i.defaults)
             .field("assertion", &self.assertion_debug())
+            .field("assertion_source", &i.assertion_source)
             .field("max_body", &i.max_body)
             .field("missing_lifetime", &i.missing_lifetime)
             .finish_non_exhaustive()
@@ -306,6 +321,15 @@ impl Config {
     #[must_use]
     pub fn client_secret(&self) -> Option<&ClientSecret> {
         self.inner.client_secret.as_ref()
+    }
+
+    /// Where the client assertion is read before every request, if it is made elsewhere
+    /// ([`ConfigBuilder::client_assertion`]). A transport reads it, checks it with
+    /// [`AssertionSource::accept`](crate::AssertionSource::accept) and adds it with
+    /// [`driver::attach_assertion`](crate::driver::attach_assertion).
+    #[must_use]
+    pub fn assertion_source(&self) -> Option<&crate::AssertionSource> {
+        self.inner.assertion_source.as_ref()
     }
 
     /// The client authentication method.
@@ -383,6 +407,7 @@ pub struct ConfigBuilder {
     assertion_lifetime: Option<std::time::Duration>,
     #[cfg(feature = "jwt")]
     assertion_not_before: bool,
+    assertion_source: Option<crate::AssertionSource>,
     /// The discovered `token_endpoint_auth_methods_supported`
     /// ([`ConfigBuilder::from_metadata`]): picks the auth method when none is set.
     pub(crate) server_auth_methods: Option<Vec<String>>,
@@ -528,6 +553,18 @@ impl ConfigBuilder {
         self
     }
 
+    /// Authenticates with `private_key_jwt`, the assertion made elsewhere and read from
+    /// `source` before every token request: workload identity federation (a Kubernetes
+    /// projected service-account token, `AZURE_FEDERATED_TOKEN_FILE`, a CI identity token).
+    /// No key is needed and no feature; [`crate::federated`] has the sources and the
+    /// checks.
+    #[must_use]
+    pub fn client_assertion(mut self, source: crate::AssertionSource) -> Self {
+        self.assertion_source = Some(source);
+        self.auth_method = Some(AuthMethod::PrivateKeyJwt);
+        self
+    }
+
     /// Authenticates with `private_key_jwt`: each token request carries a JWT signed with
     /// `key` (feature `jwt`; [`crate::assertion`] has the claims and the algorithms).
     #[cfg(feature = "jwt")]
@@ -572,6 +609,7 @@ impl ConfigBuilder {
     ) -> Result<Option<crate::assertion::AssertionConfig>, ConfigError> {
         use crate::assertion::{AssertionConfig, DEFAULT_ASSERTION_LIFETIME, Signer};
         let signer = match auth_method {
+            AuthMethod::PrivateKeyJwt if self.assertion_source.is_some() => return Ok(None),
             AuthMethod::PrivateKeyJwt => {
                 Signer::Key(self.private_key.clone().ok_or(ConfigError::MissingKey)?)
             }
@@ -658,13 +696,25 @@ impl ConfigBuilder {
             }
             _ => {}
         }
+        if let Some(source) = &self.assertion_source {
+            source.validate()?;
+            #[cfg(feature = "jwt")]
+            if self.private_key.is_some() {
+                return Err(ConfigError::ConflictingAssertion);
+            }
+            if auth_method != AuthMethod::PrivateKeyJwt {
+                return Err(ConfigError::AssertionSourceMethod(auth_method.name()));
+            }
+        }
         #[cfg(feature = "jwt")]
         let assertion = self.assertion(&auth_method)?;
         #[cfg(not(feature = "jwt"))]
-        if matches!(
-            auth_method,
-            AuthMethod::PrivateKeyJwt | AuthMethod::ClientSecretJwt
-        ) {
+        if self.assertion_source.is_none()
+            && matches!(
+                auth_method,
+                AuthMethod::PrivateKeyJwt | AuthMethod::ClientSecretJwt
+            )
+        {
             return Err(ConfigError::InvalidKey(format!(
                 "{} needs the `jwt` feature",
                 auth_method.name()
@@ -701,6 +751,7 @@ impl ConfigBuilder {
                 extra_token_types: self.extra_token_types,
                 #[cfg(feature = "jwt")]
                 assertion,
+                assertion_source: self.assertion_source,
             }),
         })
     }

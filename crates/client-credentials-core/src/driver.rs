@@ -45,6 +45,35 @@ use crate::request::CacheKey;
 use crate::session::{Action, Cache, Event, Failure, Outcome, Policy, RequestId};
 use crate::token::Token;
 
+/// `http` (a token request of [`Action::Send`] for a client whose assertion is made elsewhere,
+/// [`Config::assertion_source`](crate::Config::assertion_source)) with the assertion read
+/// for it just now. Read the source anew for every request: the assertion rotates.
+///
+/// ```
+/// # use client_credentials::{AssertionSource, BodyFormat, Config};
+/// # use client_credentials::federated::Read;
+/// let config = Config::builder()
+///     .token_url("https://as.example.com/token")
+///     .client_id("workload")
+///     .client_assertion(AssertionSource::env("ID_TOKEN"))
+///     .body_format(BodyFormat::Json)
+///     .build()?;
+/// let jwt = config.assertion_source().unwrap().accept(Read::Env(Some("aGQ.cGw.c2ln".into())))?;
+/// let http = client_credentials::driver::attach_assertion(config.default_request().to_http(), &jwt);
+/// assert_eq!(
+///     std::str::from_utf8(http.body())?,
+///     r#"{"grant_type":"client_credentials","client_id":"workload","client_assertion_type":"urn:ietf:params:oauth:client-assertion-type:jwt-bearer","client_assertion":"aGQ.cGw.c2ln"}"#,
+/// );
+/// # Ok::<_, Box<dyn std::error::Error>>(())
+/// ```
+#[must_use]
+pub fn attach_assertion(
+    http: crate::HttpRequest,
+    assertion: &crate::ClientAssertion,
+) -> crate::HttpRequest {
+    crate::request::attach_assertion(http, assertion.expose_secret())
+}
+
 /// An adapter's `Error`, one definition for both adapters: the variants every adapter has
 /// (`Token`, `Endpoint`, `Config`, `Stored`), then the adapter's own (given in braces,
 /// after the enum's docs), and the methods that classify it, each asking the

@@ -464,6 +464,11 @@ pub enum TokenError {
         /// How many tokens in a row were rejected early.
         attempts: u32,
     },
+    /// Not an answer of the token endpoint: the client assertion could not be read from its
+    /// [`AssertionSource`](crate::AssertionSource) (a missing or empty file, an unset
+    /// variable, a failed function), so nothing was sent. Retryable: a projected token may
+    /// not be written yet.
+    Assertion(crate::federated::AssertionError),
 }
 
 /// The endpoint that gave an error, as its message names it: a [`TokenError`] by itself is
@@ -586,6 +591,7 @@ impl fmt::Display for AtEndpoint<'_> {
                 f,
                 "the resource server keeps rejecting fresh tokens ({attempts} in a row)"
             ),
+            TokenError::Assertion(e) => write!(f, "{noun} request not sent: {e}"),
         }
     }
 }
@@ -600,6 +606,7 @@ impl std::error::Error for TokenError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Self::Transport(e) => Some(e),
+            Self::Assertion(e) => Some(e),
             _ => None,
         }
     }
@@ -643,7 +650,7 @@ impl TokenError {
             | Self::Server { status, .. }
             | Self::InvalidResponse { status, .. } => Some(*status),
             Self::TooLarge { status, .. } => *status,
-            Self::Transport(_) | Self::RejectedByResource { .. } => None,
+            Self::Transport(_) | Self::RejectedByResource { .. } | Self::Assertion(_) => None,
         }
     }
 
@@ -740,7 +747,10 @@ impl TokenError {
                     redact_in(&mut excerpt.0, value);
                 }
             }
-            Self::TooLarge { .. } | Self::Transport(_) | Self::RejectedByResource { .. } => {}
+            Self::TooLarge { .. }
+            | Self::Transport(_)
+            | Self::RejectedByResource { .. }
+            | Self::Assertion(_) => {}
         }
     }
 
@@ -832,7 +842,8 @@ impl TokenError {
             Self::RateLimited { .. }
             | Self::Server { .. }
             | Self::Transport(_)
-            | Self::RejectedByResource { .. } => true,
+            | Self::RejectedByResource { .. }
+            | Self::Assertion(_) => true,
             Self::Rejected { error, .. } => error.code.is_retryable(),
             Self::InvalidResponse { status, .. } => {
                 status.is_server_error()

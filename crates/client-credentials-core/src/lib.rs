@@ -71,6 +71,7 @@ mod credential;
 mod discovery;
 pub mod driver;
 mod error;
+pub mod federated;
 mod introspection;
 #[cfg(feature = "metrics")]
 pub mod metrics;
@@ -99,6 +100,7 @@ pub use error::{
     AtEndpoint, DescriptionMember, Endpoint, EndpointError, ErrorCode, ErrorDialect, Excerpt,
     OAuthError, ResponseProblem, TokenError, TransportError, TransportErrorKind,
 };
+pub use federated::{AssertionError, AssertionSource, ClientAssertion};
 pub use introspection::{Introspection, PendingIntrospection, PendingRevocation};
 pub use request::{
     CacheKey, HttpRequest, Params, RESERVED_HEADERS, SecretBody, TokenParams, TokenRequest,

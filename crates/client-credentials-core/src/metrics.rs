@@ -139,6 +139,7 @@ pub const HITS_PUBLISH_INTERVAL: Duration = Duration::from_secs(5);
 /// | `timeout` | a transport timeout |
 /// | `transport` | any other transport failure (connect, TLS, I/O) |
 /// | `rejected_by_resource` | resource servers kept rejecting fresh tokens |
+/// | `assertion_unavailable` | the client assertion could not be read from its source; nothing was sent |
 ///
 /// Beside these, [`SUCCESS`] and [`ABANDONED`].
 ///
@@ -178,6 +179,7 @@ pub fn outcome(error: &TokenError) -> &'static str {
         TokenError::Transport(e) if e.kind() == TransportErrorKind::Timeout => "timeout",
         TokenError::Transport(_) => "transport",
         TokenError::RejectedByResource { .. } => "rejected_by_resource",
+        TokenError::Assertion(_) => "assertion_unavailable",
     }
 }
 
@@ -398,6 +400,13 @@ mod tests {
             (
                 TokenError::RejectedByResource { attempts: 4 },
                 "rejected_by_resource",
+            ),
+            (
+                TokenError::Assertion(crate::AssertionError {
+                    source: "file /t".to_owned(),
+                    problem: crate::federated::AssertionProblem::Empty,
+                }),
+                "assertion_unavailable",
             ),
         ];
         for (error, class) in cases {

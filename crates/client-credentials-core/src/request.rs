@@ -794,6 +794,31 @@ fn assemble(uri: http::Uri, prepared: &Prepared) -> HttpRequest {
     HttpRequest(Box::new(request))
 }
 
+/// `http` with `client_assertion` added at the end of its body, in the body's format (the
+/// core built it, with `client_assertion_type` already in place).
+pub(crate) fn attach_assertion(mut http: HttpRequest, assertion: &str) -> HttpRequest {
+    let json = http
+        .headers()
+        .get(CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    let body = &mut http.0.body_mut().0;
+    if json {
+        // The object the core wrote, never empty (`grant_type` comes first).
+        if body.last() == Some(&b'}') {
+            body.pop();
+        }
+        body.extend_from_slice(b",\"client_assertion\":");
+        body.extend_from_slice(serde_json::Value::from(assertion).to_string().as_bytes());
+        body.push(b'}');
+    } else {
+        body.extend_from_slice(b"&client_assertion=");
+        for part in form_urlencoded::byte_serialize(assertion.as_bytes()) {
+            body.extend_from_slice(part.as_bytes());
+        }
+    }
+    http
+}
+
 /// The method part of a cache key for a signed assertion: the method, and the identity of
 /// the credential (the key's thumbprint and id, the audience; never key material).
 fn assertion_identity(i: &crate::config::Inner) -> String {
@@ -804,6 +829,7 @@ fn assertion_identity(i: &crate::config::Inner) -> String {
         .map(crate::assertion::AssertionConfig::identity);
     #[cfg(not(feature = "jwt"))]
     let identity: Option<String> = None;
+    let identity = identity.or_else(|| i.assertion_source.as_ref().map(|s| s.identity()));
     format!("{}:{}", i.auth_method.name(), identity.unwrap_or_default())
 }
 

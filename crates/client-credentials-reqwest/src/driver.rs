@@ -188,6 +188,15 @@ impl Shared {
             let Some(permit) = self.consult_store(flight.id).await else {
                 return flight.answered();
             };
+            let http =
+                match transport::with_assertion(&self.config, http, self.timeouts.overall).await {
+                    Ok(http) => http,
+                    Err(error) => {
+                        tracing::warn!(error = %error, "token request not sent");
+                        let _unpublished = flight.complete(Err(Failure::Error(error)));
+                        return;
+                    }
+                };
             tracing::debug!("sending token request");
             let started = Instant::now();
             let exchange = transport::send(

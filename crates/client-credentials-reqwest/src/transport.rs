@@ -171,6 +171,71 @@ fn is_tls(error: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
+/// `http` with the client assertion read from the config's
+/// [`AssertionSource`](client_credentials_core::AssertionSource), if it has one: read for
+/// this request, because it rotates. A file or blocking function runs on tokio's blocking
+/// pool and an async function is awaited, each for no longer than `limit` (the request's
+/// own timeout): a hung mount or identity service fails the fetch instead of holding it.
+pub(crate) async fn with_assertion(
+    config: &client_credentials_core::Config,
+    http: HttpRequest,
+    limit: Duration,
+) -> Result<HttpRequest, TokenError> {
+    use client_credentials_core::federated::{Plan, Read};
+    let Some(source) = config.assertion_source() else {
+        return Ok(http);
+    };
+    let late = || format!("no assertion within {} ms", limit.as_millis());
+    let read = match source.plan() {
+        Plan::Env(name) => Read::Env(std::env::var_os(name)),
+        Plan::Async(read) => match tokio::time::timeout(limit, read()).await {
+            Ok(answer) => Read::Function(answer),
+            Err(_) => Read::Function(Err(late().into())),
+        },
+        _ => {
+            let owned = config.clone();
+            let blocking = tokio::task::spawn_blocking(move || read_blocking(&owned));
+            match tokio::time::timeout(limit, blocking).await {
+                Ok(Ok(read)) => read,
+                Ok(Err(panicked)) => Read::Function(Err(panicked.to_string().into())),
+                Err(_) => Read::File(Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    late(),
+                ))),
+            }
+        }
+    };
+    let assertion = source.accept(read).map_err(TokenError::Assertion)?;
+    Ok(client_credentials_core::driver::attach_assertion(
+        http, &assertion,
+    ))
+}
+
+/// Reads a file source (at most one byte past the core's cap) or calls a blocking function,
+/// on a blocking-pool thread.
+fn read_blocking(
+    config: &client_credentials_core::Config,
+) -> client_credentials_core::federated::Read {
+    use client_credentials_core::federated::{MAX_ASSERTION_LEN, Plan, Read};
+    use std::io::Read as _;
+    let plan = config
+        .assertion_source()
+        .map(client_credentials_core::AssertionSource::plan);
+    match plan {
+        Some(Plan::File(path)) => {
+            let capped = |file: std::fs::File| -> std::io::Result<Vec<u8>> {
+                let mut bytes = Vec::with_capacity(4096);
+                file.take(MAX_ASSERTION_LEN as u64 + 1)
+                    .read_to_end(&mut bytes)?;
+                Ok(bytes)
+            };
+            Read::File(std::fs::File::open(path).and_then(capped))
+        }
+        Some(Plan::Blocking(read)) => Read::Function(read()),
+        _ => Read::Env(None),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

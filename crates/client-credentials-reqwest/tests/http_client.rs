@@ -173,3 +173,63 @@ fn the_client_and_its_futures_are_send_sync() {
     assert_send(&client.token());
     assert_send(&client.token_for(&TokenParams::new()));
 }
+
+fn federated(server: &TestServer, source: client_credentials_core::AssertionSource) -> Client {
+    let config = Config::builder()
+        .token_url(server.url("/token"))
+        .client_id("workload")
+        .client_assertion(source)
+        .build()
+        .unwrap();
+    Client::builder(config)
+        .timeout(Duration::from_millis(500))
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_async_assertion_source_is_awaited_for_every_fetch_and_bounded_by_the_timeout() {
+    use client_credentials_core::AssertionSource;
+    use client_credentials_core::federated::AssertionProblem;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let server = TestServer::start(TokenEndpoint::new());
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&calls);
+    let source = AssertionSource::from_async_fn(move || {
+        let n = counted.fetch_add(1, Ordering::SeqCst);
+        async move {
+            tokio::task::yield_now().await;
+            Ok(format!("aGVhZGVy.cGF5bG9hZA{n}.c2ln"))
+        }
+    });
+    let client = federated(&server, source);
+    let first = client.token().await.unwrap();
+    assert!(client.invalidate(first.access_token()));
+    client.token().await.unwrap();
+    let sent: Vec<_> = server
+        .requests()
+        .iter()
+        .map(|r| r.param("client_assertion"))
+        .collect();
+    assert_eq!(
+        sent,
+        [
+            Some("aGVhZGVy.cGF5bG9hZA0.c2ln".to_owned()),
+            Some("aGVhZGVy.cGF5bG9hZA1.c2ln".to_owned())
+        ]
+    );
+
+    // An identity service that never answers fails the fetch within the timeout.
+    let hung = AssertionSource::from_async_fn(std::future::pending);
+    let error = token_error(federated(&server, hung).token().await);
+    let TokenError::Assertion(e) = &error else {
+        panic!("expected an assertion error, got {error:?}")
+    };
+    assert!(
+        matches!(&e.problem, AssertionProblem::Function(m) if m.contains("no assertion within 500 ms")),
+        "{e:?}"
+    );
+    assert_eq!(server.request_count(), 2);
+}

@@ -470,6 +470,14 @@ impl InFlight {
             StoreAnswer::Answered => return,
             StoreAnswer::Send(permit) => permit,
         };
+        let http = match transport::with_assertion(config, http) {
+            Ok(http) => http,
+            Err(error) => {
+                tracing::warn!(error = %error, "token request not sent");
+                let _unpublished = self.complete(Err(Failure::Error(error)));
+                return;
+            }
+        };
         let started = Instant::now();
         tracing::debug!("sending token request");
         let exchange = transport::send(&shared.agent, http, shared.timeouts, config.max_body());

@@ -246,6 +246,35 @@ fn transport_kind(error: &ureq::Error) -> TransportErrorKind {
     }
 }
 
+/// `http` with the client assertion read from the config's
+/// [`AssertionSource`](client_credentials_core::AssertionSource), if it has one: read now, on
+/// this thread (never under the cache's lock), because it rotates. A file is read up to one
+/// byte past the core's cap, so that a huge file costs no more than that.
+pub(crate) fn with_assertion(
+    config: &client_credentials_core::Config,
+    http: HttpRequest,
+) -> Result<HttpRequest, TokenError> {
+    use client_credentials_core::federated::{MAX_ASSERTION_LEN, Plan, Read};
+    let Some(source) = config.assertion_source() else {
+        return Ok(http);
+    };
+    let read = match source.plan() {
+        Plan::File(path) => Read::File(std::fs::File::open(path).and_then(|file| {
+            let mut bytes = Vec::new();
+            file.take(MAX_ASSERTION_LEN as u64 + 1)
+                .read_to_end(&mut bytes)
+                .map(|_| bytes)
+        })),
+        Plan::Env(name) => Read::Env(std::env::var_os(name)),
+        Plan::Blocking(read) => Read::Function(read()),
+        _ => return Err(TokenError::Assertion(source.unreadable_here())),
+    };
+    let assertion = source.accept(read).map_err(TokenError::Assertion)?;
+    Ok(client_credentials_core::driver::attach_assertion(
+        http, &assertion,
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

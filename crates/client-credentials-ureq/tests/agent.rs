@@ -58,3 +58,29 @@ fn the_client_is_send_sync_and_cheap_to_clone() {
     assert_send_sync_clone::<Client>();
     assert_send_sync_clone::<Error>();
 }
+
+#[test]
+fn an_async_assertion_source_is_refused_without_a_request() {
+    use client_credentials_core::federated::AssertionProblem;
+    use client_credentials_core::{AssertionSource, TokenError};
+
+    let server = TestServer::start(TokenEndpoint::new());
+    let config = Config::builder()
+        .token_url(server.url("/token"))
+        .client_id("workload")
+        .client_assertion(AssertionSource::from_async_fn(|| async {
+            Ok("aGQ.cGw.c2ln".to_owned())
+        }))
+        .build()
+        .unwrap();
+    let error = Client::new(config).token().unwrap_err();
+    let Error::Token(TokenError::Assertion(e)) = &error else {
+        panic!("expected an assertion error, got {error:?}")
+    };
+    assert_eq!(e.problem, AssertionProblem::NeedsAsync);
+    assert_eq!(
+        error.to_string(),
+        "token request not sent: assertion function is async and this client cannot await it"
+    );
+    assert_eq!(server.request_count(), 0);
+}

@@ -39,6 +39,7 @@ pub mod concurrency;
 pub mod discovery;
 pub mod everyday;
 pub mod faults;
+pub mod federated;
 pub mod fetch;
 pub mod logs;
 pub mod proxy;
@@ -544,6 +545,11 @@ macro_rules! conformance_suite {
                 a_failed_refresh_keeps_serving_the_valid_token_until_its_usable_life_ends,
                 the_cache_stays_bounded_and_a_used_shape_is_never_evicted,
                 reads_never_create_a_cache_entry,
+            }
+            federated {
+                an_assertion_file_is_read_again_for_every_fetch,
+                an_unusable_assertion_file_sends_nothing,
+                function_and_environment_sources,
             }
             discovery {
                 discovery_reads_the_metadata_and_the_config_fetches_a_token,
