@@ -760,6 +760,79 @@ fn an_expired_assertion_is_invalid_client() {
     );
 }
 
+/// A workload identity token in a file (the Kubernetes projected token pattern), made here
+/// by signing an assertion for the ES256 client at `nonce`: the file is read again for every
+/// fetch, so a token rotated between two fetches is the one the provider sees. Sending the
+/// first one twice would be refused as a replay, so the second token proves the re-read;
+/// writing the first back proves that the provider checks what the file holds.
+#[test]
+#[ignore = "needs oidc-provider from npm: run cargo xtask test"]
+fn a_federated_assertion_file_rotated_between_fetches_is_read_again() {
+    let signer = signed("es256-client", key("ec-p256.pem")).build().unwrap();
+    let request = signer.default_request();
+    let mint = |nonce: u128| {
+        let http = request.to_http_at(SystemTime::now(), nonce);
+        form_urlencoded::parse(http.body())
+            .find(|(name, _)| name == "client_assertion")
+            .map(|(_, value)| value.into_owned())
+            .unwrap()
+    };
+    let dir = std::env::temp_dir();
+    for (adapter, nonce) in [("ureq", 100), ("reqwest", 200)] {
+        let path = dir.join(format!("cc-interop-{}-{adapter}.jwt", std::process::id()));
+        let first = mint(nonce);
+        std::fs::write(&path, format!("{first}\n")).unwrap();
+        let config = Config::builder()
+            .token_url(provider().url("/token"))
+            .client_id("es256-client")
+            .client_assertion(client_credentials::AssertionSource::file(&path))
+            .build()
+            .unwrap();
+        let rotate = |contents: &str| std::fs::write(&path, contents).unwrap();
+        let outcomes: Vec<Result<Token, TokenError>> = if adapter == "ureq" {
+            let client = ureq_client(config);
+            let fetch = || {
+                let outcome = client.token().map(|t| (*t).clone());
+                if let Ok(token) = &outcome {
+                    client.invalidate(token.access_token());
+                }
+                outcome.map_err(|e| e.token_error().cloned().unwrap())
+            };
+            let one = fetch();
+            rotate(&mint(nonce + 1));
+            let two = fetch();
+            rotate(&first);
+            vec![one, two, fetch()]
+        } else {
+            runtime().block_on(async {
+                let client = reqwest_client(config);
+                let mut outcomes = Vec::new();
+                for step in 0..3 {
+                    match step {
+                        1 => rotate(&mint(nonce + 1)),
+                        2 => rotate(&first),
+                        _ => {}
+                    }
+                    let outcome = client.token().await.map(|t| (*t).clone());
+                    if let Ok(token) = &outcome {
+                        client.invalidate(token.access_token());
+                    }
+                    outcomes.push(outcome.map_err(|e| e.token_error().cloned().unwrap()));
+                }
+                outcomes
+            })
+        };
+        let _ = std::fs::remove_file(&path);
+        assert!(outcomes[0].is_ok(), "{adapter}: {:?}", outcomes[0]);
+        assert!(outcomes[1].is_ok(), "{adapter}, rotated: {:?}", outcomes[1]);
+        let replay = outcomes[2].as_ref().unwrap_err();
+        assert!(
+            replay.is_invalid_client(),
+            "{adapter}, replayed: {replay:?}"
+        );
+    }
+}
+
 /// Discovery against the provider's own metadata, through both adapters. oidc-provider
 /// (9.13.3) serves both documents, so `discover` stops at RFC 8414's; its OpenID Connect
 /// document (the fallback) is read through the core's second step and must say the same.

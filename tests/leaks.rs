@@ -476,6 +476,80 @@ fn signed_assertions_echoed_by_the_server() {
     case.assert_clean();
 }
 
+/// Federated assertions: a workload token in a file, echoed back by a refusing server in
+/// its description and `WWW-Authenticate`, then used for a token; and a function source
+/// whose assertion is refused the same way. The assertion, read and formatted
+/// ([`client_credentials::ClientAssertion`]), must not show anywhere.
+#[test]
+fn federated_assertions_echoed_by_the_server() {
+    capture();
+    let mut case = Case::new("federated");
+    let assertion = format!(
+        "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ{}In0.WoRkLoAdSiGnAtUrE{}",
+        case.id.replace('-', ""),
+        "Qx7Zp2Lm9Vb4Nc8"
+    );
+    let echo = |request: &Request| {
+        let sent = request.param("client_assertion").unwrap_or_default();
+        Reply::oauth_error(
+            401,
+            "invalid_client",
+            Some(&format!("bad assertion {sent}")),
+        )
+        .header(
+            "www-authenticate",
+            &format!(r#"Bearer error="invalid_client", error_description="{sent}""#),
+        )
+    };
+    let refusing = TestServer::start(echo);
+    let issuing = TestServer::start(
+        TokenEndpoint::new()
+            .public_client(&case.id)
+            .prefix(&case.token_prefix),
+    );
+    let path = std::env::temp_dir().join(format!("cc-leak-{}.jwt", std::process::id()));
+    std::fs::write(&path, format!("{assertion}\n")).unwrap();
+    let file = client_credentials::AssertionSource::file(&path);
+    let read = file
+        .accept(client_credentials::federated::Read::File(Ok(assertion
+            .clone()
+            .into_bytes())))
+        .unwrap();
+    case.debug(&read);
+    case.debug(&file);
+    let from_fn = {
+        let assertion = assertion.clone();
+        client_credentials::AssertionSource::from_fn(move || Ok(assertion.clone()))
+    };
+    for source in [file.clone(), from_fn] {
+        let config = Config::builder()
+            .token_url(refusing.url("/token"))
+            .client_id(&case.id)
+            .client_assertion(source)
+            .build()
+            .unwrap();
+        case.debug(&config);
+        case.debug(&config.default_request());
+        for_each_adapter!(refused(&mut case, &config));
+    }
+    let issuing_config = Config::builder()
+        .token_url(issuing.url("/token"))
+        .client_id(&case.id)
+        .client_assertion(file)
+        .build()
+        .unwrap();
+    for_each_adapter!(fetch(&mut case, &issuing_config));
+    let _ = std::fs::remove_file(&path);
+    for request in refusing.requests().iter().chain(issuing.requests().iter()) {
+        assert_eq!(request.param("client_assertion"), Some(assertion.clone()));
+    }
+    let (signed, signature) = assertion.rsplit_once('.').unwrap();
+    case.extra.push(signature.to_owned());
+    case.extra.push(signed.to_owned());
+    assert_eq!(refusing.request_count(), 4);
+    case.assert_clean();
+}
+
 /// The tower layer on a hyper-util client: a fetch, a 401 that quotes the token (retried),
 /// a refusal that echoes the secret; the layer, its service, its answers and its errors are
 /// formatted.

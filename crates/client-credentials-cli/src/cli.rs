@@ -303,6 +303,18 @@ pub(crate) struct TokenArgs {
     )]
     pub(crate) private_key: Option<PathBuf>,
 
+    /// Authenticate with private_key_jwt, the assertion made elsewhere: read this file for
+    /// every request (a Kubernetes projected service-account token,
+    /// AZURE_FEDERATED_TOKEN_FILE). A missing or empty file sends nothing; the exit code is 2
+    #[arg(
+        long,
+        env = "CC_CLIENT_ASSERTION_FILE",
+        value_name = "PATH",
+        conflicts_with = "private_key",
+        help_heading = "Signed client assertions"
+    )]
+    pub(crate) client_assertion_file: Option<PathBuf>,
+
     /// The assertion's signing algorithm [default: the key's: RS256, ES256 or EdDSA]. PS256
     /// for an RSA key; HS256 signs with the client secret (client_secret_jwt)
     #[arg(

@@ -62,6 +62,8 @@ impl Failure {
             Self::Config(_) => "config",
             Self::Output(_) => "output",
             Self::Token(e, _) => match e {
+                // --client-assertion-file is missing, empty or not a JWT: nothing was sent.
+                TokenError::Assertion(_) => "config",
                 TokenError::Rejected { .. } => "rejected",
                 TokenError::RateLimited { .. } => "rate_limited",
                 TokenError::Server { .. } => "server_error",
@@ -89,6 +91,7 @@ impl Failure {
 
 fn token_exit(error: &TokenError) -> Exit {
     match error {
+        TokenError::Assertion(_) => Exit::Usage,
         TokenError::Rejected { .. } if !error.is_retryable() => Exit::Rejected,
         TokenError::RateLimited { .. }
         | TokenError::Server { .. }

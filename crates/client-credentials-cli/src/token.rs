@@ -197,6 +197,22 @@ fn non_empty(values: &[String]) -> Vec<String> {
 /// HS256` implies, or Basic; a contradiction is a configuration error.
 fn auth_method(args: &TokenArgs) -> Result<AuthMethodArg, Failure> {
     let hs256 = args.jwt_alg == Some(JwtAlgArg::Hs256);
+    if args.client_assertion_file.is_some() {
+        if args.jwt_alg.is_some() || args.key_id.is_some() {
+            return Err(Failure::Config(
+                "--client-assertion-file sends an assertion made elsewhere: --jwt-alg and \
+                 --key-id sign with --private-key"
+                    .to_owned(),
+            ));
+        }
+        return match args.auth_method {
+            None | Some(AuthMethodArg::PrivateKeyJwt) => Ok(AuthMethodArg::PrivateKeyJwt),
+            Some(_) => Err(Failure::Config(
+                "--client-assertion-file is sent with private_key_jwt, not another --auth-method"
+                    .to_owned(),
+            )),
+        };
+    }
     let method = match (args.private_key.is_some(), args.auth_method) {
         (true, None | Some(AuthMethodArg::PrivateKeyJwt)) if !hs256 => AuthMethodArg::PrivateKeyJwt,
         (true, _) => {
@@ -209,7 +225,9 @@ fn auth_method(args: &TokenArgs) -> Result<AuthMethodArg, Failure> {
         (false, None) if hs256 => AuthMethodArg::ClientSecretJwt,
         (false, Some(AuthMethodArg::PrivateKeyJwt)) => {
             return Err(Failure::Config(
-                "--auth-method private-key-jwt needs --private-key PATH".to_owned(),
+                "--auth-method private-key-jwt needs --private-key PATH or \
+                 --client-assertion-file PATH"
+                    .to_owned(),
             ));
         }
         (false, method) => method.unwrap_or(AuthMethodArg::Basic),
@@ -304,7 +322,9 @@ pub(crate) fn build_config_with(
     if let Some(secret) = secret {
         builder = builder.client_secret(secret);
     }
-    if method == AuthMethodArg::PrivateKeyJwt {
+    if let Some(file) = &args.client_assertion_file {
+        builder = builder.client_assertion(client_credentials_core::AssertionSource::file(file));
+    } else if method == AuthMethodArg::PrivateKeyJwt {
         builder = builder.private_key(assertion_key(args)?);
     }
     let scopes = non_empty(&args.scopes);

@@ -790,3 +790,58 @@ fn unusable_keys_and_contradictions_exit_2_before_sending() {
     );
     assert_eq!(server.count("/token"), 0, "nothing was sent");
 }
+
+#[test]
+fn client_assertion_file_sends_what_the_file_holds_and_a_missing_file_sends_nothing() {
+    let server = TestServer::start(TokenEndpoint::new().public_client(ID));
+    let dir = TempDir::new("assertion");
+    let file = dir.path().join("token.jwt");
+    let jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ3b3JrbG9hZCJ9.c2lnbmF0dXJl";
+    std::fs::write(&file, format!("{jwt}\n")).unwrap();
+    let base = || {
+        Cli::new()
+            .args(["token"])
+            .env("CC_TOKEN_URL", server.url("/token"))
+            .env("CC_CLIENT_ID", ID)
+    };
+    let run = base()
+        .args(["--client-assertion-file", file.to_str().unwrap()])
+        .output();
+    run.assert_code(0).assert_hides(jwt);
+    let sent = server.last_request().unwrap();
+    assert_eq!(sent.param("client_assertion").as_deref(), Some(jwt));
+    assert_eq!(
+        sent.param("client_assertion_type").as_deref(),
+        Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+    );
+    assert_eq!(sent.param("client_id").as_deref(), Some(ID));
+    assert!(sent.header("authorization").is_none());
+
+    std::fs::write(&file, "").unwrap();
+    let empty = base()
+        .args(["--json", "--client-assertion-file", file.to_str().unwrap()])
+        .output();
+    empty.assert_code(2);
+    let error: serde_json::Value = serde_json::from_str(&empty.stdout).unwrap();
+    assert_eq!(error["error"]["kind"], "config", "{error}");
+    assert!(
+        error.to_string().contains("token.jwt") && error.to_string().contains("is empty"),
+        "{error}"
+    );
+    let missing = dir.path().join("absent.jwt");
+    let absent = base()
+        .args(["--client-assertion-file", missing.to_str().unwrap()])
+        .output();
+    absent.assert_code(2).assert_one_line_error();
+    assert!(absent.stderr.contains("absent.jwt"), "{}", absent.stderr);
+    let with_key = base()
+        .args(["--client-assertion-file", file.to_str().unwrap()])
+        .args(["--private-key", KEY])
+        .output();
+    with_key.assert_code(2);
+    assert_eq!(
+        server.count("/token"),
+        1,
+        "only the first run sent anything"
+    );
+}
