@@ -760,6 +760,51 @@ fn an_expired_assertion_is_invalid_client() {
     );
 }
 
+/// Revocation and introspection authenticate the client as the token request does: a
+/// `private_key_jwt` and a `client_secret_jwt` client each send a freshly signed
+/// assertion (oidc-provider refuses an unsigned or replayed one), through both adapters.
+#[test]
+#[ignore = "needs oidc-provider from npm: run cargo xtask test"]
+fn assertion_clients_introspect_and_revoke() {
+    let p = provider();
+    let with_endpoints = |builder: ConfigBuilder| {
+        builder
+            .revocation_url(p.url("/token/revocation"))
+            .introspection_url(p.url("/token/introspection"))
+            .build()
+            .unwrap()
+    };
+    let configs = [
+        with_endpoints(signed("es256-client", key("ec-p256.pem"))),
+        with_endpoints(
+            Config::builder()
+                .token_url(p.url("/token"))
+                .client_id("hs256-client")
+                .client_secret(HS256_SECRET)
+                .auth_method(AuthMethod::ClientSecretJwt),
+        ),
+    ];
+    for config in configs {
+        let id = config.client_id().to_owned();
+        let client = ureq_client(config.clone());
+        let token = client.token().unwrap();
+        let info = client.introspect(token.access_token()).unwrap();
+        assert!(info.active, "ureq {id}: {info:?}");
+        assert_eq!(info.client_id.as_deref(), Some(id.as_str()));
+        client.revoke(token.access_token()).unwrap();
+        assert!(!client.introspect(token.access_token()).unwrap().active);
+        runtime().block_on(async {
+            let client = reqwest_client(config);
+            let token = client.token().await.unwrap();
+            let info = client.introspect(token.access_token()).await.unwrap();
+            assert!(info.active, "reqwest {id}: {info:?}");
+            client.revoke(token.access_token()).await.unwrap();
+            let info = client.introspect(token.access_token()).await.unwrap();
+            assert!(!info.active, "reqwest {id}");
+        });
+    }
+}
+
 /// A workload identity token in a file (the Kubernetes projected token pattern), made here
 /// by signing an assertion for the ES256 client at `nonce`: the file is read again for every
 /// fetch, so a token rotated between two fetches is the one the provider sees. Sending the

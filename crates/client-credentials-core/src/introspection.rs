@@ -184,7 +184,25 @@ impl Config {
         &self,
         token: &AccessToken,
     ) -> Result<(HttpRequest, PendingRevocation), ConfigError> {
-        let request = self.revocation_request(token)?;
+        self.revocation_at(token, None)
+    }
+
+    /// [`Config::revocation`] for a request sent now: a `private_key_jwt` or
+    /// `client_secret_jwt` client authenticates with an assertion signed at `at` (wall-clock
+    /// time), its `jti` made of `nonce` (128 bits that must not repeat), as for a token
+    /// request ([`TokenRequest::to_http_at`](crate::TokenRequest::to_http_at); the
+    /// audience is the same). `None`, or another method: as [`Config::revocation`]. An
+    /// assertion read from an [`AssertionSource`](crate::AssertionSource) is added by the
+    /// transport ([`crate::driver::attach_assertion`]), as for a fetch.
+    ///
+    /// # Errors
+    /// [`ConfigError::MissingEndpoint`] when no revocation endpoint is configured.
+    pub fn revocation_at(
+        &self,
+        token: &AccessToken,
+        signed: Option<(SystemTime, u128)>,
+    ) -> Result<(HttpRequest, PendingRevocation), ConfigError> {
+        let request = self.revocation_request(token, signed)?;
         let pending = PendingRevocation {
             config: self.clone(),
             token: token.clone(),
@@ -201,7 +219,20 @@ impl Config {
         &self,
         token: &AccessToken,
     ) -> Result<(HttpRequest, PendingIntrospection), ConfigError> {
-        let request = self.introspection_request(token)?;
+        self.introspection_at(token, None)
+    }
+
+    /// [`Config::introspection`] for a request sent now, with a signed assertion for
+    /// `private_key_jwt` and `client_secret_jwt`, as [`Config::revocation_at`] describes.
+    ///
+    /// # Errors
+    /// [`ConfigError::MissingEndpoint`] when no introspection endpoint is configured.
+    pub fn introspection_at(
+        &self,
+        token: &AccessToken,
+        signed: Option<(SystemTime, u128)>,
+    ) -> Result<(HttpRequest, PendingIntrospection), ConfigError> {
+        let request = self.introspection_request(token, signed)?;
         let pending = PendingIntrospection {
             config: self.clone(),
             token: token.clone(),
@@ -213,32 +244,39 @@ impl Config {
     pub(crate) fn revocation_request(
         &self,
         token: &AccessToken,
+        signed: Option<(SystemTime, u128)>,
     ) -> Result<HttpRequest, ConfigError> {
         let uri = self
             .revocation_url()
             .ok_or(ConfigError::MissingEndpoint("revocation"))?
             .clone();
-        Ok(self.token_operation(uri, token))
+        Ok(self.token_operation(uri, token, signed))
     }
 
     /// An introspection request for `token`, without the pending half.
     pub(crate) fn introspection_request(
         &self,
         token: &AccessToken,
+        signed: Option<(SystemTime, u128)>,
     ) -> Result<HttpRequest, ConfigError> {
         let uri = self
             .introspection_url()
             .ok_or(ConfigError::MissingEndpoint("introspection"))?
             .clone();
-        Ok(self.token_operation(uri, token))
+        Ok(self.token_operation(uri, token, signed))
     }
 
-    fn token_operation(&self, uri: http::Uri, token: &AccessToken) -> HttpRequest {
+    fn token_operation(
+        &self,
+        uri: http::Uri,
+        token: &AccessToken,
+        signed: Option<(SystemTime, u128)>,
+    ) -> HttpRequest {
         let fields = vec![
             ("token", token.expose_secret()),
             ("token_type_hint", "access_token"),
         ];
-        build_post(self, uri, fields, BodyFormat::Form)
+        build_post(self, uri, fields, BodyFormat::Form, signed)
     }
 
     /// Parses the answer to a revocation request (without redacting the token).
@@ -367,7 +405,7 @@ mod tests {
     fn requests_use_the_client_authentication_and_form_bodies() {
         let basic = config(crate::AuthMethod::ClientSecretBasic);
         let r = basic
-            .revocation_request(&AccessToken::new("45ghiukldjahdnhzdauz"))
+            .revocation_request(&AccessToken::new("45ghiukldjahdnhzdauz"), None)
             .unwrap();
         // RFC 7009 §2.1 example.
         assert_eq!(r.uri(), "https://as.example.com/revoke");
@@ -385,7 +423,7 @@ mod tests {
         );
         let post = config(crate::AuthMethod::client_secret_post());
         let r = post
-            .introspection_request(&AccessToken::new("mF_9.B5f-4.1JqM"))
+            .introspection_request(&AccessToken::new("mF_9.B5f-4.1JqM"), None)
             .unwrap();
         assert_eq!(r.uri(), "https://as.example.com/introspect");
         assert_eq!(
@@ -400,11 +438,12 @@ mod tests {
             .build()
             .unwrap();
         assert_eq!(
-            none.revocation_request(&AccessToken::new("x")).err(),
+            none.revocation_request(&AccessToken::new("x"), None).err(),
             Some(ConfigError::MissingEndpoint("revocation"))
         );
         assert_eq!(
-            none.introspection_request(&AccessToken::new("x")).err(),
+            none.introspection_request(&AccessToken::new("x"), None)
+                .err(),
             Some(ConfigError::MissingEndpoint("introspection"))
         );
         assert!(

@@ -622,18 +622,8 @@ impl TokenRequest {
     /// call, never reused.
     #[must_use]
     pub fn to_http_at(&self, at: std::time::SystemTime, nonce: u128) -> HttpRequest {
-        #[cfg(feature = "jwt")]
-        if let Some(assertion) = &self.config.inner().assertion {
+        if let Some(signed) = sign_assertion(&self.config, at, nonce) {
             let i = self.config.inner();
-            let secret = i.client_secret.as_ref().map(|s| s.expose_secret());
-            let token_url = i.token_url.to_string();
-            let jti = crate::assertion::jti(nonce);
-            // The key signed a probe when the configuration was built: a failure now is
-            // aws-lc's own, and the request goes out without an assertion, which the server
-            // answers with `invalid_client`, a typed error for the caller.
-            let signed = assertion
-                .assertion(&i.client_id, &token_url, secret, at, &jti)
-                .unwrap_or_default();
             let mut fields = self.fields();
             let scope = self.scope_string();
             if let Some(s) = &scope {
@@ -642,7 +632,6 @@ impl TokenRequest {
             let prepared = prepare(&self.config, fields, i.body_format, Some(&signed));
             return self.finish(assemble(i.token_url.clone(), &prepared));
         }
-        let _ = (at, nonce);
         self.to_http()
     }
 
@@ -702,13 +691,50 @@ impl fmt::Debug for Prepared {
 
 /// A POST to `uri` with `fields` and the client's credentials (in a sensitive `Authorization`
 /// header or appended to the body, never both), encoded in `format`.
+/// A POST of `fields` to `uri` with the client's credentials; for a signed assertion, one
+/// signed at `signed` (time and `jti` nonce), if given.
 pub(crate) fn build_post<'a>(
     config: &'a Config,
     uri: http::Uri,
     fields: Vec<(&'a str, &'a str)>,
     format: BodyFormat,
+    signed: Option<(std::time::SystemTime, u128)>,
 ) -> HttpRequest {
-    assemble(uri, &prepare(config, fields, format, None))
+    let assertion = signed.and_then(|(at, nonce)| sign_assertion(config, at, nonce));
+    assemble(
+        uri,
+        &prepare(
+            config,
+            fields,
+            format,
+            assertion.as_ref().map(|a| a.as_str()),
+        ),
+    )
+}
+
+/// The client's signed assertion at `at` with a `jti` made of `nonce`; `None` for a method
+/// that signs none (or without the `jwt` feature).
+fn sign_assertion(
+    config: &Config,
+    at: std::time::SystemTime,
+    nonce: u128,
+) -> Option<zeroize::Zeroizing<String>> {
+    #[cfg(feature = "jwt")]
+    if let Some(assertion) = &config.inner().assertion {
+        let i = config.inner();
+        let secret = i.client_secret.as_ref().map(|s| s.expose_secret());
+        let token_url = i.token_url.to_string();
+        let jti = crate::assertion::jti(nonce);
+        // The key signed a probe when the configuration was built: a failure now is
+        // aws-lc's own, and the request goes out without an assertion, which the server
+        // answers with `invalid_client`, a typed error for the caller.
+        let signed = assertion
+            .assertion(&i.client_id, &token_url, secret, at, &jti)
+            .unwrap_or_default();
+        return Some(signed);
+    }
+    let _ = (config, at, nonce);
+    None
 }
 
 /// Encodes `fields` and the client's credentials: for a signed assertion, `assertion` (none

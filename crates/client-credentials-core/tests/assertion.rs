@@ -382,3 +382,46 @@ fn unusable_keys_and_secrets_are_typed_configuration_errors() {
         ConfigError::MissingSecret("client_secret_jwt")
     );
 }
+
+#[test]
+fn revocation_and_introspection_sign_their_own_assertion() {
+    use client_credentials_core::AccessToken;
+    let config = Config::builder()
+        .token_url(TOKEN_URL)
+        .revocation_url("https://auth.example.com/oauth2/revoke")
+        .introspection_url("https://auth.example.com/oauth2/introspect")
+        .client_id(CLIENT_ID)
+        .private_key(AssertionKey::from_pem(EC).unwrap())
+        .build()
+        .unwrap();
+    let token = AccessToken::new("the-token");
+    let sent = |http: client_credentials_core::HttpRequest| {
+        let fields = fields(http.body());
+        let jwt = fields
+            .iter()
+            .find(|(n, _)| n == "client_assertion")
+            .map(|(_, v)| v.clone());
+        (fields[0].clone(), jwt)
+    };
+    let (revoke, _) = config.revocation_at(&token, Some((at(), 1))).unwrap();
+    let (introspect, _) = config.introspection_at(&token, Some((at(), 2))).unwrap();
+    let (first, revoke_jwt) = sent(revoke);
+    assert_eq!(first, ("token".to_owned(), "the-token".to_owned()));
+    let (_, introspect_jwt) = sent(introspect);
+    let claims = |jwt: &str| -> Value {
+        let payload = jwt.split('.').nth(1).unwrap();
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+    };
+    let (r, i) = (
+        claims(&revoke_jwt.unwrap()),
+        claims(&introspect_jwt.unwrap()),
+    );
+    // The audience is the token endpoint's, as for a fetch; each has its own jti.
+    assert_eq!(r["aud"], TOKEN_URL);
+    assert_eq!(i["aud"], TOKEN_URL);
+    assert_eq!(r["iat"], AT);
+    assert_ne!(r["jti"], i["jti"]);
+    // Without the time input, no assertion (the server refuses such a request).
+    let (unsigned, _) = config.revocation(&token).unwrap();
+    assert_eq!(sent(unsigned).1, None);
+}

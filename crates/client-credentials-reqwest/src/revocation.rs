@@ -57,7 +57,8 @@ impl Client {
     /// or failed, the body was over the cap, or the transport failed; [`Error::NoRuntime`]
     /// outside a tokio runtime (the token is dropped, nothing is sent).
     pub async fn revoke(&self, token: &AccessToken) -> Result<(), Error> {
-        let (request, pending) = self.shared.config.revocation(token)?;
+        let signed = self.shared.assertion_input();
+        let (request, pending) = self.shared.config.revocation_at(token, Some(signed))?;
         let span = client_credentials_core::__exchange_span!(
             "token_revoke",
             request.uri(),
@@ -96,7 +97,8 @@ impl Client {
     /// the server refused or failed, the answer has no boolean `active`, the body was over
     /// the cap, or the transport failed; [`Error::NoRuntime`] outside a tokio runtime.
     pub async fn introspect(&self, token: &AccessToken) -> Result<Introspection, Error> {
-        let (request, pending) = self.shared.config.introspection(token)?;
+        let signed = self.shared.assertion_input();
+        let (request, pending) = self.shared.config.introspection_at(token, Some(signed))?;
         let span = client_credentials_core::__exchange_span!(
             "token_introspect",
             request.uri(),
@@ -125,12 +127,23 @@ impl Client {
 }
 
 impl Shared {
-    /// Sends a request that is not a token fetch through the same transport, and reads the
-    /// whole answer through the body cap.
+    /// The time and `jti` nonce of a signed assertion sent now (the cache's stream).
+    fn assertion_input(&self) -> (SystemTime, u128) {
+        self.lock().assertion_input(Instant::now())
+    }
+
+    /// Sends a request that is not a token fetch through the same transport (with the
+    /// client assertion read from its source, if the client has one), and reads the whole
+    /// answer through the body cap.
     async fn exchange(&self, request: HttpRequest) -> Result<Exchange, Error> {
         if !in_runtime() {
             return Err(Error::NoRuntime);
         }
+        let request =
+            match transport::with_assertion(&self.config, request, self.timeouts.overall).await {
+                Ok(request) => request,
+                Err(error) => return Ok(Err(client_credentials_core::Failure::Error(error))),
+            };
         let started = Instant::now();
         let exchange = transport::send(
             &self.http,

@@ -55,7 +55,7 @@ impl Client {
     /// token.
     pub fn revoke(&self, token: &AccessToken) -> Result<(), Error> {
         let config = &self.shared.config;
-        let (request, pending) = config.revocation(token)?;
+        let (request, pending) = config.revocation_at(token, Some(self.assertion_input()))?;
         let span = client_credentials_core::__exchange_span!(
             "token_revoke",
             request.uri(),
@@ -91,7 +91,7 @@ impl Client {
     /// the cap, or the transport failed. No error quotes the token.
     pub fn introspect(&self, token: &AccessToken) -> Result<Introspection, Error> {
         let config = &self.shared.config;
-        let (request, pending) = config.introspection(token)?;
+        let (request, pending) = config.introspection_at(token, Some(self.assertion_input()))?;
         let span = client_credentials_core::__exchange_span!(
             "token_introspect",
             request.uri(),
@@ -115,10 +115,19 @@ impl Client {
         result
     }
 
-    /// Sends a request that is not a token fetch through the same transport, and reads the
-    /// whole answer through the body cap.
+    /// The time and `jti` nonce of a signed assertion sent now (the cache's stream).
+    fn assertion_input(&self) -> (SystemTime, u128) {
+        self.shared
+            .lock()
+            .assertion_input(std::time::Instant::now())
+    }
+
+    /// Sends a request that is not a token fetch through the same transport (with the
+    /// client assertion read from its source, if the client has one), and reads the whole
+    /// answer through the body cap.
     fn exchange(&self, request: HttpRequest) -> Exchange {
         let shared = &self.shared;
+        let request = transport::with_assertion(&shared.config, request)?;
         transport::exchange(
             &shared.agent,
             request,

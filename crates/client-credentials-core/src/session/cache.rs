@@ -375,6 +375,9 @@ pub struct Cache {
     /// The slots drivers attached, by request shape; they outlive the entries.
     attached: HashMap<CacheKey, Arc<TokenSlot>>,
     retired: Retired,
+    /// The `jti` nonces of the assertions of revocations and introspections
+    /// ([`Cache::assertion_input`]); fetches draw from their sessions' own streams.
+    nonces: super::rng::Rng,
     /// Records the metrics, once the cache has a name.
     #[cfg(feature = "metrics")]
     metrics: Option<crate::metrics::Recorder>,
@@ -405,9 +408,28 @@ impl Cache {
             shared_store: false,
             attached: HashMap::new(),
             retired: Retired::default(),
+            nonces: super::rng::Rng::new(rng::mix(seed ^ 0x7265_766f_6b65_6e63)),
             #[cfg(feature = "metrics")]
             metrics: None,
         }
+    }
+
+    /// What [`Config::revocation_at`](crate::Config::revocation_at) and
+    /// [`Config::introspection_at`](crate::Config::introspection_at) sign an assertion with,
+    /// for a request sent at `now`: the wall-clock time of `now`, and a nonce for its `jti`
+    /// that no other assertion of this cache uses.
+    ///
+    /// ```
+    /// # use std::time::{Instant, SystemTime};
+    /// # use client_credentials::{Cache, Policy, WallClock};
+    /// let now = Instant::now();
+    /// let mut cache = Cache::new(Policy::default(), WallClock::new(now, SystemTime::UNIX_EPOCH), 7);
+    /// let (at, first) = cache.assertion_input(now);
+    /// assert_eq!(at, SystemTime::UNIX_EPOCH);
+    /// assert_ne!(cache.assertion_input(now).1, first);
+    /// ```
+    pub fn assertion_input(&mut self, now: Instant) -> (SystemTime, u128) {
+        (self.clock.at(now), self.nonces.next_u128())
     }
 
     /// Tokens fetched from the token endpoint are also announced with [`Event::Publish`], for

@@ -176,3 +176,61 @@ pub fn function_and_environment_sources<H: Harness>() {
     );
     assert_eq!(server.request_count(), 0);
 }
+
+/// Revocation and introspection authenticate as a fetch does: each reads the source again
+/// and sends its assertion; an unusable source sends neither.
+pub fn revocation_and_introspection_read_the_source_too<H: Harness>() {
+    let server = TestServer::start(
+        crate::Router::new()
+            .route("/token", TokenEndpoint::new())
+            .route("/revoke", crate::Reply::new(200))
+            .route(
+                "/introspect",
+                crate::Reply::json(200, &serde_json::json!({ "active": true })),
+            ),
+    );
+    let file = TempFile::new("operations");
+    file.write(&jwt(1));
+    let config = Config::builder()
+        .token_url(server.url("/token"))
+        .revocation_url(server.url("/revoke"))
+        .introspection_url(server.url("/introspect"))
+        .client_id("workload")
+        .client_assertion(AssertionSource::file(&file.0))
+        .build()
+        .unwrap();
+    let harness = H::build(config, &HarnessOptions::new().seed(1));
+    let token = harness.token().unwrap();
+    file.write(&jwt(2));
+    assert!(harness.introspect(token.access_token()).unwrap().active);
+    file.write(&jwt(3));
+    harness.revoke(token.access_token()).unwrap();
+    let sent: Vec<(String, Option<String>, Option<String>)> = server
+        .requests()
+        .iter()
+        .map(|r| {
+            (
+                r.path.clone(),
+                r.param("client_assertion"),
+                r.param("client_assertion_type"),
+            )
+        })
+        .collect();
+    let type_ = Some(JWT_TYPE.to_owned());
+    assert_eq!(
+        sent,
+        [
+            ("/token".to_owned(), Some(jwt(1)), type_.clone()),
+            ("/introspect".to_owned(), Some(jwt(2)), type_.clone()),
+            ("/revoke".to_owned(), Some(jwt(3)), type_),
+        ]
+    );
+    file.write("");
+    let error = harness.introspect(token.access_token()).unwrap_err();
+    assert!(error.to_string().contains("is empty"), "{error}");
+    assert_eq!(
+        server.request_count(),
+        3,
+        "nothing sent without an assertion"
+    );
+}

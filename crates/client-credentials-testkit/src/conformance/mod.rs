@@ -550,6 +550,7 @@ macro_rules! conformance_suite {
                 an_assertion_file_is_read_again_for_every_fetch,
                 an_unusable_assertion_file_sends_nothing,
                 function_and_environment_sources,
+                revocation_and_introspection_read_the_source_too,
             }
             discovery {
                 discovery_reads_the_metadata_and_the_config_fetches_a_token,
