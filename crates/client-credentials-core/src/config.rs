@@ -668,7 +668,12 @@ impl ConfigBuilder {
         let auth_method = match self.auth_method.clone() {
             Some(m) => m,
             None if self.client_secret.is_none() => AuthMethod::None,
-            None => crate::discovery::secret_method(self.server_auth_methods.as_deref()),
+            None => crate::discovery::secret_method(
+                self.server_auth_methods.as_deref(),
+                self.client_secret
+                    .as_ref()
+                    .map_or(0, |s| s.expose_secret().len()),
+            ),
         };
         if auth_method.needs_secret() && self.client_secret.is_none() {
             return Err(ConfigError::MissingSecret(auth_method.name()));

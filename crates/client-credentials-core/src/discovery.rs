@@ -346,10 +346,19 @@ impl ServerMetadata {
 /// it lists that, else `client_secret_basic` (the server takes only methods this choice
 /// does not cover, such as assertions or mutual TLS: set one with
 /// [`ConfigBuilder::auth_method`]).
-pub(crate) fn secret_method(supported: Option<&[String]>) -> AuthMethod {
+pub(crate) fn secret_method(supported: Option<&[String]>, secret_len: usize) -> AuthMethod {
     let lists = |name: &str| supported.is_some_and(|s| s.iter().any(|m| m == name));
+    let plain = lists("client_secret_basic") || lists("client_secret_post");
     if supported.is_some() && !lists("client_secret_basic") && lists("client_secret_post") {
         AuthMethod::client_secret_post()
+    } else if cfg!(feature = "jwt")
+        && supported.is_some()
+        && !plain
+        && lists("client_secret_jwt")
+        && secret_len >= 32
+    {
+        // A server that takes a secret only as an HS256 key (RFC 7518 §3.2's 32 bytes).
+        AuthMethod::ClientSecretJwt
     } else {
         AuthMethod::ClientSecretBasic
     }
@@ -359,9 +368,13 @@ impl ConfigBuilder {
     /// A builder with the endpoints of `metadata` (token, revocation, introspection), and
     /// the client authentication method chosen from its
     /// `token_endpoint_auth_methods_supported`: `client_secret_basic` if listed (or if
-    /// nothing is listed, RFC 8414 §2's default), else `client_secret_post` if listed. A
-    /// method set with [`ConfigBuilder::auth_method`] always wins, and without a client
-    /// secret the client is public ([`AuthMethod::None`]) as with any builder.
+    /// nothing is listed, RFC 8414 §2's default), else `client_secret_post` if listed, else
+    /// `client_secret_jwt` if listed and the secret is at least 32 bytes (feature `jwt`). A
+    /// method set with [`ConfigBuilder::auth_method`] always wins, a private key
+    /// ([`ConfigBuilder::private_key`]) or an assertion source
+    /// ([`ConfigBuilder::client_assertion`]) sets `private_key_jwt`, and without any of
+    /// these nor a client secret the client is public ([`AuthMethod::None`]) as with any
+    /// builder.
     #[must_use]
     pub fn from_metadata(metadata: &ServerMetadata) -> Self {
         let mut builder = Config::builder().token_url(metadata.token_endpoint.to_string());
@@ -1174,6 +1187,33 @@ mod tests {
             pick(Some(json!(["private_key_jwt"]))),
             AuthMethod::ClientSecretBasic
         );
+        // A server that takes a secret only as an HS256 key gets client_secret_jwt, if the
+        // secret is long enough to be one; a short secret stays Basic (the server refuses).
+        let long = |b: ConfigBuilder| b.client_secret("a-client-secret-of-at-least-32-bytes");
+        let only_jwt = Some(json!(["private_key_jwt", "client_secret_jwt"]));
+        let expected = if cfg!(feature = "jwt") {
+            AuthMethod::ClientSecretJwt
+        } else {
+            AuthMethod::ClientSecretBasic
+        };
+        assert_eq!(config(only_jwt.clone(), long).auth_method(), &expected);
+        assert_eq!(
+            config(only_jwt.clone(), secret).auth_method(),
+            &AuthMethod::ClientSecretBasic
+        );
+        assert_eq!(
+            config(
+                Some(json!(["client_secret_basic", "client_secret_jwt"])),
+                long
+            )
+            .auth_method(),
+            &AuthMethod::ClientSecretBasic
+        );
+        // An assertion source (or a private key) is private_key_jwt, whatever is listed.
+        let federated = config(only_jwt, |b| {
+            b.client_assertion(crate::AssertionSource::file("/var/run/token"))
+        });
+        assert_eq!(federated.auth_method(), &AuthMethod::PrivateKeyJwt);
         // The user's choice wins, set before or after.
         let chosen = config(Some(json!(["client_secret_post"])), |b| {
             b.auth_method(AuthMethod::ClientSecretBasicRaw)
