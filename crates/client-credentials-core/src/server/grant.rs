@@ -655,6 +655,8 @@ impl TokenEndpoint {
 
     /// The whole exchange for synchronous code: parse, look the client up with `lookup`,
     /// authorise, make the token with `issue`, and render the answer (success or error).
+    /// Client assertions need the time and a replay cache, which this has not: they are
+    /// refused; drive [`TokenEndpoint::authorize_at`] instead (feature `jwt`).
     ///
     /// ```
     /// use client_credentials::server::{RegisteredClient, TokenEndpoint, opaque_token};

@@ -1543,4 +1543,51 @@ mod tests {
             Err(AssertionRejection::AlgorithmNotAllowed)
         );
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 256, .. Default::default() })]
+
+        /// No assertion, however malformed, makes the verifier panic; each is a typed
+        /// refusal and nothing is remembered.
+        #[test]
+        fn arbitrary_assertions_are_refused_without_panics(
+            header in "[ -~]{0,60}",
+            claims in "[ -~]{0,80}",
+            signature in "[A-Za-z0-9_-]{0,90}",
+            raw in "[ -~]{0,200}",
+            alg in proptest::sample::select(vec!["RS256", "PS256", "ES256", "EdDSA", "HS256", "none", "", "rs256"]),
+        ) {
+            let set = jwks(&[&rsa(), &ec(), &ed()]);
+            let secret = ClientSecret::new(HS_SECRET);
+            let mut v = verifier();
+            let structured = format!(
+                "{}.{}.{signature}",
+                b64(format!(r#"{{"alg":"{alg}",{header}}}"#)),
+                b64(format!(r#"{{"iss":"app","sub":"app",{claims}}}"#)),
+            );
+            let plain = format!("{}.{}.{signature}", b64(&header), b64(&claims));
+            for assertion in [structured, plain, raw] {
+                for method in [ClientAuthMethod::PrivateKeyJwt, ClientAuthMethod::ClientSecretJwt] {
+                    let result = v.verify(at(T0), "app", method, &assertion, Some(&set), Some(&secret));
+                    proptest::prop_assert!(result.is_err());
+                    let shown = format!("{:?} {}", result, result.unwrap_err());
+                    proptest::prop_assert!(!shown.contains(HS_SECRET));
+                }
+            }
+            proptest::prop_assert!(v.replay_cache().is_empty());
+        }
+
+        /// No JWK Set text makes the parser panic.
+        #[test]
+        fn arbitrary_jwks_are_refused_without_panics(
+            text in "[ -~]{0,200}",
+            member in "[a-z]{1,3}",
+            value in "[A-Za-z0-9_=-]{0,90}",
+            kty in proptest::sample::select(vec!["RSA", "EC", "OKP", "oct", ""]),
+        ) {
+            let _ = JwkSet::from_json(&text);
+            let set = json!({"keys": [{"kty": kty, "crv": "P-256", "x": value, "y": value, "n": value, "e": "AQAB", member: value}]});
+            let _ = JwkSet::from_value(&set);
+        }
+    }
 }
