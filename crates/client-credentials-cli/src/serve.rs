@@ -17,8 +17,9 @@ pub(crate) const ABOUT: &str = "Run a local authorization server on 127.0.0.1 fo
 
 pub(crate) const LONG_ABOUT: &str = "\
 Run an OAuth 2.0 authorization server on 127.0.0.1 for developing and testing any client, in \
-any language: a token endpoint (client_secret_basic and client_secret_post, form and JSON \
-bodies), RFC 8414 metadata, RFC 7662 introspection, RFC 7009 revocation, a protected demo \
+any language: a token endpoint (client_secret_basic, client_secret_post, and private_key_jwt \
+and client_secret_jwt for clients whose keys a configuration file registers as jwks or \
+jwks_file; form and JSON bodies), RFC 8414 metadata, RFC 7662 introspection, RFC 7009 revocation, a protected demo \
 resource, and with --jwt RFC 9068 JWT access tokens with their JWKS (signed with RS256, the \
 algorithm every resource server supports; `jwt_algorithm = \"EdDSA\"` in a configuration file \
 for Ed25519).
@@ -410,6 +411,8 @@ struct FileContents {
 #[derive(Deserialize)]
 struct FileClient {
     id: String,
+    /// Empty for a client that registers keys (`jwks`, `jwks_file`) and no secret.
+    #[serde(default)]
     secret: String,
 }
 

@@ -379,7 +379,7 @@ impl AssertionKey {
         members
     }
 
-    fn sign(&self, input: &[u8]) -> Result<Vec<u8>, ConfigError> {
+    pub(crate) fn sign(&self, input: &[u8]) -> Result<Vec<u8>, ConfigError> {
         let failed = || invalid_key("aws-lc could not sign with this key");
         match (&*self.key, self.algorithm) {
             (Key::Rsa(pair), algorithm) => {

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use client_credentials_core::server::{ClientAuthMethod, RegisteredClient};
+use client_credentials_core::server::{ClientAuthMethod, JwkSet, RegisteredClient};
 use serde::Deserialize;
 
 use crate::{EmbeddedServerBuilder, JwtAlgorithm, TokenFormat};
@@ -62,7 +62,12 @@ struct File {
 #[serde(deny_unknown_fields)]
 struct FileClient {
     id: String,
-    secret: String,
+    /// Optional for a client that registers keys (`jwks` or `jwks_file`).
+    secret: Option<String>,
+    /// The client's public keys: a JWK Set as a table, or as a JSON string.
+    jwks: Option<serde_json::Value>,
+    /// A file holding the client's JWK Set (JSON), relative to the configuration file.
+    jwks_file: Option<String>,
     #[serde(default)]
     scopes: Vec<String>,
     default_scopes: Option<Vec<String>>,
@@ -82,8 +87,46 @@ fn methods(names: &[String]) -> Result<Vec<ClientAuthMethod>, ConfigFileError> {
         .collect()
 }
 
+/// The client's JWK Set, from `jwks` (a table or a JSON string) or `jwks_file` (relative to
+/// `base`, the configuration file's directory).
+fn client_jwks(
+    id: &str,
+    inline: Option<serde_json::Value>,
+    file: Option<String>,
+    base: Option<&Path>,
+) -> Result<Option<JwkSet>, ConfigFileError> {
+    let bad = |e: client_credentials_core::server::JwksError| {
+        ConfigFileError::Invalid(format!("client {id:?}: jwks: {e}"))
+    };
+    match (inline, file) {
+        (None, None) => Ok(None),
+        (Some(_), Some(_)) => Err(ConfigFileError::Invalid(format!(
+            "client {id:?}: jwks and jwks_file are exclusive"
+        ))),
+        (Some(serde_json::Value::String(json)), None) => {
+            JwkSet::from_json(&json).map(Some).map_err(bad)
+        }
+        (Some(value), None) => JwkSet::from_value(&value).map(Some).map_err(bad),
+        (None, Some(file)) => {
+            let path = match base {
+                Some(dir) if Path::new(&file).is_relative() => dir.join(&file),
+                _ => Path::new(&file).to_path_buf(),
+            };
+            let text = std::fs::read_to_string(&path).map_err(|source| ConfigFileError::Read {
+                path: path.display().to_string(),
+                source,
+            })?;
+            JwkSet::from_json(&text).map(Some).map_err(bad)
+        }
+    }
+}
+
 impl File {
-    fn apply(self, mut b: EmbeddedServerBuilder) -> Result<EmbeddedServerBuilder, ConfigFileError> {
+    fn apply(
+        self,
+        mut b: EmbeddedServerBuilder,
+        base: Option<&Path>,
+    ) -> Result<EmbeddedServerBuilder, ConfigFileError> {
         if let Some(port) = self.port {
             b = b.port(port);
         }
@@ -127,7 +170,18 @@ impl File {
             b = b.scope(name, description);
         }
         for c in self.clients {
-            let mut client = RegisteredClient::new(c.id, c.secret).scopes(c.scopes);
+            let jwks = client_jwks(&c.id, c.jwks, c.jwks_file, base)?;
+            if c.secret.is_none() && jwks.is_none() {
+                return Err(ConfigFileError::Invalid(format!(
+                    "client {:?} needs a secret, a jwks or a jwks_file",
+                    c.id
+                )));
+            }
+            let mut client =
+                RegisteredClient::new(c.id, c.secret.unwrap_or_default()).scopes(c.scopes);
+            if let Some(jwks) = jwks {
+                client = client.jwks(jwks);
+            }
             if let Some(d) = c.default_scopes {
                 client = client.default_scopes(d);
             }
@@ -171,15 +225,50 @@ impl EmbeddedServerBuilder {
     /// ```
     ///
     /// Keys: `port`, `token_path`, `token_lifetime` (seconds), `token_format`
-    /// (`"opaque"`/`"jwt"`), `jwt_algorithm` (`"RS256"`/`"EdDSA"`, for JWTs), `auth_methods`,
-    /// `accept_json`, `accept_unencoded_basic`, `resource_scope`, `[scopes]` (name =
-    /// description) and `[[clients]]` with `id`, `secret`, `scopes`, and optionally
-    /// `default_scopes`, `auth_methods`, `token_lifetime` and `client_credentials` (`false`
-    /// to refuse the grant).
+    /// (`"opaque"`/`"jwt"`), `jwt_algorithm` (`"RS256"`/`"EdDSA"`, for JWTs), `auth_methods`
+    /// (any of `"client_secret_basic"`, `"client_secret_post"`, `"private_key_jwt"`,
+    /// `"client_secret_jwt"`; default all four), `accept_json`, `accept_unencoded_basic`,
+    /// `resource_scope`, `[scopes]` (name = description) and `[[clients]]` with `id`,
+    /// `scopes`, a `secret` and/or registered public keys, and optionally `default_scopes`,
+    /// `auth_methods`, `token_lifetime` and `client_credentials` (`false` to refuse the
+    /// grant).
+    ///
+    /// A `private_key_jwt` client registers its public keys as `jwks`, a JWK Set (a table,
+    /// or a string of JSON), or as `jwks_file`, a JSON file (relative to the configuration
+    /// file when read by [`config_file`](Self::config_file)); it needs no `secret`. RSA
+    /// (RS256, PS256), P-256 (ES256) and Ed25519 (EdDSA) keys are accepted, and a `kid` in
+    /// the assertion's header must match the key's. A `client_secret_jwt` client signs with
+    /// HS256 keyed by its `secret`, of at least 32 bytes. The server checks `iss` = `sub` =
+    /// the client id, `aud` (the token endpoint URL or the issuer), `exp`, `iat`, `nbf` and a
+    /// lifetime of at most 5 minutes (30 s of leeway), and refuses a `jti` used before.
+    ///
+    /// ```
+    /// use client_credentials::embedded::{ClientAuthMethod, EmbeddedServer};
+    ///
+    /// let server = EmbeddedServer::builder().toml(r#"
+    ///     [[clients]]
+    ///     id = "signer"
+    ///     scopes = ["orders.read"]
+    ///     auth_methods = ["private_key_jwt"]
+    ///     ## Or: jwks_file = "signer.jwks.json", or jwks = '{"keys":[…]}'
+    ///
+    ///     [[clients.jwks.keys]]
+    ///     kty = "OKP"
+    ///     crv = "Ed25519"
+    ///     kid = "2026-12"
+    ///     x = "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"
+    /// "#)?.start()?;
+    /// assert_eq!(server.clients()[0].auth_methods, [ClientAuthMethod::PrivateKeyJwt]);
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     /// [`ConfigFileError`] when the text is not valid TOML or does not match the schema.
     pub fn toml(self, text: &str) -> Result<Self, ConfigFileError> {
+        self.toml_at(text, None)
+    }
+
+    fn toml_at(self, text: &str, base: Option<&Path>) -> Result<Self, ConfigFileError> {
         let file: File = toml::from_str(text).map_err(|e| {
             let line = e
                 .span()
@@ -190,7 +279,7 @@ impl EmbeddedServerBuilder {
                 None => message,
             })
         })?;
-        file.apply(self)
+        file.apply(self, base)
     }
 
     /// Applies a JSON configuration (the same keys as [`EmbeddedServerBuilder::toml`]).
@@ -198,9 +287,13 @@ impl EmbeddedServerBuilder {
     /// # Errors
     /// [`ConfigFileError`] when the text is not valid JSON or does not match the schema.
     pub fn json(self, text: &str) -> Result<Self, ConfigFileError> {
+        self.json_at(text, None)
+    }
+
+    fn json_at(self, text: &str, base: Option<&Path>) -> Result<Self, ConfigFileError> {
         let file: File = serde_json::from_str(text)
             .map_err(|e| ConfigFileError::Json(redact_values(&e.to_string())))?;
-        file.apply(self)
+        file.apply(self, base)
     }
 
     /// Applies a configuration file, TOML or JSON by its extension.
@@ -214,9 +307,10 @@ impl EmbeddedServerBuilder {
             path: shown.clone(),
             source,
         })?;
+        let base = path.parent();
         match path.extension().and_then(|e| e.to_str()) {
-            Some(e) if e.eq_ignore_ascii_case("toml") => self.toml(&text),
-            Some(e) if e.eq_ignore_ascii_case("json") => self.json(&text),
+            Some(e) if e.eq_ignore_ascii_case("toml") => self.toml_at(&text, base),
+            Some(e) if e.eq_ignore_ascii_case("json") => self.json_at(&text, base),
             _ => Err(ConfigFileError::UnknownFormat(shown)),
         }
     }

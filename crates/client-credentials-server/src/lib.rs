@@ -42,7 +42,7 @@
 //!
 //! | Path | What |
 //! | --- | --- |
-//! | `/token` (configurable) | The token endpoint (RFC 6749 §4.4): `client_secret_basic` and `client_secret_post`, form and JSON bodies, every RFC 6749 §5.2 error. Built on the sans-IO [`client_credentials::server`](client_credentials_core::server). |
+//! | `/token` (configurable) | The token endpoint (RFC 6749 §4.4): `client_secret_basic`, `client_secret_post`, `private_key_jwt` and `client_secret_jwt` (see [Client assertions](#client-assertions)), form and JSON bodies, every RFC 6749 §5.2 error. Built on the sans-IO [`client_credentials::server`](client_credentials_core::server). |
 //! | `/.well-known/oauth-authorization-server` | RFC 8414 metadata. |
 //! | `/jwks.json` | The signing key, when tokens are JWTs ([`TokenFormat::Jwt`]). |
 //! | `/introspect` | RFC 7662 introspection of the tokens it issued (any registered client may ask). |
@@ -67,6 +67,54 @@
 //! assert_eq!(jwks["keys"][0]["kty"], "RSA");
 //! # Ok::<_, client_credentials_server::StartError>(())
 //! ```
+//!
+//! # Client assertions
+//!
+//! A client can authenticate with a signed JWT instead of a secret on the wire:
+//! `private_key_jwt` (RS256, PS256, ES256 or EdDSA, verified with the public keys it
+//! registered, [`RegisteredClient::with_jwks`]) or `client_secret_jwt` (HS256 keyed by its
+//! secret, at least 32 bytes). The server checks the signature (and the `kid`, when the
+//! header has one), `iss` = `sub` = the client id, `aud` (the token endpoint URL or the
+//! issuer), `exp`, `iat`, `nbf` and a lifetime of at most 5 minutes, with 30 s of leeway,
+//! and refuses a `jti` it has seen before the assertion expired. Every refusal is
+//! `invalid_client` (401); the log at `debug` level says why
+//! ([`AssertionRejection`](client_credentials_core::server::AssertionRejection)). The
+//! metadata lists the methods and `token_endpoint_auth_signing_alg_values_supported`.
+//!
+//! ```
+//! use std::time::SystemTime;
+//! use client_credentials::{AssertionKey, Config};
+//! use client_credentials::embedded::{EmbeddedServer, RegisteredClient};
+//! use client_credentials::server::JwkSet;
+//!
+//! # let pem = include_str!("../../client-credentials-core/tests/keys/ec-p256.pem");
+//! let key = AssertionKey::from_pem(pem)?.with_key_id("2026-12");
+//! let jwks = JwkSet::from_value(&serde_json::json!({ "keys": [key.public_jwk()] }))?;
+//! let server = EmbeddedServer::builder()
+//!     .registered_client(RegisteredClient::with_jwks("signer", jwks).scopes(["read"]))
+//!     .start()?;
+//!
+//! // The client signs an assertion for each request (the `ureq` and `reqwest` clients do it
+//! // for you); here the core builds the request.
+//! let config = Config::builder()
+//!     .token_url(server.token_url())
+//!     .client_id("signer")
+//!     .private_key(key)
+//!     .build()?;
+//! let request = config.default_request().to_http_at(SystemTime::now(), 1);
+//! assert!(std::str::from_utf8(request.body())?.contains("client_assertion=eyJ"));
+//! # use std::io::{Read, Write};
+//! # let mut s = std::net::TcpStream::connect(server.addr())?;
+//! # write!(s, "POST /token HTTP/1.1\r\nhost: {}\r\nconnection: close\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: {}\r\n\r\n", server.addr(), request.body().len())?;
+//! # s.write_all(request.body())?;
+//! # let mut answer = String::new();
+//! # s.read_to_string(&mut answer)?;
+//! # assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+//! # Ok::<_, Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! In a configuration file, a client's keys are its `jwks` or `jwks_file`
+//! ([`EmbeddedServerBuilder::toml`]).
 //!
 //! # Tests and faults
 //!
@@ -101,7 +149,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
 use client_credentials_core::server::{
-    ClientRecord as _, EndpointConfigError, TokenEndpoint, TokenEndpointBuilder,
+    AssertionVerifier, ClientRecord as _, EndpointConfigError, TokenEndpoint, TokenEndpointBuilder,
 };
 use tokio::sync::watch;
 
@@ -190,9 +238,25 @@ impl ClientSummary {
             scopes: client.allowed_scopes().to_vec(),
             auth_methods: ClientAuthMethod::ALL
                 .into_iter()
-                .filter(|m| endpoint_methods.contains(m) && client.allows_auth_method(*m))
+                .filter(|m| {
+                    endpoint_methods.contains(m)
+                        && client.allows_auth_method(*m)
+                        && has_credential(client, *m)
+                })
                 .collect(),
         }
+    }
+}
+
+/// Whether `client` has what `method` needs: a secret (a long enough one for HS256), or
+/// registered keys for `private_key_jwt`.
+fn has_credential(client: &RegisteredClient, method: ClientAuthMethod) -> bool {
+    match method {
+        ClientAuthMethod::PrivateKeyJwt => client.assertion_keys().is_some(),
+        ClientAuthMethod::ClientSecretJwt => client
+            .assertion_secret()
+            .is_some_and(|s| s.expose_secret().len() >= 32),
+        _ => !client.client_secret().expose_secret().is_empty(),
     }
 }
 
@@ -312,7 +376,8 @@ impl EmbeddedServerBuilder {
         self
     }
 
-    /// The accepted client authentication methods (default both).
+    /// The accepted client authentication methods (default all four: `client_secret_basic`,
+    /// `client_secret_post`, `private_key_jwt` and `client_secret_jwt`).
     #[must_use]
     pub fn auth_methods(mut self, methods: impl IntoIterator<Item = ClientAuthMethod>) -> Self {
         self.auth_methods = methods.into_iter().collect();
@@ -508,7 +573,10 @@ struct Prepared {
 
 impl Prepared {
     fn shared(self, addr: SocketAddr) -> Arc<Shared> {
+        let issuer = format!("http://{addr}");
+        let token_url = format!("{issuer}{}", self.endpoint.token_path());
         Arc::new(Shared {
+            assertions: Mutex::new(AssertionVerifier::new(token_url).audience(issuer.clone())),
             endpoint: self.endpoint,
             clients: RwLock::new(self.clients),
             tokens: Mutex::new(HashMap::new()),
@@ -516,7 +584,7 @@ impl Prepared {
             faults: Mutex::new(Faults::default()),
             signer: self.signer,
             format: self.format,
-            issuer: format!("http://{addr}"),
+            issuer,
             resource_scope: self.resource_scope,
         })
     }

@@ -12,8 +12,8 @@ use axum::routing::{any, get};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use client_credentials_core::server::{
-    BearerChallenge, ClientRequest, EndpointError, Grant, RegisteredClient, TokenEndpoint,
-    bearer_token, opaque_token,
+    AssertionVerifier, BearerChallenge, ClientAuthMethod, ClientRequest, EndpointError, Grant,
+    RegisteredClient, TokenEndpoint, bearer_token, opaque_token,
 };
 use client_credentials_core::{AccessToken, ErrorCode};
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, PRAGMA};
@@ -58,6 +58,10 @@ pub(crate) struct Shared {
     pub(crate) tokens: Mutex<HashMap<String, TokenRecord>>,
     pub(crate) counters: Counters,
     pub(crate) faults: Mutex<Faults>,
+    /// Client assertions: the accepted audiences (the token endpoint URL and the issuer)
+    /// and the `jti`s already used, shared by the token, introspection and revocation
+    /// endpoints so that an assertion is good for one request at one of them.
+    pub(crate) assertions: Mutex<AssertionVerifier>,
     pub(crate) signer: Option<JwtSigner>,
     pub(crate) format: TokenFormat,
     pub(crate) issuer: String,
@@ -144,8 +148,12 @@ impl Shared {
             self.endpoint
                 .parse_client_request_parts(&parts.method, &parts.headers, &body)?;
         let client = self.client(request.client_id());
-        self.endpoint
-            .authenticate(request.credentials(), client.as_ref())?;
+        self.endpoint.authenticate_at(
+            SystemTime::now(),
+            request.credentials(),
+            client.as_ref(),
+            &mut lock(&self.assertions),
+        )?;
         Ok((parts, request))
     }
 
@@ -220,7 +228,12 @@ async fn token(State(shared): State<Arc<Shared>>, request: Request) -> Response 
             .map_err(|_| endpoint.body_too_large())?;
         let incoming = endpoint.parse_parts(&parts.method, &parts.headers, &body)?;
         let client = shared.client(incoming.client_id());
-        let grant = endpoint.authorize(&incoming, client.as_ref())?;
+        let grant = endpoint.authorize_at(
+            SystemTime::now(),
+            &incoming,
+            client.as_ref(),
+            &mut lock(&shared.assertions),
+        )?;
         let token = shared.issue(&grant)?;
         tracing::debug!(client_id = grant.client_id(), scopes = ?grant.scopes(), "token issued");
         Ok::<_, EndpointError>(grant.respond(&token))
@@ -244,6 +257,7 @@ async fn metadata(State(shared): State<Arc<Shared>>) -> Response {
         .map(|m| m.name())
         .collect();
     let scopes: Vec<&str> = shared.endpoint.scopes().iter().map(|s| s.name()).collect();
+    let algorithms = signing_algorithms(&shared.endpoint);
     let mut body = json!({
         "issuer": issuer,
         "token_endpoint": format!("{issuer}{}", shared.endpoint.token_path()),
@@ -256,6 +270,15 @@ async fn metadata(State(shared): State<Arc<Shared>>) -> Response {
         "revocation_endpoint": format!("{issuer}{REVOCATION_PATH}"),
         "revocation_endpoint_auth_methods_supported": methods,
     });
+    if let (false, Some(map)) = (algorithms.is_empty(), body.as_object_mut()) {
+        for member in [
+            "token_endpoint_auth_signing_alg_values_supported",
+            "introspection_endpoint_auth_signing_alg_values_supported",
+            "revocation_endpoint_auth_signing_alg_values_supported",
+        ] {
+            map.insert(member.to_owned(), Value::from(algorithms.clone()));
+        }
+    }
     if let (Some(_), Some(map)) = (&shared.signer, body.as_object_mut()) {
         map.insert(
             "jwks_uri".to_owned(),
@@ -268,6 +291,19 @@ async fn metadata(State(shared): State<Arc<Shared>>) -> Response {
         .headers_mut()
         .insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     response
+}
+
+/// The `alg`s of client assertions the endpoint verifies (RFC 8414 §2): RS256, PS256,
+/// ES256 and EdDSA for `private_key_jwt`, HS256 for `client_secret_jwt`.
+fn signing_algorithms(endpoint: &TokenEndpoint) -> Vec<&'static str> {
+    let mut algorithms = Vec::new();
+    if endpoint.accepts(ClientAuthMethod::PrivateKeyJwt) {
+        algorithms.extend(["RS256", "PS256", "ES256", "EdDSA"]);
+    }
+    if endpoint.accepts(ClientAuthMethod::ClientSecretJwt) {
+        algorithms.push("HS256");
+    }
+    algorithms
 }
 
 async fn jwks(State(shared): State<Arc<Shared>>) -> Response {

@@ -80,7 +80,12 @@ fn rfc8414_metadata() {
         assert_eq!(m["scopes_supported"], json!(["read", "write"]));
         assert_eq!(
             m["token_endpoint_auth_methods_supported"],
-            json!(["client_secret_basic", "client_secret_post"])
+            json!([
+                "client_secret_basic",
+                "client_secret_post",
+                "private_key_jwt",
+                "client_secret_jwt"
+            ])
         );
         assert_eq!(m["response_types_supported"], json!([]));
         assert_eq!(
@@ -503,7 +508,7 @@ auth_methods = ["client_secret_basic"]
         matches!(b().toml("colour = 1"), Err(ConfigFileError::Toml(m)) if m.contains("colour"))
     );
     assert!(matches!(
-        b().toml("auth_methods = [\"private_key_jwt\"]"),
+        b().toml("auth_methods = [\"tls_client_auth\"]"),
         Err(ConfigFileError::Invalid(_))
     ));
     assert!(matches!(

@@ -6,10 +6,12 @@ use std::time::Duration;
 
 use crate::response::MAX_LIFETIME;
 
-/// A client authentication method that the token endpoint accepts (RFC 6749 §2.3.1).
+/// A client authentication method that the token endpoint accepts (RFC 6749 §2.3.1, RFC 7523
+/// §2.2, OpenID Connect Core §9).
 ///
 /// Client credentials is for confidential clients only (RFC 6749 §4.4), so `none` is not a
-/// method the endpoint can accept.
+/// method the endpoint can accept. The two assertion methods need the `jwt` feature to be
+/// verified; without it, the endpoint refuses to be built with them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ClientAuthMethod {
@@ -18,11 +20,37 @@ pub enum ClientAuthMethod {
     ClientSecretBasic,
     /// `client_secret_post`: `client_id` and `client_secret` as body parameters.
     ClientSecretPost,
+    /// `private_key_jwt`: a `client_assertion` JWT signed with the client's private key
+    /// (RS256, PS256, ES256 or EdDSA), verified with its registered public keys
+    /// ([`RegisteredClient::jwks`](crate::server::RegisteredClient::jwks), feature `jwt`).
+    PrivateKeyJwt,
+    /// `client_secret_jwt`: a `client_assertion` JWT signed with HS256, keyed by the client
+    /// secret, which is not itself sent (feature `jwt`).
+    ClientSecretJwt,
 }
 
 impl ClientAuthMethod {
-    /// Both methods, Basic first.
-    pub const ALL: [Self; 2] = [Self::ClientSecretBasic, Self::ClientSecretPost];
+    /// Every method, Basic first, then post, `private_key_jwt` and `client_secret_jwt`.
+    pub const ALL: [Self; 4] = [
+        Self::ClientSecretBasic,
+        Self::ClientSecretPost,
+        Self::PrivateKeyJwt,
+        Self::ClientSecretJwt,
+    ];
+
+    /// Whether the client proves itself with a signed assertion rather than a secret on the
+    /// wire.
+    #[must_use]
+    pub fn is_assertion(self) -> bool {
+        matches!(self, Self::PrivateKeyJwt | Self::ClientSecretJwt)
+    }
+
+    /// Whether this build of the endpoint can verify the method: the assertion methods need
+    /// the `jwt` feature.
+    #[must_use]
+    pub fn is_supported(self) -> bool {
+        cfg!(feature = "jwt") || !self.is_assertion()
+    }
 
     /// The registered name (RFC 7591 §2, RFC 8414 `token_endpoint_auth_methods_supported`).
     #[must_use]
@@ -30,6 +58,8 @@ impl ClientAuthMethod {
         match self {
             Self::ClientSecretBasic => "client_secret_basic",
             Self::ClientSecretPost => "client_secret_post",
+            Self::PrivateKeyJwt => "private_key_jwt",
+            Self::ClientSecretJwt => "client_secret_jwt",
         }
     }
 
@@ -38,7 +68,8 @@ impl ClientAuthMethod {
     /// ```
     /// use client_credentials::server::ClientAuthMethod;
     /// assert_eq!(ClientAuthMethod::from_name("client_secret_post"), Some(ClientAuthMethod::ClientSecretPost));
-    /// assert_eq!(ClientAuthMethod::from_name("private_key_jwt"), None);
+    /// assert_eq!(ClientAuthMethod::from_name("private_key_jwt"), Some(ClientAuthMethod::PrivateKeyJwt));
+    /// assert_eq!(ClientAuthMethod::from_name("tls_client_auth"), None);
     /// ```
     #[must_use]
     pub fn from_name(name: &str) -> Option<Self> {
@@ -117,6 +148,10 @@ pub enum EndpointConfigError {
     /// The body cap is zero.
     #[error("request body cap must be greater than zero")]
     ZeroBodyCap,
+    /// An assertion method was accepted in a build without the `jwt` feature, which alone
+    /// can verify assertions.
+    #[error("{0} needs the jwt feature of client-credentials-core")]
+    MethodNeedsJwt(ClientAuthMethod),
 }
 
 /// The default cap on a token request body: 64 KiB, far above any real token request
@@ -294,7 +329,10 @@ impl Default for TokenEndpointBuilder {
         Self {
             token_path: "/token".to_owned(),
             scopes: Vec::new(),
-            auth_methods: ClientAuthMethod::ALL.to_vec(),
+            auth_methods: ClientAuthMethod::ALL
+                .into_iter()
+                .filter(|m| m.is_supported())
+                .collect(),
             lifetime: DEFAULT_TOKEN_LIFETIME,
             token_type: "Bearer".to_owned(),
             realm: "token".to_owned(),
@@ -322,7 +360,8 @@ impl TokenEndpointBuilder {
         self
     }
 
-    /// The accepted client authentication methods (default: both).
+    /// The accepted client authentication methods (default: every one this build can verify,
+    /// [`ClientAuthMethod::is_supported`]).
     #[must_use]
     pub fn auth_methods(mut self, methods: impl IntoIterator<Item = ClientAuthMethod>) -> Self {
         self.auth_methods.clear();
@@ -412,6 +451,9 @@ impl TokenEndpointBuilder {
         }
         if self.auth_methods.is_empty() {
             return Err(EndpointConfigError::NoAuthMethod);
+        }
+        if let Some(m) = self.auth_methods.iter().find(|m| !m.is_supported()) {
+            return Err(EndpointConfigError::MethodNeedsJwt(*m));
         }
         if self.lifetime < Duration::from_secs(1) || self.lifetime > MAX_LIFETIME {
             return Err(EndpointConfigError::InvalidLifetime);

@@ -8,7 +8,7 @@ use http::header::{ALLOW, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderValue, StatusCode};
 
 use crate::error::ErrorCode;
-use crate::server::ClientAuthMethod;
+use crate::server::{AssertionRejection, ClientAuthMethod};
 
 /// Why a request was refused: finer than the OAuth error code, for logs and tests. Values
 /// named here come from the request but are never secrets (scope names, parameter names).
@@ -52,6 +52,8 @@ pub enum Rejection {
     UnknownClient,
     /// The client secret does not match.
     WrongSecret,
+    /// The client assertion was refused (`private_key_jwt`, `client_secret_jwt`): why.
+    InvalidAssertion(AssertionRejection),
     /// The client may not use the method it used.
     AuthMethodNotAllowedForClient(ClientAuthMethod),
     /// The client may not use the client credentials grant.

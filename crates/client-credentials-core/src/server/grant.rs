@@ -10,10 +10,10 @@ use serde_json::{Map, Value};
 
 use crate::error::ErrorCode;
 use crate::secret::{AccessToken, ClientSecret, constant_time_eq};
-use crate::server::ClientAuthMethod;
 use crate::server::endpoint::{DefaultScopes, TokenEndpoint};
 use crate::server::error::{EndpointError, Rejection, json_response, json_string};
 use crate::server::parse::{ClientCredentials, IncomingRequest};
+use crate::server::{AssertionRejection, ClientAuthMethod};
 
 /// What the endpoint needs to know about a registered client. Implement it on your own
 /// client type, or use [`RegisteredClient`].
@@ -46,6 +46,20 @@ pub trait ClientRecord {
     fn token_lifetime(&self) -> Option<Duration> {
         None
     }
+
+    /// The public keys that verify this client's `private_key_jwt` assertions (feature
+    /// `jwt`). Default: none, and the method is refused.
+    #[cfg(feature = "jwt")]
+    fn assertion_keys(&self) -> Option<&crate::server::JwkSet> {
+        None
+    }
+
+    /// The secret that keys this client's `client_secret_jwt` (HS256) assertions (feature
+    /// `jwt`): at least 32 bytes. Default: none, and the method is refused.
+    #[cfg(feature = "jwt")]
+    fn assertion_secret(&self) -> Option<&ClientSecret> {
+        None
+    }
 }
 
 impl<T: ClientRecord + ?Sized> ClientRecord for &T {
@@ -66,6 +80,14 @@ impl<T: ClientRecord + ?Sized> ClientRecord for &T {
     }
     fn token_lifetime(&self) -> Option<Duration> {
         (**self).token_lifetime()
+    }
+    #[cfg(feature = "jwt")]
+    fn assertion_keys(&self) -> Option<&crate::server::JwkSet> {
+        (**self).assertion_keys()
+    }
+    #[cfg(feature = "jwt")]
+    fn assertion_secret(&self) -> Option<&ClientSecret> {
+        (**self).assertion_secret()
     }
 }
 
@@ -88,10 +110,13 @@ pub struct RegisteredClient {
     auth_methods: Option<Vec<ClientAuthMethod>>,
     client_credentials: bool,
     lifetime: Option<Duration>,
+    #[cfg(feature = "jwt")]
+    jwks: Option<crate::server::JwkSet>,
 }
 
 impl RegisteredClient {
-    /// A client with this id and secret, no scopes, every method the endpoint accepts.
+    /// A client with this id and secret, no scopes, every method the endpoint accepts. An
+    /// empty secret matches nothing: such a client can only use `private_key_jwt`.
     #[must_use]
     pub fn new(id: impl Into<String>, secret: impl Into<ClientSecret>) -> Self {
         Self {
@@ -102,7 +127,39 @@ impl RegisteredClient {
             auth_methods: None,
             client_credentials: true,
             lifetime: None,
+            #[cfg(feature = "jwt")]
+            jwks: None,
         }
+    }
+
+    /// A `private_key_jwt` client: no secret, its public keys (feature `jwt`).
+    ///
+    /// ```
+    /// use client_credentials::AssertionKey;
+    /// use client_credentials::server::{ClientAuthMethod, JwkSet, RegisteredClient};
+    ///
+    /// # let pem = include_str!("../../tests/keys/ed25519.pem");
+    /// let key = AssertionKey::from_pem(pem)?;
+    /// let jwks = JwkSet::from_value(&serde_json::json!({ "keys": [key.public_jwk()] }))?;
+    /// let client = RegisteredClient::with_jwks("signer", jwks)
+    ///     .scopes(["read"])
+    ///     .auth_methods([ClientAuthMethod::PrivateKeyJwt]);
+    /// assert_eq!(client.client_id(), "signer");
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "jwt")]
+    #[must_use]
+    pub fn with_jwks(id: impl Into<String>, jwks: crate::server::JwkSet) -> Self {
+        Self::new(id, String::new()).jwks(jwks)
+    }
+
+    /// Registers the client's public keys, which verify its `private_key_jwt` assertions
+    /// (feature `jwt`).
+    #[cfg(feature = "jwt")]
+    #[must_use]
+    pub fn jwks(mut self, jwks: crate::server::JwkSet) -> Self {
+        self.jwks = Some(jwks);
+        self
     }
 
     /// The scopes the client may be granted.
@@ -188,6 +245,16 @@ impl ClientRecord for RegisteredClient {
 
     fn token_lifetime(&self) -> Option<Duration> {
         self.lifetime
+    }
+
+    #[cfg(feature = "jwt")]
+    fn assertion_keys(&self) -> Option<&crate::server::JwkSet> {
+        self.jwks.as_ref()
+    }
+
+    #[cfg(feature = "jwt")]
+    fn assertion_secret(&self) -> Option<&ClientSecret> {
+        Some(&self.secret).filter(|s| !s.expose_secret().is_empty())
     }
 }
 
@@ -346,6 +413,10 @@ impl TokenEndpoint {
     /// Checks `credentials` against the client record found for their id (`None` when the
     /// lookup found nothing).
     ///
+    /// The assertion methods cannot be checked here, without the time and a replay cache:
+    /// they are refused with [`AssertionRejection::NeedsVerifier`]; use
+    /// [`TokenEndpoint::authenticate_at`] (feature `jwt`).
+    ///
     /// # Errors
     /// `invalid_client` when there is no such client, the secret does not match, or the
     /// client may not use the method it used.
@@ -354,6 +425,12 @@ impl TokenEndpoint {
         credentials: &ClientCredentials,
         client: Option<&C>,
     ) -> Result<(), EndpointError> {
+        if credentials.method().is_assertion() {
+            return Err(EndpointError::invalid_client(
+                Rejection::InvalidAssertion(AssertionRejection::NeedsVerifier),
+                self.challenge_realm(credentials),
+            ));
+        }
         let realm = self
             .accepts(ClientAuthMethod::ClientSecretBasic)
             .then(|| self.realm());
@@ -395,6 +472,120 @@ impl TokenEndpoint {
         client: Option<&C>,
     ) -> Result<Grant, EndpointError> {
         self.authenticate(request.credentials(), client)?;
+        self.grant(request, client)
+    }
+
+    /// The realm of the Basic challenge owed with an `invalid_client` answer: always when the
+    /// client used Basic, otherwise when the endpoint accepts Basic.
+    fn challenge_realm(&self, credentials: &ClientCredentials) -> Option<&str> {
+        (credentials.method() == ClientAuthMethod::ClientSecretBasic
+            || self.accepts(ClientAuthMethod::ClientSecretBasic))
+        .then(|| self.realm())
+    }
+
+    /// [`TokenEndpoint::authenticate`] for every method, assertions included (feature
+    /// `jwt`): a `private_key_jwt` or `client_secret_jwt` assertion is verified at `now` by
+    /// `verifier` (see [`AssertionVerifier`](crate::server::AssertionVerifier)) with the
+    /// client's [`ClientRecord::assertion_keys`] or [`ClientRecord::assertion_secret`], and
+    /// its `jti` is remembered. The secret methods ignore `now` and `verifier`.
+    ///
+    /// # Errors
+    /// As [`TokenEndpoint::authenticate`]; `invalid_client` with
+    /// [`Rejection::InvalidAssertion`] when the assertion is refused.
+    #[cfg(feature = "jwt")]
+    pub fn authenticate_at<C: ClientRecord + ?Sized>(
+        &self,
+        now: SystemTime,
+        credentials: &ClientCredentials,
+        client: Option<&C>,
+        verifier: &mut crate::server::AssertionVerifier,
+    ) -> Result<(), EndpointError> {
+        let method = credentials.method();
+        let Some(assertion) = credentials.assertion().filter(|_| method.is_assertion()) else {
+            return self.authenticate(credentials, client);
+        };
+        let realm = self.challenge_realm(credentials);
+        let Some(client) = client else {
+            return Err(EndpointError::invalid_client(
+                Rejection::UnknownClient,
+                realm,
+            ));
+        };
+        verifier
+            .verify(
+                now,
+                credentials.client_id(),
+                method,
+                assertion.expose_secret(),
+                client.assertion_keys(),
+                client.assertion_secret(),
+            )
+            .map_err(|why| {
+                EndpointError::invalid_client(Rejection::InvalidAssertion(why), realm)
+            })?;
+        if !client.allows_auth_method(method) {
+            return Err(EndpointError::invalid_client(
+                Rejection::AuthMethodNotAllowedForClient(method),
+                realm,
+            ));
+        }
+        Ok(())
+    }
+
+    /// [`TokenEndpoint::authorize`] for every method, assertions included (feature `jwt`):
+    /// the client authenticates with [`TokenEndpoint::authenticate_at`].
+    ///
+    /// ```
+    /// use std::time::{Duration, UNIX_EPOCH};
+    /// use client_credentials::{AssertionKey, Config};
+    /// use client_credentials::server::{AssertionVerifier, JwkSet, RegisteredClient, TokenEndpoint};
+    ///
+    /// # let pem = include_str!("../../tests/keys/ec-p256.pem");
+    /// let key = AssertionKey::from_pem(pem)?.with_key_id("k1");
+    /// let jwks = JwkSet::from_value(&serde_json::json!({ "keys": [key.public_jwk()] }))?;
+    /// let clients = [RegisteredClient::with_jwks("signer", jwks).scopes(["read"])];
+    /// let endpoint = TokenEndpoint::builder().scope("read", "Read").build()?;
+    /// let mut verifier = AssertionVerifier::new("https://auth.example.com/token");
+    ///
+    /// // The client side: a signed assertion in the request body.
+    /// let config = Config::builder()
+    ///     .token_url("https://auth.example.com/token")
+    ///     .client_id("signer")
+    ///     .private_key(key)
+    ///     .build()?;
+    /// let now = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    /// let request = config.default_request().to_http_at(now, 42);
+    ///
+    /// let incoming = endpoint.parse_parts(request.method(), request.headers(), request.body())?;
+    /// let client = clients.iter().find(|c| c.client_id() == incoming.client_id());
+    /// let grant = endpoint.authorize_at(now, &incoming, client, &mut verifier)?;
+    /// assert_eq!(grant.scopes(), ["read"]);
+    /// // The same assertion again is a replay.
+    /// let again = endpoint.authorize_at(now, &incoming, client, &mut verifier).unwrap_err();
+    /// assert_eq!(again.code().as_str(), "invalid_client");
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`TokenEndpoint::authorize`] and [`TokenEndpoint::authenticate_at`].
+    #[cfg(feature = "jwt")]
+    pub fn authorize_at<C: ClientRecord + ?Sized>(
+        &self,
+        now: SystemTime,
+        request: &IncomingRequest,
+        client: Option<&C>,
+        verifier: &mut crate::server::AssertionVerifier,
+    ) -> Result<Grant, EndpointError> {
+        self.authenticate_at(now, request.credentials(), client, verifier)?;
+        self.grant(request, client)
+    }
+
+    /// The grant decision for an authenticated client.
+    fn grant<C: ClientRecord + ?Sized>(
+        &self,
+        request: &IncomingRequest,
+        client: Option<&C>,
+    ) -> Result<Grant, EndpointError> {
         let Some(client) = client else {
             return Err(EndpointError::server_error());
         };
@@ -464,6 +655,8 @@ impl TokenEndpoint {
 
     /// The whole exchange for synchronous code: parse, look the client up with `lookup`,
     /// authorise, make the token with `issue`, and render the answer (success or error).
+    /// Client assertions need the time and a replay cache, which this has not: they are
+    /// refused; drive [`TokenEndpoint::authorize_at`] instead (feature `jwt`).
     ///
     /// ```
     /// use client_credentials::server::{RegisteredClient, TokenEndpoint, opaque_token};

@@ -50,13 +50,17 @@
 //! and tokens [`AccessToken`](crate::AccessToken)s, and no `Debug`, `Display` or error
 //! message of this module shows either.
 
+mod assertion;
 mod bearer;
 mod endpoint;
 mod error;
 mod grant;
 mod openapi;
 mod parse;
+#[cfg(feature = "jwt")]
+mod verify;
 
+pub use assertion::{AssertionRejection, MAX_ASSERTION_LEN};
 pub use bearer::{BearerChallenge, BearerError, BearerErrorCode, bearer_token};
 pub use endpoint::{
     ClientAuthMethod, DEFAULT_MAX_REQUEST_BODY, DEFAULT_TOKEN_LIFETIME, DefaultScopes,
@@ -65,6 +69,11 @@ pub use endpoint::{
 pub use error::{EndpointError, Rejection};
 pub use grant::{ClientRecord, Grant, RegisteredClient, opaque_token};
 pub use parse::{ClientCredentials, ClientRequest, IncomingRequest};
+#[cfg(feature = "jwt")]
+pub use verify::{
+    AssertionVerifier, DEFAULT_ASSERTION_LEEWAY, DEFAULT_MAX_ASSERTION_LIFETIME,
+    DEFAULT_REPLAY_CAPACITY, JwkSet, JwksError, MAX_JWKS_KEYS, ReplayCache,
+};
 
 /// RFC 6749 §3.3: `scope-token = 1*( %x21 / %x23-5B / %x5D-7E )`.
 pub(crate) fn is_scope_token(s: &str) -> bool {

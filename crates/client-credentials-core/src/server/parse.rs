@@ -13,6 +13,7 @@ use serde_json::Value;
 use crate::config::BodyFormat;
 use crate::error::ErrorCode;
 use crate::secret::{ClientSecret, constant_time_eq};
+use crate::server::assertion::{AssertionRejection, JWT_BEARER, Jws};
 use crate::server::endpoint::TokenEndpoint;
 use crate::server::error::{EndpointError, Rejection};
 use crate::server::{ClientAuthMethod, is_scope_token};
@@ -30,6 +31,8 @@ const SINGLE: &[&str] = &[
     "scope",
     "client_id",
     "client_secret",
+    "client_assertion",
+    "client_assertion_type",
     "audience",
     "token",
     "token_type_hint",
@@ -40,7 +43,10 @@ const SINGLE: &[&str] = &[
 #[derive(Clone)]
 pub struct ClientCredentials {
     id: String,
+    /// Empty for the assertion methods.
     secret: ClientSecret,
+    /// The `client_assertion` of the assertion methods (a bearer credential: kept redacted).
+    assertion: Option<ClientSecret>,
     /// The Basic secret as sent, when it differs from its decoded form and the endpoint
     /// accepts unencoded Basic credentials.
     raw_secret: Option<ClientSecret>,
@@ -61,9 +67,14 @@ impl ClientCredentials {
     }
 
     /// Whether the presented secret equals `expected`, compared in constant time. When the
-    /// endpoint accepts unencoded Basic credentials, the secret as sent is tried too.
+    /// endpoint accepts unencoded Basic credentials, the secret as sent is tried too. Always
+    /// `false` for the assertion methods, which present no secret, and for an empty
+    /// `expected`.
     #[must_use]
     pub fn secret_matches(&self, expected: &ClientSecret) -> bool {
+        if self.method.is_assertion() || expected.expose_secret().is_empty() {
+            return false;
+        }
         let expected = expected.expose_secret().as_bytes();
         let decoded = constant_time_eq(self.secret.expose_secret().as_bytes(), expected);
         let raw = self
@@ -73,10 +84,18 @@ impl ClientCredentials {
         decoded | raw
     }
 
-    /// The presented secret, decoded, for stores that keep a hash rather than the secret.
+    /// The presented secret, decoded, for stores that keep a hash rather than the secret
+    /// (empty for the assertion methods).
     #[must_use]
     pub fn secret(&self) -> &ClientSecret {
         &self.secret
+    }
+
+    /// The `client_assertion`, for the assertion methods. A bearer credential: treat it as
+    /// a secret.
+    #[must_use]
+    pub fn assertion(&self) -> Option<&ClientSecret> {
+        self.assertion.as_ref()
     }
 }
 
@@ -86,6 +105,7 @@ impl fmt::Debug for ClientCredentials {
             .field("client_id", &self.id)
             .field("method", &self.method)
             .field("secret", &self.secret)
+            .field("assertion", &self.assertion)
             .finish()
     }
 }
@@ -392,6 +412,8 @@ impl TokenEndpoint {
     ) -> Result<ClientCredentials, EndpointError> {
         let body_id = take(params, "client_id");
         let body_secret = take(params, "client_secret").map(ClientSecret::new);
+        let assertion_type = take(params, "client_assertion_type");
+        let assertion = take(params, "client_assertion").map(ClientSecret::new);
         let mut authorizations = headers.get_all(AUTHORIZATION).iter();
         let authorization = authorizations.next();
         if authorizations.next().is_some() {
@@ -414,7 +436,7 @@ impl TokenEndpoint {
                     Some(realm),
                 ));
             }
-            if body_secret.is_some() {
+            if body_secret.is_some() || assertion_type.is_some() || assertion.is_some() {
                 return Err(EndpointError::invalid_request(
                     Rejection::CredentialsInHeaderAndBody,
                     "client credentials in both the Authorization header and the body",
@@ -439,9 +461,19 @@ impl TokenEndpoint {
             return Ok(ClientCredentials {
                 id,
                 secret,
+                assertion: None,
                 raw_secret,
                 method: ClientAuthMethod::ClientSecretBasic,
             });
+        }
+        if assertion_type.is_some() || assertion.is_some() {
+            if body_secret.is_some() {
+                return Err(EndpointError::invalid_request(
+                    Rejection::CredentialsInHeaderAndBody,
+                    "a client_secret and a client_assertion in one request",
+                ));
+            }
+            return self.assertion_credentials(body_id, assertion_type, assertion);
         }
         match (body_id, body_secret) {
             (Some(id), Some(secret)) => {
@@ -454,6 +486,7 @@ impl TokenEndpoint {
                 Ok(ClientCredentials {
                     id,
                     secret,
+                    assertion: None,
                     raw_secret: None,
                     method: ClientAuthMethod::ClientSecretPost,
                 })
@@ -467,6 +500,70 @@ impl TokenEndpoint {
                 self.basic_realm(),
             )),
         }
+    }
+}
+
+impl TokenEndpoint {
+    /// The credentials of `client_assertion_type` and `client_assertion` (RFC 7521 §4.2):
+    /// the method is told by the header's `alg` (HS256 is `client_secret_jwt`), the client
+    /// id is the body's `client_id` or else the assertion's `sub`. Nothing is verified yet.
+    fn assertion_credentials(
+        &self,
+        body_id: Option<String>,
+        assertion_type: Option<String>,
+        assertion: Option<ClientSecret>,
+    ) -> Result<ClientCredentials, EndpointError> {
+        let refuse = |why| {
+            EndpointError::invalid_client(Rejection::InvalidAssertion(why), self.basic_realm())
+        };
+        let Some(assertion_type) = assertion_type else {
+            return Err(EndpointError::invalid_request(
+                Rejection::MissingParameter("client_assertion_type"),
+                "client_assertion without client_assertion_type",
+            ));
+        };
+        let Some(assertion) = assertion else {
+            return Err(EndpointError::invalid_request(
+                Rejection::MissingParameter("client_assertion"),
+                "client_assertion_type without client_assertion",
+            ));
+        };
+        if assertion_type != JWT_BEARER {
+            return Err(refuse(AssertionRejection::UnsupportedAssertionType));
+        }
+        let jws = Jws::decode(assertion.expose_secret()).map_err(refuse)?;
+        let method = match jws.alg() {
+            Some("HS256") => ClientAuthMethod::ClientSecretJwt,
+            Some(alg) if !alg.eq_ignore_ascii_case("none") => ClientAuthMethod::PrivateKeyJwt,
+            _ => return Err(refuse(AssertionRejection::UnsupportedAlgorithm)),
+        };
+        if !self.accepts(method) {
+            return Err(EndpointError::invalid_client(
+                Rejection::AuthMethodNotAccepted(method),
+                self.basic_realm(),
+            ));
+        }
+        let id = match body_id {
+            Some(id) => id,
+            None => match jws.claim_str("sub") {
+                Some(sub) if !sub.is_empty() && !sub.chars().any(char::is_control) => {
+                    sub.to_owned()
+                }
+                _ => {
+                    return Err(EndpointError::invalid_request(
+                        Rejection::MissingParameter("client_id"),
+                        "no client_id, and no sub in the client_assertion",
+                    ));
+                }
+            },
+        };
+        Ok(ClientCredentials {
+            id,
+            secret: ClientSecret::new(String::new()),
+            assertion: Some(assertion),
+            raw_secret: None,
+            method,
+        })
     }
 }
 
