@@ -207,9 +207,11 @@ pub enum ConfigError {
     /// empty variable name or one holding `=`.
     #[error("client assertion source {0} names nothing")]
     InvalidAssertionSource(String),
-    /// Both a private key and an assertion source were given: a client authenticates with
-    /// one credential.
-    #[error("give either a private key or a client assertion source, not both")]
+    /// An assertion source was given with a private key or a client secret: a client
+    /// authenticates with one credential, and the other would be silently ignored.
+    #[error(
+        "a client assertion source is the client's only credential: give no private key or secret with it"
+    )]
     ConflictingAssertion,
     /// An assertion source was given with a method other than `private_key_jwt`, which is
     /// the method that carries it.
@@ -705,6 +707,9 @@ impl ConfigBuilder {
             source.validate()?;
             #[cfg(feature = "jwt")]
             if self.private_key.is_some() {
+                return Err(ConfigError::ConflictingAssertion);
+            }
+            if self.client_secret.is_some() {
                 return Err(ConfigError::ConflictingAssertion);
             }
             if auth_method != AuthMethod::PrivateKeyJwt {

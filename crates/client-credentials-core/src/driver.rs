@@ -45,9 +45,13 @@ use crate::request::CacheKey;
 use crate::session::{Action, Cache, Event, Failure, Outcome, Policy, RequestId};
 use crate::token::Token;
 
-/// `http` (a token request of [`Action::Send`] for a client whose assertion is made elsewhere,
+/// `http` (a token request of [`Action::Send`], or a revocation or introspection, of a
+/// client whose assertion is made elsewhere,
 /// [`Config::assertion_source`](crate::Config::assertion_source)) with the assertion read
-/// for it just now. Read the source anew for every request: the assertion rotates.
+/// for it just now. Read the source anew for every request: the assertion rotates. A
+/// driver of such a client must do this before every send: the core's request carries
+/// `client_assertion_type` alone, which the server refuses. For a client without an
+/// assertion source, `http` is returned as it is.
 ///
 /// ```
 /// # use client_credentials::{AssertionSource, BodyFormat, Config};
@@ -59,7 +63,7 @@ use crate::token::Token;
 ///     .body_format(BodyFormat::Json)
 ///     .build()?;
 /// let jwt = config.assertion_source().unwrap().accept(Read::Env(Some("aGQ.cGw.c2ln".into())))?;
-/// let http = client_credentials::driver::attach_assertion(config.default_request().to_http(), &jwt);
+/// let http = client_credentials::driver::attach_assertion(&config, config.default_request().to_http(), &jwt);
 /// assert_eq!(
 ///     std::str::from_utf8(http.body())?,
 ///     r#"{"grant_type":"client_credentials","client_id":"workload","client_assertion_type":"urn:ietf:params:oauth:client-assertion-type:jwt-bearer","client_assertion":"aGQ.cGw.c2ln"}"#,
@@ -68,9 +72,13 @@ use crate::token::Token;
 /// ```
 #[must_use]
 pub fn attach_assertion(
+    config: &crate::Config,
     http: crate::HttpRequest,
     assertion: &crate::ClientAssertion,
 ) -> crate::HttpRequest {
+    if config.assertion_source().is_none() {
+        return http;
+    }
     crate::request::attach_assertion(http, assertion.expose_secret())
 }
 

@@ -466,8 +466,10 @@ pub enum TokenError {
     },
     /// Not an answer of the token endpoint: the client assertion could not be read from its
     /// [`AssertionSource`](crate::AssertionSource) (a missing or empty file, an unset
-    /// variable, a failed function), so nothing was sent. Retryable: a projected token may
-    /// not be written yet.
+    /// variable, a failed function), so nothing was sent. Retryable, except for a source
+    /// this client can never read
+    /// ([`AssertionError::is_retryable`](crate::AssertionError::is_retryable)): a projected
+    /// token may not be written yet.
     Assertion(crate::federated::AssertionError),
 }
 
@@ -842,8 +844,8 @@ impl TokenError {
             Self::RateLimited { .. }
             | Self::Server { .. }
             | Self::Transport(_)
-            | Self::RejectedByResource { .. }
-            | Self::Assertion(_) => true,
+            | Self::RejectedByResource { .. } => true,
+            Self::Assertion(e) => e.is_retryable(),
             Self::Rejected { error, .. } => error.code.is_retryable(),
             Self::InvalidResponse { status, .. } => {
                 status.is_server_error()

@@ -30,7 +30,7 @@
 //! let source = config.assertion_source().unwrap();
 //! let read = Read::File(Ok(b"eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ3In0.c2ln\n".to_vec()));
 //! let assertion = source.accept(read)?;
-//! let http = client_credentials::driver::attach_assertion(config.default_request().to_http(), &assertion);
+//! let http = client_credentials::driver::attach_assertion(&config, config.default_request().to_http(), &assertion);
 //! assert!(std::str::from_utf8(http.body())?.ends_with(
 //!     "client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer\
 //!      &client_assertion=eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ3In0.c2ln"
@@ -199,13 +199,14 @@ impl AssertionSource {
         }
     }
 
-    /// The source's part of a cache key: its path or variable name, or the identity of the
-    /// function (two clients given the same function share it).
+    /// The source's part of a cache key: its path or variable name, or `function`. Cache
+    /// keys are stable across processes (a shared store keys tokens by them), so a function
+    /// is not told apart by its address: the endpoint and client id already say whose
+    /// token it is.
     pub(crate) fn identity(&self) -> String {
         match &self.0 {
             Kind::File(_) | Kind::Env(_) => self.describe(),
-            Kind::Blocking(f) => format!("function {:p}", Arc::as_ptr(f).cast::<()>()),
-            Kind::Async(f) => format!("async function {:p}", Arc::as_ptr(f).cast::<()>()),
+            Kind::Blocking(_) | Kind::Async(_) => "function".to_owned(),
         }
     }
 
@@ -331,8 +332,8 @@ impl fmt::Debug for ClientAssertion {
 }
 
 /// A client assertion could not be read from its [`AssertionSource`]: no request was sent.
-/// Retryable, with the session's backoff: a projected token may not be written yet, or is
-/// being rotated.
+/// Retryable with the session's backoff ([`AssertionError::is_retryable`]): a projected token
+/// may not be written yet, or is being rotated.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AssertionError {
     /// The source, as [`AssertionSource::describe`] names it (the path, the variable).
@@ -395,6 +396,17 @@ impl fmt::Display for AssertionError {
 }
 
 impl std::error::Error for AssertionError {}
+
+impl AssertionError {
+    /// Whether reading again later may succeed: a file not written yet, being rotated, or a
+    /// function that failed. An async function read by a blocking client
+    /// ([`AssertionProblem::NeedsAsync`]) never will, and waits out the session's
+    /// rejection cool-down instead of its backoff.
+    #[must_use]
+    pub fn is_retryable(&self) -> bool {
+        !matches!(self.problem, AssertionProblem::NeedsAsync)
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -489,5 +501,17 @@ mod tests {
         assert!(AssertionSource::env("").validate().is_err());
         assert!(AssertionSource::env("A=B").validate().is_err());
         assert!(AssertionSource::env("A").validate().is_ok());
+        // The source is the client's only credential: a secret beside it is refused, not
+        // silently ignored.
+        let both = crate::Config::builder()
+            .token_url("https://as.example.com/token")
+            .client_id("c")
+            .client_secret("s")
+            .client_assertion(AssertionSource::env("A"))
+            .build();
+        assert!(matches!(
+            both,
+            Err(crate::ConfigError::ConflictingAssertion)
+        ));
     }
 }

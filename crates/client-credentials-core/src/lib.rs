@@ -60,6 +60,10 @@
 //! assert_eq!(token.access_token().expose_secret(), "t");
 //! # Ok::<_, Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! A client whose assertion is made elsewhere ([`Config::assertion_source`], see
+//! [`federated`]) needs one more step before every send, outside any lock: read the source,
+//! check it with [`AssertionSource::accept`] and add it with [`driver::attach_assertion`].
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]

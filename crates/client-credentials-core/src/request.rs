@@ -822,26 +822,33 @@ fn assemble(uri: http::Uri, prepared: &Prepared) -> HttpRequest {
 
 /// `http` with `client_assertion` added at the end of its body, in the body's format (the
 /// core built it, with `client_assertion_type` already in place).
+///
+/// The assertion is a checked compact JWT (base64url and dots, see
+/// [`crate::AssertionSource::accept`]): it needs no escaping in either format. The new body
+/// is written into a buffer of its exact size, so that no reallocation leaves an unzeroed
+/// copy of the old one (which holds the access token of a revocation) behind.
 pub(crate) fn attach_assertion(mut http: HttpRequest, assertion: &str) -> HttpRequest {
     let json = http
         .headers()
         .get(CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    let body = &mut http.0.body_mut().0;
-    if json {
+    let old = &http.0.body().0;
+    let mut body = zeroize::Zeroizing::new(Vec::with_capacity(old.len() + assertion.len() + 24));
+    match old.strip_suffix(b"}") {
         // The object the core wrote, never empty (`grant_type` comes first).
-        if body.last() == Some(&b'}') {
-            body.pop();
+        Some(object) if json => {
+            body.extend_from_slice(object);
+            body.extend_from_slice(b",\"client_assertion\":\"");
+            body.extend_from_slice(assertion.as_bytes());
+            body.extend_from_slice(b"\"}");
         }
-        body.extend_from_slice(b",\"client_assertion\":");
-        body.extend_from_slice(serde_json::Value::from(assertion).to_string().as_bytes());
-        body.push(b'}');
-    } else {
-        body.extend_from_slice(b"&client_assertion=");
-        for part in form_urlencoded::byte_serialize(assertion.as_bytes()) {
-            body.extend_from_slice(part.as_bytes());
+        _ => {
+            body.extend_from_slice(old);
+            body.extend_from_slice(b"&client_assertion=");
+            body.extend_from_slice(assertion.as_bytes());
         }
     }
+    *http.0.body_mut() = SecretBody(body);
     http
 }
 

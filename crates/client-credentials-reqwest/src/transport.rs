@@ -192,22 +192,25 @@ pub(crate) async fn with_assertion(
             Ok(answer) => Read::Function(answer),
             Err(_) => Read::Function(Err(late().into())),
         },
-        _ => {
+        plan => {
+            let is_file = matches!(plan, Plan::File(_));
             let owned = config.clone();
             let blocking = tokio::task::spawn_blocking(move || read_blocking(&owned));
             match tokio::time::timeout(limit, blocking).await {
                 Ok(Ok(read)) => read,
-                Ok(Err(panicked)) => Read::Function(Err(panicked.to_string().into())),
-                Err(_) => Read::File(Err(std::io::Error::new(
+                // Not the panic's message: it is the user's, and may quote anything.
+                Ok(Err(_)) => Read::Function(Err("the assertion reader panicked".into())),
+                Err(_) if is_file => Read::File(Err(std::io::Error::new(
                     std::io::ErrorKind::TimedOut,
                     late(),
                 ))),
+                Err(_) => Read::Function(Err(late().into())),
             }
         }
     };
     let assertion = source.accept(read).map_err(TokenError::Assertion)?;
     Ok(client_credentials_core::driver::attach_assertion(
-        http, &assertion,
+        config, http, &assertion,
     ))
 }
 

@@ -470,7 +470,7 @@ impl InFlight {
             StoreAnswer::Answered => return,
             StoreAnswer::Send(permit) => permit,
         };
-        let http = match transport::with_assertion(config, http) {
+        let http = match transport::with_assertion(config, http, shared.timeouts.overall) {
             Ok(http) => http,
             Err(error) => {
                 tracing::warn!(error = %error, "token request not sent");

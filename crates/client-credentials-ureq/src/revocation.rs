@@ -127,7 +127,7 @@ impl Client {
     /// answer through the body cap.
     fn exchange(&self, request: HttpRequest) -> Exchange {
         let shared = &self.shared;
-        let request = transport::with_assertion(&shared.config, request)?;
+        let request = transport::with_assertion(&shared.config, request, shared.timeouts.overall)?;
         transport::exchange(
             &shared.agent,
             request,

@@ -247,31 +247,61 @@ fn transport_kind(error: &ureq::Error) -> TransportErrorKind {
 }
 
 /// `http` with the client assertion read from the config's
-/// [`AssertionSource`](client_credentials_core::AssertionSource), if it has one: read now, on
-/// this thread (never under the cache's lock), because it rotates. A file is read up to one
-/// byte past the core's cap, so that a huge file costs no more than that.
+/// [`AssertionSource`](client_credentials_core::AssertionSource), if it has one: read for
+/// this request (never under the cache's lock), because it rotates. A file or a function is
+/// read on a thread of its own and waited for no longer than `limit`, so that a hung mount,
+/// a FIFO or a stuck function fails the fetch instead of holding the caller. A file is read
+/// up to one byte past the core's cap, so that a huge file costs no more than that.
 pub(crate) fn with_assertion(
     config: &client_credentials_core::Config,
     http: HttpRequest,
+    limit: std::time::Duration,
 ) -> Result<HttpRequest, TokenError> {
     use client_credentials_core::federated::{MAX_ASSERTION_LEN, Plan, Read};
     let Some(source) = config.assertion_source() else {
         return Ok(http);
     };
+    let late = || format!("no assertion within {} ms", limit.as_millis());
     let read = match source.plan() {
-        Plan::File(path) => Read::File(std::fs::File::open(path).and_then(|file| {
-            let mut bytes = Vec::new();
-            file.take(MAX_ASSERTION_LEN as u64 + 1)
-                .read_to_end(&mut bytes)
-                .map(|_| bytes)
-        })),
         Plan::Env(name) => Read::Env(std::env::var_os(name)),
-        Plan::Blocking(read) => Read::Function(read()),
-        _ => return Err(TokenError::Assertion(source.unreadable_here())),
+        Plan::Async(_) => return Err(TokenError::Assertion(source.unreadable_here())),
+        plan => {
+            let is_file = matches!(plan, Plan::File(_));
+            let (sender, receiver) = std::sync::mpsc::sync_channel(1);
+            let owned = config.clone();
+            let reader = std::thread::Builder::new()
+                .name("client-credentials-assertion".to_owned())
+                .spawn(move || {
+                    let read = match owned.assertion_source().map(|s| s.plan()) {
+                        Some(Plan::File(path)) => {
+                            Read::File(std::fs::File::open(path).and_then(|file| {
+                                let mut bytes = Vec::new();
+                                file.take(MAX_ASSERTION_LEN as u64 + 1)
+                                    .read_to_end(&mut bytes)
+                                    .map(|_| bytes)
+                            }))
+                        }
+                        Some(Plan::Blocking(read)) => Read::Function(read()),
+                        _ => Read::Env(None),
+                    };
+                    // The caller may have stopped waiting: nothing to do then.
+                    let _ = sender.send(read);
+                });
+            match reader.map(|_| receiver.recv_timeout(limit)) {
+                Ok(Ok(read)) => read,
+                Ok(Err(_)) if is_file => Read::File(Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    late(),
+                ))),
+                Ok(Err(_)) => Read::Function(Err(late().into())),
+                Err(e) if is_file => Read::File(Err(e)),
+                Err(e) => Read::Function(Err(e.into())),
+            }
+        }
     };
     let assertion = source.accept(read).map_err(TokenError::Assertion)?;
     Ok(client_credentials_core::driver::attach_assertion(
-        http, &assertion,
+        config, http, &assertion,
     ))
 }
 

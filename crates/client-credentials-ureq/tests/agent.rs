@@ -78,6 +78,8 @@ fn an_async_assertion_source_is_refused_without_a_request() {
         panic!("expected an assertion error, got {error:?}")
     };
     assert_eq!(e.problem, AssertionProblem::NeedsAsync);
+    // It will never work: the cool-down of a rejection, not a retry loop.
+    assert!(!error.is_retryable());
     assert_eq!(
         error.to_string(),
         "token request not sent: assertion function is async and this client cannot await it"

@@ -234,3 +234,31 @@ pub fn revocation_and_introspection_read_the_source_too<H: Harness>() {
         "nothing sent without an assertion"
     );
 }
+
+/// A source that hangs (a stuck mount or identity agent) fails the fetch within the
+/// client's timeout, and nothing is sent.
+pub fn a_source_that_hangs_fails_within_the_timeout<H: Harness>() {
+    let (_endpoint, server) = server();
+    let hung = AssertionSource::from_fn(|| {
+        std::thread::sleep(std::time::Duration::from_secs(3));
+        Ok(jwt(0))
+    });
+    let config = Config::builder()
+        .token_url(server.url("/token"))
+        .client_id("workload")
+        .client_assertion(hung)
+        .build()
+        .unwrap();
+    let options = HarnessOptions::new()
+        .seed(1)
+        .timeout(std::time::Duration::from_millis(300));
+    let error = H::build(config, &options).token().unwrap_err();
+    assert!(
+        matches!(
+            &assertion_error(&error).problem,
+            AssertionProblem::Function(m) if m == "no assertion within 300 ms"
+        ),
+        "{error:?}"
+    );
+    assert_eq!(server.request_count(), 0);
+}

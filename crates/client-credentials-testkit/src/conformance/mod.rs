@@ -551,6 +551,7 @@ macro_rules! conformance_suite {
                 an_unusable_assertion_file_sends_nothing,
                 function_and_environment_sources,
                 revocation_and_introspection_read_the_source_too,
+                a_source_that_hangs_fails_within_the_timeout,
             }
             discovery {
                 discovery_reads_the_metadata_and_the_config_fetches_a_token,
