@@ -343,7 +343,7 @@ impl AssertionKey {
     }
 
     /// The required members of the public JWK (RFC 7638 §3.2), in lexicographic order.
-    fn public_members(&self) -> Value {
+    pub(crate) fn public_members(&self) -> Value {
         match &*self.key {
             Key::Rsa(pair) => {
                 let (n, e) = rsa_public_components(pair.public_key().as_ref()).unwrap_or_default();

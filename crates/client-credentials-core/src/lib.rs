@@ -73,6 +73,8 @@ pub mod assertion;
 mod config;
 mod credential;
 mod discovery;
+#[cfg(feature = "jwt")]
+pub mod dpop;
 pub mod driver;
 mod error;
 pub mod federated;

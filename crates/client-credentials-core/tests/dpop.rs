@@ -1,0 +1,131 @@
+//! DPoP proofs (RFC 9449, feature `jwt`): the exact header and claims for fixed inputs, each
+//! signature checked by an independent verifier (`jsonwebtoken` on RustCrypto; aws-lc
+//! signs), the thumbprint against RFC 7638's own example, and a proof that never shows.
+#![cfg(feature = "jwt")]
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use client_credentials_core::dpop::{DpopKey, ProofInput};
+use client_credentials_core::{AccessToken, AssertionKey};
+use http::{Method, Uri};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde_json::{Value, json};
+use sha2::Digest as _;
+
+const EC: &str = include_str!("keys/ec-p256.pem");
+const EC_PUBLIC: &str = include_str!("keys/ec-p256.pub.pem");
+const ED: &str = include_str!("keys/ed25519.pem");
+const ED_PUBLIC: &str = include_str!("keys/ed25519.pub.pem");
+const AT: u64 = 1_800_000_000;
+
+fn part(jwt: &str, i: usize) -> Value {
+    let segment = jwt.split('.').nth(i).unwrap();
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(segment).unwrap()).unwrap()
+}
+
+/// The signature, checked by `jsonwebtoken` (no `exp` in a proof: its time checks are off).
+fn verify(jwt: &str, algorithm: Algorithm, key: &DecodingKey) -> Value {
+    let mut validation = Validation::new(algorithm);
+    validation.validate_exp = false;
+    validation.set_required_spec_claims::<&str>(&[]);
+    jsonwebtoken::decode::<Value>(jwt, key, &validation)
+        .unwrap_or_else(|e| panic!("{algorithm:?}: {e}"))
+        .claims
+}
+
+#[test]
+fn golden_proofs_for_a_token_request_and_a_resource_request() {
+    let cases = [
+        (
+            AssertionKey::from_pem(EC).unwrap(),
+            Algorithm::ES256,
+            DecodingKey::from_ec_pem(EC_PUBLIC.as_bytes()).unwrap(),
+        ),
+        (
+            AssertionKey::from_pem(ED).unwrap(),
+            Algorithm::EdDSA,
+            DecodingKey::from_ed_pem(ED_PUBLIC.as_bytes()).unwrap(),
+        ),
+    ];
+    for (key, algorithm, public) in cases {
+        let jwk = key.public_jwk();
+        let key = DpopKey::new(key);
+        let token_uri: Uri = "https://as.example.com/oauth2/token?tenant=x"
+            .parse()
+            .unwrap();
+        let at = UNIX_EPOCH + Duration::from_secs(AT);
+        let proof = key
+            .proof(&ProofInput {
+                method: &Method::POST,
+                uri: &token_uri,
+                at,
+                nonce: 0x0102_0304,
+                server_nonce: None,
+                access_token: None,
+            })
+            .unwrap();
+        let jwt = proof.expose_secret();
+        let mut public_members = jwk.clone();
+        for member in ["alg", "use", "kid"] {
+            public_members.as_object_mut().unwrap().remove(member);
+        }
+        assert_eq!(
+            part(jwt, 0),
+            json!({"typ": "dpop+jwt", "alg": key_alg(algorithm), "jwk": public_members})
+        );
+        let claims = json!({
+            "jti": "AAAAAAAAAAAAAAAAAQIDBA",
+            "htm": "POST",
+            "htu": "https://as.example.com/oauth2/token",
+            "iat": AT,
+        });
+        assert_eq!(part(jwt, 1), claims);
+        assert_eq!(verify(jwt, algorithm, &public), claims);
+
+        // To a resource server, with the server's nonce: `ath` is the token's SHA-256.
+        let token = AccessToken::new("Kz~8mXK1EalYznwH-LC-1fBAo.4Ljp~zsPE_NeO.gxU");
+        let resource: Uri = "https://api.example.com/orders".parse().unwrap();
+        let proof = key
+            .proof(&ProofInput {
+                method: &Method::GET,
+                uri: &resource,
+                at,
+                nonce: 5,
+                server_nonce: Some("eyJ7S_zG.eyJH0-Z.HX4w-7v"),
+                access_token: Some(&token),
+            })
+            .unwrap();
+        let ath = URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(token.expose_secret()));
+        let claims = verify(proof.expose_secret(), algorithm, &public);
+        assert_eq!(claims["htm"], "GET");
+        assert_eq!(claims["htu"], "https://api.example.com/orders");
+        assert_eq!(claims["nonce"], "eyJ7S_zG.eyJH0-Z.HX4w-7v");
+        assert_eq!(claims["ath"], ath);
+        // RFC 9449 §7.1's example token and its `ath`.
+        assert_eq!(ath, "fUHyO2r2Z3DZ53EsNrWBb0xWXoaNy59IiKCAqksmQEo");
+        assert_eq!(format!("{proof:?}"), "DpopProof([REDACTED])");
+        assert!(proof.header_value().is_sensitive());
+        // The thumbprint that a server puts in `cnf.jkt`, computed here independently.
+        let canonical = match algorithm {
+            Algorithm::ES256 => format!(
+                r#"{{"crv":"P-256","kty":"EC","x":{},"y":{}}}"#,
+                jwk["x"], jwk["y"]
+            ),
+            _ => format!(r#"{{"crv":"Ed25519","kty":"OKP","x":{}}}"#, jwk["x"]),
+        };
+        assert_eq!(
+            key.thumbprint(),
+            URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(canonical))
+        );
+    }
+}
+
+fn key_alg(algorithm: Algorithm) -> &'static str {
+    match algorithm {
+        Algorithm::ES256 => "ES256",
+        _ => "EdDSA",
+    }
+}
