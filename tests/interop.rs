@@ -805,6 +805,40 @@ fn assertion_clients_introspect_and_revoke() {
     }
 }
 
+/// DPoP (RFC 9449) at the token endpoint: a client with a DPoP key gets a token of type
+/// `DPoP` bound to that key: the provider's introspection says `cnf.jkt` is our key's
+/// thumbprint. Through both adapters.
+#[test]
+#[ignore = "needs oidc-provider from npm: run cargo xtask test"]
+fn a_dpop_key_gets_a_token_bound_to_it() {
+    use client_credentials::dpop::DpopKey;
+    for (adapter, pem) in [("ureq", "ec-p256.pem"), ("reqwest", "ed25519.pem")] {
+        let key = DpopKey::new(key(pem));
+        let jkt = key.thumbprint().to_owned();
+        let config = basic().dpop(key).build().unwrap();
+        let (token, info) = if adapter == "ureq" {
+            let client = ureq_client(config);
+            let token = client.token().unwrap();
+            let info = client.introspect(token.access_token()).unwrap();
+            (token, info)
+        } else {
+            runtime().block_on(async {
+                let client = reqwest_client(config);
+                let token = client.token().await.unwrap();
+                let info = client.introspect(token.access_token()).await.unwrap();
+                (token, info)
+            })
+        };
+        assert_eq!(token.token_type(), "DPoP", "{adapter}");
+        assert!(info.active, "{adapter}: {info:?}");
+        assert_eq!(
+            info.extra["cnf"]["jkt"],
+            jkt.as_str(),
+            "{adapter}: {info:?}"
+        );
+    }
+}
+
 /// A workload identity token in a file (the Kubernetes projected token pattern), made here
 /// by signing an assertion for the ES256 client at `nonce`: the file is read again for every
 /// fetch, so a token rotated between two fetches is the one the provider sees. Sending the

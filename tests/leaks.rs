@@ -550,6 +550,70 @@ fn federated_assertions_echoed_by_the_server() {
     case.assert_clean();
 }
 
+/// DPoP: a server that echoes the proof it got (its description and `WWW-Authenticate`),
+/// then one that issues a DPoP token. Neither the proofs nor the DPoP key may show.
+#[test]
+fn dpop_proofs_echoed_by_the_server() {
+    capture();
+    let mut case = Case::new("dpop");
+    let pem = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/crates/client-credentials-core/tests/keys/ed25519.pem"
+    ))
+    .unwrap();
+    case.extra.extend(
+        pem.lines()
+            .filter(|l| !l.starts_with("-----"))
+            .map(|l| l[..l.len().min(24)].to_owned()),
+    );
+    let echo = |request: &Request| {
+        let proof = request.header("dpop").unwrap_or_default().to_owned();
+        Reply::oauth_error(
+            400,
+            "invalid_dpop_proof",
+            Some(&format!("bad proof {proof}")),
+        )
+        .header(
+            "www-authenticate",
+            &format!(r#"DPoP error="invalid_dpop_proof", error_description="{proof}""#),
+        )
+    };
+    let refusing = TestServer::start(echo);
+    let issuing = TestServer::start(
+        TokenEndpoint::new()
+            .client(&case.id, &case.secret)
+            .prefix(&case.token_prefix),
+    );
+    let key = client_credentials::dpop::DpopKey::new(
+        client_credentials::AssertionKey::from_pem(&pem).unwrap(),
+    );
+    case.debug(&key);
+    let (id, secret) = (case.id.clone(), case.secret.clone());
+    let config_for = |url: String| {
+        Config::builder()
+            .token_url(url)
+            .client_id(&id)
+            .client_secret(secret.as_str())
+            .dpop(key.clone())
+            .build()
+            .unwrap()
+    };
+    let refused_config = config_for(refusing.url("/token"));
+    case.debug(&refused_config);
+    for_each_adapter!(refused(&mut case, &refused_config));
+    let issuing_config = config_for(issuing.url("/token"));
+    for_each_adapter!(fetch(&mut case, &issuing_config));
+    for request in refusing.requests().iter().chain(issuing.requests().iter()) {
+        let proof = request
+            .header("dpop")
+            .expect("every request carried a proof");
+        let (signed, signature) = proof.rsplit_once('.').unwrap();
+        case.extra.push(signature.to_owned());
+        case.extra.push(signed.to_owned());
+    }
+    case.assert_clean();
+}
+
 /// The tower layer on a hyper-util client: a fetch, a 401 that quotes the token (retried),
 /// a refusal that echoes the secret; the layer, its service, its answers and its errors are
 /// formatted.

@@ -258,6 +258,9 @@ pub(crate) struct Inner {
     pub(crate) assertion: Option<crate::assertion::AssertionConfig>,
     /// Where `private_key_jwt` reads an assertion made elsewhere, before every request.
     pub(crate) assertion_source: Option<crate::AssertionSource>,
+    /// The key that signs a DPoP proof for every token request (RFC 9449).
+    #[cfg(feature = "jwt")]
+    pub(crate) dpop: Option<crate::dpop::DpopKey>,
 }
 
 impl fmt::Debug for Config {
@@ -410,6 +413,8 @@ pub struct ConfigBuilder {
     #[cfg(feature = "jwt")]
     assertion_not_before: bool,
     assertion_source: Option<crate::AssertionSource>,
+    #[cfg(feature = "jwt")]
+    dpop: Option<crate::dpop::DpopKey>,
     /// The discovered `token_endpoint_auth_methods_supported`
     /// ([`ConfigBuilder::from_metadata`]): picks the auth method when none is set.
     pub(crate) server_auth_methods: Option<Vec<String>>,
@@ -552,6 +557,21 @@ impl ConfigBuilder {
     #[must_use]
     pub fn accept_token_type(mut self, token_type: impl Into<String>) -> Self {
         self.extra_token_types.push(token_type.into());
+        self
+    }
+
+    /// Asks for DPoP-bound tokens (RFC 9449, feature `jwt`): every token request carries a
+    /// `DPoP` proof signed with `key`, and `token_type: DPoP` is accepted. The key's
+    /// thumbprint is part of the cache key.
+    ///
+    /// Only the token request is done so far: the adapters' `authorize` and
+    /// `send_authorized` do not yet sign a proof for the resource request, which a resource
+    /// server needs with a DPoP token (sign one with [`crate::dpop::DpopKey::proof`]); nor
+    /// does the session yet retry a token request refused with `use_dpop_nonce`.
+    #[cfg(feature = "jwt")]
+    #[must_use]
+    pub fn dpop(mut self, key: crate::dpop::DpopKey) -> Self {
+        self.dpop = Some(key);
         self
     }
 
@@ -743,6 +763,16 @@ impl ConfigBuilder {
                 return Err(ConfigError::InvalidTokenType(t.clone()));
             }
         }
+        #[allow(unused_mut)] // without `jwt`, nothing is added
+        let mut extra_token_types = self.extra_token_types;
+        #[cfg(feature = "jwt")]
+        if self.dpop.is_some()
+            && !extra_token_types
+                .iter()
+                .any(|t| t.eq_ignore_ascii_case("dpop"))
+        {
+            extra_token_types.push("DPoP".to_owned());
+        }
         let defaults =
             crate::request::Params::resolve(&crate::request::Params::EMPTY, &self.defaults)?;
         Ok(Config {
@@ -758,10 +788,12 @@ impl ConfigBuilder {
                 defaults,
                 max_body,
                 missing_lifetime: self.missing_lifetime,
-                extra_token_types: self.extra_token_types,
+                extra_token_types,
                 #[cfg(feature = "jwt")]
                 assertion,
                 assertion_source: self.assertion_source,
+                #[cfg(feature = "jwt")]
+                dpop: self.dpop,
             }),
         })
     }

@@ -6,7 +6,9 @@
 //! request to a resource server, the access token (its SHA-256 becomes `ath`). Feature
 //! `jwt`; aws-lc signs.
 //!
-//! This is the proof alone: the adapters do not send DPoP proofs yet.
+//! A client with a key ([`ConfigBuilder::dpop`](crate::ConfigBuilder::dpop)) sends a proof
+//! with every token request. Not yet: proofs on resource requests from the adapters, and
+//! the `use_dpop_nonce` retry.
 //!
 //! ```
 //! use std::time::{Duration, UNIX_EPOCH};

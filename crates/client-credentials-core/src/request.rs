@@ -491,9 +491,9 @@ impl CacheKey {
         };
         // A JSON array is an unambiguous encoding of these strings. The tag names the
         // format: keys of another format (stored in Redis or a CLI cache file) never match.
-        // cc3: the header digests were added.
+        // cc3: the header digests were added; cc4: the DPoP key's thumbprint.
         let canonical = serde_json::json!([
-            "cc3",
+            "cc4",
             i.token_url.to_string(),
             i.client_id,
             method,
@@ -505,6 +505,7 @@ impl CacheKey {
             resources,
             extra,
             headers,
+            dpop_thumbprint(i),
         ]);
         Self::from_text(canonical.to_string())
     }
@@ -619,9 +620,19 @@ impl TokenRequest {
     /// `private_key_jwt` and `client_secret_jwt` (feature `jwt`): issued `at`, its `jti`
     /// made of `nonce` (128 bits that must not repeat: the session draws them from its seeded
     /// generator). Other methods ignore both inputs. The assertion is signed anew for every
-    /// call, never reused.
+    /// call, never reused. A client with a DPoP key ([`crate::ConfigBuilder::dpop`]) also
+    /// gets a `DPoP` proof header made at `at`.
     #[must_use]
     pub fn to_http_at(&self, at: std::time::SystemTime, nonce: u128) -> HttpRequest {
+        let request = self.signed_at(at, nonce);
+        #[cfg(feature = "jwt")]
+        if let Some(key) = &self.config.inner().dpop {
+            return with_dpop_proof(request, key, at, nonce);
+        }
+        request
+    }
+
+    fn signed_at(&self, at: std::time::SystemTime, nonce: u128) -> HttpRequest {
         if let Some(signed) = sign_assertion(&self.config, at, nonce) {
             let i = self.config.inner();
             let mut fields = self.fields();
@@ -691,6 +702,34 @@ impl fmt::Debug for Prepared {
 
 /// A POST to `uri` with `fields` and the client's credentials (in a sensitive `Authorization`
 /// header or appended to the body, never both), encoded in `format`.
+/// `request` with a `DPoP` proof of it, made at `at`; its `jti` from `nonce`, mixed so that
+/// it differs from the client assertion's made of the same nonce.
+#[cfg(feature = "jwt")]
+fn with_dpop_proof(
+    mut request: HttpRequest,
+    key: &crate::dpop::DpopKey,
+    at: std::time::SystemTime,
+    nonce: u128,
+) -> HttpRequest {
+    let input = crate::dpop::ProofInput {
+        method: request.0.method(),
+        uri: request.0.uri(),
+        at,
+        nonce: nonce.rotate_left(64) ^ 0x6470_6f70,
+        server_nonce: None,
+        access_token: None,
+    };
+    // The key signed when it loaded: a failure here is aws-lc's own, and the request goes
+    // without a proof, which the server answers with a typed error.
+    if let Ok(proof) = key.proof(&input) {
+        request
+            .0
+            .headers_mut()
+            .insert(http::HeaderName::from_static("dpop"), proof.header_value());
+    }
+    request
+}
+
 /// A POST of `fields` to `uri` with the client's credentials; for a signed assertion, one
 /// signed at `signed` (time and `jti` nonce), if given.
 pub(crate) fn build_post<'a>(
@@ -850,6 +889,17 @@ pub(crate) fn attach_assertion(mut http: HttpRequest, assertion: &str) -> HttpRe
     }
     *http.0.body_mut() = SecretBody(body);
     http
+}
+
+/// The thumbprint of the DPoP key, if the client has one: a token is bound to it.
+fn dpop_thumbprint(i: &crate::config::Inner) -> Option<&str> {
+    #[cfg(feature = "jwt")]
+    return i.dpop.as_ref().map(crate::dpop::DpopKey::thumbprint);
+    #[cfg(not(feature = "jwt"))]
+    {
+        let _ = i;
+        None
+    }
 }
 
 /// The method part of a cache key for a signed assertion: the method, and the identity of

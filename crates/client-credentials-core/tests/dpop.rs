@@ -129,3 +129,50 @@ fn key_alg(algorithm: Algorithm) -> &'static str {
         _ => "EdDSA",
     }
 }
+
+#[test]
+fn a_dpop_client_sends_a_proof_with_every_token_request_and_takes_dpop_tokens() {
+    use client_credentials_core::Config;
+    let key = DpopKey::new(AssertionKey::from_pem(EC).unwrap());
+    let thumbprint = key.thumbprint().to_owned();
+    let builder = || {
+        Config::builder()
+            .token_url("https://as.example.com/token")
+            .client_id("c")
+            .client_secret("s")
+    };
+    let config = builder().dpop(key).build().unwrap();
+    let request = config.default_request();
+    let at = UNIX_EPOCH + Duration::from_secs(AT);
+    let public = DecodingKey::from_ec_pem(EC_PUBLIC.as_bytes()).unwrap();
+    let proof_of = |nonce: u128| {
+        let http = request.to_http_at(at, nonce);
+        let header = http.headers().get("dpop").expect("a DPoP proof");
+        assert!(header.is_sensitive());
+        verify(header.to_str().unwrap(), Algorithm::ES256, &public)
+    };
+    let (first, second) = (proof_of(1), proof_of(2));
+    assert_eq!(first["htm"], "POST");
+    assert_eq!(first["htu"], "https://as.example.com/token");
+    assert_eq!(first["iat"], AT);
+    assert_ne!(first["jti"], second["jti"], "a new proof for every send");
+    // A token that was not made at a time carries none (the session always gives one).
+    assert!(request.to_http().headers().get("dpop").is_none());
+    // A DPoP token is taken, and sent with its own scheme.
+    let body = br#"{"access_token":"bound","token_type":"DPoP","expires_in":60}"#;
+    let token = request
+        .parse_response(at, http::StatusCode::OK, &http::HeaderMap::new(), body)
+        .unwrap();
+    assert_eq!(token.token_type(), "DPoP");
+    assert_eq!(token.authorization_header().to_str().unwrap(), "DPoP bound");
+    // The key is part of the cache key: a bearer client of the same server has its own.
+    let bearer = builder().build().unwrap();
+    assert_ne!(bearer.default_request().cache_key(), request.cache_key());
+    // Another key is another cache entry.
+    let other = builder()
+        .dpop(DpopKey::new(AssertionKey::from_pem(ED).unwrap()))
+        .build()
+        .unwrap();
+    assert_ne!(other.default_request().cache_key(), request.cache_key());
+    assert_eq!(thumbprint.len(), 43);
+}
