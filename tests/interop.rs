@@ -839,6 +839,42 @@ fn a_dpop_key_gets_a_token_bound_to_it() {
     }
 }
 
+/// DPoP server nonces (RFC 9449 §8): the provider requires one for `nonce-client`, so the
+/// first token request is refused with `use_dpop_nonce` and a `DPoP-Nonce`, and the session
+/// sends it again at once with the nonce in a fresh proof: one token, two requests, and the
+/// next fetch uses the remembered nonce without a refusal.
+#[test]
+#[ignore = "needs oidc-provider from npm: run cargo xtask test"]
+fn the_dpop_nonce_round_trip() {
+    use client_credentials::dpop::DpopKey;
+    let key = DpopKey::new(key("ec-p256.pem"));
+    let jkt = key.thumbprint().to_owned();
+    let config = registered(
+        "nonce-client",
+        "nonce-secret",
+        AuthMethod::ClientSecretBasic,
+    )
+    .dpop(key)
+    .build()
+    .unwrap();
+    let client = ureq_client(config);
+    let token = client.token().unwrap();
+    assert_eq!(token.token_type(), "DPoP");
+    let info = client.introspect(token.access_token()).unwrap();
+    assert_eq!(info.extra["cnf"]["jkt"], jkt.as_str(), "{info:?}");
+    let counters = client.counters();
+    assert_eq!(counters.fetches_started, 2, "{counters:?}");
+    assert_eq!(counters.fetches_succeeded, 1, "{counters:?}");
+    assert_eq!(counters.fetches_failed, 0, "{counters:?}");
+    client.invalidate(token.access_token());
+    client.token().unwrap();
+    assert_eq!(
+        client.counters().fetches_started,
+        3,
+        "the nonce was remembered"
+    );
+}
+
 /// A workload identity token in a file (the Kubernetes projected token pattern), made here
 /// by signing an assertion for the ES256 client at `nonce`: the file is read again for every
 /// fetch, so a token rotated between two fetches is the one the provider sees. Sending the

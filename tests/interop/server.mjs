@@ -53,6 +53,8 @@ const provider = new Provider(issuer, {
     jwtClient('ps256-client', 'PS256', 'rsa-2048.pub.pem'),
     jwtClient('es256-client', 'ES256', 'ec-p256.pub.pem'),
     jwtClient('eddsa-client', 'EdDSA', 'ed25519.pub.pem'),
+    // DPoP with server nonces required (features.dPoP.requireNonce below).
+    { ...clientDefaults, client_id: 'nonce-client', client_secret: 'nonce-secret', token_endpoint_auth_method: 'client_secret_basic' },
     { ...clientDefaults, client_id: 'hs256-client', client_secret: 'a-client-secret-of-at-least-32-bytes-0123', token_endpoint_auth_method: 'client_secret_jwt', token_endpoint_auth_signing_alg: 'HS256' },
   ],
   scopes: ['api:read', 'api:write', 'admin'],
@@ -61,6 +63,11 @@ const provider = new Provider(issuer, {
     clientCredentials: { enabled: true },
     introspection: { enabled: true },
     revocation: { enabled: true },
+    dPoP: {
+      enabled: true,
+      nonceSecret: Buffer.alloc(32, 7),
+      requireNonce: (ctx) => ctx.oidc?.client?.clientId === 'nonce-client',
+    },
     resourceIndicators: {
       enabled: true,
       defaultResource: () => undefined,

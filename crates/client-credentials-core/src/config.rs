@@ -328,6 +328,15 @@ impl Config {
         self.inner.client_secret.as_ref()
     }
 
+    /// Whether token requests carry a DPoP proof ([`ConfigBuilder::dpop`]).
+    #[must_use]
+    pub fn has_dpop(&self) -> bool {
+        #[cfg(feature = "jwt")]
+        return self.inner.dpop.is_some();
+        #[cfg(not(feature = "jwt"))]
+        false
+    }
+
     /// Where the client assertion is read before every request, if it is made elsewhere
     /// ([`ConfigBuilder::client_assertion`]). A transport reads it, checks it with
     /// [`AssertionSource::accept`](crate::AssertionSource::accept) and adds it with
@@ -564,10 +573,12 @@ impl ConfigBuilder {
     /// `DPoP` proof signed with `key`, and `token_type: DPoP` is accepted. The key's
     /// thumbprint is part of the cache key.
     ///
-    /// Only the token request is done so far: the adapters' `authorize` and
-    /// `send_authorized` do not yet sign a proof for the resource request, which a resource
-    /// server needs with a DPoP token (sign one with [`crate::dpop::DpopKey::proof`]); nor
-    /// does the session yet retry a token request refused with `use_dpop_nonce`.
+    /// A token request refused with `use_dpop_nonce` and a `DPoP-Nonce` is sent again once,
+    /// at once, with the nonce in a fresh proof, and the latest nonce goes in every later
+    /// proof (RFC 9449 §8). Only the token request is done so far: the adapters' `authorize`
+    /// and `send_authorized` do not yet sign a proof for the resource request, which a
+    /// resource server needs with a DPoP token (sign one with
+    /// [`crate::dpop::DpopKey::proof`]).
     #[cfg(feature = "jwt")]
     #[must_use]
     pub fn dpop(mut self, key: crate::dpop::DpopKey) -> Self {

@@ -7,8 +7,9 @@
 //! `jwt`; aws-lc signs.
 //!
 //! A client with a key ([`ConfigBuilder::dpop`](crate::ConfigBuilder::dpop)) sends a proof
-//! with every token request. Not yet: proofs on resource requests from the adapters, and
-//! the `use_dpop_nonce` retry.
+//! with every token request, with the server's nonce once it gave one, and the session
+//! retries a `use_dpop_nonce` refusal once. Not yet: proofs on resource requests from the
+//! adapters.
 //!
 //! ```
 //! use std::time::{Duration, UNIX_EPOCH};

@@ -624,11 +624,24 @@ impl TokenRequest {
     /// gets a `DPoP` proof header made at `at`.
     #[must_use]
     pub fn to_http_at(&self, at: std::time::SystemTime, nonce: u128) -> HttpRequest {
+        self.to_http_sent(at, nonce, None)
+    }
+
+    /// [`TokenRequest::to_http_at`], with the token endpoint's latest `DPoP-Nonce` in the
+    /// DPoP proof (RFC 9449 §8), for a client with a DPoP key; other clients ignore it.
+    #[must_use]
+    pub fn to_http_sent(
+        &self,
+        at: std::time::SystemTime,
+        nonce: u128,
+        dpop_nonce: Option<&str>,
+    ) -> HttpRequest {
         let request = self.signed_at(at, nonce);
         #[cfg(feature = "jwt")]
         if let Some(key) = &self.config.inner().dpop {
-            return with_dpop_proof(request, key, at, nonce);
+            return with_dpop_proof(request, key, at, nonce, dpop_nonce);
         }
+        let _ = dpop_nonce;
         request
     }
 
@@ -710,13 +723,14 @@ fn with_dpop_proof(
     key: &crate::dpop::DpopKey,
     at: std::time::SystemTime,
     nonce: u128,
+    server_nonce: Option<&str>,
 ) -> HttpRequest {
     let input = crate::dpop::ProofInput {
         method: request.0.method(),
         uri: request.0.uri(),
         at,
         nonce: nonce.rotate_left(64) ^ 0x6470_6f70,
-        server_nonce: None,
+        server_nonce,
         access_token: None,
     };
     // The key signed when it loaded: a failure here is aws-lc's own, and the request goes

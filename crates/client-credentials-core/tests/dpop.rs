@@ -176,3 +176,74 @@ fn a_dpop_client_sends_a_proof_with_every_token_request_and_takes_dpop_tokens() 
     assert_ne!(other.default_request().cache_key(), request.cache_key());
     assert_eq!(thumbprint.len(), 43);
 }
+
+/// The session's side of RFC 9449 §8: a `use_dpop_nonce` refusal with a `DPoP-Nonce` is
+/// retried once at once with the nonce in the proof; a second refusal is a failure.
+#[test]
+fn use_dpop_nonce_is_retried_exactly_once() {
+    use client_credentials_core::Config;
+    use client_credentials_core::session::{Action, Outcome, Policy, Session, WallClock};
+    use std::time::Instant;
+    let config = Config::builder()
+        .token_url("https://as.example.com/token")
+        .client_id("c")
+        .client_secret("a-real-length-secret-4f9c")
+        .dpop(DpopKey::new(AssertionKey::from_pem(ED).unwrap()))
+        .build()
+        .unwrap();
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "a test input: any instant serves as the session's start"
+    )]
+    let now = Instant::now();
+    let clock = WallClock::new(now, UNIX_EPOCH + Duration::from_secs(AT));
+    let mut session = Session::new(config.default_request(), Policy::default(), clock, 3);
+    let public = DecodingKey::from_ed_pem(ED_PUBLIC.as_bytes()).unwrap();
+    let send = |session: &mut Session| {
+        let Action::Send { id, request, .. } = session.poll(now) else {
+            panic!("expected a send")
+        };
+        let proof = request
+            .headers()
+            .get("dpop")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned();
+        (id, verify(&proof, Algorithm::EdDSA, &public))
+    };
+    let refusal = |nonce: &str| {
+        let mut headers = http::HeaderMap::new();
+        headers.insert("dpop-nonce", nonce.parse().unwrap());
+        headers
+    };
+    let body = br#"{"error":"use_dpop_nonce","error_description":"nonce required"}"#;
+    let (id, first) = send(&mut session);
+    assert!(first.get("nonce").is_none());
+    let outcome = session.handle_response(
+        now,
+        id,
+        http::StatusCode::BAD_REQUEST,
+        &refusal("n-1"),
+        body,
+    );
+    assert!(matches!(outcome, Outcome::Retry), "{outcome:?}");
+    let (id, second) = send(&mut session);
+    assert_eq!(second["nonce"], "n-1");
+    assert_ne!(second["jti"], first["jti"]);
+    let outcome = session.handle_response(
+        now,
+        id,
+        http::StatusCode::BAD_REQUEST,
+        &refusal("n-2"),
+        body,
+    );
+    let Outcome::Failed(error) = outcome else {
+        panic!("a second refusal is a failure: {outcome:?}")
+    };
+    assert_eq!(
+        error.oauth_code().map(|c| c.as_str()),
+        Some("use_dpop_nonce")
+    );
+    assert_eq!(session.counters().fetches_started, 2);
+}

@@ -1020,6 +1020,7 @@ impl Cache {
                 error: error.clone(),
             }),
             Outcome::Abandoned => self.events.push_back(Event::FetchAbandoned { key, id }),
+            Outcome::Retry => {}
         }
         #[cfg(feature = "metrics")]
         if let Some(metrics) = &self.metrics {
@@ -1127,7 +1128,8 @@ fn record_outcome(
 ) {
     let latency = sent_at.map(|at| now.saturating_duration_since(at));
     match outcome {
-        Outcome::Ignored => {}
+        // A nonce retry is one fetch, counted when the retry ends.
+        Outcome::Ignored | Outcome::Retry => {}
         Outcome::Token(_) => {
             metrics.fetch(crate::metrics::SUCCESS, latency);
             if let Some(expiry) = replaced {

@@ -359,6 +359,10 @@ pub enum Outcome {
     Failed(TokenError),
     /// The request ended without an outcome ([`Failure::Abandoned`]); the next poll may send.
     Abandoned,
+    /// The server asked for the same request again at once: a DPoP client's token request
+    /// answered `use_dpop_nonce` with a `DPoP-Nonce` (RFC 9449 §8). The next poll sends it,
+    /// with the nonce in a fresh proof; this happens once per fetch.
+    Retry,
 }
 
 impl Outcome {
@@ -576,6 +580,10 @@ pub struct Session {
     rejected: Option<AccessToken>,
     /// Early rejections in a row, handed to the next token taken (and reset by it).
     rejection_streak: u32,
+    /// The token endpoint's latest `DPoP-Nonce` (RFC 9449 §8), put in every later proof.
+    dpop_nonce: Option<String>,
+    /// Whether the request in flight is the one retry that a `use_dpop_nonce` answer gets.
+    dpop_retrying: bool,
 }
 
 impl Session {
@@ -607,6 +615,8 @@ impl Session {
             last_error: None,
             rejected: None,
             rejection_streak: 0,
+            dpop_nonce: None,
+            dpop_retrying: false,
         }
     }
 
@@ -755,10 +765,28 @@ impl Session {
             return Outcome::Ignored;
         };
         let issued_at = self.clock.at(sent_at);
-        match self
+        let parsed = self
             .request
-            .parse_response(issued_at, status, headers, body)
-        {
+            .parse_response(issued_at, status, headers, body);
+        if self.request.config().has_dpop() {
+            if let Some(nonce) = headers
+                .get("dpop-nonce")
+                .and_then(|v| v.to_str().ok())
+                .filter(|n| !n.is_empty() && n.len() <= 1024)
+            {
+                self.dpop_nonce = Some(nonce.to_owned());
+            }
+            let asks_nonce = matches!(&parsed, Err(e) if e.oauth_code().is_some_and(|c| c.as_str() == "use_dpop_nonce"));
+            let retry = asks_nonce && !self.dpop_retrying && headers.contains_key("dpop-nonce");
+            self.dpop_retrying = retry;
+            if retry {
+                // RFC 9449 §8: the server wants its nonce in the proof. One new request at
+                // once, with a fresh proof; a second refusal is a failure like any other.
+                self.state = current.map_or(State::Empty, State::Valid);
+                return Outcome::Retry;
+            }
+        }
+        match parsed {
             Ok(token) => {
                 let elapsed = now.saturating_duration_since(sent_at);
                 let (held, short) = self.hold(now, elapsed, Arc::new(token));
@@ -1163,9 +1191,11 @@ impl Session {
             id,
             // The assertion of a signed client authentication is issued now, its `jti`
             // drawn from the session's generator (other methods ignore both).
-            request: self
-                .request
-                .to_http_at(self.clock.at(now), self.nonces.next_u128()),
+            request: self.request.to_http_sent(
+                self.clock.at(now),
+                self.nonces.next_u128(),
+                self.dpop_nonce.as_deref(),
+            ),
             current: current.as_ref().map(|h| Arc::clone(&h.token)),
         };
         let state = State::Fetching {
