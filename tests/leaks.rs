@@ -561,10 +561,12 @@ fn dpop_proofs_echoed_by_the_server() {
         "/crates/client-credentials-core/tests/keys/ed25519.pem"
     ))
     .unwrap();
+    // The key's base64 body, a line at a time, by its end: an Ed25519 PEM is one line
+    // whose start is the same for every key, and whose end is the private key.
     case.extra.extend(
         pem.lines()
             .filter(|l| !l.starts_with("-----"))
-            .map(|l| l[..l.len().min(24)].to_owned()),
+            .map(|l| l[l.len().saturating_sub(24)..].to_owned()),
     );
     let echo = |request: &Request| {
         let proof = request.header("dpop").unwrap_or_default().to_owned();

@@ -69,10 +69,13 @@ impl ErrorCode {
         }
     }
 
-    /// Whether the code says that trying again later may succeed.
+    /// Whether the code says that trying again later may succeed. Besides `server_error`
+    /// and `temporarily_unavailable`, DPoP's `use_dpop_nonce` (RFC 9449 §8): the server
+    /// wants a proof with its newest nonce, which a later request carries.
     #[must_use]
     pub fn is_retryable(&self) -> bool {
         matches!(self, Self::ServerError | Self::TemporarilyUnavailable)
+            || matches!(self, Self::Unknown(code) if code == "use_dpop_nonce")
     }
 }
 

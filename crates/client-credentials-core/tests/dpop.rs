@@ -245,5 +245,85 @@ fn use_dpop_nonce_is_retried_exactly_once() {
         error.oauth_code().map(|c| c.as_str()),
         Some("use_dpop_nonce")
     );
-    assert_eq!(session.counters().fetches_started, 2);
+    // One fetch, retried once: one start, one failure.
+    let counters = session.counters();
+    assert_eq!((counters.fetches_started, counters.fetches_failed), (1, 1));
+    assert_eq!(counters.dpop_nonce_retries, 1);
+    // Retryable: the backoff, not the rejection cool-down.
+    assert!(error.is_retryable());
+}
+
+/// A retry that ends without an answer (here the transport) leaves the next fetch its own
+/// retry; the same nonce again gets none; a nonce learned from a success is used.
+#[test]
+fn every_fetch_gets_its_own_nonce_retry() {
+    use client_credentials_core::session::{Action, Failure, Outcome, Policy, Session, WallClock};
+    use client_credentials_core::{Config, TransportError, TransportErrorKind};
+    use std::time::Instant;
+    let config = Config::builder()
+        .token_url("https://as.example.com/token")
+        .client_id("c")
+        .client_secret("a-real-length-secret-4f9c")
+        .dpop(DpopKey::new(AssertionKey::from_pem(EC).unwrap()))
+        .build()
+        .unwrap();
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "a test input: any instant serves as the session's start"
+    )]
+    let start = Instant::now();
+    let clock = WallClock::new(start, UNIX_EPOCH + Duration::from_secs(AT));
+    let mut session = Session::new(config.default_request(), Policy::default(), clock, 3);
+    let public = DecodingKey::from_ec_pem(EC_PUBLIC.as_bytes()).unwrap();
+    let send = |session: &mut Session, now: Instant| {
+        let Action::Send { id, request, .. } = session.poll(now) else {
+            panic!("expected a send")
+        };
+        let proof = request
+            .headers()
+            .get("dpop")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned();
+        (id, verify(&proof, Algorithm::ES256, &public))
+    };
+    let with_nonce = |nonce: &str| {
+        let mut headers = http::HeaderMap::new();
+        headers.insert("dpop-nonce", nonce.parse().unwrap());
+        headers
+    };
+    let refusal = br#"{"error":"use_dpop_nonce"}"#;
+    let bad = http::StatusCode::BAD_REQUEST;
+    let (id, _) = send(&mut session, start);
+    let outcome = session.handle_response(start, id, bad, &with_nonce("n-1"), refusal);
+    assert!(matches!(outcome, Outcome::Retry), "{outcome:?}");
+    let (id, _) = send(&mut session, start);
+    let timeout = TransportError::from_kind(TransportErrorKind::Timeout);
+    assert!(matches!(
+        session.handle_failure(start, id, Failure::Transport(timeout)),
+        Outcome::Failed(_)
+    ));
+    // After the backoff, the next fetch is refused with a rotated nonce: retried.
+    let later = start + Duration::from_secs(120);
+    let (id, proof) = send(&mut session, later);
+    assert_eq!(proof["nonce"], "n-1");
+    let outcome = session.handle_response(later, id, bad, &with_nonce("n-2"), refusal);
+    assert!(matches!(outcome, Outcome::Retry), "{outcome:?}");
+    let (id, proof) = send(&mut session, later);
+    assert_eq!(proof["nonce"], "n-2");
+    // A success that hands over the next nonce: the following fetch uses it.
+    let body = br#"{"access_token":"bound","token_type":"DPoP","expires_in":3600}"#;
+    let ok = http::StatusCode::OK;
+    let outcome = session.handle_response(later, id, ok, &with_nonce("n-3"), body);
+    assert!(matches!(outcome, Outcome::Token(_)), "{outcome:?}");
+    assert!(session.force_refresh(later));
+    let (id, proof) = send(&mut session, later);
+    assert_eq!(proof["nonce"], "n-3");
+    // The same nonce again is no reason to retry: a failure, with backoff.
+    let outcome = session.handle_response(later, id, bad, &with_nonce("n-3"), refusal);
+    assert!(matches!(outcome, Outcome::Failed(_)), "{outcome:?}");
+    let counters = session.counters();
+    assert_eq!(counters.dpop_nonce_retries, 2, "{counters:?}");
+    assert_eq!(counters.fetches_started, 3, "{counters:?}");
 }

@@ -437,6 +437,10 @@ pub struct Counters {
     /// because fetches fail: an outage of the token endpoint that the still-valid token
     /// bridges. Through a [`Cache`], also such reads of an attached [`TokenSlot`].
     pub stale_hits: u64,
+    /// Token requests sent again at once because the server asked for its DPoP nonce
+    /// (`use_dpop_nonce`, RFC 9449 §8); part of the fetch they retry, not counted in
+    /// `fetches_started`.
+    pub dpop_nonce_retries: u64,
 }
 
 impl Counters {
@@ -458,6 +462,7 @@ impl Counters {
             consecutive_failures,
             background_refreshes,
             stale_hits,
+            dpop_nonce_retries,
         } = *other;
         self.fetches_started += fetches_started;
         self.fetches_succeeded += fetches_succeeded;
@@ -474,6 +479,7 @@ impl Counters {
         self.consecutive_failures = self.consecutive_failures.max(consecutive_failures);
         self.background_refreshes += background_refreshes;
         self.stale_hits += stale_hits;
+        self.dpop_nonce_retries += dpop_nonce_retries;
     }
 }
 
@@ -582,7 +588,12 @@ pub struct Session {
     rejection_streak: u32,
     /// The token endpoint's latest `DPoP-Nonce` (RFC 9449 §8), put in every later proof.
     dpop_nonce: Option<String>,
-    /// Whether the request in flight is the one retry that a `use_dpop_nonce` answer gets.
+    /// Whether the next request sent is the one retry that a `use_dpop_nonce` answer gets
+    /// (set by that answer, taken by the next send).
+    dpop_retry_next: bool,
+    /// Whether the request in flight is that retry. Set by every send, so that a retry
+    /// that ends in any way (a failure, a timeout, an adopted token) leaves the next
+    /// fetch its own retry.
     dpop_retrying: bool,
 }
 
@@ -616,6 +627,7 @@ impl Session {
             rejected: None,
             rejection_streak: 0,
             dpop_nonce: None,
+            dpop_retry_next: false,
             dpop_retrying: false,
         }
     }
@@ -769,17 +781,22 @@ impl Session {
             .request
             .parse_response(issued_at, status, headers, body);
         if self.request.config().has_dpop() {
-            if let Some(nonce) = headers
+            // A nonce is visible ASCII (RFC 9449 §8: 1*NQCHAR), bounded here.
+            let fresh = headers
                 .get("dpop-nonce")
                 .and_then(|v| v.to_str().ok())
                 .filter(|n| !n.is_empty() && n.len() <= 1024)
-            {
+                .filter(|n| self.dpop_nonce.as_deref() != Some(*n));
+            let learned = fresh.is_some();
+            if let Some(nonce) = fresh {
                 self.dpop_nonce = Some(nonce.to_owned());
             }
             let asks_nonce = matches!(&parsed, Err(e) if e.oauth_code().is_some_and(|c| c.as_str() == "use_dpop_nonce"));
-            let retry = asks_nonce && !self.dpop_retrying && headers.contains_key("dpop-nonce");
-            self.dpop_retrying = retry;
+            // Only for a new nonce: the same one again would be refused again.
+            let retry = asks_nonce && learned && !self.dpop_retrying;
             if retry {
+                self.dpop_retry_next = true;
+                self.counters.dpop_nonce_retries += 1;
                 // RFC 9449 §8: the server wants its nonce in the proof. One new request at
                 // once, with a fresh proof; a second refusal is a failure like any other.
                 self.state = current.map_or(State::Empty, State::Valid);
@@ -843,7 +860,8 @@ impl Session {
         self.held()?;
         match self.poll_counting(now, false) {
             Action::Send { id, request, .. } => {
-                self.counters.background_refreshes += 1;
+                // A nonce retry of a refresh is the same refresh.
+                self.counters.background_refreshes += u64::from(!self.dpop_retrying);
                 Some(Refresh { id, request })
             }
             Action::Ready(_) | Action::Wait(_) | Action::Failed(_) => None,
@@ -1186,7 +1204,11 @@ impl Session {
 
     fn start_fetch(&mut self, now: Instant, current: Option<Held>) -> (State, Action) {
         let id = self.ids.next();
-        self.counters.fetches_started += 1;
+        // A `use_dpop_nonce` retry continues the fetch it retries: one start, one end.
+        self.dpop_retrying = std::mem::take(&mut self.dpop_retry_next);
+        if !self.dpop_retrying {
+            self.counters.fetches_started += 1;
+        }
         let action = Action::Send {
             id,
             // The assertion of a signed client authentication is issued now, its `jti`
