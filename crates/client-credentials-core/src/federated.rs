@@ -224,6 +224,20 @@ impl AssertionSource {
         Ok(())
     }
 
+    /// What a read of this source that did not end within `limit` gives [`AssertionSource::accept`]:
+    /// a timed-out file read, or a function that gave no assertion in time. For a driver
+    /// that waits for its reader with a timeout.
+    #[must_use]
+    pub fn unanswered(&self, limit: std::time::Duration) -> Read {
+        let late = format!("no assertion within {} ms", limit.as_millis());
+        match &self.0 {
+            Kind::File(_) => {
+                Read::File(Err(std::io::Error::new(std::io::ErrorKind::TimedOut, late)))
+            }
+            _ => Read::Function(Err(late.into())),
+        }
+    }
+
     /// The error of a client that cannot read this source: an async function read by a
     /// blocking client.
     #[must_use]
@@ -281,6 +295,20 @@ impl AssertionSource {
         }
         Ok(ClientAssertion(Zeroizing::new(jwt.to_owned())))
     }
+}
+
+/// The contents of a file source, read from `file` (which the driver opened) up to one byte
+/// past [`MAX_ASSERTION_LEN`], so that a huge file costs no more than that and still comes
+/// out as [`AssertionProblem::TooLarge`]. The core opens nothing: the reader is the driver's.
+///
+/// # Errors
+/// The reader's error.
+pub fn read_capped(file: impl std::io::Read) -> std::io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let mut bytes = Vec::new();
+    file.take(MAX_ASSERTION_LEN as u64 + 1)
+        .read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 /// A compact JWS (`header.payload.signature`, each part non-empty) or JWE (five parts, the

@@ -185,26 +185,20 @@ pub(crate) async fn with_assertion(
     let Some(source) = config.assertion_source() else {
         return Ok(http);
     };
-    let late = || format!("no assertion within {} ms", limit.as_millis());
     let read = match source.plan() {
         Plan::Env(name) => Read::Env(std::env::var_os(name)),
         Plan::Async(read) => match tokio::time::timeout(limit, read()).await {
             Ok(answer) => Read::Function(answer),
-            Err(_) => Read::Function(Err(late().into())),
+            Err(_) => source.unanswered(limit),
         },
-        plan => {
-            let is_file = matches!(plan, Plan::File(_));
+        _ => {
             let owned = config.clone();
             let blocking = tokio::task::spawn_blocking(move || read_blocking(&owned));
             match tokio::time::timeout(limit, blocking).await {
                 Ok(Ok(read)) => read,
                 // Not the panic's message: it is the user's, and may quote anything.
                 Ok(Err(_)) => Read::Function(Err("the assertion reader panicked".into())),
-                Err(_) if is_file => Read::File(Err(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    late(),
-                ))),
-                Err(_) => Read::Function(Err(late().into())),
+                Err(_) => source.unanswered(limit),
             }
         }
     };
@@ -219,21 +213,12 @@ pub(crate) async fn with_assertion(
 fn read_blocking(
     config: &client_credentials_core::Config,
 ) -> client_credentials_core::federated::Read {
-    use client_credentials_core::federated::{MAX_ASSERTION_LEN, Plan, Read};
-    use std::io::Read as _;
+    use client_credentials_core::federated::{Plan, Read, read_capped};
     let plan = config
         .assertion_source()
         .map(client_credentials_core::AssertionSource::plan);
     match plan {
-        Some(Plan::File(path)) => {
-            let capped = |file: std::fs::File| -> std::io::Result<Vec<u8>> {
-                let mut bytes = Vec::with_capacity(4096);
-                file.take(MAX_ASSERTION_LEN as u64 + 1)
-                    .read_to_end(&mut bytes)?;
-                Ok(bytes)
-            };
-            Read::File(std::fs::File::open(path).and_then(capped))
-        }
+        Some(Plan::File(path)) => Read::File(std::fs::File::open(path).and_then(read_capped)),
         Some(Plan::Blocking(read)) => Read::Function(read()),
         _ => Read::Env(None),
     }

@@ -257,16 +257,14 @@ pub(crate) fn with_assertion(
     http: HttpRequest,
     limit: std::time::Duration,
 ) -> Result<HttpRequest, TokenError> {
-    use client_credentials_core::federated::{MAX_ASSERTION_LEN, Plan, Read};
+    use client_credentials_core::federated::{Plan, Read, read_capped};
     let Some(source) = config.assertion_source() else {
         return Ok(http);
     };
-    let late = || format!("no assertion within {} ms", limit.as_millis());
     let read = match source.plan() {
         Plan::Env(name) => Read::Env(std::env::var_os(name)),
         Plan::Async(_) => return Err(TokenError::Assertion(source.unreadable_here())),
-        plan => {
-            let is_file = matches!(plan, Plan::File(_));
+        _ => {
             let (sender, receiver) = std::sync::mpsc::sync_channel(1);
             let owned = config.clone();
             let reader = std::thread::Builder::new()
@@ -274,12 +272,7 @@ pub(crate) fn with_assertion(
                 .spawn(move || {
                     let read = match owned.assertion_source().map(|s| s.plan()) {
                         Some(Plan::File(path)) => {
-                            Read::File(std::fs::File::open(path).and_then(|file| {
-                                let mut bytes = Vec::new();
-                                file.take(MAX_ASSERTION_LEN as u64 + 1)
-                                    .read_to_end(&mut bytes)
-                                    .map(|_| bytes)
-                            }))
+                            Read::File(std::fs::File::open(path).and_then(read_capped))
                         }
                         Some(Plan::Blocking(read)) => Read::Function(read()),
                         _ => Read::Env(None),
@@ -289,12 +282,9 @@ pub(crate) fn with_assertion(
                 });
             match reader.map(|_| receiver.recv_timeout(limit)) {
                 Ok(Ok(read)) => read,
-                Ok(Err(_)) if is_file => Read::File(Err(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    late(),
-                ))),
-                Ok(Err(_)) => Read::Function(Err(late().into())),
-                Err(e) if is_file => Read::File(Err(e)),
+                Ok(Err(_)) => source.unanswered(limit),
+                // No thread for the read: as if it had failed at once.
+                Err(e) if matches!(source.plan(), Plan::File(_)) => Read::File(Err(e)),
                 Err(e) => Read::Function(Err(e.into())),
             }
         }
