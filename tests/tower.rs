@@ -94,6 +94,40 @@ async fn a_hyper_client_carries_the_token_and_retries_a_revoked_one_once() {
     assert_eq!(token_server.count("/token"), 3);
 }
 
+/// DPoP through the layer: a proof per request, and one retry of a `use_dpop_nonce`
+/// challenge with the same token and the nonce.
+#[tokio::test]
+async fn a_dpop_nonce_challenge_is_retried_once_through_the_layer() {
+    use client_credentials_testkit::conformance::dpop::{
+        dpop_config, dpop_token_server, nonce_server, proof_claims,
+    };
+    let token_server = dpop_token_server();
+    let tokens = Client::builder(dpop_config(&token_server))
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let mut service = ServiceBuilder::new()
+        .layer(AuthLayer::new(tokens))
+        .service(hyper::<Full<Bytes>>());
+    let api = nonce_server(false);
+    let request = http::Request::post(api.url("/api"))
+        .body(Full::new(Bytes::from_static(b"again")))
+        .unwrap();
+    let response = service.ready().await.unwrap().call(request).await.unwrap();
+    assert_eq!(text(response).await, (200, "ok".to_owned()));
+    let seen = api.requests();
+    assert_eq!(seen.len(), 2);
+    let claims: Vec<_> = seen.iter().map(|r| proof_claims(r).unwrap()).collect();
+    assert!(claims[0].get("nonce").is_none());
+    assert_eq!(claims[1]["nonce"], "n-1");
+    assert_eq!(claims[1]["htm"], "POST");
+    assert!(
+        seen.iter()
+            .all(|r| r.header("authorization") == Some("DPoP token-1"))
+    );
+    assert_eq!(token_server.count("/token"), 1);
+}
+
 #[tokio::test]
 async fn a_streaming_body_is_sent_as_it_comes_and_never_replayed() {
     let token_server = TestServer::start(TokenEndpoint::new());

@@ -8,8 +8,12 @@
 //!
 //! A client with a key ([`ConfigBuilder::dpop`](crate::ConfigBuilder::dpop)) sends a proof
 //! with every token request, with the server's nonce once it gave one, and the session
-//! retries a `use_dpop_nonce` refusal once. Not yet: proofs on resource requests from the
-//! adapters.
+//! retries a `use_dpop_nonce` refusal once. With a DPoP-bound token, every resource request
+//! that the adapters authorize (`authorize`, `send_authorized`, the middleware, the tower
+//! layer) carries `Authorization: DPoP <token>` and its own proof with `ath`
+//! ([`crate::ResourceAuth`]); a resource server's `use_dpop_nonce` challenge gets one retry
+//! through [`Cache::resource_verdict`](crate::Cache::resource_verdict), and the latest
+//! nonce of each origin is remembered ([`Cache::dpop_ticket`](crate::Cache::dpop_ticket)).
 //!
 //! ```
 //! use std::time::{Duration, UNIX_EPOCH};

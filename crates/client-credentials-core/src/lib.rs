@@ -82,6 +82,7 @@ mod introspection;
 #[cfg(feature = "metrics")]
 pub mod metrics;
 mod request;
+pub mod resource;
 mod response;
 mod scrub;
 mod secret;
@@ -111,6 +112,7 @@ pub use introspection::{Introspection, PendingIntrospection, PendingRevocation};
 pub use request::{
     CacheKey, HttpRequest, Params, RESERVED_HEADERS, SecretBody, TokenParams, TokenRequest,
 };
+pub use resource::{DpopTicket, ResourceAuth};
 pub use response::{BodyBuffer, MAX_LIFETIME};
 pub use scrub::Scrubber;
 pub use secret::{AccessToken, ClientSecret, constant_time_eq};

@@ -90,6 +90,7 @@ fn reads_never_create_an_entry() {
         cache.resource_verdict(
             start,
             shape.cache_key(),
+            &api(),
             StatusCode::OK,
             &HeaderMap::new(),
             &"x".into()
@@ -268,7 +269,8 @@ fn the_resource_verdict_retries_a_rejected_token_once_and_never_with_it() {
         ),
         (StatusCode::INTERNAL_SERVER_ERROR, HeaderMap::new()),
     ] {
-        let verdict = cache.resource_verdict(start, &key, status, &headers, used.access_token());
+        let verdict =
+            cache.resource_verdict(start, &key, &api(), status, &headers, used.access_token());
         assert_eq!(verdict, ResourceVerdict::Done, "{status}");
     }
     assert!(cache.current_token(start, &key).is_some());
@@ -276,6 +278,7 @@ fn the_resource_verdict_retries_a_rejected_token_once_and_never_with_it() {
     let verdict = cache.resource_verdict(
         start,
         &key,
+        &api(),
         StatusCode::UNAUTHORIZED,
         &HeaderMap::new(),
         used.access_token(),
@@ -291,6 +294,7 @@ fn the_resource_verdict_retries_a_rejected_token_once_and_never_with_it() {
     let verdict = cache.resource_verdict(
         start,
         &key,
+        &api(),
         StatusCode::BAD_REQUEST,
         &challenge(r#"Bearer realm="api", error="invalid_token""#),
         fresh.access_token(),
@@ -302,6 +306,7 @@ fn the_resource_verdict_retries_a_rejected_token_once_and_never_with_it() {
     let verdict = cache.resource_verdict(
         start,
         &key,
+        &api(),
         StatusCode::UNAUTHORIZED,
         &HeaderMap::new(),
         used.access_token(),
@@ -329,6 +334,7 @@ fn a_grpc_unauthenticated_status_counts_as_a_401() {
         let verdict = cache.resource_verdict(
             start,
             &key,
+            &api(),
             StatusCode::OK,
             &grpc(code),
             used.access_token(),
@@ -340,6 +346,7 @@ fn a_grpc_unauthenticated_status_counts_as_a_401() {
     let verdict = cache.resource_verdict(
         start,
         &key,
+        &api(),
         StatusCode::OK,
         &grpc("16"),
         used.access_token(),
@@ -362,6 +369,7 @@ fn the_resource_verdict_keeps_the_early_rejection_throttle() {
         verdicts.push(cache.resource_verdict(
             start,
             &key,
+            &api(),
             StatusCode::UNAUTHORIZED,
             &HeaderMap::new(),
             t.access_token(),
@@ -384,6 +392,7 @@ fn the_store_snapshot_accepts_only_what_the_session_would_take() {
     let _ = cache.resource_verdict(
         start,
         shape.cache_key(),
+        &api(),
         StatusCode::UNAUTHORIZED,
         &HeaderMap::new(),
         old.access_token(),
@@ -638,4 +647,9 @@ fn serving_matches_poll_in_every_state() {
         cache.poll(backoff_end, &shape),
         Action::Send { .. }
     ));
+}
+
+/// The resource server the verdicts are about.
+fn api() -> http::Uri {
+    http::Uri::from_static("https://api.example.com/orders")
 }

@@ -123,6 +123,26 @@ fn golden_proofs_for_a_token_request_and_a_resource_request() {
     }
 }
 
+/// A client of `https://as.example.com/token` that proves its requests with `pem`'s key.
+fn dpop_config(pem: &str) -> client_credentials_core::Config {
+    client_credentials_core::Config::builder()
+        .token_url("https://as.example.com/token")
+        .client_id("c")
+        .client_secret("a-real-length-secret-4f9c")
+        .dpop(DpopKey::new(AssertionKey::from_pem(pem).unwrap()))
+        .build()
+        .unwrap()
+}
+
+/// Any instant serves as a session's or a cache's start.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "a test input: any instant will do"
+)]
+fn start() -> std::time::Instant {
+    std::time::Instant::now()
+}
+
 fn key_alg(algorithm: Algorithm) -> &'static str {
     match algorithm {
         Algorithm::ES256 => "ES256",
@@ -181,21 +201,9 @@ fn a_dpop_client_sends_a_proof_with_every_token_request_and_takes_dpop_tokens() 
 /// retried once at once with the nonce in the proof; a second refusal is a failure.
 #[test]
 fn use_dpop_nonce_is_retried_exactly_once() {
-    use client_credentials_core::Config;
     use client_credentials_core::session::{Action, Outcome, Policy, Session, WallClock};
-    use std::time::Instant;
-    let config = Config::builder()
-        .token_url("https://as.example.com/token")
-        .client_id("c")
-        .client_secret("a-real-length-secret-4f9c")
-        .dpop(DpopKey::new(AssertionKey::from_pem(ED).unwrap()))
-        .build()
-        .unwrap();
-    #[allow(
-        clippy::disallowed_methods,
-        reason = "a test input: any instant serves as the session's start"
-    )]
-    let now = Instant::now();
+    let config = dpop_config(ED);
+    let now = start();
     let clock = WallClock::new(now, UNIX_EPOCH + Duration::from_secs(AT));
     let mut session = Session::new(config.default_request(), Policy::default(), clock, 3);
     let public = DecodingKey::from_ed_pem(ED_PUBLIC.as_bytes()).unwrap();
@@ -258,20 +266,10 @@ fn use_dpop_nonce_is_retried_exactly_once() {
 #[test]
 fn every_fetch_gets_its_own_nonce_retry() {
     use client_credentials_core::session::{Action, Failure, Outcome, Policy, Session, WallClock};
-    use client_credentials_core::{Config, TransportError, TransportErrorKind};
+    use client_credentials_core::{TransportError, TransportErrorKind};
     use std::time::Instant;
-    let config = Config::builder()
-        .token_url("https://as.example.com/token")
-        .client_id("c")
-        .client_secret("a-real-length-secret-4f9c")
-        .dpop(DpopKey::new(AssertionKey::from_pem(EC).unwrap()))
-        .build()
-        .unwrap();
-    #[allow(
-        clippy::disallowed_methods,
-        reason = "a test input: any instant serves as the session's start"
-    )]
-    let start = Instant::now();
+    let config = dpop_config(EC);
+    let start = start();
     let clock = WallClock::new(start, UNIX_EPOCH + Duration::from_secs(AT));
     let mut session = Session::new(config.default_request(), Policy::default(), clock, 3);
     let public = DecodingKey::from_ec_pem(EC_PUBLIC.as_bytes()).unwrap();
@@ -326,4 +324,118 @@ fn every_fetch_gets_its_own_nonce_retry() {
     let counters = session.counters();
     assert_eq!(counters.dpop_nonce_retries, 2, "{counters:?}");
     assert_eq!(counters.fetches_started, 3, "{counters:?}");
+}
+
+/// Resource requests (RFC 9449 §7): a DPoP-bound token goes as `Authorization: DPoP` with
+/// a proof of the request (`ath` the token's hash), the origin's latest nonce in it; a
+/// `use_dpop_nonce` challenge keeps the token and asks for one retry, only for a new nonce.
+#[test]
+fn resource_requests_carry_a_proof_and_the_origins_nonce() {
+    use client_credentials_core::session::{Cache, Policy, ResourceVerdict, WallClock};
+    use client_credentials_core::{Config, ResourceAuth};
+    use http::{HeaderMap, HeaderValue, StatusCode};
+    let config = dpop_config(EC);
+    let request = config.default_request();
+    let now = start();
+    let wall = UNIX_EPOCH + Duration::from_secs(AT);
+    let mut cache = Cache::new(Policy::default(), WallClock::new(now, wall), 5);
+    let public = DecodingKey::from_ec_pem(EC_PUBLIC.as_bytes()).unwrap();
+    let body = br#"{"access_token":"bound-token","token_type":"DPoP","expires_in":600}"#;
+    let token = request
+        .parse_response(wall, StatusCode::OK, &HeaderMap::new(), body)
+        .unwrap();
+    assert!(cache.adopt(now, &request, std::sync::Arc::new(token.clone())));
+    let api: Uri = "https://api.example.com:443/orders?page=2".parse().unwrap();
+    let proof_for = |cache: &mut Cache| {
+        let mut auth = ResourceAuth::new(&config, &token);
+        assert!(auth.needs_proof());
+        let ticket = cache.dpop_ticket(now, &api);
+        auth.prove(&config, &Method::GET, &api, &ticket).unwrap();
+        assert!(!auth.needs_proof());
+        let mut headers = HeaderMap::new();
+        headers.insert("dpop", HeaderValue::from_static("stale"));
+        auth.apply(&mut headers);
+        assert_eq!(headers["authorization"], "DPoP bound-token");
+        assert!(headers["dpop"].is_sensitive());
+        assert!(!format!("{auth:?}").contains("bound-token"));
+        verify(headers["dpop"].to_str().unwrap(), Algorithm::ES256, &public)
+    };
+    let first = proof_for(&mut cache);
+    assert_eq!(first["htm"], "GET");
+    assert_eq!(first["htu"], "https://api.example.com/orders");
+    assert_eq!(first["iat"], AT);
+    let ath = URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(b"bound-token"));
+    assert_eq!(first["ath"], ath);
+    assert!(first.get("nonce").is_none());
+
+    let challenge = |nonce: &str| {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "www-authenticate",
+            HeaderValue::from_static(r#"DPoP error="use_dpop_nonce", algs="ES256""#),
+        );
+        headers.insert("dpop-nonce", nonce.parse().unwrap());
+        headers
+    };
+    let key = request.cache_key();
+    let used = token.access_token();
+    let verdict = |cache: &mut Cache, headers: &HeaderMap| {
+        assert!(Cache::needs_verdict(StatusCode::UNAUTHORIZED, headers));
+        cache.resource_verdict(now, key, &api, StatusCode::UNAUTHORIZED, headers, used)
+    };
+    assert_eq!(
+        verdict(&mut cache, &challenge("n-1")),
+        ResourceVerdict::RetryWithNewNonce
+    );
+    assert!(cache.current_token(now, key).is_some(), "the token is kept");
+    let second = proof_for(&mut cache);
+    assert_eq!(second["nonce"], "n-1");
+    assert_ne!(second["jti"], first["jti"]);
+    // The same nonce again: the proof had it, a retry cannot help.
+    assert_eq!(
+        verdict(&mut cache, &challenge("n-1")),
+        ResourceVerdict::Done
+    );
+    // A nonce on a success answer rotates it; another origin has none.
+    let mut ok = HeaderMap::new();
+    ok.insert("dpop-nonce", HeaderValue::from_static("n-2"));
+    assert!(Cache::needs_verdict(StatusCode::OK, &ok));
+    assert_eq!(
+        cache.resource_verdict(now, key, &api, StatusCode::OK, &ok, used),
+        ResourceVerdict::Done
+    );
+    assert_eq!(proof_for(&mut cache)["nonce"], "n-2");
+    let elsewhere: Uri = "https://other.example.com/x".parse().unwrap();
+    assert_eq!(cache.dpop_ticket(now, &elsewhere).server_nonce, None);
+    assert!(!Cache::needs_verdict(StatusCode::OK, &HeaderMap::new()));
+
+    // A bearer token of the same client carries no proof, and `use_dpop_nonce` for a
+    // client without a key is no reason to retry.
+    let bearer_of = |request: &client_credentials_core::TokenRequest| {
+        let body = br#"{"access_token":"plain","token_type":"Bearer","expires_in":600}"#;
+        request
+            .parse_response(wall, StatusCode::OK, &HeaderMap::new(), body)
+            .unwrap()
+    };
+    assert!(!ResourceAuth::new(&config, &bearer_of(&request)).needs_proof());
+    let no_key = Config::builder()
+        .token_url("https://as.example.com/token")
+        .client_id("c")
+        .client_secret("s")
+        .build()
+        .unwrap();
+    let plain = no_key.default_request();
+    let t = bearer_of(&plain);
+    assert!(cache.adopt(now, &plain, std::sync::Arc::new(t.clone())));
+    assert_eq!(
+        cache.resource_verdict(
+            now,
+            plain.cache_key(),
+            &api,
+            StatusCode::UNAUTHORIZED,
+            &challenge("n-3"),
+            t.access_token()
+        ),
+        ResourceVerdict::Done
+    );
 }

@@ -5,74 +5,89 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use client_credentials_core::{AccessToken, Cache, ResourceVerdict, Token, TokenRequest};
-use http::header::AUTHORIZATION;
-use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use client_credentials_core::{AccessToken, Cache, ResourceAuth, ResourceVerdict, TokenRequest};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 
 use crate::client::Client;
 use crate::driver::{Shared, in_runtime};
 use crate::error::Error;
 
-/// The token's sensitive `Authorization` value, and its access token (to report a
-/// rejection with).
-fn header_and_token(token: &Token) -> (HeaderValue, AccessToken) {
-    (token.authorization_header(), token.access_token().clone())
-}
+/// A resource request's method and URI: what a DPoP proof is made for.
+pub(crate) type Target<'a> = Option<(&'a Method, &'a Uri)>;
 
 impl Shared {
-    /// The `Authorization` value and the access token for `shape` (`None`: the default
-    /// request, lent by the lock-free hit path when it is published).
+    /// The headers that authorize a request to `target` with a token for `shape` (`None`:
+    /// the default request, lent by the lock-free hit path when it is published). A
+    /// DPoP-bound token also gets a proof of the request: its inputs are taken under the
+    /// cache's lock, and it is signed after the lock is released.
     pub(crate) async fn authorization(
         self: &Arc<Self>,
         shape: Option<&TokenRequest>,
-    ) -> Result<(HeaderValue, AccessToken), Error> {
-        let request = match shape {
-            Some(request) => request,
-            None => match self.background.slot.with(header_and_token) {
-                Ok(lent) => return Ok(lent),
-                Err(_) => &self.default_request,
-            },
+        target: Target<'_>,
+    ) -> Result<ResourceAuth, Error> {
+        let lent = match shape {
+            Some(_) => None,
+            None => self
+                .background
+                .slot
+                .with(|token| ResourceAuth::new(&self.config, token))
+                .ok(),
         };
-        Ok(header_and_token(&*self.token(request).await?))
+        let mut auth = match lent {
+            Some(auth) => auth,
+            None => {
+                let request = shape.unwrap_or(&self.default_request);
+                ResourceAuth::new(&self.config, &*self.token(request).await?)
+            }
+        };
+        if let (true, Some((method, uri))) = (auth.needs_proof(), target) {
+            let ticket = self.lock().dpop_ticket(Instant::now(), uri);
+            auth.prove(&self.config, method, uri, &ticket)?;
+        }
+        Ok(auth)
     }
 
     /// After the resource server's answer (`status`, `headers`, or the trailers) to a
-    /// request sent with `used`: the core's verdict says whether the token was rejected (it
-    /// is then dropped) and a retry may help. If so, and the request can be sent again
-    /// (`replayable`), returns the `Authorization` value of a fresh token, and that token,
-    /// for one more, and last, try. `None`: hand the answer over as it is (no rejection, or a retry cannot
-    /// help, or the request cannot be replayed, or the token endpoint handed out the very
-    /// token that was just rejected).
+    /// request to `target` sent with `used`: the core's verdict says whether to send it
+    /// once more (the token was rejected and dropped, or a DPoP nonce is new). If so, and
+    /// the request can be sent again (`replayable`), returns the headers of that one more,
+    /// and last, try. `None`: hand the answer over as it is (no rejection, or a retry
+    /// cannot help, or the request cannot be replayed, or the token endpoint handed out the
+    /// very token that was just rejected).
     pub(crate) async fn fresh_header_for_retry(
         self: &Arc<Self>,
         shape: Option<&TokenRequest>,
+        target: Target<'_>,
         status: StatusCode,
         headers: &HeaderMap,
         used: &AccessToken,
         replayable: bool,
-    ) -> Result<Option<(HeaderValue, AccessToken)>, Error> {
-        if !Cache::rejects_token(status, headers)
-            || self.verdict(shape, status, headers, used) != ResourceVerdict::RetryWithFreshToken
-        {
+    ) -> Result<Option<ResourceAuth>, Error> {
+        if !Cache::needs_verdict(status, headers) {
+            return Ok(None);
+        }
+        let verdict = self.verdict(shape, target.map(|(_, uri)| uri), status, headers, used);
+        if verdict == ResourceVerdict::Done {
             return Ok(None);
         }
         if !replayable {
-            tracing::debug!(
-                "the resource server rejected the token; the request body cannot be replayed, not retried"
-            );
+            tracing::debug!(?verdict, "the request body cannot be replayed, not retried");
             return Ok(None);
         }
-        let (header, fresh) = self.authorization(shape).await?;
-        if fresh == *used {
+        let retry = self.authorization(shape, target).await?;
+        if verdict == ResourceVerdict::RetryWithFreshToken && retry.access_token() == used {
             tracing::debug!("the resource server rejected the token; no newer token to retry with");
             return Ok(None);
         }
-        tracing::debug!("the resource server rejected the token; retrying once with a fresh token");
-        Ok(Some((header, fresh)))
+        tracing::debug!(
+            ?verdict,
+            "retrying once, with a fresh token or a new DPoP nonce"
+        );
+        Ok(Some(retry))
     }
 
     /// [`Shared::fresh_header_for_retry`] for a reqwest answer: the request to send again
-    /// (`retry`, when it could be cloned), with the fresh token.
+    /// (`retry`, when it could be cloned), with its new headers.
     pub(crate) async fn retry_with_fresh_token(
         self: &Arc<Self>,
         shape: Option<&TokenRequest>,
@@ -80,37 +95,69 @@ impl Shared {
         used: &AccessToken,
         retry: Option<reqwest::Request>,
     ) -> Result<Option<reqwest::Request>, Error> {
-        let header = self
+        let Some(mut retry) = retry else {
+            // Nothing to send again; the verdict still drops a rejected token and
+            // remembers a nonce.
+            if Cache::needs_verdict(response.status(), response.headers()) {
+                let uri = reqwest_uri(response.url());
+                let status = response.status();
+                let _ = self.verdict(shape, uri.as_ref(), status, response.headers(), used);
+            }
+            return Ok(None);
+        };
+        let uri = reqwest_uri(retry.url());
+        let target = uri.as_ref().map(|uri| (retry.method(), uri));
+        let auth = self
             .fresh_header_for_retry(
                 shape,
+                target,
                 response.status(),
                 response.headers(),
                 used,
-                retry.is_some(),
+                true,
             )
             .await?;
-        Ok(header.zip(retry).map(|((header, _), mut retry)| {
-            retry.headers_mut().insert(AUTHORIZATION, header);
+        Ok(auth.map(|auth| {
+            auth.apply(retry.headers_mut());
             retry
         }))
     }
 
-    /// The core's verdict on an answer (`status`, `headers`) to a request that carried
-    /// `used`: a rejected token is dropped.
+    /// The core's verdict on an answer (`status`, `headers`) to a request to `uri` that
+    /// carried `used`: a rejected token is dropped, a DPoP nonce remembered.
     pub(crate) fn verdict(
         &self,
         shape: Option<&TokenRequest>,
+        uri: Option<&Uri>,
         status: StatusCode,
         headers: &HeaderMap,
         used: &AccessToken,
     ) -> ResourceVerdict {
         let key = shape.unwrap_or(&self.default_request).cache_key();
         let now = Instant::now();
+        let fallback = Uri::default();
         let mut cache = self.lock();
-        let verdict = cache.resource_verdict(now, key, status, headers, used);
+        let verdict =
+            cache.resource_verdict(now, key, uri.unwrap_or(&fallback), status, headers, used);
         self.drain_and_notify(cache);
         verdict
     }
+
+    /// Remembers the `DPoP-Nonce` of an answer that gets no verdict (the answer to a
+    /// retry) for `uri`'s origin.
+    pub(crate) fn note_dpop_nonce(&self, uri: Option<&Uri>, headers: &HeaderMap) {
+        if let Some(uri) = uri
+            && headers.contains_key(client_credentials_core::resource::DPOP_NONCE)
+        {
+            let _ = self.lock().handle_dpop_nonce(uri, headers);
+        }
+    }
+}
+
+/// A reqwest URL as an `http` URI (what the core takes). Every URL that reqwest sends
+/// parses as one.
+pub(crate) fn reqwest_uri(url: &reqwest::Url) -> Option<Uri> {
+    url.as_str().parse().ok()
 }
 
 impl Client {
@@ -122,9 +169,10 @@ impl Client {
     /// # Errors
     /// As [`Client::token`].
     pub async fn authorize<B>(&self, request: &mut http::Request<B>) -> Result<AccessToken, Error> {
-        let (header, token) = self.shared.authorization(None).await?;
-        request.headers_mut().insert(AUTHORIZATION, header);
-        Ok(token)
+        let target = Some((request.method(), request.uri()));
+        let auth = self.shared.authorization(None, target).await?;
+        auth.apply(request.headers_mut());
+        Ok(auth.into_access_token())
     }
 
     /// Adds `Authorization` with a valid token for the default request shape to a reqwest
@@ -153,8 +201,16 @@ impl Client {
         &self,
         request: reqwest::RequestBuilder,
     ) -> Result<(reqwest::RequestBuilder, AccessToken), Error> {
-        let (header, token) = self.shared.authorization(None).await?;
-        Ok((with_header(request, AUTHORIZATION, header)?, token))
+        let (client, request) = request.build_split();
+        let mut request = request.map_err(|e| Error::Request(Arc::new(e)))?;
+        let uri = reqwest_uri(request.url());
+        let target = uri.as_ref().map(|uri| (request.method(), uri));
+        let auth = self.shared.authorization(None, target).await?;
+        auth.apply(request.headers_mut());
+        Ok((
+            reqwest::RequestBuilder::from_parts(client, request),
+            auth.into_access_token(),
+        ))
     }
 
     /// Sends a request with a valid token for the default request shape, for users without
@@ -163,7 +219,8 @@ impl Client {
     /// error="invalid_token"`), it drops that token and, if the request can be cloned, sends
     /// it once more with a fresh token; the answer to that retry is returned as it is. An
     /// `insufficient_scope` answer is not retried (a new token has the same scopes). Without
-    /// a token, nothing is sent.
+    /// a token, nothing is sent. A DPoP-bound token goes with a proof of each request, and a
+    /// `use_dpop_nonce` challenge is retried once with the same token and the new nonce.
     ///
     /// ```no_run
     /// # async fn run(client: client_credentials_reqwest::Client) -> Result<(), client_credentials_reqwest::Error> {
@@ -190,20 +247,24 @@ impl Client {
         let (http, request) = request.build_split();
         let mut request = request.map_err(|e| Error::Request(Arc::new(e)))?;
         let shared = &self.shared;
-        let (header, token) = shared.authorization(None).await?;
+        let uri = reqwest_uri(request.url());
+        let target = uri.as_ref().map(|uri| (request.method(), uri));
+        let auth = shared.authorization(None, target).await?;
         let retry = request.try_clone();
-        request.headers_mut().insert(AUTHORIZATION, header);
+        auth.apply(request.headers_mut());
         let response = execute(&http, request).await?;
         match shared
-            .retry_with_fresh_token(None, &response, &token, retry)
+            .retry_with_fresh_token(None, &response, auth.access_token(), retry)
             .await?
         {
             // The answer to the retry is the caller's, as it is: a fresh token that is rejected
             // too is kept, so that a resource server that rejects every token costs no loop of
-            // token requests (the rule of both adapters).
+            // token requests (the rule of both adapters). Its DPoP nonce is remembered.
             Some(retry) => {
                 drop(response);
-                execute(&http, retry).await
+                let response = execute(&http, retry).await?;
+                shared.note_dpop_nonce(uri.as_ref(), response.headers());
+                Ok(response)
             }
             None => Ok(response),
         }

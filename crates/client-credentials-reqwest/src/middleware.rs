@@ -6,10 +6,10 @@ use client_credentials_core::TokenParams;
 use http::Extensions;
 use reqwest_middleware::{Middleware, Next};
 
+use crate::authorized::reqwest_uri;
 use crate::client::Client;
 use crate::credentials::{Credentials, Source};
 use crate::error::Error;
-use http::header::AUTHORIZATION;
 
 /// A [`reqwest_middleware::Middleware`] that sends every request with
 /// `Authorization: Bearer <token>` from a [`Client`], or with a
@@ -125,21 +125,25 @@ impl Middleware for AuthMiddleware {
         };
         let shared = &client.shared;
         let shape = request_shape.as_ref();
-        let (header, token) = shared
-            .authorization(shape)
+        let uri = reqwest_uri(request.url());
+        let target = uri.as_ref().map(|uri| (request.method(), uri));
+        let auth = shared
+            .authorization(shape, target)
             .await
             .map_err(reqwest_middleware::Error::middleware)?;
         let retry = request.try_clone();
-        request.headers_mut().insert(AUTHORIZATION, header);
+        auth.apply(request.headers_mut());
         let response = next.clone().run(request, extensions).await?;
         let retry = shared
-            .retry_with_fresh_token(shape, &response, &token, retry)
+            .retry_with_fresh_token(shape, &response, auth.access_token(), retry)
             .await
             .map_err(reqwest_middleware::Error::middleware)?;
         match retry {
             Some(retry) => {
                 drop(response);
-                next.run(retry, extensions).await
+                let response = next.run(retry, extensions).await?;
+                shared.note_dpop_nonce(uri.as_ref(), response.headers());
+                Ok(response)
             }
             None => Ok(response),
         }

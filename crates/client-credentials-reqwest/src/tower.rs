@@ -64,7 +64,7 @@ use std::task::{Context, Poll, Waker, ready};
 
 use bytes::Bytes;
 use client_credentials_core::{AccessToken, Cache, TokenParams, TokenRequest};
-use http::header::{AUTHORIZATION, CONTENT_TYPE};
+use http::header::CONTENT_TYPE;
 use http::{HeaderMap, Request, Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use tower_layer::Layer;
@@ -237,9 +237,11 @@ where
         }
     };
     let shared = &client.shared;
-    let (header, used) = shared.authorization(shape).await?;
     let (mut parts, body) = request.into_parts();
-    parts.headers.insert(AUTHORIZATION, header);
+    let (method, uri) = (parts.method.clone(), parts.uri.clone());
+    let target = Some((&method, &uri));
+    let auth = shared.authorization(shape, target).await?;
+    auth.apply(&mut parts.headers);
     let (body, replay) = body.try_replay(replay_limit);
     let retry = replay.map(|body| Request::from_parts(parts.clone(), body));
     let response = inner
@@ -249,23 +251,25 @@ where
     let fresh = shared
         .fresh_header_for_retry(
             shape,
+            target,
             response.status(),
             response.headers(),
-            &used,
+            auth.access_token(),
             retry.is_some(),
         )
         .await?;
     let (response, used) = match (fresh, retry) {
-        (Some((header, fresh)), Some(mut retry)) => {
+        (Some(fresh), Some(mut retry)) => {
             drop(response);
-            retry.headers_mut().insert(AUTHORIZATION, header);
+            fresh.apply(retry.headers_mut());
             poll_fn(|cx| inner.poll_ready(cx))
                 .await
                 .map_err(Into::into)?;
             let response = inner.call(retry).await.map_err(Into::into)?;
-            (response, fresh)
+            shared.note_dpop_nonce(Some(&uri), response.headers());
+            (response, fresh.into_access_token())
         }
-        _ => (response, used),
+        _ => (response, auth.into_access_token()),
     };
     let watch = is_grpc(response.headers()).then(|| TrailerWatch {
         client: client.clone(),
@@ -296,10 +300,13 @@ impl TrailerWatch {
         if !Cache::rejects_token(StatusCode::OK, trailers) {
             return;
         }
-        let _ =
-            self.client
-                .shared
-                .verdict(self.shape.as_ref(), StatusCode::OK, trailers, &self.used);
+        let _ = self.client.shared.verdict(
+            self.shape.as_ref(),
+            None,
+            StatusCode::OK,
+            trailers,
+            &self.used,
+        );
     }
 }
 

@@ -306,3 +306,36 @@ async fn the_challenge_decides_invalid_token_is_retried_insufficient_scope_is_no
     assert_eq!(token_server.count("/token"), 2);
     assert_eq!(tokens.counters().invalidations, 1);
 }
+
+/// DPoP (RFC 9449 §9): each request carries its own proof; a resource server's
+/// `use_dpop_nonce` challenge is retried exactly once, with the same token and the nonce,
+/// and the next request carries the nonce from the start.
+#[tokio::test]
+async fn a_dpop_nonce_challenge_is_retried_exactly_once() {
+    use client_credentials_testkit::conformance::dpop::{
+        dpop_config, dpop_token_server, nonce_server, proof_claims,
+    };
+    let token_server = dpop_token_server();
+    let tokens = Client::builder(dpop_config(&token_server))
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let http = http(&tokens);
+    let api = nonce_server(false);
+    let response = http.get(api.url("/api")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let response = http.get(api.url("/api")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let nonces: Vec<_> = api
+        .requests()
+        .iter()
+        .map(|r| proof_claims(r).unwrap().get("nonce").cloned())
+        .collect();
+    assert_eq!(nonces, [None, Some("n-1".into()), Some("n-1".into())]);
+    assert_eq!(token_server.count("/token"), 1);
+
+    let api = nonce_server(true);
+    let response = http.get(api.url("/api")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(api.request_count(), 2, "exactly one retry");
+}

@@ -4,9 +4,10 @@
 
 use std::sync::Arc;
 
-use client_credentials_core::{AccessToken, Cache, ResourceVerdict, StaticCredential, Token};
-use http::header::AUTHORIZATION;
-use http::{HeaderName, HeaderValue};
+use client_credentials_core::{
+    AccessToken, Cache, ResourceAuth, ResourceVerdict, StaticCredential,
+};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 
 use crate::client::Client;
 use crate::error::Error;
@@ -83,9 +84,9 @@ impl Client {
     /// # Errors
     /// As [`Client::token`].
     pub fn authorize<B>(&self, request: &mut http::Request<B>) -> Result<AccessToken, Error> {
-        let (header, token) = self.with_token(header_and_token)?;
-        request.headers_mut().insert(AUTHORIZATION, header);
-        Ok(token)
+        let auth = self.resource_auth(Some((request.method(), request.uri())))?;
+        auth.apply(request.headers_mut());
+        Ok(auth.into_access_token())
     }
 
     /// Adds `Authorization` with a valid token for the default request shape to a ureq
@@ -111,8 +112,17 @@ impl Client {
         &self,
         request: ureq::RequestBuilder<B>,
     ) -> Result<(ureq::RequestBuilder<B>, AccessToken), Error> {
-        let (header, token) = self.with_token(header_and_token)?;
-        Ok((with_header(request, AUTHORIZATION, header), token))
+        // A builder that failed has no method or URI; it sends nothing, so needs no proof.
+        let target = request
+            .method_ref()
+            .cloned()
+            .zip(request.uri_ref().cloned());
+        let auth = self.resource_auth(target.as_ref().map(|(m, u)| (m, u)))?;
+        let mut request = request;
+        if let Some(headers) = request.headers_mut() {
+            auth.apply(headers);
+        }
+        Ok((request, auth.into_access_token()))
     }
 
     /// Sends a request to a resource server with a valid token for the default request
@@ -127,6 +137,11 @@ impl Client {
     ///   rejection while the cache backs off because resource servers keep rejecting fresh
     ///   tokens (the early-rejection throttle of [`Policy`](crate::Policy)).
     /// - Without a token, nothing is sent; a retry never carries the rejected token.
+    /// - With a DPoP key ([`ConfigBuilder::dpop`](client_credentials_core::ConfigBuilder::dpop))
+    ///   and a DPoP-bound token, the request carries `Authorization: DPoP …` and a proof of
+    ///   it (a new one for the retry); a `use_dpop_nonce` challenge with a new nonce is
+    ///   retried once with the same token and the nonce, which the next requests to that
+    ///   origin carry from the start. No redirect is followed: a proof names one URI.
     ///
     /// Any other answer is returned as it is: a status is never an error here, whatever
     /// the agent's configuration (the agent's timeouts, proxy and redirect settings apply).
@@ -167,74 +182,100 @@ impl Client {
         agent: &ureq::Agent,
         request: http::Request<B>,
     ) -> Result<http::Response<ureq::Body>, Error> {
-        let (header, token) = self.with_token(header_and_token)?;
         let (parts, body) = request.into_parts();
+        let auth = self.resource_auth(Some((&parts.method, &parts.uri)))?;
+        let uri = parts.uri.clone();
         let replay = body.replay().map(|body| (parts.clone(), body));
-        let response = send(agent, parts, body, header)?;
-        let verdict = self.verdict(&response, &token);
-        let (ResourceVerdict::RetryWithFreshToken, Some((parts, body))) = (verdict, replay) else {
+        let response = send(agent, parts, body, &auth)?;
+        let verdict = self.verdict(&uri, &response, auth.access_token());
+        let Some((parts, body)) = replay.filter(|_| verdict != ResourceVerdict::Done) else {
             return Ok(response);
         };
-        let (header, fresh) = self.with_token(header_and_token)?;
-        // The cache never hands out the rejected token again unless the token endpoint
-        // issued that very token anew; it is not sent twice either way.
-        if fresh == token {
+        let retry = self.resource_auth(Some((&parts.method, &parts.uri)))?;
+        // The cache never hands out a rejected token again unless the token endpoint
+        // issued that very token anew; it is not sent twice either way. A new DPoP nonce
+        // keeps the token: the retry carries a new proof.
+        if verdict == ResourceVerdict::RetryWithFreshToken
+            && retry.access_token() == auth.access_token()
+        {
             tracing::debug!("the token endpoint reissued the rejected token; not retried");
             return Ok(response);
         }
-        tracing::debug!("the resource server rejected the token; retrying once with a fresh one");
+        tracing::debug!(
+            ?verdict,
+            "retrying once, with a fresh token or a new DPoP nonce"
+        );
         drop(response);
         // The answer to the retry is the caller's, as it is: a fresh token that is rejected
         // too is kept, so that a resource server that rejects every token costs no loop of
-        // token requests (the rule of both adapters).
-        send(agent, parts, body, header)
+        // token requests (the rule of both adapters). Its DPoP nonce is remembered.
+        let response = send(agent, parts, body, &retry)?;
+        if response
+            .headers()
+            .contains_key(client_credentials_core::resource::DPOP_NONCE)
+        {
+            self.shared
+                .input(|cache, _| ((), cache.handle_dpop_nonce(&uri, response.headers())));
+        }
+        Ok(response)
     }
 
-    /// The core's verdict on the resource server's answer to a request that carried `used`.
+    /// The headers that authorize a `method` request to `uri` (`target`), from the token
+    /// lent by the hit path. A DPoP-bound token also gets a proof of the request: its
+    /// inputs are taken under the cache's lock, and it is signed after the lock is
+    /// released. Without a `target`, no proof.
+    fn resource_auth(&self, target: Option<(&Method, &Uri)>) -> Result<ResourceAuth, Error> {
+        let config = &self.shared.config;
+        let mut auth = self.with_token(|token| ResourceAuth::new(config, token))?;
+        if let (true, Some((method, uri))) = (auth.needs_proof(), target) {
+            let ticket = self
+                .shared
+                .input(|cache, now| (cache.dpop_ticket(now, uri), false));
+            auth.prove(config, method, uri, &ticket)?;
+        }
+        Ok(auth)
+    }
+
+    /// The core's verdict on the resource server's answer to a request to `uri` that
+    /// carried `used`.
     fn verdict(
         &self,
+        uri: &Uri,
         response: &http::Response<ureq::Body>,
         used: &AccessToken,
     ) -> ResourceVerdict {
-        if !Cache::rejects_token(response.status(), response.headers()) {
+        if !Cache::needs_verdict(response.status(), response.headers()) {
             return ResourceVerdict::Done;
         }
         let key = self.shared.default_request.cache_key();
         self.shared.input(|cache, now| {
             let verdict =
-                cache.resource_verdict(now, key, response.status(), response.headers(), used);
+                cache.resource_verdict(now, key, uri, response.status(), response.headers(), used);
             (verdict, verdict == ResourceVerdict::RetryWithFreshToken)
         })
     }
 }
 
-/// A header that authorizes a request: a token's `Authorization`, or a static credential;
-/// and whether the HTTP client drops it on a redirect to another host, so that redirects
-/// may be followed.
+/// What authorizes a request: a token's headers, or a static credential; and whether the
+/// HTTP client drops them on a redirect to another host, so that redirects may be followed.
 pub(crate) trait Credential {
-    fn header(self) -> (HeaderName, HeaderValue, bool);
+    /// Sets the credential's headers; returns whether redirects may be followed.
+    fn apply(self, headers: &mut HeaderMap) -> bool;
 }
 
-impl Credential for HeaderValue {
-    fn header(self) -> (HeaderName, HeaderValue, bool) {
-        (AUTHORIZATION, self, true)
+impl Credential for &ResourceAuth {
+    fn apply(self, headers: &mut HeaderMap) -> bool {
+        ResourceAuth::apply(self, headers);
+        // A DPoP proof is bound to the URI: a redirect would carry a proof of another one.
+        self.proof().is_none()
     }
 }
 
 impl Credential for &StaticCredential {
-    fn header(self) -> (HeaderName, HeaderValue, bool) {
-        let name = self.header_name().clone();
-        (
-            name,
-            self.header_value().clone(),
-            self.dropped_on_redirect(),
-        )
+    fn apply(self, headers: &mut HeaderMap) -> bool {
+        headers.insert(self.header_name().clone(), self.header_value().clone());
+        self.dropped_on_redirect()
     }
-}
-
-/// The `Authorization` value of a token, and the access token (to report a rejection).
-fn header_and_token(token: &Token) -> (HeaderValue, AccessToken) {
-    (token.authorization_header(), token.access_token().clone())
 }
 
 /// Sets `name` on a ureq request, replacing any value it had (`RequestBuilder::header`
@@ -260,8 +301,7 @@ pub(crate) fn send<B: AuthorizedBody>(
     body: B,
     credential: impl Credential,
 ) -> Result<http::Response<ureq::Body>, Error> {
-    let (name, value, redirects) = credential.header();
-    parts.headers.insert(name, value);
+    let redirects = credential.apply(&mut parts.headers);
     transport::send_resource(agent, http::Request::from_parts(parts, body), redirects)
         .map_err(|e| Error::Request(Arc::new(e)))
 }

@@ -95,6 +95,12 @@ pub enum ResourceVerdict {
     /// token (from the next poll, which never hands out the rejected one), if the request can
     /// be replayed. Never more than once per call.
     RetryWithFreshToken,
+    /// The resource server asks for a DPoP proof with a nonce it has just given
+    /// (`WWW-Authenticate: DPoP error="use_dpop_nonce"` and a new `DPoP-Nonce`, RFC 9449
+    /// §9): the token is fine and kept; send the request once more, with the same token and
+    /// a fresh proof ([`Cache::dpop_ticket`] now hands out the new nonce), if the request
+    /// can be replayed. Never more than once per call.
+    RetryWithNewNonce,
 }
 
 /// What a shared store is told about the fetch it is consulted on: an owned snapshot, so
@@ -378,6 +384,8 @@ pub struct Cache {
     /// The `jti` nonces of the assertions of revocations and introspections
     /// ([`Cache::assertion_input`]); fetches draw from their sessions' own streams.
     nonces: super::rng::Rng,
+    /// The latest `DPoP-Nonce` of each resource server's origin ([`Cache::dpop_ticket`]).
+    dpop_nonces: crate::resource::NonceBook,
     /// Records the metrics, once the cache has a name.
     #[cfg(feature = "metrics")]
     metrics: Option<crate::metrics::Recorder>,
@@ -409,6 +417,7 @@ impl Cache {
             attached: HashMap::new(),
             retired: Retired::default(),
             nonces: super::rng::Rng::new(rng::mix(seed ^ 0x7265_766f_6b65_6e63)),
+            dpop_nonces: crate::resource::NonceBook::default(),
             #[cfg(feature = "metrics")]
             metrics: None,
         }
@@ -430,6 +439,54 @@ impl Cache {
     /// ```
     pub fn assertion_input(&mut self, now: Instant) -> (SystemTime, u128) {
         (self.clock.at(now), self.nonces.next_u128())
+    }
+
+    /// The inputs of a DPoP proof for a resource request to `uri` sent at `now`
+    /// ([`crate::ResourceAuth::prove`]): the wall-clock time of `now`, a `jti` nonce that no
+    /// other proof or assertion of this cache uses, and the latest `DPoP-Nonce` that `uri`'s
+    /// origin gave ([`Cache::resource_verdict`] and [`Cache::handle_dpop_nonce`] remember
+    /// them, per origin). Take it under the lock, sign after releasing it.
+    ///
+    /// ```
+    /// # use std::time::{Instant, SystemTime};
+    /// # use client_credentials::{Cache, Policy, WallClock};
+    /// # use client_credentials::http::{HeaderMap, HeaderValue, Uri};
+    /// let now = Instant::now();
+    /// let mut cache = Cache::new(Policy::default(), WallClock::new(now, SystemTime::UNIX_EPOCH), 7);
+    /// let api: Uri = "https://api.example.com/orders?page=2".parse()?;
+    /// assert_eq!(cache.dpop_ticket(now, &api).server_nonce, None);
+    ///
+    /// let mut answer = HeaderMap::new();
+    /// answer.insert("dpop-nonce", HeaderValue::from_static("n-1"));
+    /// assert!(cache.handle_dpop_nonce(&api, &answer));
+    /// let other_path: Uri = "https://API.example.com:443/invoices".parse()?;
+    /// assert_eq!(cache.dpop_ticket(now, &other_path).server_nonce.as_deref(), Some("n-1"));
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn dpop_ticket(&mut self, now: Instant, uri: &http::Uri) -> crate::resource::DpopTicket {
+        let server_nonce = crate::resource::origin(uri)
+            .and_then(|origin| self.dpop_nonces.get(&origin).map(str::to_owned));
+        crate::resource::DpopTicket {
+            at: self.clock.at(now),
+            nonce: self.nonces.next_u128(),
+            server_nonce,
+        }
+    }
+
+    /// A resource server's answer to a request to `uri` carried a `DPoP-Nonce` (RFC 9449
+    /// §9: it may send a new one with any answer): remembers it for `uri`'s origin, for the
+    /// next proofs. Returns whether it is new. A value that is not a valid nonce (visible
+    /// ASCII but `"` and `\`, at most 512 bytes) is ignored. [`Cache::resource_verdict`]
+    /// calls it; a driver calls it itself for an answer it gives no verdict on (the answer
+    /// to a retry).
+    pub fn handle_dpop_nonce(&mut self, uri: &http::Uri, headers: &HeaderMap) -> bool {
+        match (
+            crate::resource::origin(uri),
+            crate::resource::server_nonce(headers),
+        ) {
+            (Some(origin), Some(nonce)) => self.dpop_nonces.remember(origin, nonce),
+            _ => false,
+        }
     }
 
     /// Tokens fetched from the token endpoint are also announced with [`Event::Publish`], for
@@ -737,9 +794,15 @@ impl Cache {
         dropped
     }
 
-    /// The verdict on a resource server's answer (`status`, `headers`) to a request that
-    /// carried `used`, a token of `key`'s shape:
+    /// The verdict on a resource server's answer (`status`, `headers`) to a request to
+    /// `uri` that carried `used`, a token of `key`'s shape:
     ///
+    /// - a `DPoP-Nonce` in the answer is remembered for `uri`'s origin
+    ///   ([`Cache::handle_dpop_nonce`]); if the challenge says `error="use_dpop_nonce"`
+    ///   (RFC 9449 §9) and the client proves its requests ([`crate::ConfigBuilder::dpop`]),
+    ///   the answer is [`ResourceVerdict::RetryWithNewNonce`] when the nonce is new, and
+    ///   [`ResourceVerdict::Done`] when it is not (the proof had it already); the token is
+    ///   kept either way;
     /// - a `401`, a gRPC `UNAUTHENTICATED` status (`grpc-status: 16`, in the headers of a
     ///   trailers-only answer, or in the trailers, which a driver passes as `headers` with
     ///   the answer's status), or any answer whose `WWW-Authenticate` challenge says
@@ -751,17 +814,32 @@ impl Cache {
     ///   else:
     ///   [`ResourceVerdict::Done`], nothing dropped (a new token has the same scopes).
     ///
-    /// The next poll never hands out `used` again, so a retry always carries another token.
-    /// A driver retries at most once per call, and only a request it can replay.
+    /// The next poll never hands out an invalidated token again, so a retry with a fresh
+    /// token always carries another one. A driver retries at most once per call, and only a
+    /// request it can replay.
     pub fn resource_verdict(
         &mut self,
         now: Instant,
         key: &CacheKey,
+        uri: &http::Uri,
         status: StatusCode,
         headers: &HeaderMap,
         used: &AccessToken,
     ) -> ResourceVerdict {
-        if !Self::rejects_token(status, headers) {
+        let new_nonce = self.handle_dpop_nonce(uri, headers);
+        let code = super::challenge::error_code(headers);
+        if code.as_deref() == Some("use_dpop_nonce") {
+            let proves = self
+                .entries
+                .get(key)
+                .is_some_and(|e| e.session.request().config().has_dpop());
+            return if proves && new_nonce {
+                ResourceVerdict::RetryWithNewNonce
+            } else {
+                ResourceVerdict::Done
+            };
+        }
+        if !Self::rejects(status, headers, code.as_deref()) {
             return ResourceVerdict::Done;
         }
         self.invalidate(now, used);
@@ -774,11 +852,27 @@ impl Cache {
     /// Whether an answer (`status`, `headers`) rejects the token the request carried: the
     /// part of [`Cache::resource_verdict`] that needs no cache, by the same rules (a `401`,
     /// gRPC's `UNAUTHENTICATED`, or an `invalid_token` challenge; never
-    /// `insufficient_scope`). A driver asks it first, without its lock, and takes the lock
-    /// for the verdict only when it says yes: most answers are not rejections.
+    /// `insufficient_scope`). A DPoP `use_dpop_nonce` challenge comes with a 401 and counts
+    /// here, although the verdict keeps the token.
     #[must_use]
     pub fn rejects_token(status: StatusCode, headers: &HeaderMap) -> bool {
-        match super::challenge::error_code(headers).as_deref() {
+        Self::rejects(
+            status,
+            headers,
+            super::challenge::error_code(headers).as_deref(),
+        )
+    }
+
+    /// Whether a driver must take its lock for [`Cache::resource_verdict`] on an answer: it
+    /// rejects the token ([`Cache::rejects_token`]) or carries a `DPoP-Nonce` to remember.
+    /// A driver asks it first, without its lock: most answers need no verdict.
+    #[must_use]
+    pub fn needs_verdict(status: StatusCode, headers: &HeaderMap) -> bool {
+        headers.contains_key(crate::resource::DPOP_NONCE) || Self::rejects_token(status, headers)
+    }
+
+    fn rejects(status: StatusCode, headers: &HeaderMap, code: Option<&str>) -> bool {
+        match code {
             Some("insufficient_scope") => false,
             Some("invalid_token") => true,
             _ => {

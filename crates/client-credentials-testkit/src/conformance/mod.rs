@@ -37,6 +37,7 @@ use client_credentials_core::{DiscoveryError, ServerMetadata};
 pub mod authorized;
 pub mod concurrency;
 pub mod discovery;
+pub mod dpop;
 pub mod everyday;
 pub mod faults;
 pub mod federated;
@@ -571,6 +572,10 @@ macro_rules! conformance_suite {
             authorized {
                 send_authorized_retries_once,
                 send_authorized_sends_nothing_without_a_token,
+            }
+            dpop {
+                a_resource_nonce_challenge_is_retried_once_with_the_same_token,
+                a_nonce_challenge_is_retried_at_most_once,
             }
             everyday {
                 a_restored_token_is_served_without_a_request,
