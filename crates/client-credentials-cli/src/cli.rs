@@ -326,6 +326,21 @@ pub(crate) struct TokenArgs {
     )]
     pub(crate) jwt_alg: Option<JwtAlgArg>,
 
+    /// Ask for a DPoP-bound token (RFC 9449): every token request carries a proof signed with
+    /// a key made for this run (ES256), or with --dpop-key. A DPoP token is useless without
+    /// the key: --json prints its thumbprint (`dpop_jkt`, the token's `cnf.jkt`)
+    #[arg(long, help_heading = "Sender-constrained tokens (DPoP)")]
+    pub(crate) dpop: bool,
+
+    /// The DPoP key, PEM (PKCS#8 or SEC1; P-256 or Ed25519); implies --dpop
+    #[arg(
+        long,
+        env = "CC_DPOP_KEY_FILE",
+        value_name = "PATH",
+        help_heading = "Sender-constrained tokens (DPoP)"
+    )]
+    pub(crate) dpop_key: Option<PathBuf>,
+
     /// The key id (`kid`) that the server knows the private key by
     #[arg(
         long,

@@ -21,6 +21,8 @@ const PARAMS_ENV: &str = "CC_PARAMS";
 struct Fetched {
     token: Arc<Token>,
     from_cache: bool,
+    /// The thumbprint of the DPoP key the token is bound to, with --dpop.
+    dpop_jkt: Option<String>,
 }
 
 /// Runs `token` and returns the exit code.
@@ -55,6 +57,10 @@ fn print_token(args: &TokenArgs, fetched: &Fetched, ui: &Ui, pretty: bool) -> io
             fetched.from_cache,
             &ui.redactor,
         );
+        let mut object = object;
+        if let (Some(jkt), Some(map)) = (&fetched.dpop_jkt, object.as_object_mut()) {
+            map.insert("dpop_jkt".into(), jkt.clone().into());
+        }
         writeln!(out, "{}", render(&object, pretty))?;
     } else {
         writeln!(out, "{}", fetched.token.access_token().expose_secret())?;
@@ -95,6 +101,7 @@ fn fetch(args: &TokenArgs, ui: &mut Ui) -> Result<Fetched, Failure> {
         .set_secret(secret.clone(), args.client_id.as_deref());
     let config = build_config(args, secret)?;
     let request = config.default_request();
+    let dpop_jkt = config.dpop_key().map(|key| key.thumbprint().to_owned());
 
     let cache = if args.cache {
         open_cache(args, ui)
@@ -112,6 +119,7 @@ fn fetch(args: &TokenArgs, ui: &mut Ui) -> Result<Fetched, Failure> {
                     return Ok(Fetched {
                         token: Arc::new(token),
                         from_cache: true,
+                        dpop_jkt,
                     });
                 }
                 Lookup::Miss => ui.note(&format!("no cached token in {}", path.display())),
@@ -167,6 +175,7 @@ fn fetch(args: &TokenArgs, ui: &mut Ui) -> Result<Fetched, Failure> {
     Ok(Fetched {
         token,
         from_cache: false,
+        dpop_jkt,
     })
 }
 
@@ -270,6 +279,33 @@ fn assertion_key(args: &TokenArgs) -> Result<client_credentials_core::AssertionK
     Ok(key)
 }
 
+/// The DPoP key of `--dpop-key`, or with `--dpop` alone one made for this run. The errors
+/// name the file, never what it holds.
+fn dpop_key(args: &TokenArgs) -> Result<Option<client_credentials_core::dpop::DpopKey>, Failure> {
+    use client_credentials_core::{AssertionAlgorithm, AssertionKey, dpop::DpopKey};
+    let key = match (&args.dpop_key, args.dpop) {
+        (Some(path), _) => {
+            let pem = std::fs::read_to_string(path).map_err(|e| {
+                Failure::Config(format!("cannot read the DPoP key {}: {e}", path.display()))
+            })?;
+            AssertionKey::from_pem(&pem)
+                .map_err(|e| Failure::Config(format!("{}: {e}", path.display())))?
+        }
+        (None, true) => {
+            let mut random = zeroize::Zeroizing::new([0_u8; 32]);
+            // A P-256 scalar is refused about once in 2^32 draws: draw again.
+            (0..4)
+                .find_map(|_| {
+                    getrandom::fill(&mut *random).ok()?;
+                    AssertionKey::from_random(AssertionAlgorithm::Es256, &random).ok()
+                })
+                .ok_or_else(|| Failure::Config("cannot make a DPoP key".to_owned()))?
+        }
+        (None, false) => return Ok(None),
+    };
+    Ok(Some(DpopKey::new(key)))
+}
+
 fn build_config(args: &TokenArgs, secret: Option<ClientSecret>) -> Result<Config, Failure> {
     build_config_with(args, secret, |builder| builder)
 }
@@ -326,6 +362,9 @@ pub(crate) fn build_config_with(
         builder = builder.client_assertion(client_credentials_core::AssertionSource::file(file));
     } else if method == AuthMethodArg::PrivateKeyJwt {
         builder = builder.private_key(assertion_key(args)?);
+    }
+    if let Some(key) = dpop_key(args)? {
+        builder = builder.dpop(key);
     }
     let scopes = non_empty(&args.scopes);
     if !scopes.is_empty() {

@@ -845,3 +845,83 @@ fn client_assertion_file_sends_what_the_file_holds_and_a_missing_file_sends_noth
         "only the first run sent anything"
     );
 }
+
+/// The RFC 7638 thumbprint of a P-256 or Ed25519 public JWK.
+fn jwk_thumbprint(jwk: &serde_json::Value) -> String {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let canonical = match jwk["kty"].as_str() {
+        Some("EC") => format!(
+            r#"{{"crv":"{}","kty":"EC","x":"{}","y":"{}"}}"#,
+            jwk["crv"].as_str().unwrap(),
+            jwk["x"].as_str().unwrap(),
+            jwk["y"].as_str().unwrap()
+        ),
+        _ => format!(
+            r#"{{"crv":"{}","kty":"OKP","x":"{}"}}"#,
+            jwk["crv"].as_str().unwrap(),
+            jwk["x"].as_str().unwrap()
+        ),
+    };
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(canonical))
+}
+
+#[test]
+fn dpop_binds_the_token_to_a_key_whose_thumbprint_json_prints() {
+    use client_credentials_testkit::conformance::dpop::{dpop_token_server, proof_claims};
+    let server = dpop_token_server();
+    let proof_header = |sent: &client_credentials_testkit::Request| {
+        let header = sent
+            .header("dpop")
+            .expect("a DPoP proof")
+            .split('.')
+            .next()
+            .unwrap();
+        use base64::Engine as _;
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(header)
+            .unwrap();
+        serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()
+    };
+    // A key made for the run: a new one every run.
+    let mut jkts = Vec::new();
+    for _ in 0..2 {
+        let run = cli(&server).args(["--dpop", "--json"]).output();
+        run.assert_code(0).assert_hides(SECRET);
+        let v = run.json();
+        assert_eq!(v["token_type"], "DPoP");
+        let sent = server.last_request().unwrap();
+        let header = proof_header(&sent);
+        assert_eq!(header["typ"], "dpop+jwt");
+        assert_eq!(header["alg"], "ES256");
+        assert_eq!(v["dpop_jkt"], jwk_thumbprint(&header["jwk"]));
+        assert_eq!(proof_claims(&sent).unwrap()["htu"], server.url("/token"));
+        jkts.push(v["dpop_jkt"].as_str().unwrap().to_owned());
+    }
+    assert_ne!(jkts[0], jkts[1]);
+    // A supplied key (Ed25519 here), and without --json only the token.
+    let ed = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../client-credentials-core/tests/keys/ed25519.pem"
+    );
+    let run = cli(&server).args(["--dpop-key", ed, "--json"]).output();
+    run.assert_code(0);
+    let header = proof_header(&server.last_request().unwrap());
+    assert_eq!(header["alg"], "EdDSA");
+    assert_eq!(run.json()["dpop_jkt"], jwk_thumbprint(&header["jwk"]));
+    let run = cli(&server).args(["--dpop-key", ed]).output();
+    run.assert_code(0);
+    assert!(run.stdout.starts_with("token-") && run.stdout.lines().count() == 1);
+    // A file that is no key: exit 2, the file named, nothing sent.
+    let sent = server.request_count();
+    let bad = cli(&server)
+        .args([
+            "--dpop-key",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"),
+        ])
+        .output();
+    bad.assert_code(2).assert_one_line_error();
+    assert!(bad.stderr.contains("Cargo.toml"), "{}", bad.stderr);
+    assert!(!bad.stderr.contains("[package]"));
+    assert_eq!(server.request_count(), sent);
+}

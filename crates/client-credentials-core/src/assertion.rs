@@ -197,6 +197,64 @@ impl AssertionKey {
             .map_err(|_| invalid_key("no private key in the DER (PKCS#8, PKCS#1 or SEC1)"))
     }
 
+    /// A new ES256 (P-256) or EdDSA (Ed25519) key made from 32 random bytes that the
+    /// caller draws from a cryptographic source (the core draws no randomness: for example
+    /// `getrandom::fill`): an Ed25519 seed, or a P-256 private scalar. For a DPoP key
+    /// ([`crate::dpop::DpopKey`]) that lives as long as the process.
+    ///
+    /// ```
+    /// use client_credentials::{AssertionAlgorithm, AssertionKey};
+    /// # let random = [7u8; 32]; // use getrandom::fill(&mut random) in real code
+    /// let key = AssertionKey::from_random(AssertionAlgorithm::EdDsa, &random)?;
+    /// assert_eq!(key.algorithm(), AssertionAlgorithm::EdDsa);
+    /// assert_eq!(key, AssertionKey::from_random(AssertionAlgorithm::EdDsa, &random)?);
+    /// # Ok::<_, client_credentials::ConfigError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`ConfigError::InvalidKey`] for another algorithm (RSA keys are not made here), or
+    /// for bytes that are not a P-256 scalar (zero, or not below the group order: about one
+    /// draw in 2³², draw again).
+    pub fn from_random(
+        algorithm: AssertionAlgorithm,
+        random: &[u8; 32],
+    ) -> Result<Self, ConfigError> {
+        match algorithm {
+            AssertionAlgorithm::EdDsa => {
+                let ed = Ed25519KeyPair::from_seed_unchecked(random)
+                    .map_err(|_| invalid_key("an Ed25519 seed that aws-lc refuses"))?;
+                Ok(Self::new(Key::Ed(ed), algorithm))
+            }
+            AssertionAlgorithm::Es256 => {
+                // RFC 5915 ECPrivateKey { version 1, privateKey, [0] prime256v1 }: aws-lc
+                // derives the public point.
+                let mut der = zeroize::Zeroizing::new(Vec::with_capacity(51));
+                der.extend_from_slice(&[0x30, 0x31, 0x02, 0x01, 0x01, 0x04, 0x20]);
+                der.extend_from_slice(random);
+                der.extend_from_slice(&[
+                    0xa0, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07,
+                ]);
+                let ec = EcdsaKeyPair::from_private_key_der(&ECDSA_P256_SHA256_FIXED_SIGNING, &der)
+                    .map_err(|_| invalid_key("32 bytes that are not a P-256 private key"))?;
+                Ok(Self::new(Key::Ec(ec), algorithm))
+            }
+            other => Err(ConfigError::InvalidKey(format!(
+                "only ES256 and EdDSA keys are made from random bytes, not {other}"
+            ))),
+        }
+    }
+
+    fn new(key: Key, algorithm: AssertionAlgorithm) -> Self {
+        Self {
+            key: Arc::new(key),
+            algorithm,
+            kid: None,
+            x5t_s256: None,
+            x5t: None,
+            sha1_thumbprint: false,
+        }
+    }
+
     fn from_private_key_der(der: &PrivateKeyDer<'_>) -> Result<Self, ConfigError> {
         let bytes = der.secret_der();
         let (key, algorithm) = match der {
@@ -231,14 +289,7 @@ impl AssertionKey {
             }
             _ => return Err(invalid_key("a private key of an unknown kind")),
         };
-        Ok(Self {
-            key: Arc::new(key),
-            algorithm,
-            kid: None,
-            x5t_s256: None,
-            x5t: None,
-            sha1_thumbprint: false,
-        })
+        Ok(Self::new(key, algorithm))
     }
 
     /// Signs with `algorithm`: PS256 (or RS256) for an RSA key; the others follow the key.

@@ -328,6 +328,14 @@ impl Config {
         self.inner.client_secret.as_ref()
     }
 
+    /// The DPoP key ([`ConfigBuilder::dpop`]), whose
+    /// [`thumbprint`](crate::dpop::DpopKey::thumbprint) a server binds the tokens to.
+    #[cfg(feature = "jwt")]
+    #[must_use]
+    pub fn dpop_key(&self) -> Option<&crate::dpop::DpopKey> {
+        self.inner.dpop.as_ref()
+    }
+
     /// Whether token requests carry a DPoP proof ([`ConfigBuilder::dpop`]).
     #[must_use]
     pub fn has_dpop(&self) -> bool {

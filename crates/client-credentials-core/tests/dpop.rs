@@ -439,3 +439,52 @@ fn resource_requests_carry_a_proof_and_the_origins_nonce() {
         ResourceVerdict::Done
     );
 }
+
+/// Keys made from the caller's random bytes sign proofs that an independent verifier
+/// accepts with the public members of the proof's own `jwk`; bytes that are no P-256
+/// scalar and RSA are refused.
+#[test]
+fn generated_keys_sign_verifiable_proofs() {
+    use client_credentials_core::{AssertionAlgorithm, ConfigError};
+    let uri: Uri = "https://api.example.com/x".parse().unwrap();
+    let random = [0x5a_u8; 32];
+    for (algorithm, verify_as) in [
+        (AssertionAlgorithm::Es256, Algorithm::ES256),
+        (AssertionAlgorithm::EdDsa, Algorithm::EdDSA),
+    ] {
+        let key = DpopKey::new(AssertionKey::from_random(algorithm, &random).unwrap());
+        let proof = key
+            .proof(&ProofInput {
+                method: &Method::GET,
+                uri: &uri,
+                at: UNIX_EPOCH + Duration::from_secs(AT),
+                nonce: 9,
+                server_nonce: None,
+                access_token: None,
+            })
+            .unwrap();
+        let jwk = &part(proof.expose_secret(), 0)["jwk"];
+        let public = match verify_as {
+            Algorithm::ES256 => DecodingKey::from_ec_components(
+                jwk["x"].as_str().unwrap(),
+                jwk["y"].as_str().unwrap(),
+            ),
+            _ => DecodingKey::from_ed_components(jwk["x"].as_str().unwrap()),
+        }
+        .unwrap();
+        assert_eq!(
+            verify(proof.expose_secret(), verify_as, &public)["htm"],
+            "GET"
+        );
+        assert_eq!(key.thumbprint().len(), 43);
+        let other = AssertionKey::from_random(algorithm, &[0x33; 32]).unwrap();
+        assert_ne!(DpopKey::new(other).thumbprint(), key.thumbprint());
+    }
+    for not_a_scalar in [[0_u8; 32], [0xff_u8; 32]] {
+        assert!(matches!(
+            AssertionKey::from_random(AssertionAlgorithm::Es256, &not_a_scalar),
+            Err(ConfigError::InvalidKey(_))
+        ));
+    }
+    assert!(AssertionKey::from_random(AssertionAlgorithm::Rs256, &random).is_err());
+}
