@@ -605,7 +605,36 @@ fn dpop_proofs_echoed_by_the_server() {
     for_each_adapter!(refused(&mut case, &refused_config));
     let issuing_config = config_for(issuing.url("/token"));
     for_each_adapter!(fetch(&mut case, &issuing_config));
-    for request in refusing.requests().iter().chain(issuing.requests().iter()) {
+    // Resource requests with a DPoP token: a nonce challenge that quotes the proof, and
+    // the retry with a fresh one.
+    let bound = TestServer::start(
+        Router::new()
+            .route(
+                "/token",
+                TokenEndpoint::new()
+                    .client(&case.id, &case.secret)
+                    .prefix(&case.token_prefix)
+                    .extra("token_type", "DPoP".into()),
+            )
+            .route("/orders", |request: &Request| {
+                let proof = request.header("dpop").unwrap_or_default();
+                let claims = client_credentials_testkit::conformance::dpop::proof_claims(request);
+                if claims.is_some_and(|c| c["nonce"] == "n-1") {
+                    return Reply::text(200, "application/json", "[]");
+                }
+                Reply::new(401)
+                    .header(
+                        "www-authenticate",
+                        &format!(r#"DPoP error="use_dpop_nonce", error_description="{proof}""#),
+                    )
+                    .header("dpop-nonce", "n-1")
+            }),
+    );
+    let bound_config = config_for(bound.url("/token"));
+    for_each_adapter!(fetch_and_use(&mut case, &bound, &bound_config));
+    assert_eq!(bound.count("/orders"), 4, "one nonce retry per adapter");
+    let all = [refusing.requests(), issuing.requests(), bound.requests()].concat();
+    for request in &all {
         let proof = request
             .header("dpop")
             .expect("every request carried a proof");
