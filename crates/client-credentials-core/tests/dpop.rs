@@ -488,3 +488,54 @@ fn generated_keys_sign_verifiable_proofs() {
     }
     assert!(AssertionKey::from_random(AssertionAlgorithm::Rs256, &random).is_err());
 }
+
+/// The token endpoint's nonce belongs to the server, not to one request shape: a shape
+/// that starts after another learned it sends it from its first proof, with no refusal.
+#[test]
+fn a_token_endpoint_nonce_serves_every_shape_of_the_cache() {
+    use client_credentials_core::TokenParams;
+    use client_credentials_core::session::{Action, Cache, Outcome, Policy, WallClock};
+    use http::{HeaderMap, StatusCode};
+    let config = dpop_config(EC);
+    let now = start();
+    let mut cache = Cache::new(
+        Policy::default(),
+        WallClock::new(now, UNIX_EPOCH + Duration::from_secs(AT)),
+        9,
+    );
+    let public = DecodingKey::from_ec_pem(EC_PUBLIC.as_bytes()).unwrap();
+    let nonce_of = |request: &client_credentials_core::HttpRequest| {
+        let proof = request.headers()["dpop"].to_str().unwrap();
+        verify(proof, Algorithm::ES256, &public)
+            .get("nonce")
+            .cloned()
+    };
+    let reads = config
+        .request(&TokenParams::new().scopes(["orders.read"]))
+        .unwrap();
+    let Action::Send { id, request, .. } = cache.poll(now, &reads) else {
+        panic!("expected a send")
+    };
+    assert_eq!(nonce_of(&request), None);
+    let mut headers = HeaderMap::new();
+    headers.insert("dpop-nonce", "as-n1".parse().unwrap());
+    let body = br#"{"error":"use_dpop_nonce"}"#;
+    let outcome = cache.handle_response(now, id, StatusCode::BAD_REQUEST, &headers, body);
+    assert!(matches!(outcome, Outcome::Retry), "{outcome:?}");
+    let Action::Send { request, .. } = cache.poll(now, &reads) else {
+        panic!("expected the retry")
+    };
+    assert_eq!(nonce_of(&request), Some("as-n1".into()));
+
+    let writes = config
+        .request(&TokenParams::new().scopes(["orders.write"]))
+        .unwrap();
+    let Action::Send { request, .. } = cache.poll(now, &writes) else {
+        panic!("expected a send")
+    };
+    assert_eq!(
+        nonce_of(&request),
+        Some("as-n1".into()),
+        "the new shape starts with the server's nonce"
+    );
+}

@@ -1086,6 +1086,13 @@ impl Cache {
         let before = (entry.session.sent_at(id), entry.session.served_expiry(now));
         let outcome = input(&mut entry.session);
         entry.sync(now);
+        // The token endpoint's nonce serves every request shape of that server.
+        if let Some(nonce) = entry.session.dpop_nonce()
+            && let Some(origin) =
+                crate::resource::origin(entry.session.request().config().token_url())
+        {
+            self.dpop_nonces.remember(origin, nonce);
+        }
         if entry.session.in_flight() != Some(id) {
             self.flights.remove(&id);
         }
@@ -1160,13 +1167,19 @@ impl Cache {
         }
         let key = request.cache_key().clone();
         let key_seed = Self::session_seed(self.seed, &key);
-        let session = Session::with_ids(
+        let mut session = Session::with_ids(
             request.clone(),
             self.policy.clone(),
             self.clock,
             key_seed,
             self.ids.clone(),
         );
+        if request.config().has_dpop()
+            && let Some(nonce) = crate::resource::origin(request.config().token_url())
+                .and_then(|origin| self.dpop_nonces.get(&origin))
+        {
+            session.seed_dpop_nonce(nonce);
+        }
         let published = self.attached.get(&key).cloned().map(Published::new);
         self.entries.entry(key).or_insert(Entry {
             session,

@@ -636,6 +636,18 @@ impl Session {
     // Getters
     // ---------------------------------------------------------------------------------
 
+    /// The latest `DPoP-Nonce` of the token endpoint, once it gave one.
+    pub(crate) fn dpop_nonce(&self) -> Option<&str> {
+        self.dpop_nonce.as_deref()
+    }
+
+    /// Starts with a nonce that the token endpoint gave another session of the cache.
+    pub(crate) fn seed_dpop_nonce(&mut self, nonce: &str) {
+        if self.dpop_nonce.is_none() {
+            self.dpop_nonce = Some(nonce.to_owned());
+        }
+    }
+
     /// The request shape this session fetches tokens for.
     #[must_use]
     pub fn request(&self) -> &TokenRequest {
@@ -781,11 +793,8 @@ impl Session {
             .request
             .parse_response(issued_at, status, headers, body);
         if self.request.config().has_dpop() {
-            // A nonce is visible ASCII (RFC 9449 §8: 1*NQCHAR), bounded here.
-            let fresh = headers
-                .get("dpop-nonce")
-                .and_then(|v| v.to_str().ok())
-                .filter(|n| !n.is_empty() && n.len() <= 1024)
+            // A nonce is visible ASCII (RFC 9449 §8: 1*NQCHAR), bounded.
+            let fresh = crate::resource::server_nonce(headers)
                 .filter(|n| self.dpop_nonce.as_deref() != Some(*n));
             let learned = fresh.is_some();
             if let Some(nonce) = fresh {
