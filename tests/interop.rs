@@ -5,7 +5,9 @@
 //! `invalid_scope`, `invalid_target`, `unsupported_grant_type`), introspection and revocation,
 //! and signed client assertions (`private_key_jwt` with RS256, PS256, ES256 and EdDSA keys,
 //! `client_secret_jwt` with HS256) and their refusals (wrong key, algorithm, audience, an
-//! expired or replayed assertion), and discovery of its metadata.
+//! expired or replayed assertion), mutual-TLS client authentication (`tls_client_auth`,
+//! `self_signed_tls_client_auth`) with certificate-bound tokens, and discovery of its
+//! metadata.
 //!
 //! The server is `tests/interop/server.mjs` (its clients and scopes are listed there). One
 //! runs per test binary, started on first use on 127.0.0.1 and a free port; it exits when
@@ -44,6 +46,8 @@ struct Provider {
     /// Held open: the server exits when it closes.
     _stdin: ChildStdin,
     issuer: String,
+    /// The HTTPS front of the same provider, for mutual TLS (`https://127.0.0.1:port`).
+    tls: String,
 }
 
 impl Drop for Provider {
@@ -99,6 +103,7 @@ impl Provider {
             child,
             _stdin: stdin,
             issuer: String::new(),
+            tls: String::new(),
         };
         let line = match rx.recv_timeout(STARTUP) {
             Ok(Ok(line)) if !line.trim().is_empty() => line,
@@ -122,6 +127,7 @@ impl Provider {
             "the provider must listen on loopback: {issuer}"
         );
         provider.issuer = issuer;
+        provider.tls = ready["tls"].as_str().unwrap().to_owned();
         provider
     }
 
@@ -1036,4 +1042,181 @@ fn discovery_of_its_metadata() {
         ),
         "{error:?}"
     );
+}
+
+// Mutual TLS (RFC 8705), through the provider's HTTPS front. The certificates are
+// tests/interop/certs (their README says how they were made, and gives these thumbprints).
+
+/// `openssl x509 -in tests/interop/certs/client.pem -outform der | openssl dgst -sha256 -binary
+/// | openssl base64 -A | tr '+/' '-_' | tr -d '='`
+const CLIENT_X5T: &str = "s4hnU4EQXH-WvQo33661wHcGRivPlpIvXjdcL412ka0";
+/// The same command on `self-signed.pem`.
+const SELF_SIGNED_X5T: &str = "1g4aIif9tqYza-w1LUZGyBOWwYAxddFZ7X_GXDUaaMc";
+
+fn cert_file(name: &str) -> Vec<u8> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/interop/certs")
+        .join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn identity(name: &str) -> client_credentials::ClientIdentity {
+    let cert = cert_file(&format!("{name}.pem"));
+    let key = cert_file(&format!("{name}.key"));
+    client_credentials::ClientIdentity::from_pem(cert, key).unwrap()
+}
+
+/// A mutual-TLS client `id` presenting the certificate `cert`, every endpoint on the HTTPS
+/// front.
+fn mtls(id: &str, cert: &str, method: AuthMethod) -> ConfigBuilder {
+    let p = provider();
+    Config::builder()
+        .token_url(format!("{}/token", p.tls))
+        .introspection_url(format!("{}/token/introspection", p.tls))
+        .revocation_url(format!("{}/token/revocation", p.tls))
+        .client_id(id)
+        .auth_method(method)
+        .client_certificate(identity(cert))
+}
+
+/// The adapters' own HTTP clients, trusting the test CA for the front's certificate: the
+/// identity is the configuration's, presented by the client each adapter builds.
+fn mtls_ureq(config: Config) -> client_credentials::ureq::Client {
+    let ca = ureq::tls::Certificate::from_pem(&cert_file("ca.pem")).unwrap();
+    client_credentials::ureq::Client::builder(config)
+        .timeout(TIMEOUT)
+        .root_certificates([ca])
+        .build()
+}
+
+fn mtls_reqwest(config: Config) -> client_credentials::reqwest::Client {
+    use client_credentials::reqwest::reqwest;
+    let ca = reqwest::Certificate::from_pem(&cert_file("ca.pem")).unwrap();
+    client_credentials::reqwest::Client::builder(config)
+        .timeout(TIMEOUT)
+        .http_client_builder(reqwest::Client::builder().tls_certs_only([ca]))
+        .build()
+        .unwrap()
+}
+
+/// A token and what the provider's introspection says of it.
+type Introspected = Result<(Token, client_credentials::Introspection), TokenError>;
+
+/// A token through each adapter, and what the provider's introspection (also over mutual
+/// TLS, with the same client) says of it.
+fn mtls_tokens(config: &Config) -> [(&'static str, Introspected); 2] {
+    let by_ureq = {
+        let client = mtls_ureq(config.clone());
+        client
+            .token()
+            .map(|t| {
+                let info = client.introspect(t.access_token()).unwrap();
+                ((*t).clone(), info)
+            })
+            .map_err(|e| e.token_error().cloned().unwrap())
+    };
+    let by_reqwest = runtime().block_on(async {
+        let client = mtls_reqwest(config.clone());
+        match client.token().await {
+            Ok(t) => {
+                let info = client.introspect(t.access_token()).await.unwrap();
+                Ok(((*t).clone(), info))
+            }
+            Err(e) => Err(e.token_error().cloned().unwrap()),
+        }
+    });
+    [("ureq", by_ureq), ("reqwest", by_reqwest)]
+}
+
+fn assert_bound_to(config: &Config, x5t: &str) {
+    assert_eq!(config.client_identity().unwrap().x5t_s256(), x5t);
+    for (adapter, outcome) in mtls_tokens(config) {
+        let (token, info) = outcome.unwrap_or_else(|e| panic!("{adapter}: {e:?}"));
+        assert_opaque(adapter, &token);
+        assert!(info.active, "{adapter}: {info:?}");
+        assert_eq!(
+            info.client_id.as_deref(),
+            Some(config.client_id()),
+            "{adapter}"
+        );
+        assert_eq!(
+            info.extra["cnf"]["x5t#S256"], x5t,
+            "{adapter}: the token is bound to our certificate: {info:?}"
+        );
+    }
+}
+
+#[test]
+#[ignore = "needs oidc-provider from npm: run cargo xtask test"]
+fn tls_client_auth_gets_a_certificate_bound_token() {
+    let config = mtls("mtls-client", "client", AuthMethod::TlsClientAuth)
+        .build()
+        .unwrap();
+    assert_bound_to(&config, CLIENT_X5T);
+}
+
+#[test]
+#[ignore = "needs oidc-provider from npm: run cargo xtask test"]
+fn self_signed_tls_client_auth_gets_a_certificate_bound_token() {
+    let config = mtls(
+        "self-signed-client",
+        "self-signed",
+        AuthMethod::SelfSignedTlsClientAuth,
+    )
+    .build()
+    .unwrap();
+    assert_bound_to(&config, SELF_SIGNED_X5T);
+}
+
+#[test]
+#[ignore = "needs oidc-provider from npm: run cargo xtask test"]
+fn a_wrong_certificate_is_invalid_client() {
+    // `other.pem` has the registered subject but no CA behind it; and it is not the
+    // self-signed client's registered certificate.
+    for (id, method) in [
+        ("mtls-client", AuthMethod::TlsClientAuth),
+        ("self-signed-client", AuthMethod::SelfSignedTlsClientAuth),
+    ] {
+        let config = mtls(id, "other", method).build().unwrap();
+        for (adapter, outcome) in mtls_tokens(&config) {
+            match outcome {
+                Err(error @ TokenError::Rejected { .. }) => {
+                    assert_eq!(
+                        error.oauth_code(),
+                        Some(&ErrorCode::InvalidClient),
+                        "{adapter} {id}: {error:?}"
+                    );
+                    assert_eq!(error.status().map(|s| s.as_u16()), Some(401));
+                    assert!(!error.is_retryable(), "{adapter} {id}: {error:?}");
+                }
+                other => panic!("{adapter} {id}: expected invalid_client, got {other:?}"),
+            }
+        }
+    }
+}
+
+#[test]
+#[ignore = "needs oidc-provider from npm: run cargo xtask test"]
+fn discovery_points_a_client_with_a_certificate_at_the_mtls_aliases() {
+    let p = provider();
+    let metadata = client_credentials::ureq::discover(&p.issuer).unwrap();
+    assert_eq!(
+        metadata.mtls_endpoint_aliases.token_endpoint().unwrap(),
+        format!("{}/token", p.tls).as_str()
+    );
+    for method in ["tls_client_auth", "self_signed_tls_client_auth"] {
+        assert!(metadata.auth_methods().contains(&method), "{method}");
+    }
+    let config = ConfigBuilder::from_metadata(&metadata)
+        .client_id("mtls-client")
+        .client_certificate(identity("client"))
+        .build()
+        .unwrap();
+    assert_eq!(config.auth_method(), &AuthMethod::TlsClientAuth);
+    assert_eq!(config.token_url(), format!("{}/token", p.tls).as_str());
+    assert_eq!(
+        config.introspection_url().unwrap(),
+        format!("{}/token/introspection", p.tls).as_str()
+    );
+    assert_bound_to(&config, CLIENT_X5T);
 }

@@ -1,10 +1,16 @@
 // oidc-provider configured for the client_credentials interop tests.
 //
 // Started by the Rust tests (tests/interop.rs): binds 127.0.0.1 on a free port, prints one JSON
-// line {"issuer": ..., "port": ...} on stdout when ready, and exits when its standard input
-// closes, so it never outlives the test process that started it.
-import { createPublicKey } from 'node:crypto';
+// line {"issuer": ..., "port": ..., "tls": ...} on stdout when ready, and exits when its
+// standard input closes, so it never outlives the test process that started it.
+//
+// Mutual TLS (RFC 8705): oidc-provider terminates no TLS, so the same provider is also served
+// by an HTTPS front on a second port ("tls", an https:// base URL), which asks every client for
+// a certificate, verifies it against the test CA without refusing the handshake, and lets the
+// provider read it (features.mTLS below). The certificates are tests/interop/certs.
+import { X509Certificate, createPublicKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import https from 'node:https';
 import net from 'node:net';
 import Provider, { errors } from 'oidc-provider';
 
@@ -24,6 +30,17 @@ function freePort() {
 
 const port = Number(process.env.PORT) || await freePort();
 const issuer = `http://127.0.0.1:${port}`;
+const tlsPort = await freePort();
+const tls = `https://127.0.0.1:${tlsPort}`;
+
+const CERTS = new URL('certs/', import.meta.url);
+const cert = (file) => readFileSync(new URL(file, CERTS));
+// The client certificate of this request, as PEM; none on the plain HTTP port.
+const peerCertificate = (ctx) => {
+  const peer = ctx.socket.getPeerCertificate?.(false);
+  return peer?.raw ? new X509Certificate(peer.raw) : undefined;
+};
+const selfSigned = new X509Certificate(cert('self-signed.pem'));
 
 // The public halves of the test keys that the Rust tests sign client assertions with
 // (crates/client-credentials-core/tests/keys), as JWKs, converted here by Node's crypto.
@@ -56,13 +73,52 @@ const provider = new Provider(issuer, {
     // DPoP with server nonces required (features.dPoP.requireNonce below).
     { ...clientDefaults, client_id: 'nonce-client', client_secret: 'nonce-secret', token_endpoint_auth_method: 'client_secret_basic' },
     { ...clientDefaults, client_id: 'hs256-client', client_secret: 'a-client-secret-of-at-least-32-bytes-0123', token_endpoint_auth_method: 'client_secret_jwt', token_endpoint_auth_signing_alg: 'HS256' },
+    // Mutual TLS: a certificate issued by the test CA, matched by its subject, and a
+    // self-signed one registered as x5c; both get certificate-bound tokens.
+    {
+      ...clientDefaults,
+      client_id: 'mtls-client',
+      token_endpoint_auth_method: 'tls_client_auth',
+      tls_client_auth_subject_dn: 'CN=mtls-client',
+      tls_client_certificate_bound_access_tokens: true,
+    },
+    {
+      ...clientDefaults,
+      client_id: 'self-signed-client',
+      token_endpoint_auth_method: 'self_signed_tls_client_auth',
+      jwks: { keys: [{ ...selfSigned.publicKey.export({ format: 'jwk' }), x5c: [selfSigned.raw.toString('base64')] }] },
+      tls_client_certificate_bound_access_tokens: true,
+    },
   ],
+  // Announced like a server with a separate mutual-TLS host (RFC 8705 §5).
+  discovery: {
+    mtls_endpoint_aliases: {
+      token_endpoint: `${tls}/token`,
+      introspection_endpoint: `${tls}/token/introspection`,
+      revocation_endpoint: `${tls}/token/revocation`,
+    },
+  },
   scopes: ['api:read', 'api:write', 'admin'],
+  clientAuthMethods: [
+    'none', 'client_secret_basic', 'client_secret_jwt', 'client_secret_post', 'private_key_jwt',
+    'tls_client_auth', 'self_signed_tls_client_auth',
+  ],
   features: {
     devInteractions: { enabled: false },
     clientCredentials: { enabled: true },
     introspection: { enabled: true },
     revocation: { enabled: true },
+    mTLS: {
+      enabled: true,
+      tlsClientAuth: true,
+      selfSignedTlsClientAuth: true,
+      certificateBoundAccessTokens: true,
+      getCertificate: (ctx) => peerCertificate(ctx)?.toString(),
+      // Verified against the test CA by the TLS front (`ca` below).
+      certificateAuthorized: (ctx) => ctx.socket.authorized === true,
+      certificateSubjectMatches: (ctx, property, expected) => property === 'tls_client_auth_subject_dn'
+        && peerCertificate(ctx)?.subject === expected,
+    },
     dPoP: {
       enabled: true,
       nonceSecret: Buffer.alloc(32, 7),
@@ -90,7 +146,16 @@ const provider = new Provider(issuer, {
 });
 
 const server = provider.listen(port, '127.0.0.1', () => {
-  process.stdout.write(`${JSON.stringify({ issuer, port })}\n`);
+  const front = https.createServer({
+    key: cert('server.key'),
+    cert: cert('server.pem'),
+    ca: cert('ca.pem'),
+    requestCert: true,
+    rejectUnauthorized: false,
+  }, provider.callback());
+  front.listen(tlsPort, '127.0.0.1', () => {
+    process.stdout.write(`${JSON.stringify({ issuer, port, tls })}\n`);
+  });
 });
 
 process.stdin.resume();

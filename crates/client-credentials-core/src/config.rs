@@ -53,6 +53,14 @@ pub enum AuthMethod {
     /// client secret, which itself is never sent (feature `jwt`). The secret must be at
     /// least 32 bytes (RFC 7518 §3.2).
     ClientSecretJwt,
+    /// `tls_client_auth` (RFC 8705 §2.1): the client authenticates with its TLS client
+    /// certificate, issued by a CA the server trusts and matched against the subject or SAN
+    /// the client registered. Needs [`ConfigBuilder::client_certificate`]; the client id is
+    /// sent in the body, no secret and no `Authorization` header.
+    TlsClientAuth,
+    /// `self_signed_tls_client_auth` (RFC 8705 §2.2): as [`AuthMethod::TlsClientAuth`],
+    /// with a self-signed certificate that the client registered (its `jwks` or `jwks_uri`).
+    SelfSignedTlsClientAuth,
 }
 
 impl AuthMethod {
@@ -75,11 +83,20 @@ impl AuthMethod {
             Self::None => "none",
             Self::PrivateKeyJwt => "private_key_jwt",
             Self::ClientSecretJwt => "client_secret_jwt",
+            Self::TlsClientAuth => "tls_client_auth",
+            Self::SelfSignedTlsClientAuth => "self_signed_tls_client_auth",
         }
     }
 
+    /// Whether the method authenticates with the TLS client certificate (RFC 8705 §2):
+    /// `tls_client_auth` or `self_signed_tls_client_auth`.
+    #[must_use]
+    pub fn is_mutual_tls(&self) -> bool {
+        matches!(self, Self::TlsClientAuth | Self::SelfSignedTlsClientAuth)
+    }
+
     fn needs_secret(&self) -> bool {
-        !matches!(self, Self::None | Self::PrivateKeyJwt)
+        !matches!(self, Self::None | Self::PrivateKeyJwt) && !self.is_mutual_tls()
     }
 }
 
@@ -217,6 +234,28 @@ pub enum ConfigError {
     /// the method that carries it.
     #[error("a client assertion source is sent with private_key_jwt, not {0}")]
     AssertionSourceMethod(&'static str),
+    /// The client certificate PEM of a [`ClientIdentity`](crate::ClientIdentity) holds no
+    /// certificate (or a `CERTIFICATE` section that is not DER in base64).
+    #[error("the client certificate PEM holds no certificate")]
+    NoCertificate,
+    /// The private key PEM of a [`ClientIdentity`](crate::ClientIdentity) holds no
+    /// private key (`PRIVATE KEY`, `RSA PRIVATE KEY` or `EC PRIVATE KEY`).
+    #[error("the client identity PEM holds no private key")]
+    NoPrivateKey,
+    /// The private key of a [`ClientIdentity`](crate::ClientIdentity) cannot be parsed:
+    /// why, never the key.
+    #[error("the client identity's private key cannot be used: {0}")]
+    InvalidPrivateKey(String),
+    /// A mutual-TLS method (`tls_client_auth`, `self_signed_tls_client_auth`) was chosen
+    /// without a client certificate ([`ConfigBuilder::client_certificate`]).
+    #[error("{0} needs a client certificate")]
+    MissingIdentity(&'static str),
+    /// A mutual-TLS method was given a client secret or a private key as well: the
+    /// certificate is the client's credential, and the other would be silently ignored.
+    #[error(
+        "{0} authenticates with the client certificate: give no client secret or private key with it"
+    )]
+    ConflictingIdentity(&'static str),
 }
 
 /// A validated client configuration. Cheap to clone (shared behind an [`Arc`]).
@@ -261,6 +300,8 @@ pub(crate) struct Inner {
     /// The key that signs a DPoP proof for every token request (RFC 9449).
     #[cfg(feature = "jwt")]
     pub(crate) dpop: Option<crate::dpop::DpopKey>,
+    /// The TLS client certificate and key (RFC 8705), presented by the transport.
+    pub(crate) identity: Option<crate::ClientIdentity>,
 }
 
 impl fmt::Debug for Config {
@@ -275,6 +316,7 @@ impl fmt::Debug for Config {
             .field("defaults", &i.defaults)
             .field("assertion", &self.assertion_debug())
             .field("assertion_source", &i.assertion_source)
+            .field("client_identity", &i.identity)
             .field("max_body", &i.max_body)
             .field("missing_lifetime", &i.missing_lifetime)
             .finish_non_exhaustive()
@@ -345,6 +387,14 @@ impl Config {
         false
     }
 
+    /// The TLS client certificate and key (RFC 8705), if one is set
+    /// ([`ConfigBuilder::client_certificate`]). A transport presents it on the connections
+    /// of its own HTTP client.
+    #[must_use]
+    pub fn client_identity(&self) -> Option<&crate::ClientIdentity> {
+        self.inner.identity.as_ref()
+    }
+
     /// Where the client assertion is read before every request, if it is made elsewhere
     /// ([`ConfigBuilder::client_assertion`]). A transport reads it, checks it with
     /// [`AssertionSource::accept`](crate::AssertionSource::accept) and adds it with
@@ -409,9 +459,9 @@ impl Config {
 /// Builder for [`Config`]. Every setter is infallible; [`ConfigBuilder::build`] validates.
 #[derive(Default)]
 pub struct ConfigBuilder {
-    token_url: Option<String>,
-    revocation_url: Option<String>,
-    introspection_url: Option<String>,
+    pub(crate) token_url: Option<String>,
+    pub(crate) revocation_url: Option<String>,
+    pub(crate) introspection_url: Option<String>,
     client_id: String,
     client_secret: Option<ClientSecret>,
     auth_method: Option<AuthMethod>,
@@ -432,6 +482,9 @@ pub struct ConfigBuilder {
     assertion_source: Option<crate::AssertionSource>,
     #[cfg(feature = "jwt")]
     dpop: Option<crate::dpop::DpopKey>,
+    identity: Option<crate::ClientIdentity>,
+    /// The discovered endpoints and their mutual-TLS aliases ([`ConfigBuilder::from_metadata`]).
+    pub(crate) discovered: Option<crate::discovery::Discovered>,
     /// The discovered `token_endpoint_auth_methods_supported`
     /// ([`ConfigBuilder::from_metadata`]): picks the auth method when none is set.
     pub(crate) server_auth_methods: Option<Vec<String>>,
@@ -444,6 +497,7 @@ impl fmt::Debug for ConfigBuilder {
             .field("client_id", &self.client_id)
             .field("client_secret", &self.client_secret)
             .field("auth_method", &self.auth_method)
+            .field("client_identity", &self.identity)
             .finish_non_exhaustive()
     }
 }
@@ -594,6 +648,42 @@ impl ConfigBuilder {
         self
     }
 
+    /// The TLS client certificate and key (RFC 8705) that the transport presents: on token
+    /// requests, and on every request sent through the transport's own HTTP client (so
+    /// that certificate-bound tokens are accepted by resource servers). The identity's
+    /// thumbprint is part of the cache key.
+    ///
+    /// It authenticates the client with [`AuthMethod::TlsClientAuth`] or
+    /// [`AuthMethod::SelfSignedTlsClientAuth`]; without a method, a secret or a private key,
+    /// `tls_client_auth` is chosen (the two send the same request: which one the server
+    /// applies is its registration's choice), or the one the discovered metadata lists. It
+    /// may also go with another method, to get certificate-bound tokens only (RFC 8705
+    /// §3). A transport given an HTTP client of its own (an agent or a client builder the
+    /// caller made) does not add the identity to it: see the transport's docs.
+    ///
+    /// ```
+    /// # let cert_pem = include_str!("../tests/keys/mtls-client.pem");
+    /// # let key_pem = include_str!("../tests/keys/mtls-client.key");
+    /// use client_credentials::{AuthMethod, ClientIdentity, Config};
+    ///
+    /// let config = Config::builder()
+    ///     .token_url("https://mtls.auth.example.com/token")
+    ///     .client_id("my-service")
+    ///     .client_certificate(ClientIdentity::from_pem(cert_pem, key_pem)?)
+    ///     .build()?;
+    /// assert_eq!(config.auth_method(), &AuthMethod::TlsClientAuth);
+    /// # Ok::<_, client_credentials::ConfigError>(())
+    /// ```
+    #[must_use]
+    pub fn client_certificate(mut self, identity: crate::ClientIdentity) -> Self {
+        self.identity = Some(identity);
+        self
+    }
+
+    pub(crate) fn has_identity(&self) -> bool {
+        self.identity.is_some()
+    }
+
     /// Authenticates with `private_key_jwt`, the assertion made elsewhere and read from
     /// `source` before every token request: workload identity federation (a Kubernetes
     /// projected service-account token, `AZURE_FEDERATED_TOKEN_FILE`, a CI identity token).
@@ -691,7 +781,8 @@ impl ConfigBuilder {
     ///
     /// # Errors
     /// A [`ConfigError`] naming the first value that was refused.
-    pub fn build(self) -> Result<Config, ConfigError> {
+    pub fn build(mut self) -> Result<Config, ConfigError> {
+        crate::discovery::use_mtls_aliases(&mut self);
         let token_url = validate_token_url(self.token_url.as_deref())?;
         let revocation_url = self
             .revocation_url
@@ -708,6 +799,9 @@ impl ConfigBuilder {
         }
         let auth_method = match self.auth_method.clone() {
             Some(m) => m,
+            None if self.client_secret.is_none() && self.identity.is_some() => {
+                crate::discovery::mtls_method(self.server_auth_methods.as_deref())
+            }
             None if self.client_secret.is_none() => AuthMethod::None,
             None => crate::discovery::secret_method(
                 self.server_auth_methods.as_deref(),
@@ -718,6 +812,18 @@ impl ConfigBuilder {
         };
         if auth_method.needs_secret() && self.client_secret.is_none() {
             return Err(ConfigError::MissingSecret(auth_method.name()));
+        }
+        if auth_method.is_mutual_tls() {
+            if self.identity.is_none() {
+                return Err(ConfigError::MissingIdentity(auth_method.name()));
+            }
+            #[cfg(feature = "jwt")]
+            let with_key = self.private_key.is_some();
+            #[cfg(not(feature = "jwt"))]
+            let with_key = false;
+            if self.client_secret.is_some() || with_key {
+                return Err(ConfigError::ConflictingIdentity(auth_method.name()));
+            }
         }
         match &auth_method {
             AuthMethod::ClientSecretBasicRaw if self.client_id.contains(':') => {
@@ -813,6 +919,7 @@ impl ConfigBuilder {
                 assertion_source: self.assertion_source,
                 #[cfg(feature = "jwt")]
                 dpop: self.dpop,
+                identity: self.identity,
             }),
         })
     }
@@ -1033,5 +1140,108 @@ mod tests {
         assert!(c.accepts_token_type("BEARER"));
         assert!(c.accepts_token_type("dpop"));
         assert!(!c.accepts_token_type("mac"));
+    }
+
+    fn identity(cert: &str) -> crate::ClientIdentity {
+        let (cert, key) = match cert {
+            "client" => (
+                include_str!("../tests/keys/mtls-client.pem"),
+                include_str!("../tests/keys/mtls-client.key"),
+            ),
+            _ => (
+                include_str!("../tests/keys/rsa-2048-cert.pem"),
+                include_str!("../tests/keys/rsa-2048.pem"),
+            ),
+        };
+        crate::ClientIdentity::from_pem(cert, key).unwrap()
+    }
+
+    fn mtls() -> ConfigBuilder {
+        Config::builder()
+            .token_url("https://mtls.as.example.com/token")
+            .client_id("c")
+            .client_certificate(identity("client"))
+    }
+
+    #[test]
+    fn mutual_tls_methods_need_a_certificate_and_nothing_else() {
+        for method in [
+            AuthMethod::TlsClientAuth,
+            AuthMethod::SelfSignedTlsClientAuth,
+        ] {
+            let name = method.name();
+            assert!(method.is_mutual_tls());
+            assert_eq!(
+                Config::builder()
+                    .token_url("https://as.example.com/token")
+                    .client_id("c")
+                    .auth_method(method.clone())
+                    .build()
+                    .err(),
+                Some(ConfigError::MissingIdentity(name))
+            );
+            assert_eq!(
+                mtls()
+                    .client_secret("s")
+                    .auth_method(method.clone())
+                    .build()
+                    .err(),
+                Some(ConfigError::ConflictingIdentity(name))
+            );
+            let c = mtls().auth_method(method.clone()).build().unwrap();
+            assert_eq!(c.auth_method(), &method);
+            assert_eq!(c.client_identity(), Some(&identity("client")));
+        }
+        // A certificate alone: tls_client_auth.
+        assert_eq!(
+            mtls().build().unwrap().auth_method(),
+            &AuthMethod::TlsClientAuth
+        );
+        // A certificate with a secret: the secret authenticates, the certificate binds.
+        let bound = mtls().client_secret("s").build().unwrap();
+        assert_eq!(bound.auth_method(), &AuthMethod::ClientSecretBasic);
+        assert!(bound.client_identity().is_some());
+        assert!(!AuthMethod::None.is_mutual_tls());
+    }
+
+    #[test]
+    fn debug_hides_the_private_key() {
+        let c = mtls().build().unwrap();
+        let key = include_str!("../tests/keys/mtls-client.key");
+        let s = format!("{c:?}{:?}", mtls());
+        for line in key.lines().filter(|l| !l.starts_with("-----")) {
+            assert!(!s.contains(line), "{s}");
+        }
+        assert!(
+            s.contains("s4hnU4EQXH-WvQo33661wHcGRivPlpIvXjdcL412ka0"),
+            "{s}"
+        );
+    }
+
+    #[test]
+    fn the_certificate_is_part_of_the_cache_key() {
+        let a = mtls().build().unwrap().default_request();
+        let b = mtls()
+            .client_certificate(identity("rsa"))
+            .build()
+            .unwrap()
+            .default_request();
+        let none = Config::builder()
+            .token_url("https://mtls.as.example.com/token")
+            .client_id("c")
+            .build()
+            .unwrap()
+            .default_request();
+        assert_ne!(a.cache_key(), b.cache_key());
+        assert_ne!(a.cache_key(), none.cache_key());
+        assert_eq!(
+            a.cache_key(),
+            mtls().build().unwrap().default_request().cache_key()
+        );
+        assert!(
+            a.cache_key()
+                .as_str()
+                .contains("s4hnU4EQXH-WvQo33661wHcGRivPlpIvXjdcL412ka0")
+        );
     }
 }

@@ -364,6 +364,64 @@ pub(crate) fn secret_method(supported: Option<&[String]>, secret_len: usize) -> 
     }
 }
 
+/// The mutual-TLS method when the client has a certificate and no other credential:
+/// `tls_client_auth` if the server lists it (or lists nothing), else
+/// `self_signed_tls_client_auth` if it lists that, else `tls_client_auth`.
+pub(crate) fn mtls_method(supported: Option<&[String]>) -> AuthMethod {
+    let lists = |name: &str| supported.is_some_and(|s| s.iter().any(|m| m == name));
+    if !lists("tls_client_auth") && lists("self_signed_tls_client_auth") {
+        AuthMethod::SelfSignedTlsClientAuth
+    } else {
+        AuthMethod::TlsClientAuth
+    }
+}
+
+/// The endpoints a builder took from metadata, and their mutual-TLS aliases: applied by
+/// [`use_mtls_aliases`] when the client has a certificate.
+#[derive(Clone, Debug)]
+pub(crate) struct Discovered {
+    token_endpoint: String,
+    revocation_endpoint: Option<String>,
+    introspection_endpoint: Option<String>,
+    aliases: MtlsEndpointAliases,
+}
+
+/// Points a builder made by [`ConfigBuilder::from_metadata`] at the server's mutual-TLS
+/// aliases (RFC 8705 §5) when it has a client certificate: the token endpoint, and the
+/// revocation and introspection endpoints, each unless the caller set another URL after
+/// discovery, or the server gave no alias for it.
+pub(crate) fn use_mtls_aliases(builder: &mut ConfigBuilder) {
+    if !builder.has_identity() {
+        return;
+    }
+    let Some(d) = builder.discovered.take() else {
+        return;
+    };
+    let swap = |url: &mut Option<String>, discovered: Option<&String>, member: &str| {
+        if let Some(alias) = d.aliases.get(member)
+            && url.as_ref() == discovered
+            && url.is_some()
+        {
+            *url = Some(alias.to_string());
+        }
+    };
+    swap(
+        &mut builder.token_url,
+        Some(&d.token_endpoint),
+        "token_endpoint",
+    );
+    swap(
+        &mut builder.revocation_url,
+        d.revocation_endpoint.as_ref(),
+        "revocation_endpoint",
+    );
+    swap(
+        &mut builder.introspection_url,
+        d.introspection_endpoint.as_ref(),
+        "introspection_endpoint",
+    );
+}
+
 impl ConfigBuilder {
     /// A builder with the endpoints of `metadata` (token, revocation, introspection), and
     /// the client authentication method chosen from its
@@ -375,6 +433,35 @@ impl ConfigBuilder {
     /// ([`ConfigBuilder::client_assertion`]) sets `private_key_jwt`, and without any of
     /// these nor a client secret the client is public ([`AuthMethod::None`]) as with any
     /// builder.
+    ///
+    /// Mutual TLS (RFC 8705): with a client certificate
+    /// ([`ConfigBuilder::client_certificate`]), the endpoints are the server's
+    /// `mtls_endpoint_aliases` where it gives them (an endpoint set again on the builder
+    /// after this call is kept as set), and without a secret or a key the method is
+    /// `tls_client_auth` if listed (or nothing is listed), else `self_signed_tls_client_auth`
+    /// if listed.
+    ///
+    /// ```
+    /// # let cert_pem = include_str!("../tests/keys/mtls-client.pem");
+    /// # let key_pem = include_str!("../tests/keys/mtls-client.key");
+    /// use std::time::SystemTime;
+    /// use client_credentials::{AuthMethod, ClientIdentity, ConfigBuilder, Discovery, DiscoveryStep};
+    /// use client_credentials::http::{HeaderMap, StatusCode};
+    ///
+    /// let discovery = Discovery::new("https://as.example.com")?;
+    /// let body = br#"{"issuer":"https://as.example.com","token_endpoint":"https://as.example.com/token",
+    ///   "token_endpoint_auth_methods_supported":["private_key_jwt","self_signed_tls_client_auth"],
+    ///   "mtls_endpoint_aliases":{"token_endpoint":"https://mtls.as.example.com/token"}}"#;
+    /// let step = discovery.handle_response(SystemTime::now(), StatusCode::OK, &HeaderMap::new(), body)?;
+    /// let DiscoveryStep::Found(metadata) = step else { unreachable!("a 200") };
+    /// let config = ConfigBuilder::from_metadata(&metadata)
+    ///     .client_id("my-service")
+    ///     .client_certificate(ClientIdentity::from_pem(cert_pem, key_pem)?)
+    ///     .build()?;
+    /// assert_eq!(config.token_url(), "https://mtls.as.example.com/token");
+    /// assert_eq!(config.auth_method(), &AuthMethod::SelfSignedTlsClientAuth);
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn from_metadata(metadata: &ServerMetadata) -> Self {
         let mut builder = Config::builder().token_url(metadata.token_endpoint.to_string());
@@ -385,6 +472,12 @@ impl ConfigBuilder {
             builder = builder.introspection_url(url.to_string());
         }
         builder.server_auth_methods = metadata.token_endpoint_auth_methods_supported.clone();
+        builder.discovered = Some(Discovered {
+            token_endpoint: metadata.token_endpoint.to_string(),
+            revocation_endpoint: metadata.revocation_endpoint.as_ref().map(Uri::to_string),
+            introspection_endpoint: metadata.introspection_endpoint.as_ref().map(Uri::to_string),
+            aliases: metadata.mtls_endpoint_aliases.clone(),
+        });
         builder
     }
 }
@@ -1243,5 +1336,116 @@ mod tests {
             c.introspection_url().unwrap(),
             "https://as.example.com/tenant/i"
         );
+    }
+
+    fn identity() -> crate::ClientIdentity {
+        crate::ClientIdentity::from_pem(
+            include_str!("../tests/keys/mtls-client.pem"),
+            include_str!("../tests/keys/mtls-client.key"),
+        )
+        .unwrap()
+    }
+
+    fn mtls_metadata(methods: Value) -> ServerMetadata {
+        answer(
+            ISSUER,
+            &json!({
+                "issuer": ISSUER,
+                "token_endpoint": format!("{ISSUER}/token"),
+                "revocation_endpoint": format!("{ISSUER}/revoke"),
+                "introspection_endpoint": format!("{ISSUER}/introspect"),
+                "token_endpoint_auth_methods_supported": methods,
+                "mtls_endpoint_aliases": {
+                    "token_endpoint": "https://mtls.as.example.com/tenant/token",
+                    "introspection_endpoint": "https://mtls.as.example.com/tenant/introspect"
+                }
+            }),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_client_with_a_certificate_uses_the_mtls_aliases() {
+        let m = mtls_metadata(json!(["client_secret_basic", "tls_client_auth"]));
+        let c = ConfigBuilder::from_metadata(&m)
+            .client_id("c")
+            .client_certificate(identity())
+            .build()
+            .unwrap();
+        assert_eq!(c.token_url(), "https://mtls.as.example.com/tenant/token");
+        assert_eq!(
+            c.introspection_url().unwrap(),
+            "https://mtls.as.example.com/tenant/introspect"
+        );
+        // No alias for revocation: the plain endpoint.
+        assert_eq!(
+            c.revocation_url().unwrap(),
+            "https://as.example.com/tenant/revoke"
+        );
+        assert_eq!(c.auth_method(), &AuthMethod::TlsClientAuth);
+
+        // Without a certificate, the aliases are not used.
+        let plain = ConfigBuilder::from_metadata(&m)
+            .client_id("c")
+            .client_secret("s")
+            .build()
+            .unwrap();
+        assert_eq!(plain.token_url(), "https://as.example.com/tenant/token");
+        assert_eq!(plain.auth_method(), &AuthMethod::ClientSecretBasic);
+
+        // A secret with a certificate: the secret authenticates, the certificate binds
+        // tokens, and the TLS endpoint is the one to reach.
+        let bound = ConfigBuilder::from_metadata(&m)
+            .client_id("c")
+            .client_secret("s")
+            .client_certificate(identity())
+            .build()
+            .unwrap();
+        assert_eq!(
+            bound.token_url(),
+            "https://mtls.as.example.com/tenant/token"
+        );
+        assert_eq!(bound.auth_method(), &AuthMethod::ClientSecretBasic);
+
+        // An endpoint set after discovery is kept.
+        let set = ConfigBuilder::from_metadata(&m)
+            .client_id("c")
+            .client_certificate(identity())
+            .token_url("https://elsewhere.example.com/token")
+            .build()
+            .unwrap();
+        assert_eq!(set.token_url(), "https://elsewhere.example.com/token");
+    }
+
+    #[test]
+    fn the_mtls_method_follows_the_metadata() {
+        let method = |methods: Value| {
+            let m = mtls_metadata(methods);
+            ConfigBuilder::from_metadata(&m)
+                .client_id("c")
+                .client_certificate(identity())
+                .build()
+                .unwrap()
+                .auth_method()
+                .clone()
+        };
+        assert_eq!(
+            method(json!(["self_signed_tls_client_auth"])),
+            AuthMethod::SelfSignedTlsClientAuth
+        );
+        assert_eq!(
+            method(json!(["self_signed_tls_client_auth", "tls_client_auth"])),
+            AuthMethod::TlsClientAuth
+        );
+        assert_eq!(method(Value::Null), AuthMethod::TlsClientAuth);
+        // The user's choice wins.
+        let m = mtls_metadata(json!(["tls_client_auth"]));
+        let chosen = ConfigBuilder::from_metadata(&m)
+            .client_id("c")
+            .auth_method(AuthMethod::SelfSignedTlsClientAuth)
+            .client_certificate(identity())
+            .build()
+            .unwrap();
+        assert_eq!(chosen.auth_method(), &AuthMethod::SelfSignedTlsClientAuth);
     }
 }

@@ -78,6 +78,7 @@ pub mod dpop;
 pub mod driver;
 mod error;
 pub mod federated;
+mod identity;
 mod introspection;
 #[cfg(feature = "metrics")]
 pub mod metrics;
@@ -108,6 +109,7 @@ pub use error::{
     OAuthError, ResponseProblem, TokenError, TransportError, TransportErrorKind,
 };
 pub use federated::{AssertionError, AssertionSource, ClientAssertion};
+pub use identity::{ClientIdentity, KeyFormat};
 pub use introspection::{Introspection, PendingIntrospection, PendingRevocation};
 pub use request::{
     CacheKey, HttpRequest, Params, RESERVED_HEADERS, SecretBody, TokenParams, TokenRequest,

@@ -484,6 +484,9 @@ impl CacheKey {
             } => format!("post:{client_id_param}:{client_secret_param}"),
             AuthMethod::None => "none".to_owned(),
             AuthMethod::PrivateKeyJwt | AuthMethod::ClientSecretJwt => assertion_identity(i),
+            AuthMethod::TlsClientAuth | AuthMethod::SelfSignedTlsClientAuth => {
+                i.auth_method.name().to_owned()
+            }
         };
         let format = match i.body_format {
             BodyFormat::Form => "form",
@@ -491,9 +494,10 @@ impl CacheKey {
         };
         // A JSON array is an unambiguous encoding of these strings. The tag names the
         // format: keys of another format (stored in Redis or a CLI cache file) never match.
-        // cc3: the header digests were added; cc4: the DPoP key's thumbprint.
+        // cc3: the header digests were added; cc4: the DPoP key's thumbprint; cc5: the TLS
+        // client certificate's thumbprint (a token may be bound to it, RFC 8705 §3).
         let canonical = serde_json::json!([
-            "cc4",
+            "cc5",
             i.token_url.to_string(),
             i.client_id,
             method,
@@ -506,6 +510,7 @@ impl CacheKey {
             extra,
             headers,
             dpop_thumbprint(i),
+            i.identity.as_ref().map(crate::ClientIdentity::x5t_s256),
         ]);
         Self::from_text(canonical.to_string())
     }
@@ -817,7 +822,11 @@ fn prepare<'a>(
             fields.push((client_id_param, &i.client_id));
             fields.push((client_secret_param, secret.unwrap_or_default()));
         }
-        AuthMethod::None => fields.push(("client_id", &i.client_id)),
+        // RFC 8705 §2: the certificate authenticates, on the connection; the body names the
+        // client.
+        AuthMethod::None | AuthMethod::TlsClientAuth | AuthMethod::SelfSignedTlsClientAuth => {
+            fields.push(("client_id", &i.client_id));
+        }
         AuthMethod::PrivateKeyJwt | AuthMethod::ClientSecretJwt => {
             fields.push(("client_id", &i.client_id));
             fields.push((

@@ -398,3 +398,64 @@ fn a_timeout_is_not_part_of_the_shape_and_never_panics() {
         ConfigError::ZeroTimeout
     );
 }
+
+#[test]
+fn mutual_tls_methods_send_the_client_id_and_no_secret() {
+    // RFC 8705 §2: the certificate authenticates on the connection; the body names the
+    // client; no secret, no Authorization header, in either body format.
+    let identity = client_credentials_core::ClientIdentity::from_pem(
+        include_str!("keys/mtls-client.pem"),
+        include_str!("keys/mtls-client.key"),
+    )
+    .unwrap();
+    for method in [
+        AuthMethod::TlsClientAuth,
+        AuthMethod::SelfSignedTlsClientAuth,
+    ] {
+        for (format, content_type, expected) in [
+            (
+                BodyFormat::Form,
+                "application/x-www-form-urlencoded",
+                "grant_type=client_credentials&scope=read&client_id=s6BhdRkqt3",
+            ),
+            (
+                BodyFormat::Json,
+                "application/json",
+                r#"{"grant_type":"client_credentials","scope":"read","client_id":"s6BhdRkqt3"}"#,
+            ),
+        ] {
+            let config = Config::builder()
+                .token_url("https://mtls.server.example.com/token")
+                .client_id("s6BhdRkqt3")
+                .auth_method(method.clone())
+                .client_certificate(identity.clone())
+                .body_format(format)
+                .scopes(["read"])
+                .build()
+                .unwrap();
+            let req = config.default_request().to_http();
+            assert_eq!(req.uri(), "https://mtls.server.example.com/token");
+            assert!(req.headers().get(AUTHORIZATION).is_none(), "{method:?}");
+            assert_eq!(req.headers()[CONTENT_TYPE], content_type);
+            assert_eq!(body(&req), expected, "{method:?} {format:?}");
+            // Revocation and introspection authenticate the same way.
+            let revoke = Config::builder()
+                .token_url("https://mtls.server.example.com/token")
+                .revocation_url("https://mtls.server.example.com/revoke")
+                .client_id("s6BhdRkqt3")
+                .auth_method(method.clone())
+                .client_certificate(identity.clone())
+                .build()
+                .unwrap()
+                .revocation(&client_credentials_core::AccessToken::new("t"))
+                .unwrap()
+                .0;
+            assert!(revoke.headers().get(AUTHORIZATION).is_none());
+            assert!(
+                body(&revoke).ends_with("&client_id=s6BhdRkqt3"),
+                "{}",
+                body(&revoke)
+            );
+        }
+    }
+}

@@ -170,6 +170,16 @@ impl ClientBuilder {
     /// When any configured endpoint is plain `http://` (loopback only), the client is built
     /// with no proxy, this builder's and the system's alike, so that no proxy sees the
     /// credentials or a token in cleartext.
+    ///
+    /// Mutual TLS: the configuration's client certificate
+    /// ([`ConfigBuilder::client_certificate`](client_credentials_core::ConfigBuilder::client_certificate))
+    /// is set on this builder as its `identity`, replacing one you set. A private CA of the
+    /// server goes here (`tls_certs_merge` or `tls_certs_only`). A `reqwest::Client` you
+    /// build yourself for resource requests (rather than [`Client::http_client`] or
+    /// [`Client::send_authorized`]) does not get the identity: give it
+    /// `reqwest::Identity::from_pem` of
+    /// [`ClientIdentity::with_pem`](client_credentials_core::ClientIdentity::with_pem), or a
+    /// resource server refuses the certificate-bound token.
     pub fn http_client_builder(self, builder: reqwest::ClientBuilder) -> Self {
         Self {
             http: Some(builder),
@@ -267,9 +277,14 @@ impl ClientBuilder {
     pub fn build(self) -> Result<Client, Error> {
         let timeouts = Timeouts::new(self.timeout, self.connect_timeout, &self.policy);
         let cleartext = transport::has_cleartext_endpoint(&self.config);
-        let http = transport::configure(self.http.unwrap_or_default(), timeouts, cleartext)
-            .build()
-            .map_err(|e| Error::Build(Arc::new(e)))?;
+        let http = transport::configure(
+            self.http.unwrap_or_default(),
+            timeouts,
+            cleartext,
+            self.config.client_identity(),
+        )
+        .and_then(reqwest::ClientBuilder::build)
+        .map_err(|e| Error::Build(Arc::new(e)))?;
         // A seed that differs between clients and processes, without an RNG dependency:
         // the standard library's randomly keyed hasher.
         let seed = self

@@ -67,8 +67,8 @@ pub async fn discover_with(
     }
     let timeouts = Timeouts::new(None, None, &Policy::default());
     let cleartext = discovery.url().scheme() != Some(&http::uri::Scheme::HTTPS);
-    let http = transport::configure(builder, timeouts, cleartext)
-        .build()
+    let http = transport::configure(builder, timeouts, cleartext, None)
+        .and_then(reqwest::ClientBuilder::build)
         .map_err(|e| Error::Build(Arc::new(e)))?;
     let span = tracing::info_span!("metadata_discovery", issuer = discovery.issuer());
     async move {

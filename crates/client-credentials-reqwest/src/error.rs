@@ -14,7 +14,7 @@ client_credentials_core::__adapter_error! {
     /// `Display` holds a secret or a token.
     {
         /// reqwest could not build the client for token requests (TLS initialisation
-        /// failed).
+        /// failed, or rustls refused the configuration's client certificate).
         #[error("could not build the HTTP client: {0}")]
         Build(Arc<reqwest::Error>),
         /// reqwest failed to build or send an authorized request to a resource server

@@ -65,6 +65,12 @@
 //!   resource servers, with a single, safe retry when the core says the token was rejected.
 //! - [`Client::revoke`] (RFC 7009, which also drops the token from the cache) and
 //!   [`Client::introspect`] (RFC 7662) use the same reqwest client, timeouts and body cap.
+//! - Mutual TLS (RFC 8705): a client certificate in the configuration
+//!   ([`ConfigBuilder::client_certificate`](client_credentials_core::ConfigBuilder::client_certificate))
+//!   is the reqwest client's `identity`, so token requests and the resource requests of
+//!   [`Client::send_authorized`] and [`Client::http_client`] present it (certificate-bound
+//!   tokens need it at the resource server); a `reqwest::Client` you build yourself does
+//!   not, unless you give it the identity.
 //!
 //! A fleet of processes can share tokens, with one fetch for the whole fleet, through a
 //! [`SharedStore`] set with [`ClientBuilder::shared_store`]: `client-credentials-redis`

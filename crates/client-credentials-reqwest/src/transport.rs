@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use client_credentials_core::driver::{Exchange, Reply, Timeouts};
 use client_credentials_core::{
-    BodyBuffer, Failure, HttpRequest, TokenError, TransportError, TransportErrorKind,
+    BodyBuffer, ClientIdentity, Failure, HttpRequest, TokenError, TransportError,
+    TransportErrorKind,
 };
 
 /// Applies what token requests need on top of whatever the caller configured: no redirect
@@ -16,21 +17,28 @@ use client_credentials_core::{
 /// no proxy at all, neither the caller's nor the system's (`HTTP_PROXY`…): a proxy would see
 /// the client credentials and the token in cleartext. reqwest's proxies are per client, not
 /// per request, so this holds for every endpoint of the configuration.
+///
+/// With an `identity` (RFC 8705), every TLS connection of the client presents it.
 pub(crate) fn configure(
     builder: reqwest::ClientBuilder,
     timeouts: Timeouts,
     cleartext: bool,
-) -> reqwest::ClientBuilder {
+    identity: Option<&ClientIdentity>,
+) -> Result<reqwest::ClientBuilder, reqwest::Error> {
+    let builder = match identity {
+        Some(identity) => builder.identity(identity.with_pem(reqwest::Identity::from_pem)?),
+        None => builder,
+    };
     let builder = builder
         .redirect(reqwest::redirect::Policy::none())
         .referer(false)
         .connect_timeout(timeouts.connect)
         .timeout(timeouts.overall);
-    if cleartext {
+    Ok(if cleartext {
         builder.no_proxy()
     } else {
         builder
-    }
+    })
 }
 
 /// Whether any endpoint of `config` (token, revocation, introspection) is plain `http://`.

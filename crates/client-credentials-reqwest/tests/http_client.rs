@@ -233,3 +233,29 @@ async fn an_async_assertion_source_is_awaited_for_every_fetch_and_bounded_by_the
     );
     assert_eq!(server.request_count(), 2);
 }
+
+#[test]
+fn every_key_format_of_a_client_certificate_builds_a_client() {
+    // reqwest (rustls) takes the core's PEM of the identity: PKCS#8 and PKCS#1 keys.
+    let keys = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../client-credentials-core/tests/keys"
+    );
+    for (cert, key) in [
+        ("mtls-client.pem", "mtls-client.key"),
+        ("rsa-2048-cert.pem", "rsa-2048-pkcs1.pem"),
+    ] {
+        let read = |f: &str| std::fs::read(format!("{keys}/{f}")).unwrap();
+        let identity =
+            client_credentials_core::ClientIdentity::from_pem(read(cert), read(key)).unwrap();
+        let config = Config::builder()
+            .token_url("https://mtls.as.example.com/token")
+            .client_id(ID)
+            .client_certificate(identity)
+            .build()
+            .unwrap();
+        Client::builder(config)
+            .build()
+            .unwrap_or_else(|e| panic!("{key}: {e}"));
+    }
+}

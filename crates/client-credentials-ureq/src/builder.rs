@@ -35,6 +35,7 @@ use crate::transport;
 pub struct ClientBuilder {
     config: Config,
     agent: Option<ureq::Agent>,
+    roots: Option<Vec<ureq::tls::Certificate<'static>>>,
     connect_timeout: Option<Duration>,
     timeout: Option<Duration>,
     policy: Policy,
@@ -49,6 +50,7 @@ impl fmt::Debug for ClientBuilder {
         f.debug_struct("ClientBuilder")
             .field("config", &self.config)
             .field("custom_agent", &self.agent.is_some())
+            .field("custom_roots", &self.roots.as_ref().map(Vec::len))
             .field("connect_timeout", &self.connect_timeout)
             .field("timeout", &self.timeout)
             .field("policy", &self.policy)
@@ -63,6 +65,7 @@ impl ClientBuilder {
         Self {
             config,
             agent: None,
+            roots: None,
             connect_timeout: None,
             timeout: None,
             policy: Policy::default(),
@@ -91,8 +94,36 @@ impl ClientBuilder {
     /// (`rustls::crypto::CryptoProvider::install_default`), or enable ureq's `rustls`
     /// feature (its `ring` fallback, a second provider in the build); ureq 3 panics on the
     /// first `https://` request of an agent with none of these.
+    ///
+    /// Mutual TLS: the configuration's client certificate
+    /// ([`ConfigBuilder::client_certificate`](client_credentials_core::ConfigBuilder::client_certificate))
+    /// is presented by the agent this crate builds, never added to yours: give your agent
+    /// the identity yourself (`TlsConfig::builder().client_cert(..)`, made from
+    /// [`ClientIdentity::certificates_der`](client_credentials_core::ClientIdentity::certificates_der)
+    /// and [`ClientIdentity::expose_private_key_der`](client_credentials_core::ClientIdentity::expose_private_key_der)),
+    /// or the token endpoint refuses the client.
     pub fn agent(mut self, agent: ureq::Agent) -> Self {
         self.agent = Some(agent);
+        self
+    }
+
+    /// Verifies servers against these root certificates instead of the webpki roots (a
+    /// private CA), on the agent this crate builds; ignored with an agent of your own
+    /// ([`ClientBuilder::agent`]).
+    ///
+    /// ```no_run
+    /// # let config = client_credentials::ureq::Config::builder().token_url("https://as.example.com/t").client_id("c").client_secret("s").build()?;
+    /// let pem = std::fs::read("/etc/ssl/private-ca.pem")?;
+    /// let ca = ureq::tls::Certificate::from_pem(&pem)?;
+    /// let client = client_credentials::ureq::Client::builder(config).root_certificates([ca]).build();
+    /// # let _ = client;
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn root_certificates(
+        mut self,
+        roots: impl IntoIterator<Item = ureq::tls::Certificate<'static>>,
+    ) -> Self {
+        self.roots = Some(roots.into_iter().collect());
         self
     }
 
@@ -162,9 +193,13 @@ impl ClientBuilder {
     #[must_use]
     pub fn build(self) -> Client {
         let timeouts = Timeouts::new(self.timeout, self.connect_timeout, &self.policy);
-        let agent = self
-            .agent
-            .unwrap_or_else(|| transport::default_agent(timeouts));
+        let agent = self.agent.unwrap_or_else(|| {
+            transport::default_agent(
+                timeouts,
+                self.config.client_identity(),
+                self.roots.as_deref(),
+            )
+        });
         let seed = self.seed.unwrap_or_else(random_seed);
         let clock = WallClock::new(Instant::now(), SystemTime::now());
         let mut cache = Cache::new(self.policy, clock, seed);

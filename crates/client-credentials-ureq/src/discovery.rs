@@ -43,7 +43,7 @@ use crate::transport;
 /// was wrong; [`Error::is_retryable`] is true only for a transport failure, a 5xx or a 429
 /// of the metadata endpoint.
 pub fn discover(issuer: &str) -> Result<ServerMetadata, Error> {
-    discover_with(&transport::default_agent(timeouts()), issuer)
+    discover_with(&transport::default_agent(timeouts(), None, None), issuer)
 }
 
 /// [`discover`] on `agent` (for a proxy, custom TLS roots, a shared pool). As for token

@@ -64,6 +64,13 @@
 //! the core says the token was rejected, drops it and retries once with a fresh one if the
 //! body can be replayed ([`AuthorizedBody`]).
 //!
+//! Mutual TLS (RFC 8705): a client certificate in the configuration
+//! ([`ConfigBuilder::client_certificate`](client_credentials_core::ConfigBuilder::client_certificate))
+//! is presented on every connection of the agent this crate builds: token requests, and the
+//! resource requests of [`Client::send_authorized`] and [`Client::agent`], where
+//! certificate-bound tokens need it. An agent of your own ([`ClientBuilder::agent`]) must be
+//! given the identity by you.
+//!
 //! [`Client::revoke`] (RFC 7009, which also drops the token from the cache) and
 //! [`Client::introspect`] (RFC 7662) use the same agent, timeouts and body cap.
 //!

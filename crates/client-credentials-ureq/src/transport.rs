@@ -7,7 +7,8 @@ use std::sync::{Arc, OnceLock};
 
 use client_credentials_core::driver::{Exchange, Reply, Timeouts};
 use client_credentials_core::{
-    BodyBuffer, Failure, HttpRequest, TokenError, TransportError, TransportErrorKind,
+    BodyBuffer, ClientIdentity, Failure, HttpRequest, TokenError, TransportError,
+    TransportErrorKind,
 };
 use rustls::crypto::CryptoProvider;
 
@@ -22,14 +23,25 @@ use rustls::crypto::CryptoProvider;
 /// answered on the caller's thread, a name by a lookup thread of a small pool, waited for
 /// no longer than the request's remaining timeout. ureq's own resolver would start a thread
 /// for every request under a timeout.
-pub(crate) fn default_agent(timeouts: Timeouts) -> ureq::Agent {
+///
+/// With an `identity` (RFC 8705), every TLS connection of the agent presents it; with
+/// `roots`, servers are verified against them instead of the webpki roots.
+pub(crate) fn default_agent(
+    timeouts: Timeouts,
+    identity: Option<&ClientIdentity>,
+    roots: Option<&[ureq::tls::Certificate<'static>]>,
+) -> ureq::Agent {
     let provider = CryptoProvider::get_default()
         .cloned()
         .unwrap_or_else(aws_lc_rs);
-    let tls = ureq::tls::TlsConfig::builder()
+    let mut tls = ureq::tls::TlsConfig::builder()
         .provider(ureq::tls::TlsProvider::Rustls)
         .unversioned_rustls_crypto_provider(provider)
-        .build();
+        .client_cert(identity.and_then(client_cert));
+    if let Some(roots) = roots {
+        tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(roots));
+    }
+    let tls = tls.build();
     let config = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .max_redirects(0)
@@ -42,6 +54,27 @@ pub(crate) fn default_agent(timeouts: Timeouts) -> ureq::Agent {
         ureq::unversioned::transport::DefaultConnector::default(),
         crate::resolve::BoundedResolver::new(),
     )
+}
+
+/// The identity as ureq's client certificate: the chain in DER, the key through PEM (ureq
+/// names key kinds only when it reads PEM). The core checked the key when the configuration
+/// was built, so ureq reads it; if it ever did not, the agent presents no certificate and
+/// the server's refusal says so.
+fn client_cert(identity: &ClientIdentity) -> Option<ureq::tls::ClientCert> {
+    let chain: Vec<_> = identity
+        .certificates_der()
+        .map(|der| ureq::tls::Certificate::from_der(der).to_owned())
+        .collect();
+    match identity.with_pem(|pem| ureq::tls::PrivateKey::from_pem(pem)) {
+        Ok(key) => Some(ureq::tls::ClientCert::new_with_certs(&chain, key)),
+        Err(_) => {
+            tracing::warn!(
+                x5t_s256 = identity.x5t_s256(),
+                "ureq cannot read the client certificate's key: no certificate is presented"
+            );
+            None
+        }
+    }
 }
 
 /// The aws-lc-rs provider, one `Arc` for the process: requests that share it can share

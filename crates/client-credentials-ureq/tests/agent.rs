@@ -86,3 +86,31 @@ fn an_async_assertion_source_is_refused_without_a_request() {
     );
     assert_eq!(server.request_count(), 0);
 }
+
+#[test]
+fn the_default_agent_presents_the_client_certificate_and_a_supplied_one_is_left_alone() {
+    let identity = client_credentials_core::ClientIdentity::from_pem(
+        include_str!("../../client-credentials-core/tests/keys/mtls-client.pem"),
+        include_str!("../../client-credentials-core/tests/keys/mtls-client.key"),
+    )
+    .unwrap();
+    let config = Config::builder()
+        .token_url("https://mtls.as.example.com/token")
+        .client_id("my-service")
+        .client_certificate(identity.clone())
+        .build()
+        .unwrap();
+    let client = Client::builder(config.clone()).build();
+    let tls = client.agent().config().tls_config();
+    let cert = tls.client_cert().expect("the identity is on the agent");
+    assert_eq!(cert.certs().len(), 1);
+    assert_eq!(
+        cert.certs()[0].der(),
+        identity.certificates_der().next().unwrap()
+    );
+    assert_eq!(cert.private_key().der(), identity.expose_private_key_der());
+
+    let own = client_credentials_ureq::ureq::Agent::new_with_defaults();
+    let client = Client::builder(config).agent(own).build();
+    assert!(client.agent().config().tls_config().client_cert().is_none());
+}
