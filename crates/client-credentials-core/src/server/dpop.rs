@@ -7,53 +7,6 @@
 //! Like the rest of the module it is sans-IO: the time, the request's absolute URI (as the
 //! client addressed it, scheme and host included) and the nonce the server currently wants
 //! are inputs; the server draws and rotates its nonces itself.
-//!
-//! At a resource server, [`dpop_token`] takes the token from `Authorization: DPoP …` and
-//! verifies the request's proof, `ath` included; the caller then checks that the token is
-//! bound to the proof's key, with [`VerifiedProof::check_binding`] and the token's
-//! `cnf.jkt` (from the JWT or its own token store):
-//!
-//! ```
-//! use std::time::{Duration, UNIX_EPOCH};
-//! use client_credentials::{AccessToken, AssertionKey};
-//! use client_credentials::dpop::{DpopKey, ProofInput};
-//! use client_credentials::http::{HeaderMap, HeaderValue, Method, Uri};
-//! use client_credentials::server::{DpopErrorCode, DpopVerifier, dpop_token};
-//!
-//! # let pem = include_str!("../../tests/keys/ec-p256.pem");
-//! let key = DpopKey::new(AssertionKey::from_pem(pem)?);
-//! let now = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
-//! let uri: Uri = "https://api.example.com/orders?page=2".parse()?;
-//! let token = AccessToken::new("the-dpop-bound-token");
-//!
-//! // The client's request: the token under the DPoP scheme, and a proof with its `ath`.
-//! let proof = key.proof(&ProofInput {
-//!     method: &Method::GET, uri: &uri, at: now, nonce: 1,
-//!     server_nonce: None, access_token: Some(&token),
-//! })?;
-//! let mut headers = HeaderMap::new();
-//! headers.insert("authorization", HeaderValue::from_static("DPoP the-dpop-bound-token"));
-//! headers.insert("dpop", proof.header_value());
-//!
-//! // The resource server: one verifier (and its replay cache) for all requests.
-//! let mut verifier = DpopVerifier::new();
-//! let (presented, verified) = dpop_token(now, &headers, &Method::GET, &uri, &mut verifier, None)?;
-//! assert_eq!(presented.expose_secret(), "the-dpop-bound-token");
-//! // The token's `cnf.jkt`, looked up by the caller: here the client's key.
-//! verified.check_binding(key.thumbprint())?;
-//! let refused = verified.check_binding("another-key's-thumbprint").unwrap_err();
-//! assert_eq!(refused.code(), Some(DpopErrorCode::InvalidToken));
-//!
-//! // The same proof again is a replay, answered with a DPoP challenge.
-//! let replayed = dpop_token(now, &headers, &Method::GET, &uri, &mut verifier, None).unwrap_err();
-//! let answer = verifier.challenge(&replayed).to_response();
-//! assert_eq!(answer.status(), 401);
-//! assert_eq!(
-//!     answer.headers()["www-authenticate"],
-//!     r#"DPoP error="invalid_dpop_proof", algs="ES256 EdDSA""#
-//! );
-//! # Ok::<_, Box<dyn std::error::Error>>(())
-//! ```
 
 use std::fmt;
 
@@ -845,13 +798,58 @@ mod verifier {
     /// verifies the request's proof for `method` and `uri` (absolute, as the client
     /// addressed it) with `ath` = the token's hash, and the nonce the resource requires now,
     /// if any. Returns the token and the proof's key; the caller then checks the token
-    /// (known, unexpired) and its binding, [`VerifiedProof::check_binding`] with its
-    /// `cnf.jkt`. See the [module docs](self) for an example.
+    /// (known, unexpired) and its binding.
+    ///
+    /// The binding is checked with [`VerifiedProof::check_binding`] and the token's
+    /// `cnf.jkt` (from the JWT, or from the resource's own token store):
+    ///
+    /// ```
+    /// use std::time::{Duration, UNIX_EPOCH};
+    /// use client_credentials::{AccessToken, AssertionKey};
+    /// use client_credentials::dpop::{DpopKey, ProofInput};
+    /// use client_credentials::http::{HeaderMap, HeaderValue, Method, Uri};
+    /// use client_credentials::server::{DpopErrorCode, DpopVerifier, dpop_token};
+    ///
+    /// # let pem = include_str!("../../tests/keys/ec-p256.pem");
+    /// let key = DpopKey::new(AssertionKey::from_pem(pem)?);
+    /// let now = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    /// let uri: Uri = "https://api.example.com/orders?page=2".parse()?;
+    /// let token = AccessToken::new("the-dpop-bound-token");
+    ///
+    /// // The client's request: the token under the DPoP scheme, and a proof with its `ath`.
+    /// let proof = key.proof(&ProofInput {
+    ///     method: &Method::GET, uri: &uri, at: now, nonce: 1,
+    ///     server_nonce: None, access_token: Some(&token),
+    /// })?;
+    /// let mut headers = HeaderMap::new();
+    /// headers.insert("authorization", HeaderValue::from_static("DPoP the-dpop-bound-token"));
+    /// headers.insert("dpop", proof.header_value());
+    ///
+    /// // The resource server: one verifier (and its replay cache) for all requests.
+    /// let mut verifier = DpopVerifier::new();
+    /// let (presented, verified) = dpop_token(now, &headers, &Method::GET, &uri, &mut verifier, None)?;
+    /// assert_eq!(presented.expose_secret(), "the-dpop-bound-token");
+    /// // The token's `cnf.jkt`, looked up by the caller: here the client's key.
+    /// verified.check_binding(key.thumbprint())?;
+    /// let refused = verified.check_binding("another-key's-thumbprint").unwrap_err();
+    /// assert_eq!(refused.code(), Some(DpopErrorCode::InvalidToken));
+    ///
+    /// // The same proof again is a replay, answered with a DPoP challenge.
+    /// let replayed = dpop_token(now, &headers, &Method::GET, &uri, &mut verifier, None).unwrap_err();
+    /// let answer = verifier.challenge(&replayed).to_response();
+    /// assert_eq!(answer.status(), 401);
+    /// assert_eq!(
+    ///     answer.headers()["www-authenticate"],
+    ///     r#"DPoP error="invalid_dpop_proof", algs="ES256 EdDSA""#
+    /// );
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     /// [`DpopError::NoAuthorization`] or [`DpopError::OtherScheme`] when the request
-    /// offers no DPoP token (answer with a bare challenge, or try [`bearer_token`]
-    /// (crate::server::bearer_token)); [`DpopError::MalformedAuthorization`]; or why the
+    /// offers no DPoP token (answer with a bare challenge, or try
+    /// [`bearer_token`](crate::server::bearer_token));
+    /// [`DpopError::MalformedAuthorization`]; or why the
     /// proof was refused. [`DpopVerifier::challenge`] renders the answer.
     pub fn dpop_token(
         now: SystemTime,
@@ -903,8 +901,9 @@ mod verifier {
         /// The DPoP step of a token request (RFC 9449 §5), after the client authenticated:
         /// verifies the request's proof, if it has one, for `request` (the token
         /// endpoint's absolute URL, and the nonce the server requires now, if it does).
-        /// `Some` is the key to bind the token to ([`Grant::bind_dpop`]
-        /// (crate::server::Grant::bind_dpop)); `None`, no proof, a bearer token.
+        /// `Some` is the key to bind the token to
+        /// ([`Grant::bind_dpop`](crate::server::Grant::bind_dpop)); `None`, no proof, a
+        /// bearer token.
         ///
         /// # Errors
         /// `invalid_grant` (400) when the client requires DPoP
