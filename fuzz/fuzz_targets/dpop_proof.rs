@@ -50,7 +50,9 @@ fn rendered(error: &DpopError, verifier: &DpopVerifier, proof: Option<&str>) {
 
 fn raw(flags: u8, data: &[u8]) {
     let method = &METHODS[usize::from(flags >> 2) % METHODS.len()];
-    let uri: Uri = URIS[usize::from(flags >> 4) % URIS.len()].parse().expect("a URI");
+    let uri: Uri = URIS[usize::from(flags >> 4) % URIS.len()]
+        .parse()
+        .expect("a URI");
     let token = AccessToken::new("tok");
     let mut headers = HeaderMap::new();
     let mut parts = data.split(|b| *b == 0);
@@ -102,7 +104,9 @@ fn signed(flags: u8, data: &[u8]) {
     let key = DpopKey::new(key);
     let pick = |i: usize| byte(data, i);
     let made_method = &METHODS[usize::from(pick(0)) % METHODS.len()];
-    let made_uri: Uri = URIS[usize::from(pick(1)) % URIS.len()].parse().expect("a URI");
+    let made_uri: Uri = URIS[usize::from(pick(1)) % URIS.len()]
+        .parse()
+        .expect("a URI");
     let at = UNIX_EPOCH + Duration::from_secs(T0 + u64::from(pick(2)));
     let text = String::from_utf8_lossy(data.get(6..).unwrap_or_default()).into_owned();
     let (server_nonce, token) = text.split_once('\u{0}').unwrap_or((&text, ""));
@@ -128,7 +132,9 @@ fn signed(flags: u8, data: &[u8]) {
     let uri: Uri = if same {
         made_uri.clone()
     } else {
-        URIS[usize::from(pick(5) >> 3) % URIS.len()].parse().expect("a URI")
+        URIS[usize::from(pick(5) >> 3) % URIS.len()]
+            .parse()
+            .expect("a URI")
     };
     let now = UNIX_EPOCH + Duration::from_secs(T0 + u64::from(pick(2)) + u64::from(pick(5) & 0x3f));
     let mut request = DpopRequest::new(method, &uri);
