@@ -739,7 +739,11 @@ mod verifier {
             }
             let htu = required("htu")?;
             let claimed = htu.parse::<Uri>().map_err(|_| DpopError::UriMismatch)?;
-            let absolute = claimed.scheme().is_some() && claimed.authority().is_some();
+            // Absolute, and without userinfo, which the comparison below would not see.
+            let absolute = claimed.scheme().is_some()
+                && claimed
+                    .authority()
+                    .is_some_and(|a| !a.as_str().contains('@'));
             if !absolute || crate::dpop::htu(&claimed) != crate::dpop::htu(request.uri) {
                 return Err(DpopError::UriMismatch);
             }
@@ -1240,6 +1244,11 @@ mod tests {
             (
                 "other port",
                 with("htu", "https://as.example.com:8443/token".into()),
+                DpopError::UriMismatch,
+            ),
+            (
+                "userinfo in htu",
+                with("htu", "https://user@as.example.com/token".into()),
                 DpopError::UriMismatch,
             ),
             (
