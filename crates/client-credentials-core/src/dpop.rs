@@ -139,7 +139,7 @@ impl DpopKey {
 
 /// `htu` (RFC 9449 §4.2): the URI without query and fragment, normalized as servers compare
 /// it (RFC 3986 §6.2.2.1 and §6.2.3): scheme and host in lower case, no default port.
-fn htu(uri: &http::Uri) -> String {
+pub(crate) fn htu(uri: &http::Uri) -> String {
     let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
         return uri.path().to_owned();
     };

@@ -51,6 +51,8 @@ struct File {
     accept_json: Option<bool>,
     accept_unencoded_basic: Option<bool>,
     resource_scope: Option<String>,
+    dpop_require_nonce: Option<bool>,
+    dpop_resource_nonce: Option<bool>,
     #[serde(default)]
     scopes: BTreeMap<String, String>,
     #[serde(default)]
@@ -75,6 +77,7 @@ struct FileClient {
     /// Seconds.
     token_lifetime: Option<u64>,
     client_credentials: Option<bool>,
+    dpop_bound_access_tokens: Option<bool>,
 }
 
 fn methods(names: &[String]) -> Result<Vec<ClientAuthMethod>, ConfigFileError> {
@@ -166,6 +169,12 @@ impl File {
         if let Some(scope) = self.resource_scope {
             b = b.resource_scope(scope);
         }
+        if let Some(required) = self.dpop_require_nonce {
+            b = b.dpop_require_nonce(required);
+        }
+        if let Some(required) = self.dpop_resource_nonce {
+            b = b.dpop_resource_nonce(required);
+        }
         for (name, description) in self.scopes {
             b = b.scope(name, description);
         }
@@ -193,6 +202,9 @@ impl File {
             }
             if let Some(allowed) = c.client_credentials {
                 client = client.client_credentials_allowed(allowed);
+            }
+            if let Some(required) = c.dpop_bound_access_tokens {
+                client = client.dpop_bound_access_tokens(required);
             }
             b = b.registered_client(client);
         }
@@ -228,10 +240,12 @@ impl EmbeddedServerBuilder {
     /// (`"opaque"`/`"jwt"`), `jwt_algorithm` (`"RS256"`/`"EdDSA"`, for JWTs), `auth_methods`
     /// (any of `"client_secret_basic"`, `"client_secret_post"`, `"private_key_jwt"`,
     /// `"client_secret_jwt"`; default all four), `accept_json`, `accept_unencoded_basic`,
-    /// `resource_scope`, `[scopes]` (name = description) and `[[clients]]` with `id`,
-    /// `scopes`, a `secret` and/or registered public keys, and optionally `default_scopes`,
-    /// `auth_methods`, `token_lifetime` and `client_credentials` (`false` to refuse the
-    /// grant).
+    /// `resource_scope`, `dpop_require_nonce` and `dpop_resource_nonce` (booleans, see
+    /// [`dpop_require_nonce`](Self::dpop_require_nonce)), `[scopes]` (name = description)
+    /// and `[[clients]]` with `id`, `scopes`, a `secret` and/or registered public keys, and
+    /// optionally `default_scopes`, `auth_methods`, `token_lifetime`, `client_credentials`
+    /// (`false` to refuse the grant) and `dpop_bound_access_tokens` (`true` to refuse a
+    /// token request without a DPoP proof).
     ///
     /// A `private_key_jwt` client registers its public keys as `jwks`, a JWK Set (a table,
     /// or a string of JSON), or as `jwks_file`, a JSON file (relative to the configuration

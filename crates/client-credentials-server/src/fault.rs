@@ -65,6 +65,13 @@ pub struct Counts {
     pub revocation: u64,
     /// Protected resource requests.
     pub resource: u64,
+    /// Token requests answered `400 use_dpop_nonce` with a fresh `DPoP-Nonce` (counted in
+    /// `token` too).
+    pub token_nonce_challenges: u64,
+    /// Resource requests answered `401 WWW-Authenticate: DPoP error="use_dpop_nonce"` with a
+    /// fresh `DPoP-Nonce` (counted in `resource` too): a client that retries once with the
+    /// nonce makes one of these per nonce.
+    pub resource_nonce_challenges: u64,
 }
 
 impl Counts {
@@ -81,7 +88,7 @@ impl Counts {
         }
     }
 
-    /// All requests.
+    /// All requests (the nonce challenges are requests of their routes, counted once).
     #[must_use]
     pub fn total(&self) -> u64 {
         Route::ALL.iter().map(|r| self.get(*r)).sum()
@@ -89,15 +96,29 @@ impl Counts {
 }
 
 #[derive(Debug, Default)]
-pub(crate) struct Counters([AtomicU64; 6]);
+pub(crate) struct Counters {
+    routes: [AtomicU64; 6],
+    token_nonces: AtomicU64,
+    resource_nonces: AtomicU64,
+}
 
 impl Counters {
     pub(crate) fn hit(&self, route: Route) {
-        self.0[route.index()].fetch_add(1, Ordering::SeqCst);
+        self.routes[route.index()].fetch_add(1, Ordering::SeqCst);
     }
 
     pub(crate) fn get(&self, route: Route) -> u64 {
-        self.0[route.index()].load(Ordering::SeqCst)
+        self.routes[route.index()].load(Ordering::SeqCst)
+    }
+
+    /// A `use_dpop_nonce` answer at the token endpoint or (`resource`) the resource.
+    pub(crate) fn nonce_challenge(&self, resource: bool) {
+        let counter = if resource {
+            &self.resource_nonces
+        } else {
+            &self.token_nonces
+        };
+        counter.fetch_add(1, Ordering::SeqCst);
     }
 
     pub(crate) fn snapshot(&self) -> Counts {
@@ -108,11 +129,17 @@ impl Counters {
             introspection: self.get(Route::Introspection),
             revocation: self.get(Route::Revocation),
             resource: self.get(Route::Resource),
+            token_nonce_challenges: self.token_nonces.load(Ordering::SeqCst),
+            resource_nonce_challenges: self.resource_nonces.load(Ordering::SeqCst),
         }
     }
 
     pub(crate) fn reset(&self) {
-        for c in &self.0 {
+        for c in self
+            .routes
+            .iter()
+            .chain([&self.token_nonces, &self.resource_nonces])
+        {
             c.store(0, Ordering::SeqCst);
         }
     }

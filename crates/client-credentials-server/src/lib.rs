@@ -47,7 +47,7 @@
 //! | `/jwks.json` | The signing key, when tokens are JWTs ([`TokenFormat::Jwt`]). |
 //! | `/introspect` | RFC 7662 introspection of the tokens it issued (any registered client may ask). |
 //! | `/revoke` | RFC 7009 revocation of a client's own tokens. |
-//! | `/resource` | A protected demo resource: 200 with the token's client and scopes for a valid bearer token, 401 with `WWW-Authenticate: Bearer …` otherwise. |
+//! | `/resource` | A protected demo resource: 200 with the token's client and scopes for a valid bearer token, or a DPoP-bound token with its proof (`Authorization: DPoP`), 401 with `WWW-Authenticate: Bearer …` or `DPoP …` otherwise. |
 //!
 //! Access tokens are opaque (43 random URL-safe characters) by default, or RFC 9068 JWTs
 //! ([`EmbeddedServerBuilder::jwt_access_tokens`]) signed with a key made at start: a 2048-bit
@@ -116,6 +116,21 @@
 //! In a configuration file, a client's keys are its `jwks` or `jwks_file`
 //! ([`EmbeddedServerBuilder::toml`]).
 //!
+//! # DPoP
+//!
+//! A token request with a `DPoP` proof (RFC 9449) gets a DPoP-bound token:
+//! `token_type: DPoP`, and `cnf.jkt`, the thumbprint of the proof's key, in a JWT access
+//! token and in the introspection answer. Proofs are ES256 or EdDSA, at most 60 s old, and
+//! each is good once. A client registered with
+//! [`RegisteredClient::dpop_bound_access_tokens`] that sends no proof gets `400
+//! invalid_grant`; [`EmbeddedServerBuilder::dpop_require_nonce`] makes the token endpoint
+//! demand the server's nonce (`400 use_dpop_nonce` with `DPoP-Nonce`), as oidc-provider's
+//! `requireNonce` does. The demo resource takes a bound token as `Authorization: DPoP` with
+//! a proof for the request (its `ath` included) and refuses it as a bearer token, without a
+//! proof, with another key or with a replayed proof (401 `WWW-Authenticate: DPoP …`);
+//! [`EmbeddedServerBuilder::dpop_resource_nonce`] makes it demand the nonce too, and
+//! [`Counts::resource_nonce_challenges`] counts those answers.
+//!
 //! # Tests and faults
 //!
 //! [`EmbeddedServer::requests`] and [`EmbeddedServer::counts`] tell how many requests each
@@ -148,8 +163,11 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use client_credentials_core::server::{
-    AssertionVerifier, ClientRecord as _, EndpointConfigError, TokenEndpoint, TokenEndpointBuilder,
+    AssertionVerifier, ClientRecord as _, DpopVerifier, EndpointConfigError, TokenEndpoint,
+    TokenEndpointBuilder,
 };
 use tokio::sync::watch;
 
@@ -274,6 +292,8 @@ pub struct EmbeddedServerBuilder {
     auth_methods: Vec<ClientAuthMethod>,
     resource_scope: Option<String>,
     token_path: String,
+    dpop_require_nonce: bool,
+    dpop_resource_nonce: bool,
 }
 
 impl Default for EmbeddedServerBuilder {
@@ -288,6 +308,8 @@ impl Default for EmbeddedServerBuilder {
             auth_methods: ClientAuthMethod::ALL.to_vec(),
             resource_scope: None,
             token_path: "/token".to_owned(),
+            dpop_require_nonce: false,
+            dpop_resource_nonce: false,
         }
     }
 }
@@ -410,6 +432,26 @@ impl EmbeddedServerBuilder {
         self
     }
 
+    /// Whether DPoP proofs at the token endpoint must carry the server's nonce (RFC 9449
+    /// §8; default `false`): a proof without it, or with a stale one, is answered `400
+    /// use_dpop_nonce` with the nonce in `DPoP-Nonce`, as oidc-provider's `requireNonce`
+    /// does. The nonce is drawn at start ([`EmbeddedServer::dpop_nonce`]).
+    #[must_use]
+    pub fn dpop_require_nonce(mut self, required: bool) -> Self {
+        self.dpop_require_nonce = required;
+        self
+    }
+
+    /// Whether DPoP proofs at the demo resource must carry the server's nonce (RFC 9449
+    /// §9; default `false`): a proof without it is answered `401 WWW-Authenticate: DPoP
+    /// error="use_dpop_nonce"` with `DPoP-Nonce`, and counted
+    /// ([`Counts::resource_nonce_challenges`]).
+    #[must_use]
+    pub fn dpop_resource_nonce(mut self, required: bool) -> Self {
+        self.dpop_resource_nonce = required;
+        self
+    }
+
     /// The clients registered so far, in registration order (a client registered again
     /// moves to the end), without their secrets.
     #[must_use]
@@ -476,6 +518,7 @@ impl EmbeddedServerBuilder {
             .into_iter()
             .map(|c| (c.client_id().to_owned(), c))
             .collect::<HashMap<_, _>>();
+        let dpop_nonce = URL_SAFE_NO_PAD.encode(routes::random::<16>().ok_or(StartError::Random)?);
         Ok(Prepared {
             endpoint,
             clients,
@@ -483,6 +526,9 @@ impl EmbeddedServerBuilder {
             format: self.format,
             resource_scope: self.resource_scope,
             port: self.port,
+            dpop_nonce,
+            dpop_require_nonce: self.dpop_require_nonce,
+            dpop_resource_nonce: self.dpop_resource_nonce,
         })
     }
 
@@ -569,6 +615,9 @@ struct Prepared {
     format: TokenFormat,
     resource_scope: Option<String>,
     port: u16,
+    dpop_nonce: String,
+    dpop_require_nonce: bool,
+    dpop_resource_nonce: bool,
 }
 
 impl Prepared {
@@ -586,6 +635,10 @@ impl Prepared {
             format: self.format,
             issuer,
             resource_scope: self.resource_scope,
+            dpop: Mutex::new(DpopVerifier::new()),
+            dpop_nonce: self.dpop_nonce,
+            dpop_require_nonce: self.dpop_require_nonce,
+            dpop_resource_nonce: self.dpop_resource_nonce,
         })
     }
 }
@@ -764,6 +817,15 @@ impl EmbeddedServer {
             .iter()
             .map(|s| (s.name().to_owned(), s.description().to_owned()))
             .collect()
+    }
+
+    /// The `DPoP-Nonce` the server requires when nonces are on
+    /// ([`EmbeddedServerBuilder::dpop_require_nonce`],
+    /// [`EmbeddedServerBuilder::dpop_resource_nonce`]): drawn at start, the same for the
+    /// server's lifetime.
+    #[must_use]
+    pub fn dpop_nonce(&self) -> &str {
+        &self.shared.dpop_nonce
     }
 
     /// How many requests `route` has received since start or the last

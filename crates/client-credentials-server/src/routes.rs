@@ -12,12 +12,13 @@ use axum::routing::{any, get};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use client_credentials_core::server::{
-    AssertionVerifier, BearerChallenge, ClientAuthMethod, ClientRequest, EndpointError, Grant,
-    RegisteredClient, TokenEndpoint, bearer_token, opaque_token,
+    AssertionVerifier, BearerChallenge, ClientAuthMethod, ClientRequest, DpopError, DpopRequest,
+    DpopVerifier, EndpointError, Grant, RegisteredClient, TokenEndpoint, bearer_token, dpop_token,
+    opaque_token,
 };
 use client_credentials_core::{AccessToken, ErrorCode};
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, PRAGMA};
-use http::{HeaderValue, StatusCode};
+use http::{HeaderValue, StatusCode, Uri};
 use serde_json::{Value, json};
 
 use crate::TokenFormat;
@@ -42,6 +43,8 @@ pub(crate) struct TokenRecord {
     pub(crate) expires_at: SystemTime,
     pub(crate) jti: String,
     pub(crate) audience: Option<Value>,
+    /// The thumbprint of the DPoP key the token is bound to (`cnf.jkt`), if it is.
+    pub(crate) jkt: Option<String>,
 }
 
 impl TokenRecord {
@@ -66,6 +69,12 @@ pub(crate) struct Shared {
     pub(crate) format: TokenFormat,
     pub(crate) issuer: String,
     pub(crate) resource_scope: Option<String>,
+    /// DPoP proofs: the window, the algorithms and the proofs already used, for the token
+    /// endpoint and the resource (a proof names its URI, so neither takes the other's).
+    pub(crate) dpop: Mutex<DpopVerifier>,
+    pub(crate) dpop_nonce: String,
+    pub(crate) dpop_require_nonce: bool,
+    pub(crate) dpop_resource_nonce: bool,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -181,6 +190,9 @@ impl Shared {
                 if let (Some(scope), Some(map)) = (grant.scope_string(), claims.as_object_mut()) {
                     map.insert("scope".to_owned(), Value::from(scope));
                 }
+                if let (Some(jkt), Some(map)) = (grant.dpop_jkt(), claims.as_object_mut()) {
+                    map.insert("cnf".to_owned(), json!({ "jkt": jkt }));
+                }
                 let jwt = signer.sign(&claims).map_err(|_| {
                     tracing::error!("cannot sign a JWT access token");
                     EndpointError::server_error()
@@ -202,9 +214,17 @@ impl Shared {
                 expires_at,
                 jti,
                 audience,
+                jkt: grant.dpop_jkt().map(str::to_owned),
             },
         );
         Ok(token)
+    }
+
+    /// The absolute URI a client addressed for `path`: what its proofs' `htu` names.
+    fn absolute_uri(&self, path: &str) -> Result<Uri, DpopError> {
+        format!("{}{path}", self.issuer)
+            .parse()
+            .map_err(|_| DpopError::UriMismatch)
     }
 
     fn active_token(&self, token: &str) -> Option<TokenRecord> {
@@ -228,14 +248,30 @@ async fn token(State(shared): State<Arc<Shared>>, request: Request) -> Response 
             .map_err(|_| endpoint.body_too_large())?;
         let incoming = endpoint.parse_parts(&parts.method, &parts.headers, &body)?;
         let client = shared.client(incoming.client_id());
-        let grant = endpoint.authorize_at(
-            SystemTime::now(),
-            &incoming,
-            client.as_ref(),
-            &mut lock(&shared.assertions),
-        )?;
+        let now = SystemTime::now();
+        let grant =
+            endpoint.authorize_at(now, &incoming, client.as_ref(), &mut lock(&shared.assertions))?;
+        // After client authentication: an unauthenticated request learns nothing of DPoP.
+        let uri = shared
+            .absolute_uri(endpoint.token_path())
+            .map_err(|e| e.to_endpoint_error(None))?;
+        let nonce = shared
+            .dpop_require_nonce
+            .then_some(shared.dpop_nonce.as_str());
+        let request = DpopRequest::new(&parts.method, &uri).nonce(nonce);
+        let proof = endpoint
+            .verify_dpop(now, &parts.headers, &request, client.as_ref(), &mut lock(&shared.dpop))
+            .inspect_err(|refused| {
+                if refused.dpop_nonce().is_some() {
+                    shared.counters.nonce_challenge(false);
+                }
+            })?;
+        let grant = match &proof {
+            Some(proof) => grant.bind_dpop(proof),
+            None => grant,
+        };
         let token = shared.issue(&grant)?;
-        tracing::debug!(client_id = grant.client_id(), scopes = ?grant.scopes(), "token issued");
+        tracing::debug!(client_id = grant.client_id(), scopes = ?grant.scopes(), dpop = proof.is_some(), "token issued");
         Ok::<_, EndpointError>(grant.respond(&token))
     }
     .await;
@@ -258,6 +294,7 @@ async fn metadata(State(shared): State<Arc<Shared>>) -> Response {
         .collect();
     let scopes: Vec<&str> = shared.endpoint.scopes().iter().map(|s| s.name()).collect();
     let algorithms = signing_algorithms(&shared.endpoint);
+    let dpop_algorithms = lock(&shared.dpop).algorithm_names();
     let mut body = json!({
         "issuer": issuer,
         "token_endpoint": format!("{issuer}{}", shared.endpoint.token_path()),
@@ -269,6 +306,7 @@ async fn metadata(State(shared): State<Arc<Shared>>) -> Response {
         "introspection_endpoint_auth_methods_supported": methods,
         "revocation_endpoint": format!("{issuer}{REVOCATION_PATH}"),
         "revocation_endpoint_auth_methods_supported": methods,
+        "dpop_signing_alg_values_supported": dpop_algorithms,
     });
     if let (false, Some(map)) = (algorithms.is_empty(), body.as_object_mut()) {
         for member in [
@@ -339,10 +377,15 @@ async fn introspect(State(shared): State<Arc<Shared>>, request: Request) -> Resp
     let body = match shared.active_token(token) {
         None => json!({ "active": false }),
         Some(r) => {
+            let token_type = if r.jkt.is_some() {
+                "DPoP"
+            } else {
+                shared.endpoint.token_type()
+            };
             let mut body = json!({
                 "active": true,
                 "client_id": r.client_id,
-                "token_type": shared.endpoint.token_type(),
+                "token_type": token_type,
                 "exp": unix(r.expires_at),
                 "iat": unix(r.issued_at),
                 "sub": r.client_id,
@@ -355,6 +398,9 @@ async fn introspect(State(shared): State<Arc<Shared>>, request: Request) -> Resp
                 }
                 if let Some(aud) = r.audience {
                     map.insert("aud".to_owned(), aud);
+                }
+                if let Some(jkt) = r.jkt {
+                    map.insert("cnf".to_owned(), json!({ "jkt": jkt }));
                 }
             }
             body
@@ -406,17 +452,9 @@ async fn resource(State(shared): State<Arc<Shared>>, request: Request) -> Respon
     if let Some(faulted) = shared.before(Route::Resource).await {
         return faulted;
     }
-    let token = match bearer_token(request.headers()) {
-        Ok(token) => token,
-        Err(e) => return into_axum(e.challenge().realm(RESOURCE_REALM).to_response()),
-    };
-    let Some(record) = shared.active_token(token.expose_secret()) else {
-        return into_axum(
-            BearerChallenge::invalid_token()
-                .realm(RESOURCE_REALM)
-                .description("the access token is unknown, expired or revoked")
-                .to_response(),
-        );
+    let record = match resource_token(&shared, &request) {
+        Ok(record) => record,
+        Err(refused) => return refused,
     };
     if let Some(needed) = shared
         .resource_scope
@@ -444,6 +482,71 @@ async fn resource(State(shared): State<Arc<Shared>>, request: Request) -> Respon
             "expires_in": expires_in,
         }),
     )
+}
+
+/// The valid token of a resource request, as a bearer token or a DPoP-bound token with its
+/// proof (RFC 9449 §7), or the answer that refuses it.
+fn resource_token(shared: &Shared, request: &Request) -> Result<TokenRecord, Response> {
+    let headers = request.headers();
+    let dpop_refusal = |error: DpopError| {
+        let mut challenge = lock(&shared.dpop).challenge(&error).realm(RESOURCE_REALM);
+        if error.needs_nonce() {
+            shared.counters.nonce_challenge(true);
+            challenge = challenge.nonce(shared.dpop_nonce.as_str());
+        }
+        tracing::debug!(reason = %error, "DPoP resource request refused");
+        into_axum(challenge.description(error.to_string()).to_response())
+    };
+    let unknown = || "the access token is unknown, expired or revoked";
+    let now = SystemTime::now();
+    let uri = shared.absolute_uri(RESOURCE_PATH).map_err(dpop_refusal)?;
+    let nonce = shared
+        .dpop_resource_nonce
+        .then_some(shared.dpop_nonce.as_str());
+    let dpop = dpop_token(
+        now,
+        headers,
+        request.method(),
+        &uri,
+        &mut lock(&shared.dpop),
+        nonce,
+    );
+    match dpop {
+        Ok((token, proof)) => {
+            let Some(record) = shared.active_token(token.expose_secret()) else {
+                let challenge = lock(&shared.dpop)
+                    .challenge(&DpopError::KeyBindingMismatch)
+                    .realm(RESOURCE_REALM)
+                    .description(unknown());
+                return Err(into_axum(challenge.to_response()));
+            };
+            // A bearer token under the DPoP scheme, with a valid proof, is accepted: the
+            // proof adds to it. A bound one must be bound to the proof's key.
+            if let Some(jkt) = &record.jkt {
+                proof.check_binding(jkt).map_err(dpop_refusal)?;
+            }
+            Ok(record)
+        }
+        Err(DpopError::NoAuthorization | DpopError::OtherScheme) => {
+            let token = match bearer_token(headers) {
+                Ok(token) => token,
+                Err(e) => return Err(into_axum(e.challenge().realm(RESOURCE_REALM).to_response())),
+            };
+            let Some(record) = shared.active_token(token.expose_secret()) else {
+                return Err(into_axum(
+                    BearerChallenge::invalid_token()
+                        .realm(RESOURCE_REALM)
+                        .description(unknown())
+                        .to_response(),
+                ));
+            };
+            if record.jkt.is_some() {
+                return Err(dpop_refusal(DpopError::BoundTokenAsBearer));
+            }
+            Ok(record)
+        }
+        Err(error) => Err(dpop_refusal(error)),
+    }
 }
 
 async fn not_found() -> Response {

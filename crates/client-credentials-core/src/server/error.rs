@@ -70,6 +70,11 @@ pub enum Rejection {
     ScopeRequired,
     /// A resource indicator is not an absolute URI without a fragment (RFC 8707 §2).
     InvalidResource,
+    /// The DPoP proof was refused (RFC 9449 §5): `invalid_dpop_proof`, or
+    /// `use_dpop_nonce` when it lacks the server's nonce.
+    Dpop(crate::server::DpopError),
+    /// The client requires DPoP-bound tokens and sent no DPoP proof: `invalid_grant`.
+    DpopRequired,
     /// The caller built this error itself (see [`EndpointError::new`]).
     Custom,
 }
@@ -103,6 +108,7 @@ struct Inner {
     uri: Option<String>,
     challenge: Option<String>,
     retry_after: Option<Duration>,
+    dpop_nonce: Option<String>,
 }
 
 impl EndpointError {
@@ -126,6 +132,7 @@ impl EndpointError {
             uri: None,
             challenge: None,
             retry_after: None,
+            dpop_nonce: None,
         }))
     }
 
@@ -207,6 +214,22 @@ impl EndpointError {
         self
     }
 
+    /// Adds `DPoP-Nonce` (RFC 9449 §8), for a `use_dpop_nonce` answer (ignored unless it
+    /// is RFC 9449 `1*NQCHAR`).
+    #[must_use]
+    pub fn with_dpop_nonce(mut self, nonce: &str) -> Self {
+        if crate::server::dpop::is_nonce(nonce) {
+            self.0.dpop_nonce = Some(nonce.to_owned());
+        }
+        self
+    }
+
+    /// The `DPoP-Nonce` the response carries, if any.
+    #[must_use]
+    pub fn dpop_nonce(&self) -> Option<&str> {
+        self.0.dpop_nonce.as_deref()
+    }
+
     /// The OAuth error code.
     #[must_use]
     pub fn code(&self) -> &ErrorCode {
@@ -255,7 +278,8 @@ impl EndpointError {
     }
 
     /// The RFC 6749 §5.2 response: the status, a JSON body, `Cache-Control: no-store`,
-    /// `Pragma: no-cache`, and `WWW-Authenticate`, `Allow` or `Retry-After` when they apply.
+    /// `Pragma: no-cache`, and `WWW-Authenticate`, `Allow`, `Retry-After` or `DPoP-Nonce`
+    /// when they apply.
     #[must_use]
     pub fn to_response(&self) -> http::Response<Vec<u8>> {
         let mut response = json_response(self.0.status, self.body());
@@ -268,6 +292,14 @@ impl EndpointError {
         }
         if let Some(after) = self.0.retry_after {
             headers.insert(RETRY_AFTER, HeaderValue::from(after.as_secs()));
+        }
+        if let Some(value) = self
+            .0
+            .dpop_nonce
+            .as_deref()
+            .and_then(|n| HeaderValue::from_str(n).ok())
+        {
+            headers.insert(crate::server::DPOP_NONCE, value);
         }
         response
     }

@@ -47,6 +47,13 @@ pub trait ClientRecord {
         None
     }
 
+    /// Whether this client's tokens must be DPoP-bound (RFC 9449 §5.2, the
+    /// `dpop_bound_access_tokens` client metadata): a token request without a proof is
+    /// refused with `invalid_grant`. Default: no.
+    fn dpop_bound_access_tokens(&self) -> bool {
+        false
+    }
+
     /// The public keys that verify this client's `private_key_jwt` assertions (feature
     /// `jwt`). Default: none, and the method is refused.
     #[cfg(feature = "jwt")]
@@ -81,6 +88,9 @@ impl<T: ClientRecord + ?Sized> ClientRecord for &T {
     fn token_lifetime(&self) -> Option<Duration> {
         (**self).token_lifetime()
     }
+    fn dpop_bound_access_tokens(&self) -> bool {
+        (**self).dpop_bound_access_tokens()
+    }
     #[cfg(feature = "jwt")]
     fn assertion_keys(&self) -> Option<&crate::server::JwkSet> {
         (**self).assertion_keys()
@@ -110,6 +120,7 @@ pub struct RegisteredClient {
     auth_methods: Option<Vec<ClientAuthMethod>>,
     client_credentials: bool,
     lifetime: Option<Duration>,
+    dpop_bound: bool,
     #[cfg(feature = "jwt")]
     jwks: Option<crate::server::JwkSet>,
 }
@@ -127,6 +138,7 @@ impl RegisteredClient {
             auth_methods: None,
             client_credentials: true,
             lifetime: None,
+            dpop_bound: false,
             #[cfg(feature = "jwt")]
             jwks: None,
         }
@@ -206,6 +218,14 @@ impl RegisteredClient {
         self
     }
 
+    /// Whether the client's tokens must be DPoP-bound (default `false`; `true` refuses a
+    /// token request without a DPoP proof with `invalid_grant`).
+    #[must_use]
+    pub fn dpop_bound_access_tokens(mut self, required: bool) -> Self {
+        self.dpop_bound = required;
+        self
+    }
+
     /// The client id.
     #[must_use]
     pub fn client_id(&self) -> &str {
@@ -247,6 +267,10 @@ impl ClientRecord for RegisteredClient {
         self.lifetime
     }
 
+    fn dpop_bound_access_tokens(&self) -> bool {
+        self.dpop_bound
+    }
+
     #[cfg(feature = "jwt")]
     fn assertion_keys(&self) -> Option<&crate::server::JwkSet> {
         self.jwks.as_ref()
@@ -269,6 +293,7 @@ pub struct Grant {
     token_type: String,
     audience: Option<String>,
     resources: Vec<String>,
+    dpop_jkt: Option<String>,
 }
 
 impl fmt::Debug for Grant {
@@ -281,6 +306,7 @@ impl fmt::Debug for Grant {
             .field("token_type", &self.token_type)
             .field("audience", &self.audience)
             .field("resources", &self.resources)
+            .field("dpop_jkt", &self.dpop_jkt)
             .finish()
     }
 }
@@ -348,6 +374,23 @@ impl Grant {
     #[must_use]
     pub fn resources(&self) -> &[String] {
         &self.resources
+    }
+
+    /// Binds the token to a DPoP key (RFC 9449 §5): `token_type` becomes `DPoP`, and
+    /// [`Grant::dpop_jkt`] is the thumbprint to put in the token's `cnf.jkt` (a JWT's
+    /// claim, or the introspection answer of an opaque token).
+    #[cfg(feature = "jwt")]
+    #[must_use]
+    pub fn bind_dpop(mut self, proof: &crate::server::VerifiedProof) -> Self {
+        self.token_type = "DPoP".to_owned();
+        self.dpop_jkt = Some(proof.jkt().to_owned());
+        self
+    }
+
+    /// The thumbprint of the DPoP key the token is bound to (`cnf.jkt`), if it is bound.
+    #[must_use]
+    pub fn dpop_jkt(&self) -> Option<&str> {
+        self.dpop_jkt.as_deref()
     }
 
     /// The RFC 6749 §5.1 success response: 200, `Content-Type: application/json`,
@@ -650,6 +693,7 @@ impl TokenEndpoint {
             token_type: self.token_type().to_owned(),
             audience: request.audience().map(str::to_owned),
             resources: request.resources().to_vec(),
+            dpop_jkt: None,
         })
     }
 

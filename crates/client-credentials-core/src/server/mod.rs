@@ -46,12 +46,18 @@
 //! [`BearerChallenge`] renders the `WWW-Authenticate: Bearer` answer when it is missing or
 //! not valid.
 //!
+//! DPoP (RFC 9449, [`DpopVerifier`] with the `jwt` feature): the token endpoint verifies a
+//! request's proof with [`TokenEndpoint::verify_dpop`] and binds the token to its key
+//! ([`Grant::bind_dpop`]); a resource server takes a DPoP token and its proof with
+//! [`dpop_token`] and answers with a [`DpopChallenge`].
+//!
 //! Secrets stay wrapped: presented client secrets are [`ClientSecret`](crate::ClientSecret)s
 //! and tokens [`AccessToken`](crate::AccessToken)s, and no `Debug`, `Display` or error
 //! message of this module shows either.
 
 mod assertion;
 mod bearer;
+pub(crate) mod dpop;
 mod endpoint;
 mod error;
 mod grant;
@@ -62,6 +68,14 @@ mod verify;
 
 pub use assertion::{AssertionRejection, MAX_ASSERTION_LEN};
 pub use bearer::{BearerChallenge, BearerError, BearerErrorCode, bearer_token};
+#[cfg(feature = "jwt")]
+pub use dpop::{
+    DEFAULT_DPOP_FUTURE_SKEW, DEFAULT_DPOP_MAX_AGE, DpopRequest, DpopVerifier, VerifiedProof,
+    dpop_token,
+};
+pub use dpop::{
+    DPOP_NONCE, DpopChallenge, DpopError, DpopErrorCode, MAX_DPOP_JTI_LEN, MAX_DPOP_PROOF_LEN,
+};
 pub use endpoint::{
     ClientAuthMethod, DEFAULT_MAX_REQUEST_BODY, DEFAULT_TOKEN_LIFETIME, DefaultScopes,
     EndpointConfigError, ScopeInfo, TokenEndpoint, TokenEndpointBuilder,

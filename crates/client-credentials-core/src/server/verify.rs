@@ -34,7 +34,7 @@ pub const DEFAULT_MAX_ASSERTION_LIFETIME: Duration = Duration::from_secs(300);
 pub const DEFAULT_REPLAY_CAPACITY: usize = 10_000;
 
 /// The longest `jti` accepted (this crate's client sends 22 characters; UUIDs are 36).
-const MAX_JTI_LEN: usize = 256;
+pub(crate) const MAX_JTI_LEN: usize = 256;
 
 /// A registered key set that could not be used. Messages name the key by its position and
 /// the member at fault, never key material.
@@ -132,14 +132,14 @@ pub struct JwkSet {
 }
 
 #[derive(Clone, PartialEq, Eq)]
-struct PublicJwk {
+pub(crate) struct PublicJwk {
     kid: Option<String>,
-    alg: Option<AssertionAlgorithm>,
-    key: PublicKey,
+    pub(crate) alg: Option<AssertionAlgorithm>,
+    pub(crate) key: PublicKey,
 }
 
 #[derive(Clone, PartialEq, Eq)]
-enum PublicKey {
+pub(crate) enum PublicKey {
     Rsa {
         n: Vec<u8>,
         e: Vec<u8>,
@@ -158,7 +158,7 @@ impl PublicKey {
         }
     }
 
-    fn fits(&self, alg: AssertionAlgorithm) -> bool {
+    pub(crate) fn fits(&self, alg: AssertionAlgorithm) -> bool {
         matches!(
             (self, alg),
             (
@@ -169,7 +169,7 @@ impl PublicKey {
         )
     }
 
-    fn verify(&self, alg: AssertionAlgorithm, message: &[u8], signature: &[u8]) -> bool {
+    pub(crate) fn verify(&self, alg: AssertionAlgorithm, message: &[u8], signature: &[u8]) -> bool {
         match (self, alg) {
             (Self::Rsa { n, e }, AssertionAlgorithm::Rs256 | AssertionAlgorithm::Ps256) => {
                 let params = if alg == AssertionAlgorithm::Ps256 {
@@ -194,6 +194,31 @@ impl PublicKey {
     }
 }
 
+impl PublicKey {
+    /// The RFC 7638 thumbprint: SHA-256 of the required members in lexicographic order, no
+    /// whitespace, base64url (the `jkt` of RFC 9449). The same canonical form as the
+    /// client's [`AssertionKey::thumbprint`](crate::AssertionKey::thumbprint).
+    pub(crate) fn thumbprint(&self) -> String {
+        let b64 = |bytes: &[u8]| URL_SAFE_NO_PAD.encode(bytes);
+        let canonical = match self {
+            Self::Rsa { n, e } => format!(r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#, b64(e), b64(n)),
+            Self::P256(point) => {
+                let (x, y) = point
+                    .get(1..)
+                    .unwrap_or_default()
+                    .split_at(32.min(point.len().saturating_sub(1)));
+                format!(
+                    r#"{{"crv":"P-256","kty":"EC","x":"{}","y":"{}"}}"#,
+                    b64(x),
+                    b64(y)
+                )
+            }
+            Self::Ed25519(x) => format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{}"}}"#, b64(x)),
+        };
+        b64(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, canonical.as_bytes()).as_ref())
+    }
+}
+
 impl fmt::Debug for JwkSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let keys: Vec<(&str, Option<&str>)> = self
@@ -207,7 +232,7 @@ impl fmt::Debug for JwkSet {
 
 /// The members of a JWK that matter here; others (`x5c`, `key_ops`…) are ignored.
 #[derive(Deserialize)]
-struct RawJwk {
+pub(crate) struct RawJwk {
     kty: Option<Value>,
     kid: Option<Value>,
     alg: Option<Value>,
@@ -218,8 +243,15 @@ struct RawJwk {
     e: Option<Value>,
     x: Option<Value>,
     y: Option<Value>,
+    // Private members (RFC 7518 §6.2.2 and §6.3.2, RFC 8037 §2): their presence alone
+    // refuses the key (an `oct` key is refused by its `kty`).
     d: Option<Value>,
     p: Option<Value>,
+    q: Option<Value>,
+    dp: Option<Value>,
+    dq: Option<Value>,
+    qi: Option<Value>,
+    oth: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -303,8 +335,9 @@ const ASYMMETRIC: [AssertionAlgorithm; 4] = [
 ];
 
 impl PublicJwk {
-    fn parse(index: usize, raw: RawJwk) -> Result<Self, JwksError> {
-        if raw.d.is_some() || raw.p.is_some() {
+    pub(crate) fn parse(index: usize, raw: RawJwk) -> Result<Self, JwksError> {
+        let private = [&raw.d, &raw.p, &raw.q, &raw.dp, &raw.dq, &raw.qi, &raw.oth];
+        if private.iter().any(|m| m.is_some()) {
             return Err(JwksError::PrivateKey { index });
         }
         let string = |value: &Option<Value>, member: &'static str| {
@@ -755,7 +788,10 @@ impl AssertionVerifier {
 
 /// A NumericDate claim (RFC 7519 §2): seconds since the epoch, an integer or a fraction
 /// (rounded down); `None` when absent.
-fn numeric_date(jws: &Jws<'_>, name: &'static str) -> Result<Option<u64>, AssertionRejection> {
+pub(crate) fn numeric_date(
+    jws: &Jws<'_>,
+    name: &'static str,
+) -> Result<Option<u64>, AssertionRejection> {
     match jws.claims.get(name) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(n)) => {
