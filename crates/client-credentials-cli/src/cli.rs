@@ -326,6 +326,37 @@ pub(crate) struct TokenArgs {
     )]
     pub(crate) jwt_alg: Option<JwtAlgArg>,
 
+    /// Present this client certificate (PEM, leaf first) on every connection, for
+    /// tls_client_auth (the default with it and no secret) or self_signed_tls_client_auth,
+    /// and certificate-bound tokens (RFC 8705). The key is --key, or in the same file
+    #[arg(
+        long,
+        env = "CC_CLIENT_CERT_FILE",
+        value_name = "PATH",
+        help_heading = "Mutual TLS"
+    )]
+    pub(crate) cert: Option<PathBuf>,
+
+    /// The private key of --cert (PEM: PKCS#8, PKCS#1 or SEC1)
+    #[arg(
+        long,
+        env = "CC_CLIENT_KEY_FILE",
+        value_name = "PATH",
+        requires = "cert",
+        help_heading = "Mutual TLS"
+    )]
+    pub(crate) key: Option<PathBuf>,
+
+    /// Verify the servers against these CA certificates (PEM) instead of the public roots:
+    /// a private CA
+    #[arg(
+        long,
+        env = "CC_CA_CERT_FILE",
+        value_name = "PATH",
+        help_heading = "Mutual TLS"
+    )]
+    pub(crate) ca_cert: Option<PathBuf>,
+
     /// Ask for a DPoP-bound token (RFC 9449): every token request carries a proof signed with
     /// a key made for this run (ES256), or with --dpop-key. A DPoP token is useless without
     /// the key: --json prints its thumbprint (`dpop_jkt`, the token's `cnf.jkt`)
@@ -493,6 +524,17 @@ pub(crate) enum AuthMethodArg {
     /// client_secret_jwt: a client assertion signed with HS256 by the client secret
     #[value(name = "client-secret-jwt", alias = "client_secret_jwt")]
     ClientSecretJwt,
+    /// tls_client_auth (RFC 8705): the --cert certificate, from a CA the server trusts;
+    /// client_id in the body, no secret
+    #[value(name = "tls-client-auth", alias = "tls_client_auth")]
+    TlsClientAuth,
+    /// self_signed_tls_client_auth (RFC 8705): the --cert certificate, registered with the
+    /// client; client_id in the body, no secret
+    #[value(
+        name = "self-signed-tls-client-auth",
+        alias = "self_signed_tls_client_auth"
+    )]
+    SelfSignedTlsClientAuth,
 }
 
 /// `--jwt-alg`.
@@ -531,7 +573,15 @@ impl AuthMethodArg {
     /// Whether the method needs the client secret (every method but `none` and
     /// `private-key-jwt`).
     pub(crate) fn needs_secret(self) -> bool {
-        !matches!(self, Self::None | Self::PrivateKeyJwt)
+        !matches!(
+            self,
+            Self::None | Self::PrivateKeyJwt | Self::TlsClientAuth | Self::SelfSignedTlsClientAuth
+        )
+    }
+
+    /// Whether the method is mutual TLS, which needs --cert.
+    pub(crate) fn is_mutual_tls(self) -> bool {
+        matches!(self, Self::TlsClientAuth | Self::SelfSignedTlsClientAuth)
     }
 }
 
@@ -544,6 +594,8 @@ impl From<AuthMethodArg> for AuthMethod {
             AuthMethodArg::None => Self::None,
             AuthMethodArg::PrivateKeyJwt => Self::PrivateKeyJwt,
             AuthMethodArg::ClientSecretJwt => Self::ClientSecretJwt,
+            AuthMethodArg::TlsClientAuth => Self::TlsClientAuth,
+            AuthMethodArg::SelfSignedTlsClientAuth => Self::SelfSignedTlsClientAuth,
         }
     }
 }

@@ -118,10 +118,11 @@ fn client(
     ui.redactor
         .set_secret(secret.clone(), common.client_id.as_deref());
     let config = build_config_with(common, secret, endpoint)?;
-    let client = Client::builder(config.clone())
-        .timeout(common.timeout)
-        .build();
-    Ok((client, config))
+    let mut builder = Client::builder(config.clone()).timeout(common.timeout);
+    if let Some(roots) = crate::token::root_certificates(common)? {
+        builder = builder.root_certificates(roots);
+    }
+    Ok((builder.build(), config))
 }
 
 fn ureq_failure(e: client_credentials_ureq::Error) -> Failure {

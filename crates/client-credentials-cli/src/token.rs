@@ -140,10 +140,13 @@ fn fetch(args: &TokenArgs, ui: &mut Ui) -> Result<Fetched, Failure> {
     policy.request_timeout = policy
         .request_timeout
         .max(args.timeout.saturating_add(Duration::from_secs(5)));
-    let client = Client::builder(config.clone())
+    let mut builder = Client::builder(config.clone())
         .timeout(args.timeout)
-        .policy(policy)
-        .build();
+        .policy(policy);
+    if let Some(roots) = root_certificates(args)? {
+        builder = builder.root_certificates(roots);
+    }
+    let client = builder.build();
     let started = Instant::now();
     ui.note(&format!(
         "requesting a token from {} as {}",
@@ -279,6 +282,57 @@ fn assertion_key(args: &TokenArgs) -> Result<client_credentials_core::AssertionK
     Ok(key)
 }
 
+/// The client certificate of `--cert` and `--key`. The errors name the files, never what
+/// they hold.
+fn client_identity(
+    args: &TokenArgs,
+) -> Result<Option<client_credentials_core::ClientIdentity>, Failure> {
+    let Some(cert) = &args.cert else {
+        return Ok(None);
+    };
+    let read = |path: &std::path::Path| {
+        std::fs::read(path)
+            .map(zeroize::Zeroizing::new)
+            .map_err(|e| Failure::Config(format!("cannot read {}: {e}", path.display())))
+    };
+    let certificates = read(cert)?;
+    let key_path = args.key.as_deref().unwrap_or(cert);
+    let key = read(key_path)?;
+    client_credentials_core::ClientIdentity::from_pem(&*certificates, &*key)
+        .map(Some)
+        .map_err(|e| {
+            let file = match e {
+                ConfigError::NoCertificate => cert,
+                _ => key_path,
+            };
+            Failure::Config(format!("{}: {e}", file.display()))
+        })
+}
+
+/// The CA certificates of `--ca-cert`, for the agent the CLI builds.
+pub(crate) fn root_certificates(
+    args: &TokenArgs,
+) -> Result<Option<Vec<client_credentials_ureq::ureq::tls::Certificate<'static>>>, Failure> {
+    let Some(path) = &args.ca_cert else {
+        return Ok(None);
+    };
+    let pem = std::fs::read(path)
+        .map_err(|e| Failure::Config(format!("cannot read {}: {e}", path.display())))?;
+    let roots: Vec<_> = client_credentials_ureq::ureq::tls::parse_pem(&pem)
+        .filter_map(|item| match item {
+            Ok(client_credentials_ureq::ureq::tls::PemItem::Certificate(c)) => Some(c.to_owned()),
+            _ => None,
+        })
+        .collect();
+    if roots.is_empty() {
+        return Err(Failure::Config(format!(
+            "{}: no PEM certificate",
+            path.display()
+        )));
+    }
+    Ok(Some(roots))
+}
+
 /// The DPoP key of `--dpop-key`, or with `--dpop` alone one made for this run. The errors
 /// name the file, never what it holds.
 fn dpop_key(args: &TokenArgs) -> Result<Option<client_credentials_core::dpop::DpopKey>, Failure> {
@@ -334,7 +388,21 @@ pub(crate) fn build_config_with(
     // Without --auth-method the client is a confidential one (Basic, or the assertion
     // method that --private-key or --jwt-alg HS256 names): a forgotten secret is a mistake
     // to report here, not a public-client request for the server to refuse.
-    let method = auth_method(args)?;
+    let mut method = auth_method(args)?;
+    // A certificate and no secret nor other method: the certificate authenticates.
+    if args.cert.is_some() && args.auth_method.is_none() && secret.is_none() {
+        method = match method {
+            AuthMethodArg::Basic => AuthMethodArg::TlsClientAuth,
+            other => other,
+        };
+    }
+    if method.is_mutual_tls() && args.cert.is_none() {
+        return Err(Failure::Config(
+            "mutual TLS (tls_client_auth, self_signed_tls_client_auth) needs --cert PATH \
+             (and --key PATH unless the key is in the same file)"
+                .to_owned(),
+        ));
+    }
     if secret.is_none() && method.needs_secret() {
         let named = args
             .auth_method
@@ -365,6 +433,9 @@ pub(crate) fn build_config_with(
     }
     if let Some(key) = dpop_key(args)? {
         builder = builder.dpop(key);
+    }
+    if let Some(identity) = client_identity(args)? {
+        builder = builder.client_certificate(identity);
     }
     let scopes = non_empty(&args.scopes);
     if !scopes.is_empty() {

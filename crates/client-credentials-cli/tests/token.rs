@@ -925,3 +925,66 @@ fn dpop_binds_the_token_to_a_key_whose_thumbprint_json_prints() {
     assert!(!bad.stderr.contains("[package]"));
     assert_eq!(server.request_count(), sent);
 }
+
+const CERTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/interop/certs/");
+
+/// `--cert` and `--key` select tls_client_auth when no secret is given: the body names the
+/// client and carries no secret, and no `Authorization` goes out (the certificate is
+/// presented on TLS connections; this endpoint is loopback HTTP).
+#[test]
+fn cert_and_key_authenticate_with_mutual_tls_and_no_secret() {
+    let server = TestServer::start(TokenEndpoint::new().public_client(ID));
+    let base = || {
+        Cli::new()
+            .args(["token"])
+            .env("CC_TOKEN_URL", server.url("/token"))
+            .env("CC_CLIENT_ID", ID)
+    };
+    let (cert, key) = (format!("{CERTS}client.pem"), format!("{CERTS}client.key"));
+    let run = base().args(["--cert", &cert, "--key", &key]).output();
+    run.assert_code(0);
+    assert_eq!(run.stdout, "token-1\n");
+    let sent = server.last_request().unwrap();
+    assert!(sent.header("authorization").is_none());
+    assert_eq!(sent.param("client_id").as_deref(), Some(ID));
+    assert!(sent.param("client_secret").is_none());
+    let self_signed = base()
+        .args([
+            "--auth-method",
+            "self-signed-tls-client-auth",
+            "--cert",
+            &format!("{CERTS}self-signed.pem"),
+            "--key",
+            &format!("{CERTS}self-signed.key"),
+        ])
+        .output();
+    self_signed.assert_code(0);
+
+    // Mistakes exit 2 before anything is sent, naming the file, never its contents.
+    let sent = server.request_count();
+    let no_cert = base().args(["--auth-method", "tls-client-auth"]).output();
+    no_cert.assert_code(2).assert_one_line_error();
+    assert!(no_cert.stderr.contains("--cert"), "{}", no_cert.stderr);
+    let not_a_cert = base().args(["--cert", &key, "--key", &key]).output();
+    not_a_cert.assert_code(2).assert_one_line_error();
+    assert!(
+        not_a_cert.stderr.contains("client.key"),
+        "{}",
+        not_a_cert.stderr
+    );
+    assert!(!not_a_cert.stderr.contains("PRIVATE KEY"));
+    let no_key = base().args(["--cert", &cert]).output();
+    no_key.assert_code(2).assert_one_line_error();
+    let bad_ca = base()
+        .args(["--cert", &cert, "--key", &key, "--ca-cert", &key])
+        .output();
+    bad_ca.assert_code(2).assert_one_line_error();
+    assert!(
+        bad_ca.stderr.contains("no PEM certificate"),
+        "{}",
+        bad_ca.stderr
+    );
+    let key_alone = base().args(["--key", &key]).output();
+    key_alone.assert_code(2);
+    assert_eq!(server.request_count(), sent);
+}
