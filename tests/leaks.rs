@@ -933,3 +933,43 @@ fn ureq_proto_dumps_the_wire_at_trace() {
         "so is the token"
     );
 }
+
+/// A client certificate's private key (mutual TLS): never in the identity's `Debug`, the
+/// configuration's, the clients', their logs, or the errors of a bad key file; the token
+/// endpoint refusing the client echoes what it got.
+#[test]
+fn client_certificate_keys_never_show() {
+    capture();
+    let mut case = Case::new("mtls");
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/certs/");
+    let cert = std::fs::read_to_string(format!("{dir}client.pem")).unwrap();
+    let key = std::fs::read_to_string(format!("{dir}client.key")).unwrap();
+    // The key's base64 body, a line at a time (the last, short one by its whole).
+    case.extra.extend(
+        key.lines()
+            .filter(|l| !l.starts_with("-----") && l.len() >= 16)
+            .map(str::to_owned),
+    );
+    let identity = client_credentials::ClientIdentity::from_pem(&cert, &key).unwrap();
+    case.debug(&identity);
+    // A key that is cut short: the error says what is wrong, not what it saw.
+    let mut broken = key.lines().collect::<Vec<_>>();
+    broken.remove(broken.len() - 2);
+    let error = client_credentials::ClientIdentity::from_pem(&cert, broken.join("\n")).unwrap_err();
+    case.debug(&error);
+    case.formatted.push(error.to_string());
+    let server = TestServer::start(Reply::oauth_error(
+        401,
+        "invalid_client",
+        Some("no certificate was presented"),
+    ));
+    let config = Config::builder()
+        .token_url(server.url("/token"))
+        .client_id(&case.id)
+        .client_certificate(identity)
+        .build()
+        .unwrap();
+    case.debug(&config);
+    for_each_adapter!(refused(&mut case, &config));
+    case.assert_clean();
+}
