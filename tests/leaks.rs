@@ -935,8 +935,8 @@ fn ureq_proto_dumps_the_wire_at_trace() {
 }
 
 /// A client certificate's private key (mutual TLS): never in the identity's `Debug`, the
-/// configuration's, the clients', their logs, or the errors of a bad key file; the token
-/// endpoint refusing the client echoes what it got.
+/// configuration's, the clients', their logs, or the errors of a bad key file, through a
+/// refusal of the client by the token endpoint.
 #[test]
 fn client_certificate_keys_never_show() {
     capture();
@@ -944,7 +944,7 @@ fn client_certificate_keys_never_show() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/certs/");
     let cert = std::fs::read_to_string(format!("{dir}client.pem")).unwrap();
     let key = std::fs::read_to_string(format!("{dir}client.key")).unwrap();
-    // The key's base64 body, a line at a time (the last, short one by its whole).
+    // The key's base64 body, a line at a time (lines of 16 characters or more).
     case.extra.extend(
         key.lines()
             .filter(|l| !l.starts_with("-----") && l.len() >= 16)

@@ -234,6 +234,11 @@ pub enum ConfigError {
     /// the method that carries it.
     #[error("a client assertion source is sent with private_key_jwt, not {0}")]
     AssertionSourceMethod(&'static str),
+    /// A request that must carry a DPoP proof has no absolute URI (scheme and host): a proof
+    /// names the whole target URI (RFC 9449 §4.2). Give the request its full URL. The value
+    /// is the URI's path.
+    #[error("a DPoP proof needs the request's absolute URI, not the path {0}")]
+    DpopTarget(String),
     /// The client certificate PEM of a [`ClientIdentity`](crate::ClientIdentity) holds no
     /// certificate (or a `CERTIFICATE` section that is not DER in base64).
     #[error("the client certificate PEM holds no certificate")]

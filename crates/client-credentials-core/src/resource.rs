@@ -55,12 +55,15 @@ pub struct ResourceAuth {
     token: AccessToken,
     needs_proof: bool,
     dpop: Option<HeaderValue>,
+    /// The server nonce the proof carried: what the verdict compares a challenge's with.
+    sent_nonce: Option<String>,
 }
 
 /// The inputs of one DPoP proof that only the cache has
 /// ([`Cache::dpop_ticket`](crate::Cache::dpop_ticket)): taken under the driver's lock, used
 /// after it is released.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct DpopTicket {
     /// When the proof is made (`iat`): the cache's wall clock at the driver's `now`.
     pub at: SystemTime,
@@ -83,6 +86,7 @@ impl ResourceAuth {
             token: token.access_token().clone(),
             needs_proof,
             dpop: None,
+            sent_nonce: None,
         }
     }
 
@@ -95,13 +99,14 @@ impl ResourceAuth {
 
     /// Signs the DPoP proof for a `method` request to `uri` with `config`'s key, with the
     /// ticket's time, `jti` and server nonce, and the token's hash (`ath`). Does nothing when
-    /// no proof is needed. Make one per request sent, a retry included: a proof is refused
-    /// the second time.
+    /// no proof is needed. Make one per request sent, a retry included (a new
+    /// [`ResourceAuth`]): a proof is refused the second time.
     ///
     /// # Errors
-    /// [`ConfigError::InvalidKey`] when the key cannot sign (it signed when it was loaded, so
-    /// this does not happen with a key that loaded). Send nothing then: a DPoP-bound token
-    /// without a proof is refused.
+    /// [`ConfigError::DpopTarget`] when `uri` is not absolute (a proof names the whole
+    /// target URI, RFC 9449 §4.2); [`ConfigError::InvalidKey`] when the key cannot sign (it
+    /// signed when it was loaded, so this does not happen with a key that loaded). Send
+    /// nothing then: a DPoP-bound token without a proof is refused.
     pub fn prove(
         &mut self,
         config: &Config,
@@ -112,6 +117,11 @@ impl ResourceAuth {
         if !self.needs_proof {
             return Ok(());
         }
+        // RFC 9449 §4.2: `htu` is the whole target URI; a path alone names no server.
+        if origin(uri).is_none() {
+            return Err(ConfigError::DpopTarget(uri.path().to_owned()));
+        }
+        self.sent_nonce.clone_from(&ticket.server_nonce);
         #[cfg(feature = "jwt")]
         if let Some(key) = &config.inner().dpop {
             let proof = key.proof(&crate::dpop::ProofInput {
@@ -155,6 +165,18 @@ impl ResourceAuth {
         self.dpop.as_ref()
     }
 
+    /// Whether a DPoP proof went with the token.
+    #[must_use]
+    pub fn has_proof(&self) -> bool {
+        self.dpop.is_some()
+    }
+
+    /// The server nonce that the proof carried, if any.
+    #[must_use]
+    pub fn proof_nonce(&self) -> Option<&str> {
+        self.sent_nonce.as_deref()
+    }
+
     /// The access token the headers carry: what the verdict on the answer needs.
     #[must_use]
     pub fn access_token(&self) -> &AccessToken {
@@ -190,12 +212,16 @@ pub(crate) fn origin(uri: &http::Uri) -> Option<String> {
     })
 }
 
+/// The longest `DPoP-Nonce` the client remembers and echoes (RFC 9449 sets no limit;
+/// servers that encrypt their nonces send a few hundred bytes).
+pub const MAX_DPOP_NONCE_LEN: usize = 4096;
+
 /// A `DPoP-Nonce` value that can be echoed (RFC 9449 §8.1: `1*NQCHAR`, visible ASCII but
-/// `"` and `\`), at most 512 bytes; anything else is ignored.
+/// `"` and `\`), at most [`MAX_DPOP_NONCE_LEN`] bytes; anything else is ignored.
 pub(crate) fn server_nonce(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(DPOP_NONCE)?.to_str().ok()?;
     let ok = !value.is_empty()
-        && value.len() <= 512
+        && value.len() <= MAX_DPOP_NONCE_LEN
         && value
             .bytes()
             .all(|b| (0x21..=0x7e).contains(&b) && b != b'"' && b != b'\\');

@@ -12,7 +12,7 @@ use client_credentials_core::session::{
     Action, Cache, Event, Failure, Policy, ResourceVerdict, WallClock,
 };
 use client_credentials_core::{
-    Token, TokenError, TokenRequest, TransportError, TransportErrorKind,
+    ResourceAuth, Token, TokenError, TokenRequest, TransportError, TransportErrorKind,
 };
 use session_support::{origin, request, request_with_scope, secs};
 
@@ -93,7 +93,7 @@ fn reads_never_create_an_entry() {
             &api(),
             StatusCode::OK,
             &HeaderMap::new(),
-            &"x".into()
+            &auth(&bearer("x"))
         ),
         ResourceVerdict::Done
     );
@@ -269,8 +269,7 @@ fn the_resource_verdict_retries_a_rejected_token_once_and_never_with_it() {
         ),
         (StatusCode::INTERNAL_SERVER_ERROR, HeaderMap::new()),
     ] {
-        let verdict =
-            cache.resource_verdict(start, &key, &api(), status, &headers, used.access_token());
+        let verdict = cache.resource_verdict(start, &key, &api(), status, &headers, &auth(&used));
         assert_eq!(verdict, ResourceVerdict::Done, "{status}");
     }
     assert!(cache.current_token(start, &key).is_some());
@@ -281,7 +280,7 @@ fn the_resource_verdict_retries_a_rejected_token_once_and_never_with_it() {
         &api(),
         StatusCode::UNAUTHORIZED,
         &HeaderMap::new(),
-        used.access_token(),
+        &auth(&used),
     );
     assert_eq!(verdict, ResourceVerdict::RetryWithFreshToken);
     assert!(matches!(
@@ -297,7 +296,7 @@ fn the_resource_verdict_retries_a_rejected_token_once_and_never_with_it() {
         &api(),
         StatusCode::BAD_REQUEST,
         &challenge(r#"Bearer realm="api", error="invalid_token""#),
-        fresh.access_token(),
+        &auth(&fresh),
     );
     assert_eq!(verdict, ResourceVerdict::RetryWithFreshToken);
     // A burst of 401s for an old token after it was replaced: retry (with the new one),
@@ -309,7 +308,7 @@ fn the_resource_verdict_retries_a_rejected_token_once_and_never_with_it() {
         &api(),
         StatusCode::UNAUTHORIZED,
         &HeaderMap::new(),
-        used.access_token(),
+        &auth(&used),
     );
     assert_eq!(verdict, ResourceVerdict::RetryWithFreshToken);
     let Action::Ready(t) = cache.poll(start, &shape) else {
@@ -337,7 +336,7 @@ fn a_grpc_unauthenticated_status_counts_as_a_401() {
             &api(),
             StatusCode::OK,
             &grpc(code),
-            used.access_token(),
+            &auth(&used),
         );
         assert_eq!(verdict, ResourceVerdict::Done, "grpc-status {code}");
     }
@@ -349,7 +348,7 @@ fn a_grpc_unauthenticated_status_counts_as_a_401() {
         &api(),
         StatusCode::OK,
         &grpc("16"),
-        used.access_token(),
+        &auth(&used),
     );
     assert_eq!(verdict, ResourceVerdict::RetryWithFreshToken);
     assert!(
@@ -372,7 +371,7 @@ fn the_resource_verdict_keeps_the_early_rejection_throttle() {
             &api(),
             StatusCode::UNAUTHORIZED,
             &HeaderMap::new(),
-            t.access_token(),
+            &auth(&t),
         ));
     }
     use ResourceVerdict::{Done, RetryWithFreshToken as Retry};
@@ -395,7 +394,7 @@ fn the_store_snapshot_accepts_only_what_the_session_would_take() {
         &api(),
         StatusCode::UNAUTHORIZED,
         &HeaderMap::new(),
-        old.access_token(),
+        &auth(&old),
     );
     let Action::Send { id, .. } = cache.poll(start, &shape) else {
         panic!()
@@ -652,4 +651,18 @@ fn serving_matches_poll_in_every_state() {
 /// The resource server the verdicts are about.
 fn api() -> http::Uri {
     http::Uri::from_static("https://api.example.com/orders")
+}
+
+/// What authorized a request with `token` (a bearer token: no proof).
+fn auth(token: &Token) -> ResourceAuth {
+    ResourceAuth::new(request().config(), token)
+}
+
+/// A bearer token `value`, never issued by the cache.
+fn bearer(value: &str) -> Token {
+    let body = format!(r#"{{"access_token":"{value}","token_type":"Bearer","expires_in":60}}"#);
+    let (_, wall) = origin();
+    request()
+        .parse_response(wall, StatusCode::OK, &HeaderMap::new(), body.as_bytes())
+        .unwrap()
 }

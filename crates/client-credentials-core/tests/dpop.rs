@@ -331,8 +331,8 @@ fn every_fetch_gets_its_own_nonce_retry() {
 /// `use_dpop_nonce` challenge keeps the token and asks for one retry, only for a new nonce.
 #[test]
 fn resource_requests_carry_a_proof_and_the_origins_nonce() {
+    use client_credentials_core::ResourceAuth;
     use client_credentials_core::session::{Cache, Policy, ResourceVerdict, WallClock};
-    use client_credentials_core::{Config, ResourceAuth};
     use http::{HeaderMap, HeaderValue, StatusCode};
     let config = dpop_config(EC);
     let request = config.default_request();
@@ -351,22 +351,25 @@ fn resource_requests_carry_a_proof_and_the_origins_nonce() {
         assert!(auth.needs_proof());
         let ticket = cache.dpop_ticket(now, &api);
         auth.prove(&config, &Method::GET, &api, &ticket).unwrap();
-        assert!(!auth.needs_proof());
+        assert!(!auth.needs_proof() && auth.has_proof());
         let mut headers = HeaderMap::new();
         headers.insert("dpop", HeaderValue::from_static("stale"));
         auth.apply(&mut headers);
         assert_eq!(headers["authorization"], "DPoP bound-token");
         assert!(headers["dpop"].is_sensitive());
         assert!(!format!("{auth:?}").contains("bound-token"));
-        verify(headers["dpop"].to_str().unwrap(), Algorithm::ES256, &public)
+        let claims = verify(headers["dpop"].to_str().unwrap(), Algorithm::ES256, &public);
+        (claims, auth)
     };
-    let first = proof_for(&mut cache);
+    let (first, sent) = proof_for(&mut cache);
     assert_eq!(first["htm"], "GET");
     assert_eq!(first["htu"], "https://api.example.com/orders");
     assert_eq!(first["iat"], AT);
     let ath = URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(b"bound-token"));
     assert_eq!(first["ath"], ath);
     assert!(first.get("nonce").is_none());
+    // A request that left with it, before any answer came.
+    let (_, concurrent) = proof_for(&mut cache);
 
     let challenge = |nonce: &str| {
         let mut headers = HeaderMap::new();
@@ -378,22 +381,27 @@ fn resource_requests_carry_a_proof_and_the_origins_nonce() {
         headers
     };
     let key = request.cache_key();
-    let used = token.access_token();
-    let verdict = |cache: &mut Cache, headers: &HeaderMap| {
+    let verdict = |cache: &mut Cache, headers: &HeaderMap, used: &ResourceAuth| {
         assert!(Cache::needs_verdict(StatusCode::UNAUTHORIZED, headers));
         cache.resource_verdict(now, key, &api, StatusCode::UNAUTHORIZED, headers, used)
     };
     assert_eq!(
-        verdict(&mut cache, &challenge("n-1")),
+        verdict(&mut cache, &challenge("n-1"), &sent),
         ResourceVerdict::RetryWithNewNonce
     );
     assert!(cache.current_token(now, key).is_some(), "the token is kept");
-    let second = proof_for(&mut cache);
+    // The request that left together gets its retry too, although n-1 is known by now.
+    assert_eq!(
+        verdict(&mut cache, &challenge("n-1"), &concurrent),
+        ResourceVerdict::RetryWithNewNonce
+    );
+    let (second, retried) = proof_for(&mut cache);
     assert_eq!(second["nonce"], "n-1");
+    assert_eq!(retried.proof_nonce(), Some("n-1"));
     assert_ne!(second["jti"], first["jti"]);
     // The same nonce again: the proof had it, a retry cannot help.
     assert_eq!(
-        verdict(&mut cache, &challenge("n-1")),
+        verdict(&mut cache, &challenge("n-1"), &retried),
         ResourceVerdict::Done
     );
     // A nonce on a success answer rotates it; another origin has none.
@@ -401,41 +409,42 @@ fn resource_requests_carry_a_proof_and_the_origins_nonce() {
     ok.insert("dpop-nonce", HeaderValue::from_static("n-2"));
     assert!(Cache::needs_verdict(StatusCode::OK, &ok));
     assert_eq!(
-        cache.resource_verdict(now, key, &api, StatusCode::OK, &ok, used),
+        cache.resource_verdict(now, key, &api, StatusCode::OK, &ok, &retried),
         ResourceVerdict::Done
     );
-    assert_eq!(proof_for(&mut cache)["nonce"], "n-2");
+    assert_eq!(proof_for(&mut cache).0["nonce"], "n-2");
     let elsewhere: Uri = "https://other.example.com/x".parse().unwrap();
     assert_eq!(cache.dpop_ticket(now, &elsewhere).server_nonce, None);
     assert!(!Cache::needs_verdict(StatusCode::OK, &HeaderMap::new()));
+    // Nonces up to the bound are remembered; longer ones are not.
+    let mut long = HeaderMap::new();
+    let at_bound = "n".repeat(client_credentials_core::resource::MAX_DPOP_NONCE_LEN);
+    long.insert("dpop-nonce", at_bound.parse().unwrap());
+    assert!(cache.handle_dpop_nonce(&api, &long));
+    long.insert("dpop-nonce", format!("{at_bound}n").parse().unwrap());
+    assert!(!cache.handle_dpop_nonce(&api, &long));
+    // A relative URI names no server: no proof, a typed error.
+    let mut auth = ResourceAuth::new(&config, &token);
+    let ticket = cache.dpop_ticket(now, &api);
+    let relative: Uri = "/orders".parse().unwrap();
+    assert!(matches!(
+        auth.prove(&config, &Method::GET, &relative, &ticket),
+        Err(client_credentials_core::ConfigError::DpopTarget(_))
+    ));
 
-    // A bearer token of the same client carries no proof, and `use_dpop_nonce` for a
-    // client without a key is no reason to retry.
+    // A bearer token of the same client carries no proof, and a `use_dpop_nonce`
+    // challenge to a request without a proof is no reason to retry.
     let bearer_of = |request: &client_credentials_core::TokenRequest| {
         let body = br#"{"access_token":"plain","token_type":"Bearer","expires_in":600}"#;
         request
             .parse_response(wall, StatusCode::OK, &HeaderMap::new(), body)
             .unwrap()
     };
-    assert!(!ResourceAuth::new(&config, &bearer_of(&request)).needs_proof());
-    let no_key = Config::builder()
-        .token_url("https://as.example.com/token")
-        .client_id("c")
-        .client_secret("s")
-        .build()
-        .unwrap();
-    let plain = no_key.default_request();
-    let t = bearer_of(&plain);
-    assert!(cache.adopt(now, &plain, std::sync::Arc::new(t.clone())));
+    let bearer = bearer_of(&request);
+    let plain_auth = ResourceAuth::new(&config, &bearer);
+    assert!(!plain_auth.needs_proof());
     assert_eq!(
-        cache.resource_verdict(
-            now,
-            plain.cache_key(),
-            &api,
-            StatusCode::UNAUTHORIZED,
-            &challenge("n-3"),
-            t.access_token()
-        ),
+        verdict(&mut cache, &challenge("n-3"), &plain_auth),
         ResourceVerdict::Done
     );
 }

@@ -5,7 +5,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use client_credentials_core::{AccessToken, Cache, ResourceAuth, ResourceVerdict, TokenRequest};
+use client_credentials_core::{
+    AccessToken, Cache, ConfigError, ResourceAuth, ResourceVerdict, TokenRequest,
+};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 
 use crate::client::Client;
@@ -40,42 +42,46 @@ impl Shared {
                 ResourceAuth::new(&self.config, &*self.token(request).await?)
             }
         };
-        if let (true, Some((method, uri))) = (auth.needs_proof(), target) {
+        if auth.needs_proof() {
+            // A DPoP-bound token never goes without its proof.
+            let (method, uri) = target.ok_or_else(|| ConfigError::DpopTarget(String::new()))?;
             let ticket = self.lock().dpop_ticket(Instant::now(), uri);
             auth.prove(&self.config, method, uri, &ticket)?;
         }
         Ok(auth)
     }
 
-    /// After the resource server's answer (`status`, `headers`, or the trailers) to a
-    /// request to `target` sent with `used`: the core's verdict says whether to send it
-    /// once more (the token was rejected and dropped, or a DPoP nonce is new). If so, and
-    /// the request can be sent again (`replayable`), returns the headers of that one more,
+    /// After the answer (`status`, `headers`, or the trailers) of `answered_by` to a
+    /// request sent with `used`: the core's verdict says whether to send it once more (the
+    /// token was rejected and dropped, or a DPoP nonce is new). If so, and the request can
+    /// be sent again (`retry_to`, its method and URI), returns the headers of that one more,
     /// and last, try. `None`: hand the answer over as it is (no rejection, or a retry
     /// cannot help, or the request cannot be replayed, or the token endpoint handed out the
     /// very token that was just rejected).
     pub(crate) async fn fresh_header_for_retry(
         self: &Arc<Self>,
         shape: Option<&TokenRequest>,
-        target: Target<'_>,
+        answered_by: Option<&Uri>,
         status: StatusCode,
         headers: &HeaderMap,
-        used: &AccessToken,
-        replayable: bool,
+        used: &ResourceAuth,
+        retry_to: Option<Target<'_>>,
     ) -> Result<Option<ResourceAuth>, Error> {
         if !Cache::needs_verdict(status, headers) {
             return Ok(None);
         }
-        let verdict = self.verdict(shape, target.map(|(_, uri)| uri), status, headers, used);
+        let verdict = self.verdict(shape, answered_by, status, headers, used);
         if verdict == ResourceVerdict::Done {
             return Ok(None);
         }
-        if !replayable {
+        let Some(target) = retry_to else {
             tracing::debug!(?verdict, "the request body cannot be replayed, not retried");
             return Ok(None);
-        }
+        };
         let retry = self.authorization(shape, target).await?;
-        if verdict == ResourceVerdict::RetryWithFreshToken && retry.access_token() == used {
+        if verdict == ResourceVerdict::RetryWithFreshToken
+            && retry.access_token() == used.access_token()
+        {
             tracing::debug!("the resource server rejected the token; no newer token to retry with");
             return Ok(None);
         }
@@ -92,16 +98,24 @@ impl Shared {
         self: &Arc<Self>,
         shape: Option<&TokenRequest>,
         response: &reqwest::Response,
-        used: &AccessToken,
+        used: &ResourceAuth,
         retry: Option<reqwest::Request>,
     ) -> Result<Option<reqwest::Request>, Error> {
+        // The origin that answered (after any redirect the client followed) is the one
+        // whose nonce the answer carries.
+        let answered_by = reqwest_uri(response.url());
         let Some(mut retry) = retry else {
             // Nothing to send again; the verdict still drops a rejected token and
             // remembers a nonce.
             if Cache::needs_verdict(response.status(), response.headers()) {
-                let uri = reqwest_uri(response.url());
                 let status = response.status();
-                let _ = self.verdict(shape, uri.as_ref(), status, response.headers(), used);
+                let _ = self.verdict(
+                    shape,
+                    answered_by.as_ref(),
+                    status,
+                    response.headers(),
+                    used,
+                );
             }
             return Ok(None);
         };
@@ -110,11 +124,11 @@ impl Shared {
         let auth = self
             .fresh_header_for_retry(
                 shape,
-                target,
+                answered_by.as_ref(),
                 response.status(),
                 response.headers(),
                 used,
-                true,
+                Some(target),
             )
             .await?;
         Ok(auth.map(|auth| {
@@ -131,7 +145,7 @@ impl Shared {
         uri: Option<&Uri>,
         status: StatusCode,
         headers: &HeaderMap,
-        used: &AccessToken,
+        used: &ResourceAuth,
     ) -> ResourceVerdict {
         let key = shape.unwrap_or(&self.default_request).cache_key();
         let now = Instant::now();
@@ -165,6 +179,9 @@ impl Client {
     /// shape, replacing any previous value. The header value is marked sensitive. Returns the
     /// access token, to pass to [`Client::invalidate`] if the resource server rejects it.
     /// The token is lent ([`Client::with_token`]), so that this scales across cores.
+    /// With a DPoP-bound token the request also gets its `DPoP` proof, for this method and
+    /// URI only; a `401` with `WWW-Authenticate: DPoP error="use_dpop_nonce"` is not a
+    /// rejection of the token (do not invalidate it): `send_authorized` answers it for you.
     ///
     /// # Errors
     /// As [`Client::token`].
@@ -254,7 +271,7 @@ impl Client {
         auth.apply(request.headers_mut());
         let response = execute(&http, request).await?;
         match shared
-            .retry_with_fresh_token(None, &response, auth.access_token(), retry)
+            .retry_with_fresh_token(None, &response, &auth, retry)
             .await?
         {
             // The answer to the retry is the caller's, as it is: a fresh token that is rejected
@@ -263,7 +280,7 @@ impl Client {
             Some(retry) => {
                 drop(response);
                 let response = execute(&http, retry).await?;
-                shared.note_dpop_nonce(uri.as_ref(), response.headers());
+                shared.note_dpop_nonce(reqwest_uri(response.url()).as_ref(), response.headers());
                 Ok(response)
             }
             None => Ok(response),

@@ -12,7 +12,7 @@ use crate::credentials::{Credentials, Source};
 use crate::error::Error;
 
 /// A [`reqwest_middleware::Middleware`] that sends every request with
-/// `Authorization: Bearer <token>` from a [`Client`], or with a
+/// `Authorization: Bearer <token>` (or `DPoP <token>` and a proof) from a [`Client`], or with a
 /// [`StaticCredential`](crate::StaticCredential)'s header (a fixed bearer token or API key, set as it is on every
 /// request, replacing any value; no retry, a 401 is returned as it is; a key outside
 /// `Authorization` wants a reqwest client built with `redirect::Policy::none()`, since
@@ -33,6 +33,12 @@ use crate::error::Error;
 ///   resource servers that keep rejecting fresh tokens.
 /// - If fetching the fresh token fails, that error is returned (as a middleware error)
 ///   rather than the 401.
+/// - With a DPoP key and a DPoP-bound token, every request goes as `Authorization: DPoP
+///   <token>` with its own proof (RFC 9449 §7); a `use_dpop_nonce` challenge with a nonce
+///   the proof did not carry is retried once, with the same token and a new proof, and the
+///   nonce is remembered for the origin that answered. Build the reqwest client with
+///   `redirect::Policy::none()`: reqwest carries the `DPoP` header across redirects, and a
+///   proof names one URI.
 ///
 /// A resource server that rejects every token thus costs at most one token request and one
 /// retry per request, and after three early rejections in a row the cache backs off
@@ -135,14 +141,14 @@ impl Middleware for AuthMiddleware {
         auth.apply(request.headers_mut());
         let response = next.clone().run(request, extensions).await?;
         let retry = shared
-            .retry_with_fresh_token(shape, &response, auth.access_token(), retry)
+            .retry_with_fresh_token(shape, &response, &auth, retry)
             .await
             .map_err(reqwest_middleware::Error::middleware)?;
         match retry {
             Some(retry) => {
                 drop(response);
                 let response = next.run(retry, extensions).await?;
-                shared.note_dpop_nonce(uri.as_ref(), response.headers());
+                shared.note_dpop_nonce(reqwest_uri(response.url()).as_ref(), response.headers());
                 Ok(response)
             }
             None => Ok(response),

@@ -63,7 +63,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker, ready};
 
 use bytes::Bytes;
-use client_credentials_core::{AccessToken, Cache, TokenParams, TokenRequest};
+use client_credentials_core::{Cache, ResourceAuth, TokenParams, TokenRequest};
 use http::header::CONTENT_TYPE;
 use http::{HeaderMap, Request, Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
@@ -251,11 +251,11 @@ where
     let fresh = shared
         .fresh_header_for_retry(
             shape,
-            target,
+            Some(&uri),
             response.status(),
             response.headers(),
-            auth.access_token(),
-            retry.is_some(),
+            &auth,
+            retry.is_some().then_some(target),
         )
         .await?;
     let (response, used) = match (fresh, retry) {
@@ -267,13 +267,14 @@ where
                 .map_err(Into::into)?;
             let response = inner.call(retry).await.map_err(Into::into)?;
             shared.note_dpop_nonce(Some(&uri), response.headers());
-            (response, fresh.into_access_token())
+            (response, fresh)
         }
-        _ => (response, auth.into_access_token()),
+        _ => (response, auth),
     };
     let watch = is_grpc(response.headers()).then(|| TrailerWatch {
         client: client.clone(),
         shape: shape.cloned(),
+        uri,
         used,
     });
     Ok(response.map(|body| ResponseBody::new(body, watch)))
@@ -290,19 +291,20 @@ fn is_grpc(headers: &HeaderMap) -> bool {
 struct TrailerWatch {
     client: Client,
     shape: Option<TokenRequest>,
-    used: AccessToken,
+    uri: http::Uri,
+    used: ResourceAuth,
 }
 
 impl TrailerWatch {
     /// The core's verdict on the trailers, as if they were the headers of an answer with
     /// status 200: a token that was rejected is dropped (nothing is retried).
     fn trailers(self, trailers: &HeaderMap) {
-        if !Cache::rejects_token(StatusCode::OK, trailers) {
+        if !Cache::needs_verdict(StatusCode::OK, trailers) {
             return;
         }
         let _ = self.client.shared.verdict(
             self.shape.as_ref(),
-            None,
+            Some(&self.uri),
             StatusCode::OK,
             trailers,
             &self.used,

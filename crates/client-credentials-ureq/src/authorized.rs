@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use client_credentials_core::{
-    AccessToken, Cache, ResourceAuth, ResourceVerdict, StaticCredential,
+    AccessToken, Cache, ConfigError, ResourceAuth, ResourceVerdict, StaticCredential,
 };
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 
@@ -66,6 +66,9 @@ impl Client {
     /// access token, to pass to [`Client::invalidate`] if the resource server rejects it
     /// ([`Client::send_authorized`] does that for you). The token is lent
     /// ([`Client::with_token`]), so that this scales across cores.
+    /// With a DPoP-bound token the request also gets its `DPoP` proof, for this method and
+    /// URI only; a `401` with `WWW-Authenticate: DPoP error="use_dpop_nonce"` is not a
+    /// rejection of the token (do not invalidate it): `send_authorized` answers it for you.
     ///
     /// ```no_run
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -187,7 +190,7 @@ impl Client {
         let uri = parts.uri.clone();
         let replay = body.replay().map(|body| (parts.clone(), body));
         let response = send(agent, parts, body, &auth)?;
-        let verdict = self.verdict(&uri, &response, auth.access_token());
+        let verdict = self.verdict(&uri, &response, &auth);
         let Some((parts, body)) = replay.filter(|_| verdict != ResourceVerdict::Done) else {
             return Ok(response);
         };
@@ -227,7 +230,9 @@ impl Client {
     fn resource_auth(&self, target: Option<(&Method, &Uri)>) -> Result<ResourceAuth, Error> {
         let config = &self.shared.config;
         let mut auth = self.with_token(|token| ResourceAuth::new(config, token))?;
-        if let (true, Some((method, uri))) = (auth.needs_proof(), target) {
+        if auth.needs_proof() {
+            // A DPoP-bound token never goes without its proof.
+            let (method, uri) = target.ok_or_else(|| ConfigError::DpopTarget(String::new()))?;
             let ticket = self
                 .shared
                 .input(|cache, now| (cache.dpop_ticket(now, uri), false));
@@ -242,7 +247,7 @@ impl Client {
         &self,
         uri: &Uri,
         response: &http::Response<ureq::Body>,
-        used: &AccessToken,
+        used: &ResourceAuth,
     ) -> ResourceVerdict {
         if !Cache::needs_verdict(response.status(), response.headers()) {
             return ResourceVerdict::Done;

@@ -799,10 +799,10 @@ impl Cache {
     ///
     /// - a `DPoP-Nonce` in the answer is remembered for `uri`'s origin
     ///   ([`Cache::handle_dpop_nonce`]); if the challenge says `error="use_dpop_nonce"`
-    ///   (RFC 9449 §9) and the client proves its requests ([`crate::ConfigBuilder::dpop`]),
-    ///   the answer is [`ResourceVerdict::RetryWithNewNonce`] when the nonce is new, and
-    ///   [`ResourceVerdict::Done`] when it is not (the proof had it already); the token is
-    ///   kept either way;
+    ///   (RFC 9449 §9) and the request carried a proof, the answer is
+    ///   [`ResourceVerdict::RetryWithNewNonce`] when the challenge's nonce is not the one the
+    ///   proof carried, and [`ResourceVerdict::Done`] when it is (a retry could only be
+    ///   refused again); the token is kept either way;
     /// - a `401`, a gRPC `UNAUTHENTICATED` status (`grpc-status: 16`, in the headers of a
     ///   trailers-only answer, or in the trailers, which a driver passes as `headers` with
     ///   the answer's status), or any answer whose `WWW-Authenticate` challenge says
@@ -824,16 +824,16 @@ impl Cache {
         uri: &http::Uri,
         status: StatusCode,
         headers: &HeaderMap,
-        used: &AccessToken,
+        used: &crate::resource::ResourceAuth,
     ) -> ResourceVerdict {
-        let new_nonce = self.handle_dpop_nonce(uri, headers);
+        self.handle_dpop_nonce(uri, headers);
         let code = super::challenge::error_code(headers);
         if code.as_deref() == Some("use_dpop_nonce") {
-            let proves = self
-                .entries
-                .get(key)
-                .is_some_and(|e| e.session.request().config().has_dpop());
-            return if proves && new_nonce {
+            // Judged against the nonce this proof carried, not the latest one remembered:
+            // requests that left together all get their retry.
+            let offered = crate::resource::server_nonce(headers);
+            let new = offered.is_some_and(|n| used.proof_nonce() != Some(n));
+            return if used.has_proof() && new {
                 ResourceVerdict::RetryWithNewNonce
             } else {
                 ResourceVerdict::Done
@@ -842,6 +842,7 @@ impl Cache {
         if !Self::rejects(status, headers, code.as_deref()) {
             return ResourceVerdict::Done;
         }
+        let used = used.access_token();
         self.invalidate(now, used);
         match self.entries.get(key) {
             Some(entry) if entry.session.backing_off_without_token(now) => ResourceVerdict::Done,
@@ -1084,10 +1085,13 @@ impl Cache {
         };
         #[cfg(feature = "metrics")]
         let before = (entry.session.sent_at(id), entry.session.served_expiry(now));
+        let nonce_before = entry.session.dpop_nonce().map(str::to_owned);
         let outcome = input(&mut entry.session);
         entry.sync(now);
-        // The token endpoint's nonce serves every request shape of that server.
+        // A nonce that the token endpoint has just given serves every request shape of that
+        // server (and never overwrites a newer one with an old one).
         if let Some(nonce) = entry.session.dpop_nonce()
+            && nonce_before.as_deref() != Some(nonce)
             && let Some(origin) =
                 crate::resource::origin(entry.session.request().config().token_url())
         {
