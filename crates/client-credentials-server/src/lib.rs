@@ -47,7 +47,7 @@
 //! | `/jwks.json` | The signing key, when tokens are JWTs ([`TokenFormat::Jwt`]). |
 //! | `/introspect` | RFC 7662 introspection of the tokens it issued (any registered client may ask). |
 //! | `/revoke` | RFC 7009 revocation of a client's own tokens. |
-//! | `/resource` | A protected demo resource: 200 with the token's client and scopes for a valid bearer token, or a DPoP-bound token with its proof (`Authorization: DPoP`), 401 with `WWW-Authenticate: Bearer …` or `DPoP …` otherwise. |
+//! | `/resource` | A protected demo resource: 200 with the token's client and scopes for a valid bearer token, or a DPoP-bound token with its proof (`Authorization: DPoP`), or a certificate-bound token over its certificate ([Mutual TLS](#mutual-tls)), 401 with `WWW-Authenticate: Bearer …` or `DPoP …` otherwise. |
 //!
 //! Access tokens are opaque (43 random URL-safe characters) by default, or RFC 9068 JWTs
 //! ([`EmbeddedServerBuilder::jwt_access_tokens`]) signed with a key made at start: a 2048-bit
@@ -130,6 +130,37 @@
 //! proof, with another key or with a replayed proof (401 `WWW-Authenticate: DPoP …`);
 //! [`EmbeddedServerBuilder::dpop_resource_nonce`] makes it demand the nonce too, and
 //! [`Counts::resource_nonce_challenges`] counts those answers.
+//!
+//! # Mutual TLS
+//!
+//! [`EmbeddedServerBuilder::tls`] serves HTTPS (the URLs say `https://127.0.0.1:<port>`)
+//! and asks each client for a certificate without requiring one (RFC 8705). Clients
+//! registered with [`RegisteredClient::tls_client_auth`] (a subject, the chain verified
+//! against [`EmbeddedServerBuilder::client_ca`]) or
+//! [`RegisteredClient::self_signed_tls_client_auth`] (a thumbprint) send only their
+//! `client_id`; a missing or wrong certificate is `401 invalid_client`. A token issued on a
+//! connection that presented a certificate carries `cnf.x5t#S256` (in a JWT and in the
+//! introspection answer; `token_type` stays `Bearer`), and the demo resource refuses it
+//! (`401 invalid_token`) over a connection without that certificate. The metadata then
+//! lists the two methods, `tls_client_certificate_bound_access_tokens` and
+//! `mtls_endpoint_aliases`.
+//!
+//! ```
+//! use client_credentials::embedded::{EmbeddedServer, RegisteredClient};
+//!
+//! # let (cert, key, ca) = (
+//! #     include_str!("../../../tests/interop/certs/server.pem"),
+//! #     include_str!("../../../tests/interop/certs/server.key"),
+//! #     include_str!("../../../tests/interop/certs/ca.pem"),
+//! # );
+//! let server = EmbeddedServer::builder()
+//!     .tls(cert, key) // for IP:127.0.0.1
+//!     .client_ca(ca)
+//!     .registered_client(RegisteredClient::tls_client_auth("svc", "CN=mtls-client"))
+//!     .start()?;
+//! assert!(server.token_url().starts_with("https://127.0.0.1:"));
+//! # Ok::<_, client_credentials_server::StartError>(())
+//! ```
 //!
 //! # Tests and faults
 //!

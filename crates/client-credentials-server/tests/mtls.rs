@@ -151,6 +151,22 @@ fn tls_client_auth_gets_a_certificate_bound_token() {
     assert_eq!(resource(&other, &server, &token), 401);
     let none = self::client(&server, "introspector", None);
     assert_eq!(resource(&none, &server, &token), 401);
+
+    // Introspection and revocation authenticate the client by its certificate too.
+    let asked = |c: &client_credentials_ureq::Client, url: String| {
+        status(
+            c.agent()
+                .post(url)
+                .content_type("application/x-www-form-urlencoded")
+                .send(format!("client_id=ca-issued&token={token}")),
+        )
+    };
+    assert_eq!(asked(&other, server.introspection_url()), 401);
+    assert_eq!(asked(&client, server.introspection_url()), 200);
+    assert_eq!(asked(&other, server.revocation_url()), 401);
+    assert_eq!(introspect(&server, &token)["active"], true);
+    assert_eq!(asked(&client, server.revocation_url()), 200);
+    assert_eq!(introspect(&server, &token)["active"], false);
 }
 
 #[test]

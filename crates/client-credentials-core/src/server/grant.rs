@@ -644,13 +644,14 @@ impl TokenEndpoint {
                 realm,
             ));
         }
-        match self.tls_method(client) {
-            Some(method) if client.allows_auth_method(method) => Ok(()),
-            _ => Err(EndpointError::invalid_client(
-                Rejection::AuthMethodNotAllowedForClient(credentials.method()),
+        let method = self.tls_method(client).unwrap_or(credentials.method());
+        if !client.allows_auth_method(method) {
+            return Err(EndpointError::invalid_client(
+                Rejection::AuthMethodNotAllowedForClient(method),
                 realm,
-            )),
+            ));
         }
+        Ok(())
     }
 
     /// The realm of the Basic challenge owed with an `invalid_client` answer: always when the
