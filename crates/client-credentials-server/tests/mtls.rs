@@ -279,3 +279,60 @@ fn bad_pem_is_a_typed_start_error() {
     let builder = EmbeddedServer::builder().tls(SERVER, SERVER_KEY);
     assert!(!format!("{builder:?}").contains("PRIVATE KEY"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reqwest_gets_a_certificate_bound_token() {
+    use client_credentials_reqwest::reqwest;
+    let server = server();
+    let identity = ClientIdentity::from_pem(CLIENT, CLIENT_KEY).unwrap();
+    let config = Config::builder()
+        .token_url(server.token_url())
+        .client_id("ca-issued")
+        .client_certificate(identity.clone())
+        .build()
+        .unwrap();
+    let root = reqwest::Certificate::from_pem(CA.as_bytes()).unwrap();
+    let client = client_credentials_reqwest::Client::builder(config)
+        .timeout(Duration::from_secs(10))
+        .http_client_builder(reqwest::Client::builder().tls_certs_only([root]))
+        .build()
+        .unwrap();
+    let token = client.token().await.unwrap();
+    let token = token.access_token().expose_secret().to_owned();
+    let introspection = tokio::task::spawn_blocking({
+        let token = token.clone();
+        let server_url = (server.introspection_url(), server.token_url());
+        move || {
+            let introspector = client_credentials_ureq::Client::builder(
+                Config::builder()
+                    .token_url(server_url.1)
+                    .client_id("introspector")
+                    .client_secret("pw")
+                    .build()
+                    .unwrap(),
+            )
+            .root_certificates([ca()])
+            .build();
+            let mut response = introspector
+                .agent()
+                .post(server_url.0)
+                .content_type("application/x-www-form-urlencoded")
+                .send(format!(
+                    "client_id=introspector&client_secret=pw&token={token}"
+                ))
+                .unwrap();
+            serde_json::from_str::<Value>(&response.body_mut().read_to_string().unwrap()).unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(introspection["cnf"]["x5t#S256"], identity.x5t_s256());
+    let answer = client
+        .http_client()
+        .get(server.resource_url())
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+}
