@@ -336,3 +336,19 @@ async fn reqwest_gets_a_certificate_bound_token() {
         .unwrap();
     assert_eq!(answer.status(), 200);
 }
+
+#[test]
+fn stops_promptly_with_a_silent_connection_open() {
+    let server = server();
+    // Connected, but never starts the TLS handshake.
+    let silent = std::net::TcpStream::connect(server.addr()).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    let started = std::time::Instant::now();
+    drop(server);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(silent);
+}
