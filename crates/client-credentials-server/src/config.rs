@@ -83,9 +83,15 @@ struct FileClient {
 fn methods(names: &[String]) -> Result<Vec<ClientAuthMethod>, ConfigFileError> {
     names
         .iter()
-        .map(|n| {
-            ClientAuthMethod::from_name(n)
-                .ok_or_else(|| ConfigFileError::Invalid(format!("unknown auth method {n:?}")))
+        .map(|n| match ClientAuthMethod::from_name(n) {
+            // The file cannot set up TLS (certificates, keys): those are the builder's.
+            Some(m) if m.is_tls() => Err(ConfigFileError::Invalid(format!(
+                "auth method {n:?} needs TLS, which only EmbeddedServerBuilder::tls sets up"
+            ))),
+            Some(m) => Ok(m),
+            None => Err(ConfigFileError::Invalid(format!(
+                "unknown auth method {n:?}"
+            ))),
         })
         .collect()
 }

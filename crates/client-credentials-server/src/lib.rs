@@ -47,7 +47,7 @@
 //! | `/jwks.json` | The signing key, when tokens are JWTs ([`TokenFormat::Jwt`]). |
 //! | `/introspect` | RFC 7662 introspection of the tokens it issued (any registered client may ask). |
 //! | `/revoke` | RFC 7009 revocation of a client's own tokens. |
-//! | `/resource` | A protected demo resource: 200 with the token's client and scopes for a valid bearer token, or a DPoP-bound token with its proof (`Authorization: DPoP`), 401 with `WWW-Authenticate: Bearer …` or `DPoP …` otherwise. |
+//! | `/resource` | A protected demo resource: 200 with the token's client and scopes for a valid bearer token, or a DPoP-bound token with its proof (`Authorization: DPoP`), or a certificate-bound token over its certificate ([Mutual TLS](#mutual-tls)), 401 with `WWW-Authenticate: Bearer …` or `DPoP …` otherwise. |
 //!
 //! Access tokens are opaque (43 random URL-safe characters) by default, or RFC 9068 JWTs
 //! ([`EmbeddedServerBuilder::jwt_access_tokens`]) signed with a key made at start: a 2048-bit
@@ -131,6 +131,37 @@
 //! [`EmbeddedServerBuilder::dpop_resource_nonce`] makes it demand the nonce too, and
 //! [`Counts::resource_nonce_challenges`] counts those answers.
 //!
+//! # Mutual TLS
+//!
+//! [`EmbeddedServerBuilder::tls`] serves HTTPS (the URLs say `https://127.0.0.1:<port>`)
+//! and asks each client for a certificate without requiring one (RFC 8705). Clients
+//! registered with [`RegisteredClient::tls_client_auth`] (a subject, the chain verified
+//! against [`EmbeddedServerBuilder::client_ca`]) or
+//! [`RegisteredClient::self_signed_tls_client_auth`] (a thumbprint) send only their
+//! `client_id`; a missing or wrong certificate is `401 invalid_client`. A token issued on a
+//! connection that presented a certificate carries `cnf.x5t#S256` (in a JWT and in the
+//! introspection answer; `token_type` stays `Bearer`), and the demo resource refuses it
+//! (`401 invalid_token`) over a connection without that certificate. The metadata then
+//! lists the two methods, `tls_client_certificate_bound_access_tokens` and
+//! `mtls_endpoint_aliases`.
+//!
+//! ```
+//! use client_credentials::embedded::{EmbeddedServer, RegisteredClient};
+//!
+//! # let (cert, key, ca) = (
+//! #     include_str!("../../../tests/interop/certs/server.pem"),
+//! #     include_str!("../../../tests/interop/certs/server.key"),
+//! #     include_str!("../../../tests/interop/certs/ca.pem"),
+//! # );
+//! let server = EmbeddedServer::builder()
+//!     .tls(cert, key) // for IP:127.0.0.1
+//!     .client_ca(ca)
+//!     .registered_client(RegisteredClient::tls_client_auth("svc", "CN=mtls-client"))
+//!     .start()?;
+//! assert!(server.token_url().starts_with("https://127.0.0.1:"));
+//! # Ok::<_, client_credentials_server::StartError>(())
+//! ```
+//!
 //! # Tests and faults
 //!
 //! [`EmbeddedServer::requests`] and [`EmbeddedServer::counts`] tell how many requests each
@@ -155,6 +186,7 @@ mod config;
 mod fault;
 mod jwt;
 mod routes;
+mod tls;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -177,6 +209,7 @@ pub use client_credentials_core::server::{ClientAuthMethod, RegisteredClient};
 pub use config::ConfigFileError;
 pub use fault::{Counts, Fault, Route};
 pub use jwt::JwtAlgorithm;
+pub use tls::TlsError;
 
 use crate::fault::{Counters, Faults};
 use crate::jwt::JwtSigner;
@@ -233,6 +266,10 @@ pub enum StartError {
     /// The JWT signing key could not be made (a failure inside the cryptographic library).
     #[error("cannot make the JWT signing key")]
     SigningKey,
+    /// The TLS certificate, key or client CA was refused
+    /// ([`EmbeddedServerBuilder::tls`], [`EmbeddedServerBuilder::client_ca`]).
+    #[error("invalid TLS configuration: {0}")]
+    Tls(#[from] TlsError),
 }
 
 /// A registered client as [`EmbeddedServer::clients`] and [`EmbeddedServerBuilder::clients`]
@@ -256,6 +293,7 @@ impl ClientSummary {
             scopes: client.allowed_scopes().to_vec(),
             auth_methods: ClientAuthMethod::ALL
                 .into_iter()
+                .chain(ClientAuthMethod::TLS)
                 .filter(|m| {
                     endpoint_methods.contains(m)
                         && client.allows_auth_method(*m)
@@ -266,10 +304,14 @@ impl ClientSummary {
     }
 }
 
-/// Whether `client` has what `method` needs: a secret (a long enough one for HS256), or
-/// registered keys for `private_key_jwt`.
+/// Whether `client` has what `method` needs: a secret (a long enough one for HS256),
+/// registered keys for `private_key_jwt`, a subject or a thumbprint for the TLS methods.
 fn has_credential(client: &RegisteredClient, method: ClientAuthMethod) -> bool {
     match method {
+        ClientAuthMethod::TlsClientAuth => client.tls_client_auth_subject_dn().is_some(),
+        ClientAuthMethod::SelfSignedTlsClientAuth => {
+            client.tls_client_certificate_x5t_s256().is_some()
+        }
         ClientAuthMethod::PrivateKeyJwt => client.assertion_keys().is_some(),
         ClientAuthMethod::ClientSecretJwt => client
             .assertion_secret()
@@ -290,6 +332,10 @@ pub struct EmbeddedServerBuilder {
     /// The endpoint's methods, kept for [`EmbeddedServerBuilder::clients`] (the endpoint
     /// builder does not tell).
     auth_methods: Vec<ClientAuthMethod>,
+    /// Whether [`EmbeddedServerBuilder::auth_methods`] chose them (else TLS adds its two).
+    auth_methods_chosen: bool,
+    tls: Option<tls::TlsPem>,
+    client_ca: Option<Vec<u8>>,
     resource_scope: Option<String>,
     token_path: String,
     dpop_require_nonce: bool,
@@ -306,6 +352,9 @@ impl Default for EmbeddedServerBuilder {
             format: TokenFormat::Opaque,
             algorithm: JwtAlgorithm::default(),
             auth_methods: ClientAuthMethod::ALL.to_vec(),
+            auth_methods_chosen: false,
+            tls: None,
+            client_ca: None,
             resource_scope: None,
             token_path: "/token".to_owned(),
             dpop_require_nonce: false,
@@ -399,9 +448,11 @@ impl EmbeddedServerBuilder {
     }
 
     /// The accepted client authentication methods (default all four: `client_secret_basic`,
-    /// `client_secret_post`, `private_key_jwt` and `client_secret_jwt`).
+    /// `client_secret_post`, `private_key_jwt` and `client_secret_jwt`, and with
+    /// [`tls`](Self::tls) also `tls_client_auth` and `self_signed_tls_client_auth`).
     #[must_use]
     pub fn auth_methods(mut self, methods: impl IntoIterator<Item = ClientAuthMethod>) -> Self {
+        self.auth_methods_chosen = true;
         self.auth_methods = methods.into_iter().collect();
         self.endpoint = self
             .endpoint
@@ -452,13 +503,53 @@ impl EmbeddedServerBuilder {
         self
     }
 
+    /// Serves HTTPS instead of HTTP, with this certificate chain (PEM, leaf first) and its
+    /// private key (PEM: PKCS#8, PKCS#1 or SEC1): the URLs then start with
+    /// `https://127.0.0.1:<port>`, so the certificate should name `IP:127.0.0.1`. The
+    /// server asks every client for a certificate and requires none: clients with secrets
+    /// work as before, and clients registered with
+    /// [`RegisteredClient::tls_client_auth`] (chain verified against
+    /// [`client_ca`](Self::client_ca)) or [`RegisteredClient::self_signed_tls_client_auth`]
+    /// authenticate with theirs (RFC 8705 §2). A token issued on a connection that
+    /// presented a certificate is bound to it (`cnf.x5t#S256`, RFC 8705 §3), and the demo
+    /// resource takes it only over a connection that presents the same certificate.
+    ///
+    /// The PEM is checked by [`start`](Self::start) ([`StartError::Tls`]); the key never
+    /// appears in `Debug` output or errors.
+    #[must_use]
+    pub fn tls(mut self, cert_chain_pem: impl AsRef<[u8]>, key_pem: impl AsRef<[u8]>) -> Self {
+        self.tls = Some(tls::TlsPem {
+            chain: cert_chain_pem.as_ref().to_vec(),
+            key: key_pem.as_ref().to_vec(),
+        });
+        self
+    }
+
+    /// The CA certificates (PEM) that issue the certificates of `tls_client_auth` clients
+    /// (default none: only `self_signed_tls_client_auth` clients can authenticate with a
+    /// certificate). Only matters with [`tls`](Self::tls).
+    #[must_use]
+    pub fn client_ca(mut self, ca_pem: impl AsRef<[u8]>) -> Self {
+        self.client_ca = Some(ca_pem.as_ref().to_vec());
+        self
+    }
+
+    /// The methods the endpoint will accept.
+    fn effective_auth_methods(&self) -> Vec<ClientAuthMethod> {
+        let mut methods = self.auth_methods.clone();
+        if self.tls.is_some() && !self.auth_methods_chosen {
+            methods.extend(ClientAuthMethod::TLS);
+        }
+        methods
+    }
+
     /// The clients registered so far, in registration order (a client registered again
     /// moves to the end), without their secrets.
     #[must_use]
     pub fn clients(&self) -> Vec<ClientSummary> {
         self.clients
             .iter()
-            .map(|c| ClientSummary::new(c, &self.auth_methods))
+            .map(|c| ClientSummary::new(c, &self.effective_auth_methods()))
             .collect()
     }
 
@@ -498,7 +589,15 @@ impl EmbeddedServerBuilder {
             return Err(StartError::TokenPath(self.token_path));
         }
         let scopes = self.scopes();
-        let mut endpoint = self.endpoint.token_path(self.token_path);
+        let tls = match &self.tls {
+            Some(pem) => Some(tls::Tls::new(pem, self.client_ca.as_deref())?),
+            None => None,
+        };
+        let methods = self.effective_auth_methods();
+        let mut endpoint = self
+            .endpoint
+            .auth_methods(methods)
+            .token_path(self.token_path);
         for (name, description) in scopes {
             endpoint = endpoint.scope(name, description);
         }
@@ -529,6 +628,7 @@ impl EmbeddedServerBuilder {
             dpop_nonce,
             dpop_require_nonce: self.dpop_require_nonce,
             dpop_resource_nonce: self.dpop_resource_nonce,
+            tls,
         })
     }
 
@@ -554,16 +654,21 @@ impl EmbeddedServerBuilder {
             .enable_all()
             .build()
             .map_err(StartError::Runtime)?;
-        let shared = prepared.shared(addr);
+        let (shared, acceptor) = prepared.shared(addr);
         let router = routes::router(Arc::clone(&shared));
         let (stop, stopped) = watch::channel(false);
         let thread = std::thread::Builder::new()
             .name(format!("embedded-oauth-{}", addr.port()))
             .spawn(move || {
                 runtime.block_on(async move {
-                    match tokio::net::TcpListener::from_std(listener) {
-                        Ok(listener) => serve(listener, router, stopped).await,
-                        Err(e) => tracing::error!(error = %e, "embedded server cannot listen"),
+                    match (tokio::net::TcpListener::from_std(listener), acceptor) {
+                        (Ok(listener), None) => serve(listener, router, stopped).await,
+                        (Ok(listener), Some(acceptor)) => {
+                            tls::serve_tls(listener, router, acceptor, stopped).await;
+                        }
+                        (Err(e), _) => {
+                            tracing::error!(error = %e, "embedded server cannot listen");
+                        }
                     }
                 });
             })
@@ -594,10 +699,15 @@ impl EmbeddedServerBuilder {
         let addr = listener
             .local_addr()
             .map_err(|source| StartError::Bind { port, source })?;
-        let shared = prepared.shared(addr);
+        let (shared, acceptor) = prepared.shared(addr);
         let router = routes::router(Arc::clone(&shared));
         let (stop, stopped) = watch::channel(false);
-        tokio::spawn(serve(listener, router, stopped));
+        match acceptor {
+            None => drop(tokio::spawn(serve(listener, router, stopped))),
+            Some(acceptor) => drop(tokio::spawn(tls::serve_tls(
+                listener, router, acceptor, stopped,
+            ))),
+        }
         tracing::debug!(%addr, "embedded authorization server started");
         Ok(EmbeddedServer {
             shared,
@@ -618,13 +728,20 @@ struct Prepared {
     dpop_nonce: String,
     dpop_require_nonce: bool,
     dpop_resource_nonce: bool,
+    tls: Option<tls::Tls>,
 }
 
 impl Prepared {
-    fn shared(self, addr: SocketAddr) -> Arc<Shared> {
-        let issuer = format!("http://{addr}");
+    /// The shared state, and the TLS acceptor when the server serves HTTPS.
+    fn shared(self, addr: SocketAddr) -> (Arc<Shared>, Option<tokio_rustls::TlsAcceptor>) {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let issuer = format!("{scheme}://{addr}");
+        let (acceptor, client_verifier) = match self.tls {
+            Some(tls) => (Some(tls.acceptor), tls.client_verifier),
+            None => (None, None),
+        };
         let token_url = format!("{issuer}{}", self.endpoint.token_path());
-        Arc::new(Shared {
+        let shared = Arc::new(Shared {
             assertions: Mutex::new(AssertionVerifier::new(token_url).audience(issuer.clone())),
             endpoint: self.endpoint,
             clients: RwLock::new(self.clients),
@@ -639,7 +756,10 @@ impl Prepared {
             dpop_nonce: self.dpop_nonce,
             dpop_require_nonce: self.dpop_require_nonce,
             dpop_resource_nonce: self.dpop_resource_nonce,
-        })
+            tls: acceptor.is_some(),
+            client_verifier,
+        });
+        (shared, acceptor)
     }
 }
 
@@ -717,7 +837,8 @@ impl EmbeddedServer {
         self.addr.port()
     }
 
-    /// The issuer and base URL: `http://127.0.0.1:<port>`.
+    /// The issuer and base URL: `http://127.0.0.1:<port>`, or `https://…` with
+    /// [`EmbeddedServerBuilder::tls`].
     #[must_use]
     pub fn issuer(&self) -> &str {
         &self.shared.issuer

@@ -13,17 +13,19 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use client_credentials_core::server::{
     AssertionVerifier, BearerChallenge, ClientAuthMethod, ClientRequest, DpopError, DpopRequest,
-    DpopVerifier, EndpointError, Grant, RegisteredClient, TokenEndpoint, bearer_token, dpop_token,
-    opaque_token,
+    DpopVerifier, EndpointError, Grant, PresentedCertificate, RegisteredClient, TokenEndpoint,
+    bearer_token, dpop_token, opaque_token,
 };
 use client_credentials_core::{AccessToken, ErrorCode};
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, PRAGMA};
 use http::{HeaderValue, StatusCode, Uri};
+use rustls::server::danger::ClientCertVerifier;
 use serde_json::{Value, json};
 
 use crate::TokenFormat;
 use crate::fault::{Counters, Faults, Route};
 use crate::jwt::JwtSigner;
+use crate::tls::PeerCertificates;
 
 pub(crate) const METADATA_PATH: &str = "/.well-known/oauth-authorization-server";
 pub(crate) const JWKS_PATH: &str = "/jwks.json";
@@ -45,6 +47,27 @@ pub(crate) struct TokenRecord {
     pub(crate) audience: Option<Value>,
     /// The thumbprint of the DPoP key the token is bound to (`cnf.jkt`), if it is.
     pub(crate) jkt: Option<String>,
+    /// The thumbprint of the TLS client certificate the token is bound to
+    /// (`cnf.x5t#S256`), if it is.
+    pub(crate) x5t: Option<String>,
+}
+
+impl TokenRecord {
+    /// The `cnf` member (RFC 7800) of a bound token: `jkt` and/or `x5t#S256`.
+    fn cnf(&self) -> Option<Value> {
+        cnf(self.jkt.as_deref(), self.x5t.as_deref())
+    }
+}
+
+fn cnf(jkt: Option<&str>, x5t: Option<&str>) -> Option<Value> {
+    let mut map = serde_json::Map::new();
+    if let Some(jkt) = jkt {
+        map.insert("jkt".to_owned(), Value::from(jkt));
+    }
+    if let Some(x5t) = x5t {
+        map.insert("x5t#S256".to_owned(), Value::from(x5t));
+    }
+    (!map.is_empty()).then_some(Value::Object(map))
 }
 
 impl TokenRecord {
@@ -75,6 +98,10 @@ pub(crate) struct Shared {
     pub(crate) dpop_nonce: String,
     pub(crate) dpop_require_nonce: bool,
     pub(crate) dpop_resource_nonce: bool,
+    /// Whether the server serves HTTPS (and asks clients for certificates).
+    pub(crate) tls: bool,
+    /// Verifies `tls_client_auth` chains against the configured client CA.
+    pub(crate) client_verifier: Option<Arc<dyn ClientCertVerifier>>,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -153,9 +180,10 @@ impl Shared {
         let body = axum::body::to_bytes(body, self.endpoint.max_body())
             .await
             .map_err(|_| self.endpoint.body_too_large())?;
-        let request =
-            self.endpoint
-                .parse_client_request_parts(&parts.method, &parts.headers, &body)?;
+        let request = self
+            .endpoint
+            .parse_client_request_parts(&parts.method, &parts.headers, &body)?
+            .with_client_certificate(self.presented(&parts.extensions));
         let client = self.client(request.client_id());
         self.endpoint.authenticate_at(
             SystemTime::now(),
@@ -164,6 +192,14 @@ impl Shared {
             &mut lock(&self.assertions),
         )?;
         Ok((parts, request))
+    }
+
+    /// What the connection's client certificate proves, for the endpoint.
+    fn presented(&self, extensions: &http::Extensions) -> Option<PresentedCertificate> {
+        crate::tls::presented(
+            extensions.get::<PeerCertificates>(),
+            self.client_verifier.as_ref(),
+        )
     }
 
     fn issue(&self, grant: &Grant) -> Result<AccessToken, EndpointError> {
@@ -190,8 +226,11 @@ impl Shared {
                 if let (Some(scope), Some(map)) = (grant.scope_string(), claims.as_object_mut()) {
                     map.insert("scope".to_owned(), Value::from(scope));
                 }
-                if let (Some(jkt), Some(map)) = (grant.dpop_jkt(), claims.as_object_mut()) {
-                    map.insert("cnf".to_owned(), json!({ "jkt": jkt }));
+                if let (Some(cnf), Some(map)) = (
+                    cnf(grant.dpop_jkt(), grant.x5t_s256()),
+                    claims.as_object_mut(),
+                ) {
+                    map.insert("cnf".to_owned(), cnf);
                 }
                 let jwt = signer.sign(&claims).map_err(|_| {
                     tracing::error!("cannot sign a JWT access token");
@@ -215,6 +254,7 @@ impl Shared {
                 jti,
                 audience,
                 jkt: grant.dpop_jkt().map(str::to_owned),
+                x5t: grant.x5t_s256().map(str::to_owned),
             },
         );
         Ok(token)
@@ -246,7 +286,9 @@ async fn token(State(shared): State<Arc<Shared>>, request: Request) -> Response 
         let body = axum::body::to_bytes(body, endpoint.max_body())
             .await
             .map_err(|_| endpoint.body_too_large())?;
-        let incoming = endpoint.parse_parts(&parts.method, &parts.headers, &body)?;
+        let incoming = endpoint
+            .parse_parts(&parts.method, &parts.headers, &body)?
+            .with_client_certificate(shared.presented(&parts.extensions));
         let client = shared.client(incoming.client_id());
         let now = SystemTime::now();
         let grant =
@@ -271,7 +313,7 @@ async fn token(State(shared): State<Arc<Shared>>, request: Request) -> Response 
             None => grant,
         };
         let token = shared.issue(&grant)?;
-        tracing::debug!(client_id = grant.client_id(), scopes = ?grant.scopes(), dpop = proof.is_some(), "token issued");
+        tracing::debug!(client_id = grant.client_id(), scopes = ?grant.scopes(), dpop = proof.is_some(), mtls = grant.x5t_s256().is_some(), "token issued");
         Ok::<_, EndpointError>(grant.respond(&token))
     }
     .await;
@@ -321,6 +363,21 @@ async fn metadata(State(shared): State<Arc<Shared>>) -> Response {
         map.insert(
             "jwks_uri".to_owned(),
             Value::from(format!("{issuer}{JWKS_PATH}")),
+        );
+    }
+    // RFC 8705 §3.3 and §5: the same endpoints take certificates.
+    if let (true, Some(map)) = (shared.tls, body.as_object_mut()) {
+        map.insert(
+            "tls_client_certificate_bound_access_tokens".to_owned(),
+            Value::from(true),
+        );
+        map.insert(
+            "mtls_endpoint_aliases".to_owned(),
+            json!({
+                "token_endpoint": format!("{issuer}{}", shared.endpoint.token_path()),
+                "introspection_endpoint": format!("{issuer}{INTROSPECTION_PATH}"),
+                "revocation_endpoint": format!("{issuer}{REVOCATION_PATH}"),
+            }),
         );
     }
     let mut response = json_response(StatusCode::OK, &body);
@@ -396,11 +453,11 @@ async fn introspect(State(shared): State<Arc<Shared>>, request: Request) -> Resp
                 if !r.scopes.is_empty() {
                     map.insert("scope".to_owned(), Value::from(r.scopes.join(" ")));
                 }
+                if let Some(cnf) = r.cnf() {
+                    map.insert("cnf".to_owned(), cnf);
+                }
                 if let Some(aud) = r.audience {
                     map.insert("aud".to_owned(), aud);
-                }
-                if let Some(jkt) = r.jkt {
-                    map.insert("cnf".to_owned(), json!({ "jkt": jkt }));
                 }
             }
             body
@@ -456,6 +513,22 @@ async fn resource(State(shared): State<Arc<Shared>>, request: Request) -> Respon
         Ok(record) => record,
         Err(refused) => return refused,
     };
+    // RFC 8705 §3: a certificate-bound token only over a connection with that certificate.
+    if let Some(bound) = &record.x5t {
+        let presented = request
+            .extensions()
+            .get::<PeerCertificates>()
+            .and_then(PeerCertificates::x5t_s256);
+        if presented.as_deref() != Some(bound.as_str()) {
+            tracing::debug!("certificate-bound token without its certificate");
+            return into_axum(
+                BearerChallenge::invalid_token()
+                    .realm(RESOURCE_REALM)
+                    .description("the access token is bound to another TLS client certificate")
+                    .to_response(),
+            );
+        }
+    }
     if let Some(needed) = shared
         .resource_scope
         .as_ref()

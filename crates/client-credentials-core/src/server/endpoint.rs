@@ -27,16 +27,37 @@ pub enum ClientAuthMethod {
     /// `client_secret_jwt`: a `client_assertion` JWT signed with HS256, keyed by the client
     /// secret, which is not itself sent (feature `jwt`).
     ClientSecretJwt,
+    /// `tls_client_auth` (RFC 8705 §2.1): the client's TLS certificate, issued by a CA the
+    /// server trusts, with the subject the client registered
+    /// ([`ClientRecord::tls_client_auth_subject_dn`](crate::server::ClientRecord::tls_client_auth_subject_dn)).
+    /// The request carries `client_id` and no secret; the server that terminates TLS attaches
+    /// what it verified ([`IncomingRequest::with_client_certificate`](crate::server::IncomingRequest::with_client_certificate)).
+    TlsClientAuth,
+    /// `self_signed_tls_client_auth` (RFC 8705 §2.2): the client's TLS certificate, whose
+    /// `x5t#S256` thumbprint equals the registered one
+    /// ([`ClientRecord::tls_client_certificate_x5t_s256`](crate::server::ClientRecord::tls_client_certificate_x5t_s256)).
+    SelfSignedTlsClientAuth,
 }
 
 impl ClientAuthMethod {
-    /// Every method, Basic first, then post, `private_key_jwt` and `client_secret_jwt`.
+    /// Every method that needs no TLS client certificate, Basic first, then post,
+    /// `private_key_jwt` and `client_secret_jwt`: the endpoint's default.
     pub const ALL: [Self; 4] = [
         Self::ClientSecretBasic,
         Self::ClientSecretPost,
         Self::PrivateKeyJwt,
         Self::ClientSecretJwt,
     ];
+
+    /// The two RFC 8705 methods, which need the server that terminates TLS to attach the
+    /// client's certificate: `tls_client_auth`, then `self_signed_tls_client_auth`.
+    pub const TLS: [Self; 2] = [Self::TlsClientAuth, Self::SelfSignedTlsClientAuth];
+
+    /// Whether the client proves itself with its TLS certificate (RFC 8705).
+    #[must_use]
+    pub fn is_tls(self) -> bool {
+        matches!(self, Self::TlsClientAuth | Self::SelfSignedTlsClientAuth)
+    }
 
     /// Whether the client proves itself with a signed assertion rather than a secret on the
     /// wire.
@@ -60,6 +81,8 @@ impl ClientAuthMethod {
             Self::ClientSecretPost => "client_secret_post",
             Self::PrivateKeyJwt => "private_key_jwt",
             Self::ClientSecretJwt => "client_secret_jwt",
+            Self::TlsClientAuth => "tls_client_auth",
+            Self::SelfSignedTlsClientAuth => "self_signed_tls_client_auth",
         }
     }
 
@@ -69,11 +92,15 @@ impl ClientAuthMethod {
     /// use client_credentials::server::ClientAuthMethod;
     /// assert_eq!(ClientAuthMethod::from_name("client_secret_post"), Some(ClientAuthMethod::ClientSecretPost));
     /// assert_eq!(ClientAuthMethod::from_name("private_key_jwt"), Some(ClientAuthMethod::PrivateKeyJwt));
-    /// assert_eq!(ClientAuthMethod::from_name("tls_client_auth"), None);
+    /// assert_eq!(ClientAuthMethod::from_name("tls_client_auth"), Some(ClientAuthMethod::TlsClientAuth));
+    /// assert_eq!(ClientAuthMethod::from_name("none"), None);
     /// ```
     #[must_use]
     pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|m| m.name() == name)
+        Self::ALL
+            .into_iter()
+            .chain(Self::TLS)
+            .find(|m| m.name() == name)
     }
 }
 

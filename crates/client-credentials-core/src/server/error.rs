@@ -52,6 +52,14 @@ pub enum Rejection {
     UnknownClient,
     /// The client secret does not match.
     WrongSecret,
+    /// The client sent only its id, so a TLS client certificate must prove it (RFC 8705),
+    /// and the connection presented none.
+    NoClientCertificate,
+    /// The presented TLS client certificate is not the client's: for `tls_client_auth`, its
+    /// chain is not trusted or its subject is not the registered one; for
+    /// `self_signed_tls_client_auth`, its thumbprint is not the registered one; or the client
+    /// registered neither.
+    CertificateMismatch,
     /// The client assertion was refused (`private_key_jwt`, `client_secret_jwt`): why.
     InvalidAssertion(AssertionRejection),
     /// The client may not use the method it used.

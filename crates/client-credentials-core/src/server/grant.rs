@@ -54,6 +54,19 @@ pub trait ClientRecord {
         false
     }
 
+    /// The subject distinguished name (RFC 4514 string, `CN=svc,O=Example`) that this
+    /// client's certificate must have, its chain trusted, for `tls_client_auth` (RFC 8705
+    /// §2.1.2, the `tls_client_auth_subject_dn` client metadata). Default: none.
+    fn tls_client_auth_subject_dn(&self) -> Option<&str> {
+        None
+    }
+
+    /// The `x5t#S256` thumbprint of this client's self-signed certificate, for
+    /// `self_signed_tls_client_auth` (RFC 8705 §2.2). Default: none.
+    fn tls_client_certificate_x5t_s256(&self) -> Option<&str> {
+        None
+    }
+
     /// The public keys that verify this client's `private_key_jwt` assertions (feature
     /// `jwt`). Default: none, and the method is refused.
     #[cfg(feature = "jwt")]
@@ -91,6 +104,12 @@ impl<T: ClientRecord + ?Sized> ClientRecord for &T {
     fn dpop_bound_access_tokens(&self) -> bool {
         (**self).dpop_bound_access_tokens()
     }
+    fn tls_client_auth_subject_dn(&self) -> Option<&str> {
+        (**self).tls_client_auth_subject_dn()
+    }
+    fn tls_client_certificate_x5t_s256(&self) -> Option<&str> {
+        (**self).tls_client_certificate_x5t_s256()
+    }
     #[cfg(feature = "jwt")]
     fn assertion_keys(&self) -> Option<&crate::server::JwkSet> {
         (**self).assertion_keys()
@@ -121,6 +140,8 @@ pub struct RegisteredClient {
     client_credentials: bool,
     lifetime: Option<Duration>,
     dpop_bound: bool,
+    tls_subject_dn: Option<String>,
+    tls_x5t_s256: Option<String>,
     #[cfg(feature = "jwt")]
     jwks: Option<crate::server::JwkSet>,
 }
@@ -139,9 +160,38 @@ impl RegisteredClient {
             client_credentials: true,
             lifetime: None,
             dpop_bound: false,
+            tls_subject_dn: None,
+            tls_x5t_s256: None,
             #[cfg(feature = "jwt")]
             jwks: None,
         }
+    }
+
+    /// A `tls_client_auth` client (RFC 8705 §2.1): no secret; its TLS certificate must be
+    /// issued by a CA the server trusts and have this subject (RFC 4514 string, compared as
+    /// written: `CN=mtls-client`).
+    ///
+    /// ```
+    /// use client_credentials::server::{ClientRecord, RegisteredClient};
+    /// let client = RegisteredClient::tls_client_auth("svc", "CN=svc").scopes(["read"]);
+    /// assert_eq!(client.tls_client_auth_subject_dn(), Some("CN=svc"));
+    /// ```
+    #[must_use]
+    pub fn tls_client_auth(id: impl Into<String>, subject_dn: impl Into<String>) -> Self {
+        let mut client = Self::new(id, String::new());
+        client.tls_subject_dn = Some(subject_dn.into());
+        client
+    }
+
+    /// A `self_signed_tls_client_auth` client (RFC 8705 §2.2): no secret; its TLS
+    /// certificate's `x5t#S256` thumbprint must be this one (see
+    /// [`PresentedCertificate::from_der`](crate::server::PresentedCertificate::from_der) to
+    /// compute it from the certificate).
+    #[must_use]
+    pub fn self_signed_tls_client_auth(id: impl Into<String>, x5t_s256: impl Into<String>) -> Self {
+        let mut client = Self::new(id, String::new());
+        client.tls_x5t_s256 = Some(x5t_s256.into());
+        client
     }
 
     /// A `private_key_jwt` client: no secret, its public keys (feature `jwt`).
@@ -271,6 +321,14 @@ impl ClientRecord for RegisteredClient {
         self.dpop_bound
     }
 
+    fn tls_client_auth_subject_dn(&self) -> Option<&str> {
+        self.tls_subject_dn.as_deref()
+    }
+
+    fn tls_client_certificate_x5t_s256(&self) -> Option<&str> {
+        self.tls_x5t_s256.as_deref()
+    }
+
     #[cfg(feature = "jwt")]
     fn assertion_keys(&self) -> Option<&crate::server::JwkSet> {
         self.jwks.as_ref()
@@ -294,6 +352,7 @@ pub struct Grant {
     audience: Option<String>,
     resources: Vec<String>,
     dpop_jkt: Option<String>,
+    x5t_s256: Option<String>,
 }
 
 impl fmt::Debug for Grant {
@@ -307,6 +366,7 @@ impl fmt::Debug for Grant {
             .field("audience", &self.audience)
             .field("resources", &self.resources)
             .field("dpop_jkt", &self.dpop_jkt)
+            .field("x5t_s256", &self.x5t_s256)
             .finish()
     }
 }
@@ -393,6 +453,15 @@ impl Grant {
         self.dpop_jkt.as_deref()
     }
 
+    /// The thumbprint of the TLS client certificate the token is bound to (RFC 8705 §3,
+    /// `cnf.x5t#S256`): that of the certificate the request carried
+    /// ([`IncomingRequest::with_client_certificate`](crate::server::IncomingRequest::with_client_certificate)),
+    /// whatever the client authenticated with. The token type stays `Bearer`.
+    #[must_use]
+    pub fn x5t_s256(&self) -> Option<&str> {
+        self.x5t_s256.as_deref()
+    }
+
     /// The RFC 6749 §5.1 success response: 200, `Content-Type: application/json`,
     /// `Cache-Control: no-store`, `Pragma: no-cache`, and `access_token`, `token_type`,
     /// `expires_in` and (when any scope was granted) `scope`.
@@ -474,6 +543,9 @@ impl TokenEndpoint {
                 self.challenge_realm(credentials),
             ));
         }
+        if credentials.method().is_tls() {
+            return self.authenticate_tls(credentials, client);
+        }
         let realm = self
             .accepts(ClientAuthMethod::ClientSecretBasic)
             .then(|| self.realm());
@@ -516,6 +588,70 @@ impl TokenEndpoint {
     ) -> Result<Grant, EndpointError> {
         self.authenticate(request.credentials(), client)?;
         self.grant(request, client)
+    }
+
+    /// The TLS method `client` registered for, among those the endpoint accepts:
+    /// `tls_client_auth` with a subject, else `self_signed_tls_client_auth` with a
+    /// thumbprint.
+    fn tls_method<C: ClientRecord + ?Sized>(&self, client: &C) -> Option<ClientAuthMethod> {
+        if client.tls_client_auth_subject_dn().is_some()
+            && self.accepts(ClientAuthMethod::TlsClientAuth)
+        {
+            Some(ClientAuthMethod::TlsClientAuth)
+        } else if client.tls_client_certificate_x5t_s256().is_some()
+            && self.accepts(ClientAuthMethod::SelfSignedTlsClientAuth)
+        {
+            Some(ClientAuthMethod::SelfSignedTlsClientAuth)
+        } else {
+            None
+        }
+    }
+
+    /// RFC 8705 §2: the client sent only its id; the attached certificate must be its own.
+    fn authenticate_tls<C: ClientRecord + ?Sized>(
+        &self,
+        credentials: &ClientCredentials,
+        client: Option<&C>,
+    ) -> Result<(), EndpointError> {
+        let realm = self.challenge_realm(credentials);
+        let Some(client) = client else {
+            return Err(EndpointError::invalid_client(
+                Rejection::UnknownClient,
+                realm,
+            ));
+        };
+        let Some(certificate) = credentials.certificate() else {
+            return Err(EndpointError::invalid_client(
+                Rejection::NoClientCertificate,
+                realm,
+            ));
+        };
+        let matches = match self.tls_method(client) {
+            Some(ClientAuthMethod::TlsClientAuth) => {
+                certificate.subject_dn().is_some()
+                    && certificate.subject_dn() == client.tls_client_auth_subject_dn()
+            }
+            Some(ClientAuthMethod::SelfSignedTlsClientAuth) => {
+                client.tls_client_certificate_x5t_s256().is_some_and(|x5t| {
+                    constant_time_eq(x5t.as_bytes(), certificate.x5t_s256().as_bytes())
+                })
+            }
+            _ => false,
+        };
+        if !matches {
+            return Err(EndpointError::invalid_client(
+                Rejection::CertificateMismatch,
+                realm,
+            ));
+        }
+        let method = self.tls_method(client).unwrap_or(credentials.method());
+        if !client.allows_auth_method(method) {
+            return Err(EndpointError::invalid_client(
+                Rejection::AuthMethodNotAllowedForClient(method),
+                realm,
+            ));
+        }
+        Ok(())
     }
 
     /// The realm of the Basic challenge owed with an `invalid_client` answer: always when the
@@ -685,15 +821,25 @@ impl TokenEndpoint {
                 }
             },
         };
+        let method = request.credentials().method();
+        let method = if method.is_tls() {
+            self.tls_method(client).unwrap_or(method)
+        } else {
+            method
+        };
         Ok(Grant {
             client_id: request.client_id().to_owned(),
-            method: request.credentials().method(),
+            method,
             scopes,
             lifetime: client.token_lifetime().unwrap_or(self.token_lifetime()),
             token_type: self.token_type().to_owned(),
             audience: request.audience().map(str::to_owned),
             resources: request.resources().to_vec(),
             dpop_jkt: None,
+            x5t_s256: request
+                .credentials()
+                .certificate()
+                .map(|c| c.x5t_s256().to_owned()),
         })
     }
 

@@ -61,6 +61,7 @@ pub(crate) mod dpop;
 mod endpoint;
 mod error;
 mod grant;
+mod mtls;
 mod openapi;
 mod parse;
 #[cfg(feature = "jwt")]
@@ -82,6 +83,7 @@ pub use endpoint::{
 };
 pub use error::{EndpointError, Rejection};
 pub use grant::{ClientRecord, Grant, RegisteredClient, opaque_token};
+pub use mtls::PresentedCertificate;
 pub use parse::{ClientCredentials, ClientRequest, IncomingRequest};
 #[cfg(feature = "jwt")]
 pub use verify::{

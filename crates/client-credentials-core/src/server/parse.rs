@@ -16,7 +16,7 @@ use crate::secret::{ClientSecret, constant_time_eq};
 use crate::server::assertion::{AssertionRejection, JWT_BEARER, Jws};
 use crate::server::endpoint::TokenEndpoint;
 use crate::server::error::{EndpointError, Rejection};
-use crate::server::{ClientAuthMethod, is_scope_token};
+use crate::server::{ClientAuthMethod, PresentedCertificate, is_scope_token};
 
 /// Base64 that takes padded and unpadded input alike (some clients drop the `=`).
 const BASE64_LENIENT: GeneralPurpose = GeneralPurpose::new(
@@ -51,6 +51,8 @@ pub struct ClientCredentials {
     /// accepts unencoded Basic credentials.
     raw_secret: Option<ClientSecret>,
     method: ClientAuthMethod,
+    /// The connection's TLS client certificate, attached by the server after parsing.
+    certificate: Option<PresentedCertificate>,
 }
 
 impl ClientCredentials {
@@ -97,6 +99,13 @@ impl ClientCredentials {
     pub fn assertion(&self) -> Option<&ClientSecret> {
         self.assertion.as_ref()
     }
+
+    /// The connection's TLS client certificate, when the server attached one
+    /// ([`IncomingRequest::with_client_certificate`]).
+    #[must_use]
+    pub fn certificate(&self) -> Option<&PresentedCertificate> {
+        self.certificate.as_ref()
+    }
 }
 
 impl fmt::Debug for ClientCredentials {
@@ -106,6 +115,7 @@ impl fmt::Debug for ClientCredentials {
             .field("method", &self.method)
             .field("secret", &self.secret)
             .field("assertion", &self.assertion)
+            .field("certificate", &self.certificate)
             .finish()
     }
 }
@@ -123,6 +133,16 @@ pub struct ClientRequest {
 }
 
 impl ClientRequest {
+    /// Attaches the TLS client certificate the connection presented (RFC 8705), as the
+    /// server that terminated TLS verified it; `None` leaves the request as it is.
+    #[must_use]
+    pub fn with_client_certificate(mut self, certificate: Option<PresentedCertificate>) -> Self {
+        if certificate.is_some() {
+            self.credentials.certificate = certificate;
+        }
+        self
+    }
+
     /// The presented credentials.
     #[must_use]
     pub fn credentials(&self) -> &ClientCredentials {
@@ -189,6 +209,16 @@ pub struct IncomingRequest {
 }
 
 impl IncomingRequest {
+    /// Attaches the TLS client certificate the connection presented (RFC 8705), as the
+    /// server that terminated TLS verified it: the endpoint authenticates the TLS methods
+    /// with it, and the grant carries its thumbprint ([`Grant::x5t_s256`](crate::server::Grant::x5t_s256)).
+    /// `None` leaves the request as it is.
+    #[must_use]
+    pub fn with_client_certificate(mut self, certificate: Option<PresentedCertificate>) -> Self {
+        self.request = self.request.with_client_certificate(certificate);
+        self
+    }
+
     /// The client id to look up.
     #[must_use]
     pub fn client_id(&self) -> &str {
@@ -464,6 +494,7 @@ impl TokenEndpoint {
                 assertion: None,
                 raw_secret,
                 method: ClientAuthMethod::ClientSecretBasic,
+                certificate: None,
             });
         }
         if assertion_type.is_some() || assertion.is_some() {
@@ -489,12 +520,31 @@ impl TokenEndpoint {
                     assertion: None,
                     raw_secret: None,
                     method: ClientAuthMethod::ClientSecretPost,
+                    certificate: None,
                 })
             }
             (None, Some(_)) => Err(EndpointError::invalid_request(
                 Rejection::MissingParameter("client_id"),
                 "client_secret without client_id",
             )),
+            // Only the id: a TLS client certificate must prove it (RFC 8705 §2), when the
+            // endpoint accepts one. Which of the two methods applies is the registration's
+            // choice, decided at authentication.
+            (Some(id), None) if ClientAuthMethod::TLS.iter().any(|m| self.accepts(*m)) => {
+                let method = if self.accepts(ClientAuthMethod::TlsClientAuth) {
+                    ClientAuthMethod::TlsClientAuth
+                } else {
+                    ClientAuthMethod::SelfSignedTlsClientAuth
+                };
+                Ok(ClientCredentials {
+                    id,
+                    secret: ClientSecret::new(String::new()),
+                    assertion: None,
+                    raw_secret: None,
+                    method,
+                    certificate: None,
+                })
+            }
             (_, None) => Err(EndpointError::invalid_client(
                 Rejection::NoClientAuthentication,
                 self.basic_realm(),
@@ -563,6 +613,7 @@ impl TokenEndpoint {
             assertion: Some(assertion),
             raw_secret: None,
             method,
+            certificate: None,
         })
     }
 }
