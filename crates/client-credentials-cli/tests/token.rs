@@ -988,3 +988,56 @@ fn cert_and_key_authenticate_with_mutual_tls_and_no_secret() {
     key_alone.assert_code(2);
     assert_eq!(server.request_count(), sent);
 }
+
+/// End to end over HTTPS: the embedded server with a client CA authenticates the CLI by
+/// its certificate alone (`--cert`, `--key`, the server trusted through `--ca-cert`), and
+/// the token is bound to it; another certificate with the same subject is refused (exit 3).
+#[test]
+fn cert_authenticates_over_https_and_binds_the_token() {
+    use client_credentials_server::EmbeddedServer;
+    let read = |name: &str| std::fs::read_to_string(format!("{CERTS}{name}")).unwrap();
+    let server = EmbeddedServer::builder()
+        .tls(read("server.pem"), read("server.key"))
+        .client_ca(read("ca.pem"))
+        .registered_client(
+            client_credentials_core::server::RegisteredClient::tls_client_auth(
+                ID,
+                "CN=mtls-client",
+            )
+            .scopes(["read"]),
+        )
+        .jwt_access_tokens()
+        .start()
+        .unwrap();
+    let run_with = |cert: &str, key: &str| {
+        Cli::new()
+            .args(["token", "--json", "--cert", cert, "--key", key])
+            .args(["--ca-cert", &format!("{CERTS}ca.pem")])
+            .env("CC_TOKEN_URL", server.token_url())
+            .env("CC_CLIENT_ID", ID)
+            .output()
+    };
+    let run = run_with(&format!("{CERTS}client.pem"), &format!("{CERTS}client.key"));
+    run.assert_code(0);
+    let token = run.json()["access_token"].as_str().unwrap().to_owned();
+    let claims = {
+        use base64::Engine as _;
+        let payload = token.split('.').nth(1).unwrap();
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap();
+        serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()
+    };
+    let identity =
+        client_credentials_core::ClientIdentity::from_pem(read("client.pem"), read("client.key"))
+            .unwrap();
+    assert_eq!(claims["cnf"]["x5t#S256"], identity.x5t_s256());
+
+    let refused = run_with(&format!("{CERTS}other.pem"), &format!("{CERTS}other.key"));
+    refused.assert_code(3).assert_one_line_error();
+    assert!(
+        refused.stderr.contains("invalid_client"),
+        "{}",
+        refused.stderr
+    );
+}
