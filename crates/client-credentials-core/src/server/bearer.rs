@@ -70,18 +70,41 @@ impl std::error::Error for BearerError {}
 /// # Errors
 /// A [`BearerError`]; [`BearerError::challenge`] says how to answer.
 pub fn bearer_token(headers: &HeaderMap) -> Result<AccessToken, BearerError> {
+    scheme_token(headers, b"bearer").map_err(|e| match e {
+        SchemeTokenError::Missing => BearerError::Missing,
+        SchemeTokenError::Multiple => BearerError::Multiple,
+        SchemeTokenError::OtherScheme => BearerError::OtherScheme,
+        SchemeTokenError::Malformed => BearerError::Malformed,
+    })
+}
+
+/// Why [`scheme_token`] found no token.
+pub(crate) enum SchemeTokenError {
+    Missing,
+    Multiple,
+    OtherScheme,
+    Malformed,
+}
+
+/// The token of the one `Authorization: <scheme> <token>` header (`scheme` in lower case,
+/// compared in any case): one or more spaces, one `b64token` (RFC 6750 §2.1, RFC 9449
+/// §7.1), trailing spaces and tabs ignored.
+pub(crate) fn scheme_token(
+    headers: &HeaderMap,
+    scheme_name: &[u8],
+) -> Result<AccessToken, SchemeTokenError> {
     let mut values = headers.get_all(AUTHORIZATION).iter();
-    let value = values.next().ok_or(BearerError::Missing)?;
+    let value = values.next().ok_or(SchemeTokenError::Missing)?;
     if values.next().is_some() {
-        return Err(BearerError::Multiple);
+        return Err(SchemeTokenError::Multiple);
     }
     let bytes = value.as_bytes();
     let (scheme, rest) = match bytes.iter().position(|b| *b == b' ') {
         Some(i) => (&bytes[..i], &bytes[i..]),
         None => (bytes, &b""[..]),
     };
-    if !scheme.eq_ignore_ascii_case(b"bearer") {
-        return Err(BearerError::OtherScheme);
+    if !scheme.eq_ignore_ascii_case(scheme_name) {
+        return Err(SchemeTokenError::OtherScheme);
     }
     let token = rest.trim_ascii_start();
     let token = token
@@ -89,10 +112,10 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<AccessToken, BearerError> {
         .rposition(|b| !matches!(b, b' ' | b'\t'))
         .map_or(&b""[..], |end| &token[..=end]);
     if !is_b64token(token) {
-        return Err(BearerError::Malformed);
+        return Err(SchemeTokenError::Malformed);
     }
     // `is_b64token` admits ASCII only.
-    let token = std::str::from_utf8(token).map_err(|_| BearerError::Malformed)?;
+    let token = std::str::from_utf8(token).map_err(|_| SchemeTokenError::Malformed)?;
     Ok(AccessToken::new(token))
 }
 
@@ -249,51 +272,86 @@ impl BearerChallenge {
     /// `scope`.
     #[must_use]
     pub fn header_value(&self) -> String {
-        let mut parts: Vec<String> = Vec::new();
-        if let Some(realm) = &self.realm {
-            parts.push(format!("realm={}", quoted(realm)));
-        }
-        if let Some(code) = self.error {
-            parts.push(format!("error=\"{}\"", code.as_str()));
-        }
-        if let Some(d) = &self.description {
-            parts.push(format!("error_description={}", quoted(d)));
-        }
-        if !self.scope.is_empty() {
-            parts.push(format!("scope={}", quoted(&self.scope.join(" "))));
-        }
-        if parts.is_empty() {
-            "Bearer".to_owned()
-        } else {
-            format!("Bearer {}", parts.join(", "))
-        }
+        challenge_header(
+            "Bearer",
+            self.realm.as_deref(),
+            self.error.map(BearerErrorCode::as_str),
+            self.description.as_deref(),
+            ("scope", &self.scope),
+        )
     }
 
     /// The response: the status, the `WWW-Authenticate` header, and for a challenge with an
     /// error code a JSON body `{"error":…,"error_description":…}` (no body otherwise).
     #[must_use]
     pub fn to_response(&self) -> http::Response<Vec<u8>> {
-        let body = match self.error {
-            Some(code) => {
-                let mut body = format!("{{\"error\":{}", json_string(code.as_str()));
-                if let Some(d) = &self.description {
-                    body.push_str(",\"error_description\":");
-                    body.push_str(&json_string(d));
-                }
-                body.push('}');
-                body.into_bytes()
-            }
-            None => Vec::new(),
-        };
-        let mut response = json_response(self.status(), body);
-        if self.error.is_none() {
-            response.headers_mut().remove(http::header::CONTENT_TYPE);
-        }
-        // Realm and description were cleaned to visible ASCII or quoted; a realm with
-        // non-ASCII text is still a valid (opaque) header value.
-        if let Ok(value) = HeaderValue::from_str(&self.header_value()) {
-            response.headers_mut().insert(WWW_AUTHENTICATE, value);
-        }
-        response
+        challenge_response(
+            self.status(),
+            self.error.map(BearerErrorCode::as_str),
+            self.description.as_deref(),
+            &self.header_value(),
+        )
     }
+}
+
+/// A `WWW-Authenticate` challenge of `scheme` (RFC 9110 §11.6.1): attributes in the order
+/// `realm`, `error`, `error_description`, then the scheme's own list (`scope` for Bearer,
+/// `algs` for DPoP), space-joined; the scheme alone without any.
+pub(crate) fn challenge_header(
+    scheme: &str,
+    realm: Option<&str>,
+    error: Option<&str>,
+    description: Option<&str>,
+    (list_name, list): (&str, &[String]),
+) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    if let Some(realm) = realm {
+        parts.push(format!("realm={}", quoted(realm)));
+    }
+    if let Some(code) = error {
+        parts.push(format!("error=\"{code}\""));
+    }
+    if let Some(d) = description {
+        parts.push(format!("error_description={}", quoted(d)));
+    }
+    if !list.is_empty() {
+        parts.push(format!("{list_name}={}", quoted(&list.join(" "))));
+    }
+    if parts.is_empty() {
+        scheme.to_owned()
+    } else {
+        format!("{scheme} {}", parts.join(", "))
+    }
+}
+
+/// The answer that carries a challenge: `status`, `WWW-Authenticate: header`, and with an
+/// error code a JSON body `{"error":…,"error_description":…}` (no body otherwise).
+pub(crate) fn challenge_response(
+    status: StatusCode,
+    error: Option<&str>,
+    description: Option<&str>,
+    header: &str,
+) -> http::Response<Vec<u8>> {
+    let body = match error {
+        Some(code) => {
+            let mut body = format!("{{\"error\":{}", json_string(code));
+            if let Some(d) = description {
+                body.push_str(",\"error_description\":");
+                body.push_str(&json_string(d));
+            }
+            body.push('}');
+            body.into_bytes()
+        }
+        None => Vec::new(),
+    };
+    let mut response = json_response(status, body);
+    if error.is_none() {
+        response.headers_mut().remove(http::header::CONTENT_TYPE);
+    }
+    // Realm and description were cleaned to visible ASCII or quoted; a realm with
+    // non-ASCII text is still a valid (opaque) header value.
+    if let Ok(value) = HeaderValue::from_str(header) {
+        response.headers_mut().insert(WWW_AUTHENTICATE, value);
+    }
+    response
 }

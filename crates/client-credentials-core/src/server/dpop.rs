@@ -10,11 +10,10 @@
 
 use std::fmt;
 
-use http::header::WWW_AUTHENTICATE;
 use http::{HeaderName, HeaderValue, StatusCode};
 
 use crate::error::ErrorCode;
-use crate::server::error::{EndpointError, Rejection, json_response, json_string, quoted};
+use crate::server::error::{EndpointError, Rejection};
 
 /// The `DPoP-Nonce` response header (RFC 9449 §8), in the lower case HTTP/2 needs.
 pub const DPOP_NONCE: HeaderName = HeaderName::from_static("dpop-nonce");
@@ -365,49 +364,25 @@ impl DpopChallenge {
     /// `algs`.
     #[must_use]
     pub fn header_value(&self) -> String {
-        let mut parts: Vec<String> = Vec::new();
-        if let Some(realm) = &self.realm {
-            parts.push(format!("realm={}", quoted(realm)));
-        }
-        if let Some(code) = self.error {
-            parts.push(format!("error=\"{}\"", code.as_str()));
-        }
-        if let Some(d) = &self.description {
-            parts.push(format!("error_description={}", quoted(d)));
-        }
-        if !self.algs.is_empty() {
-            parts.push(format!("algs={}", quoted(&self.algs.join(" "))));
-        }
-        if parts.is_empty() {
-            "DPoP".to_owned()
-        } else {
-            format!("DPoP {}", parts.join(", "))
-        }
+        super::bearer::challenge_header(
+            "DPoP",
+            self.realm.as_deref(),
+            self.error.map(DpopErrorCode::as_str),
+            self.description.as_deref(),
+            ("algs", &self.algs),
+        )
     }
 
     /// The response: the status, `WWW-Authenticate`, `DPoP-Nonce` when a nonce was set, and
     /// for a challenge with an error code a JSON body `{"error":…}` (no body otherwise).
     #[must_use]
     pub fn to_response(&self) -> http::Response<Vec<u8>> {
-        let body = match self.error {
-            Some(code) => {
-                let mut body = format!("{{\"error\":{}", json_string(code.as_str()));
-                if let Some(d) = &self.description {
-                    body.push_str(",\"error_description\":");
-                    body.push_str(&json_string(d));
-                }
-                body.push('}');
-                body.into_bytes()
-            }
-            None => Vec::new(),
-        };
-        let mut response = json_response(self.status(), body);
-        if self.error.is_none() {
-            response.headers_mut().remove(http::header::CONTENT_TYPE);
-        }
-        if let Ok(value) = HeaderValue::from_str(&self.header_value()) {
-            response.headers_mut().insert(WWW_AUTHENTICATE, value);
-        }
+        let mut response = super::bearer::challenge_response(
+            self.status(),
+            self.error.map(DpopErrorCode::as_str),
+            self.description.as_deref(),
+            &self.header_value(),
+        );
         if let Some(value) = self
             .nonce
             .as_deref()
@@ -432,7 +407,6 @@ mod verifier {
 
     use base64::Engine as _;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    use http::header::AUTHORIZATION;
     use http::{HeaderMap, Method, Uri};
     use serde::Deserialize as _;
     use serde_json::Value;
@@ -873,32 +847,14 @@ mod verifier {
 
     /// `Authorization: DPoP <token68>` (RFC 9449 §7.1).
     fn authorization_token(headers: &HeaderMap) -> Result<AccessToken, DpopError> {
-        let mut values = headers.get_all(AUTHORIZATION).iter();
-        let value = values.next().ok_or(DpopError::NoAuthorization)?;
-        if values.next().is_some() {
-            return Err(DpopError::MalformedAuthorization);
-        }
-        let bytes = value.as_bytes();
-        let (scheme, rest) = match bytes.iter().position(|b| *b == b' ') {
-            Some(i) => (&bytes[..i], &bytes[i..]),
-            None => (bytes, &b""[..]),
-        };
-        if !scheme.eq_ignore_ascii_case(b"dpop") {
-            return Err(DpopError::OtherScheme);
-        }
-        let token = rest.trim_ascii();
-        let body_len = token.iter().position(|b| *b == b'=').unwrap_or(token.len());
-        let (body, padding) = token.split_at(body_len);
-        let token68 = !body.is_empty()
-            && body.iter().all(|b| {
-                b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
-            })
-            && padding.iter().all(|b| *b == b'=');
-        if !token68 {
-            return Err(DpopError::MalformedAuthorization);
-        }
-        let token = std::str::from_utf8(token).map_err(|_| DpopError::MalformedAuthorization)?;
-        Ok(AccessToken::new(token))
+        use crate::server::bearer::{SchemeTokenError, scheme_token};
+        scheme_token(headers, b"dpop").map_err(|e| match e {
+            SchemeTokenError::Missing => DpopError::NoAuthorization,
+            SchemeTokenError::OtherScheme => DpopError::OtherScheme,
+            SchemeTokenError::Multiple | SchemeTokenError::Malformed => {
+                DpopError::MalformedAuthorization
+            }
+        })
     }
 
     impl TokenEndpoint {
