@@ -975,6 +975,15 @@ fn cert_and_key_authenticate_with_mutual_tls_and_no_secret() {
     assert!(!not_a_cert.stderr.contains("PRIVATE KEY"));
     let no_key = base().args(["--cert", &cert]).output();
     no_key.assert_code(2).assert_one_line_error();
+    let someone_elses_key = base()
+        .args(["--cert", &cert, "--key", &format!("{CERTS}self-signed.key")])
+        .output();
+    someone_elses_key.assert_code(2).assert_one_line_error();
+    assert!(
+        someone_elses_key.stderr.contains("does not belong"),
+        "{}",
+        someone_elses_key.stderr
+    );
     let bad_ca = base()
         .args(["--cert", &cert, "--key", &key, "--ca-cert", &key])
         .output();

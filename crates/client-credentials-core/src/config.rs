@@ -239,6 +239,11 @@ pub enum ConfigError {
     /// is the URI's path.
     #[error("a DPoP proof needs the request's absolute URI, not the path {0}")]
     DpopTarget(String),
+    /// The private key of a [`ClientIdentity`](crate::ClientIdentity) is not the key of its
+    /// leaf certificate (feature `jwt`, which the transports enable): every TLS handshake
+    /// would fail.
+    #[error("the private key does not belong to the client certificate")]
+    KeyDoesNotMatchCertificate,
     /// The client certificate PEM of a [`ClientIdentity`](crate::ClientIdentity) holds no
     /// certificate (or a `CERTIFICATE` section that is not DER in base64).
     #[error("the client certificate PEM holds no certificate")]

@@ -152,7 +152,12 @@ impl ClientIdentity {
             Some(leaf) if is_der_sequence(leaf) => leaf,
             _ => return Err(ConfigError::NoCertificate),
         };
-        check_key(key, format)?;
+        let public = check_key(key, format)?;
+        if let Some(public) = public
+            && leaf_public_key(leaf).is_some_and(|bits| bits != public.as_slice())
+        {
+            return Err(ConfigError::KeyDoesNotMatchCertificate);
+        }
         let x5t_s256 = {
             use sha2::Digest as _;
             URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(leaf))
@@ -276,7 +281,10 @@ fn invalid(what: &str) -> ConfigError {
 
 /// Checks that `key` is a private key the TLS stack can load: well-formed DER, and with
 /// aws-lc (feature `jwt`) a key of a kind it knows.
-fn check_key(key: &[u8], format: KeyFormat) -> Result<(), ConfigError> {
+/// Checks that `key` is a private key in `format` that aws-lc loads (feature `jwt`), and
+/// returns its public key as a certificate carries it (the `subjectPublicKey` bits: an
+/// uncompressed EC point, an `RSAPublicKey`, or the Ed25519 key); `None` without `jwt`.
+fn check_key(key: &[u8], format: KeyFormat) -> Result<Option<Vec<u8>>, ConfigError> {
     if !is_der_sequence(key) {
         return Err(invalid("it is not well-formed DER"));
     }
@@ -284,33 +292,92 @@ fn check_key(key: &[u8], format: KeyFormat) -> Result<(), ConfigError> {
     {
         use aws_lc_rs::signature::{
             ECDSA_P256_SHA256_ASN1_SIGNING, ECDSA_P384_SHA384_ASN1_SIGNING,
-            ECDSA_P521_SHA512_ASN1_SIGNING, EcdsaKeyPair, Ed25519KeyPair, RsaKeyPair,
+            ECDSA_P521_SHA512_ASN1_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _, RsaKeyPair,
         };
         let curves = [
             &ECDSA_P256_SHA256_ASN1_SIGNING,
             &ECDSA_P384_SHA384_ASN1_SIGNING,
             &ECDSA_P521_SHA512_ASN1_SIGNING,
         ];
-        let loads = match format {
-            KeyFormat::Pkcs1 => RsaKeyPair::from_der(key).is_ok(),
-            KeyFormat::Sec1 => curves
+        let ec = |load: &dyn Fn(_) -> Option<EcdsaKeyPair>| {
+            curves
                 .iter()
-                .any(|c| EcdsaKeyPair::from_private_key_der(c, key).is_ok()),
-            KeyFormat::Pkcs8 => {
-                RsaKeyPair::from_pkcs8(key).is_ok()
-                    || curves
-                        .iter()
-                        .any(|c| EcdsaKeyPair::from_pkcs8(c, key).is_ok())
-                    || Ed25519KeyPair::from_pkcs8_maybe_unchecked(key).is_ok()
-            }
+                .find_map(load)
+                .map(|k| k.public_key().as_ref().to_vec())
         };
-        if !loads {
-            return Err(invalid(
+        let public = match format {
+            KeyFormat::Pkcs1 => RsaKeyPair::from_der(key)
+                .ok()
+                .map(|k| k.public_key().as_ref().to_vec()),
+            KeyFormat::Sec1 => ec(&|c| EcdsaKeyPair::from_private_key_der(c, key).ok()),
+            KeyFormat::Pkcs8 => RsaKeyPair::from_pkcs8(key)
+                .ok()
+                .map(|k| k.public_key().as_ref().to_vec())
+                .or_else(|| ec(&|c| EcdsaKeyPair::from_pkcs8(c, key).ok()))
+                .or_else(|| {
+                    Ed25519KeyPair::from_pkcs8_maybe_unchecked(key)
+                        .ok()
+                        .map(|k| k.public_key().as_ref().to_vec())
+                }),
+        };
+        match public {
+            Some(public) => Ok(Some(public)),
+            None => Err(invalid(
                 "aws-lc cannot load it (not RSA of 2048 bits or more, ECDSA P-256/P-384/P-521 or Ed25519)",
-            ));
+            )),
         }
     }
-    Ok(())
+    #[cfg(not(feature = "jwt"))]
+    {
+        let _ = format;
+        Ok(None)
+    }
+}
+
+/// One DER element at the start of `der`: its tag, its contents and what follows it.
+fn tlv(der: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = der.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    let (len, rest) = match first {
+        n @ 0..=0x7f => (usize::from(n), rest),
+        0x81..=0x84 => {
+            let count = usize::from(first & 0x7f);
+            let bytes = rest.get(..count)?;
+            let len = bytes.iter().fold(0usize, |n, b| (n << 8) | usize::from(*b));
+            (len, rest.get(count..)?)
+        }
+        _ => return None,
+    };
+    Some((tag, rest.get(..len)?, rest.get(len..)?))
+}
+
+/// The `subjectPublicKey` bits of a certificate (RFC 5280 §4.1): the seventh field of its
+/// `tbsCertificate` (after the optional version). `None` for a certificate this cannot
+/// read, which is then left for the TLS stack to judge.
+fn leaf_public_key(cert: &[u8]) -> Option<&[u8]> {
+    let (0x30, cert, _) = tlv(cert)? else {
+        return None;
+    };
+    let (0x30, mut tbs, _) = tlv(cert)? else {
+        return None;
+    };
+    if tbs.first() == Some(&0xa0) {
+        tbs = tlv(tbs)?.2;
+    }
+    // serialNumber, signature, issuer, validity, subject
+    for _ in 0..5 {
+        tbs = tlv(tbs)?.2;
+    }
+    let (0x30, spki, _) = tlv(tbs)? else {
+        return None;
+    };
+    let (0x03, bits, _) = tlv(tlv(spki)?.2)? else {
+        return None;
+    };
+    match bits.split_first()? {
+        (0, key) => Some(key),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -319,6 +386,29 @@ mod tests {
 
     const CERT: &str = include_str!("../tests/keys/mtls-client.pem");
     const KEY: &str = include_str!("../tests/keys/mtls-client.key");
+
+    /// A key that is not the certificate's is refused when the identity is made: every
+    /// handshake would fail. The certificate's own key, in any format, is taken.
+    #[cfg(feature = "jwt")]
+    #[test]
+    fn a_key_of_another_certificate_is_refused() {
+        let other = include_str!("../tests/keys/ec-p256.pem");
+        assert_eq!(
+            ClientIdentity::from_pem(CERT, other).unwrap_err(),
+            ConfigError::KeyDoesNotMatchCertificate
+        );
+        assert!(ClientIdentity::from_pem(CERT, KEY).is_ok());
+        // What a certificate carries: the leaf's key bits, not its whole SPKI.
+        let der = CertificateDer::from_pem_slice(CERT.as_bytes()).unwrap();
+        let bits = leaf_public_key(der.as_ref()).unwrap();
+        assert_eq!(
+            (bits.len(), bits[0]),
+            (65, 0x04),
+            "an uncompressed P-256 point"
+        );
+        assert_eq!(leaf_public_key(&der.as_ref()[..40]), None);
+        assert_eq!(leaf_public_key(b""), None);
+    }
 
     #[test]
     fn thumbprint_is_the_golden_value() {
