@@ -457,26 +457,7 @@ impl AssertionKey {
 /// The modulus and exponent of a DER `RSAPublicKey` (RFC 8017 A.1.1): a SEQUENCE of two
 /// INTEGERs, as aws-lc writes them.
 fn rsa_public_components(der: &[u8]) -> Option<(&[u8], &[u8])> {
-    fn read(input: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
-        let (&t, rest) = input.split_first()?;
-        if t != tag {
-            return None;
-        }
-        let (&first, rest) = rest.split_first()?;
-        let (len, rest) = if first < 0x80 {
-            (usize::from(first), rest)
-        } else {
-            let n = usize::from(first & 0x7f);
-            if n == 0 || n > 4 || rest.len() < n {
-                return None;
-            }
-            let len = rest[..n]
-                .iter()
-                .fold(0_usize, |acc, &b| (acc << 8) | usize::from(b));
-            (len, &rest[n..])
-        };
-        (rest.len() >= len).then(|| rest.split_at(len))
-    }
+    use crate::der::read;
     let (body, _) = read(der, 0x30)?;
     let (n, rest) = read(body, 0x02)?;
     let (e, _) = read(rest, 0x02)?;

@@ -15,6 +15,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use zeroize::Zeroizing;
 
 use crate::config::ConfigError;
+use crate::der;
 
 /// How the private key of a [`ClientIdentity`] is encoded in DER.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -149,7 +150,7 @@ impl ClientIdentity {
     {
         let chain: Vec<Vec<u8>> = chain.into_iter().map(Into::into).collect();
         let leaf = match chain.first() {
-            Some(leaf) if is_der_sequence(leaf) => leaf,
+            Some(leaf) if der::is_sequence(leaf) => leaf,
             _ => return Err(ConfigError::NoCertificate),
         };
         let public = check_key(key, format)?;
@@ -254,27 +255,6 @@ fn write_pem(out: &mut Vec<u8>, label: &str, der: &[u8]) {
     out.extend_from_slice(b"-----\n");
 }
 
-/// Whether `der` is exactly one DER `SEQUENCE` (tag `0x30`, a definite length that spans
-/// the rest): the outer shape of a certificate and of every private key format.
-fn is_der_sequence(der: &[u8]) -> bool {
-    let [0x30, first, rest @ ..] = der else {
-        return false;
-    };
-    let len = match *first {
-        n @ 0..=0x7f => usize::from(n),
-        0x81..=0x84 => {
-            let count = usize::from(first & 0x7f);
-            let Some(bytes) = rest.get(..count) else {
-                return false;
-            };
-            let len = bytes.iter().fold(0usize, |n, b| (n << 8) | usize::from(*b));
-            return rest.len() - count == len;
-        }
-        _ => return false,
-    };
-    rest.len() == len
-}
-
 fn invalid(what: &str) -> ConfigError {
     ConfigError::InvalidPrivateKey(what.to_owned())
 }
@@ -285,7 +265,7 @@ fn invalid(what: &str) -> ConfigError {
 /// returns its public key as a certificate carries it (the `subjectPublicKey` bits: an
 /// uncompressed EC point, an `RSAPublicKey`, or the Ed25519 key); `None` without `jwt`.
 fn check_key(key: &[u8], format: KeyFormat) -> Result<Option<Vec<u8>>, ConfigError> {
-    if !is_der_sequence(key) {
+    if !der::is_sequence(key) {
         return Err(invalid("it is not well-formed DER"));
     }
     #[cfg(feature = "jwt")]
@@ -334,44 +314,27 @@ fn check_key(key: &[u8], format: KeyFormat) -> Result<Option<Vec<u8>>, ConfigErr
     }
 }
 
-/// One DER element at the start of `der`: its tag, its contents and what follows it.
-fn tlv(der: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let (&tag, rest) = der.split_first()?;
-    let (&first, rest) = rest.split_first()?;
-    let (len, rest) = match first {
-        n @ 0..=0x7f => (usize::from(n), rest),
-        0x81..=0x84 => {
-            let count = usize::from(first & 0x7f);
-            let bytes = rest.get(..count)?;
-            let len = bytes.iter().fold(0usize, |n, b| (n << 8) | usize::from(*b));
-            (len, rest.get(count..)?)
-        }
-        _ => return None,
-    };
-    Some((tag, rest.get(..len)?, rest.get(len..)?))
-}
-
 /// The `subjectPublicKey` bits of a certificate (RFC 5280 §4.1): the seventh field of its
 /// `tbsCertificate` (after the optional version). `None` for a certificate this cannot
 /// read, which is then left for the TLS stack to judge.
 fn leaf_public_key(cert: &[u8]) -> Option<&[u8]> {
-    let (0x30, cert, _) = tlv(cert)? else {
+    let (0x30, cert, _) = der::tlv(cert)? else {
         return None;
     };
-    let (0x30, mut tbs, _) = tlv(cert)? else {
+    let (0x30, mut tbs, _) = der::tlv(cert)? else {
         return None;
     };
     if tbs.first() == Some(&0xa0) {
-        tbs = tlv(tbs)?.2;
+        tbs = der::tlv(tbs)?.2;
     }
     // serialNumber, signature, issuer, validity, subject
     for _ in 0..5 {
-        tbs = tlv(tbs)?.2;
+        tbs = der::tlv(tbs)?.2;
     }
-    let (0x30, spki, _) = tlv(tbs)? else {
+    let (0x30, spki, _) = der::tlv(tbs)? else {
         return None;
     };
-    let (0x03, bits, _) = tlv(tlv(spki)?.2)? else {
+    let (0x03, bits, _) = der::tlv(der::tlv(spki)?.2)? else {
         return None;
     };
     match bits.split_first()? {
@@ -495,15 +458,15 @@ mod tests {
 
     #[test]
     fn der_shapes() {
-        assert!(is_der_sequence(&[0x30, 0x00]));
-        assert!(is_der_sequence(&[0x30, 0x01, 0x05]));
-        assert!(!is_der_sequence(&[0x30, 0x02, 0x05]));
-        assert!(!is_der_sequence(&[0x31, 0x00]));
-        assert!(!is_der_sequence(&[0x30, 0x81]));
+        assert!(der::is_sequence(&[0x30, 0x00]));
+        assert!(der::is_sequence(&[0x30, 0x01, 0x05]));
+        assert!(!der::is_sequence(&[0x30, 0x02, 0x05]));
+        assert!(!der::is_sequence(&[0x31, 0x00]));
+        assert!(!der::is_sequence(&[0x30, 0x81]));
         let mut long = vec![0x30, 0x82, 0x01, 0x00];
         long.extend([0u8; 256]);
-        assert!(is_der_sequence(&long));
+        assert!(der::is_sequence(&long));
         long.push(0);
-        assert!(!is_der_sequence(&long));
+        assert!(!der::is_sequence(&long));
     }
 }

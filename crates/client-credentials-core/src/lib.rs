@@ -72,6 +72,7 @@
 pub mod assertion;
 mod config;
 mod credential;
+mod der;
 mod discovery;
 #[cfg(feature = "jwt")]
 pub mod dpop;
