@@ -140,18 +140,9 @@ impl DpopKey {
 /// `htu` (RFC 9449 §4.2): the URI without query and fragment, normalized as servers compare
 /// it (RFC 3986 §6.2.2.1 and §6.2.3): scheme and host in lower case, no default port.
 pub(crate) fn htu(uri: &http::Uri) -> String {
-    let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
-        return uri.path().to_owned();
-    };
-    let scheme = scheme.to_ascii_lowercase();
-    let host = authority.host().to_ascii_lowercase();
-    let default = matches!(
-        (scheme.as_str(), authority.port_u16()),
-        ("https", Some(443)) | ("http", Some(80))
-    );
-    match authority.port_u16() {
-        Some(port) if !default => format!("{scheme}://{host}:{port}{}", uri.path()),
-        _ => format!("{scheme}://{host}{}", uri.path()),
+    match crate::resource::origin(uri) {
+        Some(origin) => format!("{origin}{}", uri.path()),
+        None => uri.path().to_owned(),
     }
 }
 

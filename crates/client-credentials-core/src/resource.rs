@@ -199,7 +199,8 @@ impl fmt::Debug for ResourceAuth {
 }
 
 /// The origin of `uri` as RFC 6454 compares it (scheme and host in lower case, the default
-/// port left out): what a `DPoP-Nonce` is remembered by. `None` without scheme or host.
+/// port left out): what a `DPoP-Nonce` is remembered by, and the start of a proof's `htu`.
+/// `None` without scheme or host.
 pub(crate) fn origin(uri: &http::Uri) -> Option<String> {
     let (scheme, authority) = (uri.scheme_str()?, uri.authority()?);
     let scheme = scheme.to_ascii_lowercase();
