@@ -258,6 +258,25 @@ fn auth_method(args: &TokenArgs) -> Result<AuthMethodArg, Failure> {
     Ok(method)
 }
 
+/// The file a flag names, as text (`what` names it in the error, as "the private key ");
+/// zeroized when dropped, since it may hold a key. The error never shows what it holds.
+fn read_pem(path: &std::path::Path, what: &str) -> Result<zeroize::Zeroizing<String>, Failure> {
+    std::fs::read_to_string(path)
+        .map(zeroize::Zeroizing::new)
+        .map_err(|e| cannot_read(path, what, &e))
+}
+
+/// [`read_pem`] as bytes, named by its path alone.
+fn read_file(path: &std::path::Path) -> Result<zeroize::Zeroizing<Vec<u8>>, Failure> {
+    std::fs::read(path)
+        .map(zeroize::Zeroizing::new)
+        .map_err(|e| cannot_read(path, "", &e))
+}
+
+fn cannot_read(path: &std::path::Path, what: &str, e: &std::io::Error) -> Failure {
+    Failure::Config(format!("cannot read {what}{}: {e}", path.display()))
+}
+
 /// The key of `--private-key`, with `--jwt-alg` and `--key-id`. The errors name the file,
 /// never what it holds.
 fn assertion_key(args: &TokenArgs) -> Result<client_credentials_core::AssertionKey, Failure> {
@@ -265,12 +284,7 @@ fn assertion_key(args: &TokenArgs) -> Result<client_credentials_core::AssertionK
         .private_key
         .as_deref()
         .unwrap_or(std::path::Path::new(""));
-    let pem = std::fs::read_to_string(path).map_err(|e| {
-        Failure::Config(format!(
-            "cannot read the private key {}: {e}",
-            path.display()
-        ))
-    })?;
+    let pem = read_pem(path, "the private key ")?;
     let bad = |e: ConfigError| Failure::Config(format!("{}: {e}", path.display()));
     let mut key = client_credentials_core::AssertionKey::from_pem(&pem).map_err(bad)?;
     if let Some(alg) = args.jwt_alg {
@@ -290,14 +304,9 @@ fn client_identity(
     let Some(cert) = &args.cert else {
         return Ok(None);
     };
-    let read = |path: &std::path::Path| {
-        std::fs::read(path)
-            .map(zeroize::Zeroizing::new)
-            .map_err(|e| Failure::Config(format!("cannot read {}: {e}", path.display())))
-    };
-    let certificates = read(cert)?;
+    let certificates = read_file(cert)?;
     let key_path = args.key.as_deref().unwrap_or(cert);
-    let key = read(key_path)?;
+    let key = read_file(key_path)?;
     client_credentials_core::ClientIdentity::from_pem(&*certificates, &*key)
         .map(Some)
         .map_err(|e| {
@@ -316,8 +325,7 @@ pub(crate) fn root_certificates(
     let Some(path) = &args.ca_cert else {
         return Ok(None);
     };
-    let pem = std::fs::read(path)
-        .map_err(|e| Failure::Config(format!("cannot read {}: {e}", path.display())))?;
+    let pem = read_file(path)?;
     let roots: Vec<_> = client_credentials_ureq::ureq::tls::parse_pem(&pem)
         .filter_map(|item| match item {
             Ok(client_credentials_ureq::ureq::tls::PemItem::Certificate(c)) => Some(c.to_owned()),
@@ -339,9 +347,7 @@ fn dpop_key(args: &TokenArgs) -> Result<Option<client_credentials_core::dpop::Dp
     use client_credentials_core::{AssertionAlgorithm, AssertionKey, dpop::DpopKey};
     let key = match (&args.dpop_key, args.dpop) {
         (Some(path), _) => {
-            let pem = std::fs::read_to_string(path).map_err(|e| {
-                Failure::Config(format!("cannot read the DPoP key {}: {e}", path.display()))
-            })?;
+            let pem = read_pem(path, "the DPoP key ")?;
             AssertionKey::from_pem(&pem)
                 .map_err(|e| Failure::Config(format!("{}: {e}", path.display())))?
         }
