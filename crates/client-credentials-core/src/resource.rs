@@ -40,6 +40,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::config::{Config, ConfigError};
 use crate::secret::AccessToken;
+use crate::session::ResourceVerdict;
 use crate::token::Token;
 
 /// The `DPoP` request header (RFC 9449 §4.1).
@@ -163,6 +164,20 @@ impl ResourceAuth {
     #[must_use]
     pub fn proof(&self) -> Option<&HeaderValue> {
         self.dpop.as_ref()
+    }
+
+    /// Whether this authorization, made for the retry that `verdict` (on the answer to
+    /// `used`) called for, may be sent: a retry with a fresh token never carries the
+    /// rejected one again (the token endpoint can issue that very token anew), a nonce
+    /// retry keeps its token and carries a new proof, and [`ResourceVerdict::Done`] sends
+    /// nothing more.
+    #[must_use]
+    pub fn may_retry(&self, verdict: ResourceVerdict, used: &ResourceAuth) -> bool {
+        match verdict {
+            ResourceVerdict::RetryWithFreshToken => self.token != used.token,
+            ResourceVerdict::RetryWithNewNonce => true,
+            _ => false,
+        }
     }
 
     /// Whether a DPoP proof went with the token.

@@ -398,6 +398,10 @@ fn resource_requests_carry_a_proof_and_the_origins_nonce() {
     let (second, retried) = proof_for(&mut cache);
     assert_eq!(second["nonce"], "n-1");
     assert_eq!(retried.proof_nonce(), Some("n-1"));
+    // A nonce retry keeps the token; a fresh-token retry never resends the rejected one.
+    assert!(retried.may_retry(ResourceVerdict::RetryWithNewNonce, &sent));
+    assert!(!retried.may_retry(ResourceVerdict::RetryWithFreshToken, &sent));
+    assert!(!retried.may_retry(ResourceVerdict::Done, &sent));
     assert_ne!(second["jti"], first["jti"]);
     // The same nonce again: the proof had it, a retry cannot help.
     assert_eq!(

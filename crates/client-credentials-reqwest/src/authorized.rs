@@ -79,9 +79,7 @@ impl Shared {
             return Ok(None);
         };
         let retry = self.authorization(shape, target).await?;
-        if verdict == ResourceVerdict::RetryWithFreshToken
-            && retry.access_token() == used.access_token()
-        {
+        if !retry.may_retry(verdict, used) {
             tracing::debug!("the resource server rejected the token; no newer token to retry with");
             return Ok(None);
         }

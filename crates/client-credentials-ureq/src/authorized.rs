@@ -195,12 +195,7 @@ impl Client {
             return Ok(response);
         };
         let retry = self.resource_auth(Some((&parts.method, &parts.uri)))?;
-        // The cache never hands out a rejected token again unless the token endpoint
-        // issued that very token anew; it is not sent twice either way. A new DPoP nonce
-        // keeps the token: the retry carries a new proof.
-        if verdict == ResourceVerdict::RetryWithFreshToken
-            && retry.access_token() == auth.access_token()
-        {
+        if !retry.may_retry(verdict, &auth) {
             tracing::debug!("the token endpoint reissued the rejected token; not retried");
             return Ok(response);
         }
