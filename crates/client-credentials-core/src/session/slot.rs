@@ -1,6 +1,6 @@
 //! The lock-free hit path: a published snapshot of one request shape's token.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -13,9 +13,13 @@ use crate::token::Token;
 /// them), which costs scaling, never correctness.
 const MAX_SHARDS: usize = 64;
 
+/// How many slots a thread remembers at once (direct mapped by slot id): a thread that reads
+/// more slots than this in turn still gets their tokens, from the shards, a little slower.
+const WAYS: usize = 8;
+
 /// The token that a [`Cache`](crate::Cache) serves for one request shape, published for
-/// callers that read it without the cache's lock: one atomic load, no clock read, no map
-/// lookup, no shared write.
+/// callers that read it without the cache's lock: no lock, no clock read, no map lookup, no
+/// shared write.
 ///
 /// A driver makes one slot per request shape it serves often (the client's default request,
 /// resolved when the client is built), hands it to [`Cache::attach`](crate::Cache::attach),
@@ -29,20 +33,41 @@ const MAX_SHARDS: usize = 64;
 /// a driver that cannot keep that promise must not attach a slot. An empty slot means
 /// "take the lock and poll", never "no token".
 ///
-/// # Scaling
+/// # How a read works, and why it scales
 ///
 /// Handing every caller a clone of one shared `Arc<Token>` makes all cores write the same
 /// reference count, which serialises them. The slot keeps a copy of the token per shard,
 /// each in its own cache line, and each thread reads the shard it was assigned when it
-/// first read any slot (round robin). [`TokenSlot::with`] lends the token without touching
-/// a reference count at all.
+/// first read any slot (round robin). Every publication and withdrawal then bumps the slot's
+/// generation. A thread remembers, per slot, the generation it last saw and its shard's
+/// token at that generation; a read compares the slot's generation (one load of a line that
+/// only publications write) with the remembered one and, while they match, serves the
+/// remembered token: no atomic read-modify-write, no fence, no write to memory another core
+/// reads. [`TokenSlot::with`] lends it; [`TokenSlot::get`] clones the `Arc` of the thread's
+/// own shard. Only after a change does a thread read its shard again.
+///
+/// A thread's remembered token is released on that thread's next read of the slot after a
+/// change, or when the thread exits: a thread that stops calling keeps the token it last
+/// read (zeroized when released) until then, as a caller keeps the `Arc` that
+/// [`TokenSlot::get`] handed it.
 ///
 /// Hits are counted per shard with a plain load and store, not an atomic read-modify-write
 /// (which would cost more than the rest of the hit): exact while each thread has a shard of
 /// its own, a lower bound when threads share one. [`Cache::counters`](crate::Cache::counters)
 /// adds them to `cache_hits`.
 pub struct TokenSlot {
+    head: Head,
     shards: Box<[Shard]>,
+}
+
+/// What every read loads, in a cache line of its own that only publications write.
+#[repr(align(128))]
+struct Head {
+    /// This slot's identity in the threads' memories; never reused.
+    id: u64,
+    /// Bumped after every publication and withdrawal (`Release`), read first by every read
+    /// (`Acquire`), so a reader that sees a generation sees at least its shards' state.
+    generation: AtomicU64,
 }
 
 /// One cache line: a copy of the token, and the hits read from it.
@@ -52,16 +77,41 @@ struct Shard {
     hits: AtomicU64,
 }
 
+/// What a thread remembers of one slot.
+struct Memory {
+    /// The slot's id (0: nothing remembered).
+    slot: u64,
+    generation: u64,
+    /// The thread's shard's token at that generation (`None`: withdrawn).
+    token: Option<Arc<Token>>,
+}
+
+const FORGOTTEN: Memory = Memory {
+    slot: 0,
+    generation: 0,
+    token: None,
+};
+
+thread_local! {
+    /// The calling thread's memory of the slots it read, indexed by slot id.
+    static MEMORY: RefCell<[Memory; WAYS]> = const { RefCell::new([FORGOTTEN; WAYS]) };
+}
+
 impl TokenSlot {
     /// An empty slot for about `threads` threads reading it at once (the machine's available
     /// parallelism, say): twice as many shards, rounded up to a power of two, at most 64.
     #[must_use]
     pub fn new(threads: usize) -> Self {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         let shards = threads
             .saturating_mul(2)
             .clamp(1, MAX_SHARDS)
             .next_power_of_two();
         Self {
+            head: Head {
+                id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+                generation: AtomicU64::new(0),
+            },
             shards: (0..shards)
                 .map(|_| Shard {
                     token: ArcSwapOption::empty(),
@@ -75,30 +125,60 @@ impl TokenSlot {
     #[inline]
     #[must_use]
     pub fn get(&self) -> Option<Arc<Token>> {
-        let shard = self.shard();
-        let token = shard.token.load_full()?;
-        shard.count_hit();
-        Some(token)
+        self.lend((), |(), token| Arc::clone(token)).ok()
     }
 
     /// Calls `f` with the published token, if there is one, without taking a reference to it:
-    /// the form that scales across cores. `f` runs while the token is pinned, so keep it
-    /// short (build a header value, say); a slow `f` delays nothing but the freeing of a
-    /// token that was replaced meanwhile. Without a published token, `f` is handed back
-    /// uncalled, for the driver to call with the token it gets from the cache.
+    /// the form that scales across cores. Keep `f` short (build a header value, say); a slow
+    /// `f` delays nothing but the release of a token that was replaced meanwhile. Without a
+    /// published token, `f` is handed back uncalled, for the driver to call with the token it
+    /// gets from the cache.
     ///
     /// # Errors
     /// `Err(f)` when nothing is published.
     #[inline]
     pub fn with<R, F: FnOnce(&Token) -> R>(&self, f: F) -> Result<R, F> {
-        let shard = self.shard();
-        let token = shard.token.load();
-        let Some(token) = token.as_deref() else {
-            return Err(f);
+        self.lend(f, |f, token| f(token))
+    }
+
+    /// `call(f, token)` with the published token's `Arc`: from the thread's memory while the
+    /// slot's generation is the one remembered, otherwise from the thread's shard (and then
+    /// remembered). `Err(f)` when nothing is published.
+    #[inline]
+    fn lend<F, R>(&self, f: F, call: impl FnOnce(F, &Arc<Token>) -> R) -> Result<R, F> {
+        let generation = self.head.generation.load(Ordering::Acquire);
+        let id = self.head.id;
+        let mut pending = Some((f, call));
+        let remembered = MEMORY.try_with(|memory| {
+            // Busy only when `f` reads a slot itself: that read goes to the shard.
+            let mut memory = memory.try_borrow_mut().ok()?;
+            let memory = &mut memory[way(id)];
+            if memory.slot != id || memory.generation != generation {
+                *memory = Memory {
+                    slot: id,
+                    generation,
+                    token: self.shard().token.load_full(),
+                };
+            }
+            let (f, call) = pending.take()?;
+            Some(match &memory.token {
+                Some(token) => Ok(call(f, token)),
+                None => Err(f),
+            })
+        });
+        let result = match (remembered, pending) {
+            (Ok(Some(result)), _) => result,
+            // No memory to use (the thread is exiting, or `f` reads a slot): the shard.
+            (_, Some((f, call))) => match self.shard().token.load().as_ref() {
+                Some(token) => Ok(call(f, token)),
+                None => Err(f),
+            },
+            (_, None) => unreachable!("`f` is taken only when the memory answers"),
         };
-        let result = f(token);
-        shard.count_hit();
-        Ok(result)
+        if result.is_ok() {
+            self.shard().count_hit();
+        }
+        result
     }
 
     /// The hits served from this slot so far (a lower bound; see [the type docs](Self)).
@@ -121,6 +201,7 @@ impl TokenSlot {
         for shard in &self.shards {
             shard.token.store(Some(Arc::new(token.clone())));
         }
+        self.head.generation.fetch_add(1, Ordering::Release);
     }
 
     /// Withdraws the token: readers take the lock and poll.
@@ -128,6 +209,7 @@ impl TokenSlot {
         for shard in &self.shards {
             shard.token.store(None);
         }
+        self.head.generation.fetch_add(1, Ordering::Release);
     }
 
     #[inline]
@@ -135,6 +217,13 @@ impl TokenSlot {
         // `shards.len()` is a power of two.
         &self.shards[thread_index() & (self.shards.len() - 1)]
     }
+}
+
+/// Where in a thread's memory slot `id` is remembered.
+#[inline]
+fn way(id: u64) -> usize {
+    // Ids are consecutive: the low bits spread them.
+    usize::try_from(id % WAYS as u64).unwrap_or(0)
 }
 
 impl Shard {
@@ -179,6 +268,137 @@ fn thread_index() -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use std::time::{Duration, SystemTime};
+
+    use crate::AccessToken;
+    use crate::token::{HeaderCell, ScopeSource};
+
+    fn token(value: &str) -> Token {
+        Token {
+            access_token: AccessToken::new(value),
+            token_type: "Bearer".into(),
+            issued_at: SystemTime::UNIX_EPOCH,
+            lifetime: Some(Duration::from_secs(3600)),
+            scopes: Vec::new(),
+            scope_source: ScopeSource::Requested,
+            refresh_in: None,
+            extra: serde_json::Map::new(),
+            deviations: Vec::new(),
+            header: HeaderCell::default(),
+        }
+    }
+
+    fn read(slot: &TokenSlot) -> Option<String> {
+        slot.with(|t| t.access_token().expose_secret().to_owned())
+            .ok()
+    }
+
+    #[test]
+    fn a_thread_that_remembered_a_token_sees_every_later_change() {
+        let slot = TokenSlot::new(2);
+        assert_eq!(read(&slot), None, "remembers the empty slot");
+        slot.publish(&token("first"));
+        assert_eq!(read(&slot).as_deref(), Some("first"));
+        assert_eq!(read(&slot).as_deref(), Some("first"), "from memory");
+        slot.publish(&token("second"));
+        assert_eq!(read(&slot).as_deref(), Some("second"));
+        assert_eq!(
+            slot.get()
+                .map(|t| t.access_token().expose_secret().to_owned()),
+            Some("second".to_owned())
+        );
+        slot.withdraw();
+        assert_eq!(read(&slot), None, "a withdrawal is seen at once");
+        assert!(slot.get().is_none());
+        slot.publish(&token("third"));
+        assert_eq!(read(&slot).as_deref(), Some("third"));
+        assert_eq!(slot.hits(), 5);
+    }
+
+    #[test]
+    fn a_remembered_token_is_released_on_the_next_read_after_a_change() {
+        let slot = TokenSlot::new(1);
+        slot.publish(&token("first"));
+        let held = slot.get().unwrap();
+        // This thread's memory and the caller's clone, besides the shard's own.
+        assert_eq!(Arc::strong_count(&held), 3);
+        slot.withdraw();
+        assert_eq!(Arc::strong_count(&held), 2, "the shard let go");
+        assert!(slot.get().is_none());
+        assert_eq!(Arc::strong_count(&held), 1, "and so did the memory");
+    }
+
+    #[test]
+    fn more_slots_than_a_thread_remembers_are_all_served_right() {
+        let slots: Vec<TokenSlot> = (0..3 * WAYS).map(|_| TokenSlot::new(2)).collect();
+        for (i, slot) in slots.iter().enumerate() {
+            slot.publish(&token(&format!("t{i}")));
+        }
+        for round in 0..3 {
+            for (i, slot) in slots.iter().enumerate() {
+                assert_eq!(read(slot), Some(format!("t{i}")), "round {round}");
+            }
+        }
+        slots[5].withdraw();
+        assert_eq!(read(&slots[5]), None);
+        assert_eq!(read(&slots[5 + WAYS]), Some(format!("t{}", 5 + WAYS)));
+    }
+
+    #[test]
+    fn a_read_inside_a_read_is_served_from_the_shard() {
+        let outer = TokenSlot::new(2);
+        let inner = TokenSlot::new(2);
+        outer.publish(&token("outer"));
+        inner.publish(&token("inner"));
+        let both = outer
+            .with(|o| {
+                let same = read(&outer);
+                let other = read(&inner);
+                (o.access_token().expose_secret().to_owned(), same, other)
+            })
+            .ok();
+        assert_eq!(
+            both,
+            Some((
+                "outer".to_owned(),
+                Some("outer".to_owned()),
+                Some("inner".to_owned())
+            ))
+        );
+        inner.withdraw();
+        assert_eq!(outer.with(|_| read(&inner)).ok(), Some(None));
+    }
+
+    #[test]
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "a test of a second thread reading the slot; the core itself has none"
+    )]
+    fn other_threads_see_a_change_after_remembering() {
+        let slot = Arc::new(TokenSlot::new(4));
+        slot.publish(&token("first"));
+        let (to_reader, changed) = std::sync::mpsc::channel::<()>();
+        let (to_main, seen) = std::sync::mpsc::channel::<Option<String>>();
+        let reader = {
+            let slot = Arc::clone(&slot);
+            std::thread::spawn(move || {
+                to_main.send(read(&slot)).unwrap();
+                changed.recv().unwrap();
+                to_main.send(read(&slot)).unwrap();
+                changed.recv().unwrap();
+                to_main.send(read(&slot)).unwrap();
+            })
+        };
+        assert_eq!(seen.recv().unwrap().as_deref(), Some("first"));
+        slot.publish(&token("second"));
+        to_reader.send(()).unwrap();
+        assert_eq!(seen.recv().unwrap().as_deref(), Some("second"));
+        slot.withdraw();
+        to_reader.send(()).unwrap();
+        assert_eq!(seen.recv().unwrap(), None);
+        reader.join().unwrap();
+    }
 
     #[test]
     fn shards_are_a_power_of_two_within_bounds() {
