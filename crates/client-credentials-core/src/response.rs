@@ -82,6 +82,43 @@ impl BodyBuffer {
         Ok(())
     }
 
+    /// Reads `reader` to its end straight into the buffer, for a blocking transport: at
+    /// most one byte more than the room left is read, and nothing is zero-filled or copied
+    /// on the way (the bytes land in the room [`BodyBuffer::expect_len`] reserved).
+    ///
+    /// ```
+    /// use client_credentials_core::BodyBuffer;
+    ///
+    /// let mut body = BodyBuffer::new(8);
+    /// assert!(body.read_to_end(&b"1234"[..])?.is_ok());
+    /// assert!(body.read_to_end(&b"56789"[..])?.is_err(), "over the cap");
+    /// # Ok::<_, std::io::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// The reader's error; inside it, [`TokenError::TooLarge`] when the body goes over the
+    /// cap (the buffer then holds what it held before).
+    pub fn read_to_end(
+        &mut self,
+        reader: impl std::io::Read,
+    ) -> std::io::Result<Result<(), TokenError>> {
+        let held = self.bytes.len();
+        let limit = u64::try_from(self.remaining())
+            .unwrap_or(u64::MAX)
+            .saturating_add(1);
+        let read =
+            std::io::Read::read_to_end(&mut std::io::Read::take(reader, limit), &mut self.bytes);
+        if let Err(e) = read {
+            self.bytes.truncate(held);
+            return Err(e);
+        }
+        if self.bytes.len() > self.cap {
+            self.bytes.truncate(held);
+            return Ok(Err(self.too_large()));
+        }
+        Ok(Ok(()))
+    }
+
     /// Room left before the cap, for sizing the next read.
     #[must_use]
     pub fn remaining(&self) -> usize {

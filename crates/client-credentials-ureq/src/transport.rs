@@ -2,7 +2,6 @@
 //! mapping of ureq errors into the core's [`TransportError`]. Everything here is specific to
 //! ureq; what to do with the answer is the core's ([`driver`]).
 
-use std::io::Read as _;
 use std::sync::{Arc, OnceLock};
 
 use client_credentials_core::driver::{Exchange, Reply, Timeouts};
@@ -213,12 +212,11 @@ fn is_cleartext(uri: &http::Uri) -> bool {
     uri.scheme() != Some(&http::uri::Scheme::HTTPS)
 }
 
-/// Reads the body through a [`BodyBuffer`]: a `Content-Length` over the cap is refused
-/// before reading anything, and every chunk is checked against the cap as it arrives, so at
-/// most `cap` bytes plus one chunk are ever read. `None` when the body is over the cap.
-/// `as_reader` has no limit of its own; this function is the limit.
+/// Reads the body into a [`BodyBuffer`]: a `Content-Length` over the cap is refused
+/// before reading anything, and at most `cap + 1` bytes are ever read, straight into the
+/// buffer. `None` when the body is over the cap. `as_reader` has no limit of its own; this
+/// function is the limit.
 fn read_capped(body: &mut ureq::Body, cap: usize) -> std::io::Result<Option<Vec<u8>>> {
-    const CHUNK: usize = 8 * 1024;
     let announced = body.content_length();
     let mut buffer = BodyBuffer::new(cap);
     // With `Content-Encoding`, the announced length is the encoded one: a lower bound of
@@ -230,20 +228,11 @@ fn read_capped(body: &mut ureq::Body, cap: usize) -> std::io::Result<Option<Vec<
         tracing::debug!(len, cap, "announced response body exceeds the cap");
         return Ok(None);
     }
-    let mut reader = body.as_reader();
-    let mut chunk = [0u8; CHUNK];
-    loop {
-        let n = match reader.read(&mut chunk) {
-            Ok(0) => return Ok(Some(buffer.into_bytes())),
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        if buffer.push(&chunk[..n]).is_err() {
-            tracing::debug!(cap, "response body exceeds the cap");
-            return Ok(None);
-        }
+    if buffer.read_to_end(body.as_reader())?.is_err() {
+        tracing::debug!(cap, "response body exceeds the cap");
+        return Ok(None);
     }
+    Ok(Some(buffer.into_bytes()))
 }
 
 /// Maps a ureq error to the core's transport error, keeping it as the source (ureq's
