@@ -360,13 +360,16 @@ pub fn processor() -> String {
 
 /// Runs `op(iters)` on each of `threads` threads released together; the wall time divided
 /// by the threads, i.e. the time per call of the group (so `one / this` is the throughput
-/// ratio to one thread).
+/// ratio to one thread). Each thread first makes one untimed call, so that what a thread
+/// sets up on its first call (its runtime, its shard) is not timed, as it is not on the
+/// thread that measures one thread.
 pub fn on_threads(threads: usize, iters: u64, op: &(dyn Fn(u64) -> Duration + Sync)) -> Duration {
     let barrier = std::sync::Barrier::new(threads);
     let wall = thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|_| {
                 s.spawn(|| {
+                    let _ = op(1);
                     barrier.wait();
                     let start = std::time::Instant::now();
                     let _ = op(iters);
