@@ -15,6 +15,9 @@
 //!   (`Client::http_client()`, configured with the adapter's timeouts and no redirects).
 //!   `ours` against `bare_reqwest/client_http` is what the adapter's code and the core add
 //!   to a fetch.
+//! - `async_fetch_1ms` (printed only): the same comparison against an endpoint that takes
+//!   1 ms to answer, still faster than any real one: the client's share of a fetch that a
+//!   caller waits for.
 //!
 //! Run: `cargo bench -p client-credentials-reqwest --bench async_client`.
 #![allow(clippy::print_stdout, reason = "a benchmark reports on stdout")]
@@ -211,6 +214,47 @@ fn fetch(c: &mut Criterion) {
             ("ours", &|n| run(n, &ours_op)),
             ("bare_reqwest/client_http", &|n| run(n, &bare_client)),
             ("bare_reqwest/default", &|n| run(n, &bare_default)),
+        ],
+    );
+
+    // The same against an endpoint that takes 1 ms to answer (a real one, over a network
+    // and signing its tokens, takes longer): the client's share of a fetch a user waits for.
+    let slow = Server::start(Duration::from_millis(1), Duration::from_secs(3600));
+    let slow_config = self::config(&slow.token_url());
+    let slow_client = Client::builder(slow_config.clone())
+        .policy(support::policy_fetching_every_call())
+        .seed(1)
+        .build()
+        .unwrap();
+    let slow_http = plain_request(slow_config.default_request().to_http());
+    let slow_reqwest = slow_client.http_client().clone();
+    let slow_bare = || -> Pin<Box<dyn Future<Output = Duration> + '_>> {
+        let request = reqwest::Request::try_from(slow_http.clone()).unwrap();
+        let http_client = slow_reqwest.clone();
+        Box::pin(async move {
+            let start = Instant::now();
+            let response = http_client.execute(request).await.unwrap();
+            assert_eq!(response.status(), reqwest::StatusCode::OK);
+            black_box(response.bytes().await.unwrap());
+            start.elapsed()
+        })
+    };
+    let slow_ours = || -> Pin<Box<dyn Future<Output = Duration> + '_>> {
+        Box::pin(async {
+            let start = Instant::now();
+            let token = slow_client.token().await.unwrap();
+            let took = start.elapsed();
+            slow_client.invalidate(token.access_token());
+            took
+        })
+    };
+    support::interleaved(
+        "async_fetch_1ms",
+        15,
+        50,
+        &[
+            ("ours", &|n| run(n, &slow_ours)),
+            ("bare_reqwest/client_http", &|n| run(n, &slow_bare)),
         ],
     );
 

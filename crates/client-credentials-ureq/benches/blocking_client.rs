@@ -20,6 +20,9 @@
 //!   is an agent with ureq's own resolver and per-phase timeouts and no global one: with a
 //!   global (or resolve) timeout, ureq's resolver resolves the host on a new thread for every
 //!   request, even an IP address on a pooled connection, which the client's resolver avoids.
+//! - `blocking_fetch_1ms` (printed only): the same comparison against an endpoint that takes
+//!   1 ms to answer, still faster than any real one: the client's share of a fetch that a
+//!   caller waits for.
 //!
 //! Run: `cargo bench -p client-credentials-ureq --bench blocking_client`.
 #![allow(clippy::print_stdout, reason = "a benchmark reports on stdout")]
@@ -209,6 +212,40 @@ fn fetch(c: &mut Criterion) {
             ("bare_ureq/phase_timeouts", &|n| {
                 timed(&bare_phase_timeouts, n)
             }),
+        ],
+    );
+
+    // The same against an endpoint that takes 1 ms to answer (a real one, over a network
+    // and signing its tokens, takes longer): the client's share of a fetch a user waits for.
+    let slow = Server::start(Duration::from_millis(1), Duration::from_secs(3600));
+    let slow_config = self::config(&slow.token_url());
+    let slow_client = Client::builder(slow_config.clone())
+        .policy(support::policy_fetching_every_call())
+        .seed(1)
+        .build();
+    let slow_http = plain_http(&slow_config.default_request());
+    let slow_agent = slow_client.agent().clone();
+    let slow_bare = || {
+        let start = Instant::now();
+        let mut response = slow_agent.run(slow_http.clone()).unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        black_box(response.body_mut().read_to_vec().unwrap());
+        start.elapsed()
+    };
+    let slow_ours = || {
+        let start = Instant::now();
+        let token = slow_client.token().unwrap();
+        let took = start.elapsed();
+        slow_client.invalidate(token.access_token());
+        took
+    };
+    support::interleaved(
+        "blocking_fetch_1ms",
+        15,
+        50,
+        &[
+            ("ours", &|n| timed(&slow_ours, n)),
+            ("bare_ureq/client_agent", &|n| timed(&slow_bare, n)),
         ],
     );
 
