@@ -502,9 +502,10 @@ fn the_timer_deadline_never_lies_in_the_past_for_a_shape_without_a_token() {
 }
 
 /// An attached slot serves exactly what `poll` would serve without an input: published on
-/// the fetch, withdrawn at the refresh point by the snapshot timer, republished while the
-/// refresh is in flight, withdrawn on invalidation, on `clear` and on `detach_all`; its hits
-/// are counted, and the attached shape is never evicted for idleness.
+/// the fetch; at the refresh point (the snapshot timer's) it sends one reader to the lock
+/// and keeps serving the others; withdrawn when the token stops being usable, on
+/// invalidation, on `clear` and on `detach_all`; its hits are counted, and the attached
+/// shape is never evicted for idleness.
 #[test]
 fn an_attached_slot_publishes_what_poll_serves_and_nothing_longer() {
     use client_credentials_core::TokenSlot;
@@ -538,8 +539,20 @@ fn an_attached_slot_publishes_what_poll_serves_and_nothing_longer() {
     assert!(!cache.handle_snapshot_timeout(refresh_at - Duration::from_millis(1)));
     assert!(slot.get().is_some(), "the window has not ended yet");
     assert!(cache.handle_snapshot_timeout(refresh_at));
-    assert!(slot.get().is_none(), "withdrawn when the refresh is due");
-    assert_eq!(cache.snapshot_timeout(), None);
+    assert!(
+        slot.get().is_none(),
+        "the first reader after the refresh point is sent to the lock"
+    );
+    for _ in 0..3 {
+        assert_eq!(
+            slot.get().map(|t| t.access_token().clone()),
+            Some(first.access_token().clone()),
+            "every other reader keeps the token, still usable"
+        );
+    }
+    // Nobody polled yet: withdrawn when it stops being usable (3590 s), not before.
+    let usable_until = start + secs(3590);
+    assert_eq!(cache.snapshot_timeout(), Some(usable_until));
 
     // The caller who polls starts the refresh and keeps the valid token; the slot serves it
     // again while the refresh is in flight, until the request's deadline at the latest.
@@ -588,6 +601,31 @@ fn an_attached_slot_publishes_what_poll_serves_and_nothing_longer() {
     assert!(slot.get().is_none());
     let _ = cache.force_refresh(later, shape.cache_key());
     assert!(slot.get().is_none());
+}
+
+/// A refresh point that no reader acts on (a driver whose callers all stopped) leaves the
+/// token published only while it is usable.
+#[test]
+fn a_due_token_nobody_refreshes_is_withdrawn_when_it_stops_being_usable() {
+    use client_credentials_core::TokenSlot;
+
+    let mut policy = Policy::default();
+    policy.refresh_jitter = 0.0;
+    let (mut cache, start) = cache(policy);
+    let shape = request();
+    let slot = Arc::new(TokenSlot::new(2));
+    cache.attach(start, &shape, Arc::clone(&slot));
+    let _ = fetch(&mut cache, start, &shape, "first");
+    let refresh_at = cache.snapshot_timeout().unwrap();
+    assert!(cache.handle_snapshot_timeout(refresh_at));
+    let usable_until = cache.snapshot_timeout().unwrap();
+    assert_eq!(usable_until, start + secs(3590));
+    assert!(!cache.handle_snapshot_timeout(usable_until - Duration::from_millis(1)));
+    assert!(cache.handle_snapshot_timeout(usable_until));
+    for _ in 0..3 {
+        assert!(slot.get().is_none(), "no longer usable: withdrawn");
+    }
+    assert_eq!(cache.snapshot_timeout(), None);
 }
 
 /// Every state in which `poll` serves a token without changing anything is what

@@ -32,12 +32,13 @@ use crate::transport;
 /// The hit on the default request shape takes no lock, reads no clock, writes nothing
 /// shared and subscribes to nothing: the cache publishes the token it serves for that shape
 /// into a sharded [`TokenSlot`](client_credentials_core::TokenSlot) on every state change,
-/// and [`Client::token`] / [`Client::with_token`] read it with one atomic load. The
-/// client's background task (below) withdraws the published token when the cache's
-/// [`snapshot_timeout`](client_credentials_core::Cache::snapshot_timeout) passes (a refresh
-/// is due, or the token stops being usable), so a slot never serves longer than the cache
-/// would; the slot is attached while that task runs, and until then every call takes the
-/// path below.
+/// and [`Client::token`] / [`Client::with_token`] read it without a lock (a generation
+/// check and the thread's remembered token). The client's background task (below) acts
+/// when the cache's [`snapshot_timeout`](client_credentials_core::Cache::snapshot_timeout)
+/// passes: when a refresh is due, the next caller (one) takes the path below and starts it
+/// while every other caller keeps the token; when the token stops being usable, it is
+/// withdrawn. So a slot never serves longer than the cache would; the slot is attached
+/// while that task runs, and until then every call takes the path below.
 ///
 /// Every decision is taken by the core's [`Cache`](client_credentials_core::Cache), which
 /// sits behind one `std` mutex, held only for its non-blocking calls and never across an

@@ -36,11 +36,13 @@ pub(crate) const MIN_WAIT: Duration = Duration::from_millis(1);
 /// The hit on the default request shape takes no lock, reads no clock and writes nothing
 /// shared: the cache publishes the token it serves for that shape into a sharded
 /// [`TokenSlot`](client_credentials_core::TokenSlot) on every state change, and
-/// [`Client::token`] / [`Client::with_token`] read it with one atomic load. A slot never
-/// holds a token longer than the cache would serve it: one thread per client
-/// (`client-credentials-snapshot`, parked between deadlines) withdraws it when the cache's
-/// [`snapshot_timeout`](Cache::snapshot_timeout) passes, that is when the token is due for
-/// refresh or stops being usable, and the next caller takes the path below. The thread
+/// [`Client::token`] / [`Client::with_token`] read it without a lock (a generation check
+/// and the thread's remembered token). A slot never holds a token longer than the cache
+/// would serve it: one thread per client (`client-credentials-snapshot`, parked between
+/// deadlines) acts when the cache's [`snapshot_timeout`](Cache::snapshot_timeout) passes:
+/// when the token is due for refresh, the next caller (one) takes the path below and starts
+/// the refresh while every other caller keeps the token; when it stops being usable, it is
+/// withdrawn and callers take the path below. The thread
 /// stops when the last clone of the client is dropped; if it cannot be spawned, no slot is
 /// attached and every call takes the locked path.
 ///

@@ -260,15 +260,32 @@ impl Published {
                 {
                     self.slot.publish(token);
                     self.token = Some(Arc::clone(token));
+                } else {
+                    // A refresh due earlier has started meanwhile: no reader is owed the lock.
+                    self.slot.clear_due();
                 }
                 self.until = until;
             }
-            None => {
-                if self.token.take().is_some() {
-                    self.slot.withdraw();
+            None => match session.usable(now) {
+                // Its refresh is due but it is still usable: it stays published, and the
+                // slot hands the next reader (one) to the lock, whose poll starts the
+                // refresh, while every other reader keeps it.
+                Some((token, usable_until))
+                    if self
+                        .token
+                        .as_ref()
+                        .is_some_and(|held| Arc::ptr_eq(held, token)) =>
+                {
+                    self.slot.mark_due();
+                    self.until = usable_until;
                 }
-                self.until = None;
-            }
+                _ => {
+                    if self.token.take().is_some() {
+                        self.slot.withdraw();
+                    }
+                    self.until = None;
+                }
+            },
         }
         let stale = self.token.is_some() && session.stale(now);
         match (stale, self.stale_from) {

@@ -738,6 +738,15 @@ impl Session {
         (held.usable(now) && until.is_none_or(|until| now < until)).then_some((&held.token, until))
     }
 
+    /// The token held at `now` while it is still usable, and until when it is (`None`: no
+    /// end), whatever a poll would do with it: with [`Session::serving`] `None`, this is the
+    /// token that a poll would still serve while it starts its refresh.
+    #[must_use]
+    pub(crate) fn usable(&self, now: Instant) -> Option<(&Arc<Token>, Option<Instant>)> {
+        let held = self.held()?;
+        held.usable(now).then_some((&held.token, held.usable_until))
+    }
+
     /// Whether [`Session::adopt`] would take `token` at `now`: it is usable at `now` (by this
     /// session's [`Policy::expiry_margin`]), it expires later than the token held, and it is
     /// not the token last dropped by [`Session::invalidate`]. A driver that reads a shared

@@ -3,7 +3,7 @@
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use arc_swap::ArcSwapOption;
 
@@ -26,8 +26,11 @@ const WAYS: usize = 8;
 /// and on every call tries [`TokenSlot::get`] or [`TokenSlot::with`] before it takes the lock.
 /// The cache publishes into the slot on every state change of that shape, under the
 /// driver's lock, and withdraws the token when [`poll`](crate::Cache::poll) would no longer
-/// serve it unchanged: when its refresh is due, when it stops being usable, when it is
-/// invalidated. The last needs no input, so the driver calls
+/// serve it: when it stops being usable, when it is invalidated. When its refresh is due
+/// the token stays published and the slot sends the next reader, one, to the lock, whose
+/// poll starts the refresh (and serves that reader the same token): a thousand callers at
+/// the refresh point do not all queue on the lock. Time alone ends a window, so the driver
+/// calls
 /// [`Cache::handle_snapshot_timeout`](crate::Cache::handle_snapshot_timeout) at
 /// [`Cache::snapshot_timeout`](crate::Cache::snapshot_timeout) (a timer thread or task);
 /// a driver that cannot keep that promise must not attach a slot. An empty slot means
@@ -68,6 +71,9 @@ struct Head {
     /// Bumped after every publication and withdrawal (`Release`), read first by every read
     /// (`Acquire`), so a reader that sees a generation sees at least its shards' state.
     generation: AtomicU64,
+    /// Set when the published token's refresh is due: the one reader that clears it is
+    /// sent to the lock (its poll starts the refresh); every other reader keeps the token.
+    due: AtomicBool,
 }
 
 /// One cache line: a copy of the token, and the hits read from it.
@@ -111,6 +117,7 @@ impl TokenSlot {
             head: Head {
                 id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
                 generation: AtomicU64::new(0),
+                due: AtomicBool::new(false),
             },
             shards: (0..shards)
                 .map(|_| Shard {
@@ -147,6 +154,10 @@ impl TokenSlot {
     #[inline]
     fn lend<F, R>(&self, f: F, call: impl FnOnce(F, &Arc<Token>) -> R) -> Result<R, F> {
         let generation = self.head.generation.load(Ordering::Acquire);
+        if self.head.due.load(Ordering::Relaxed) && self.head.due.swap(false, Ordering::AcqRel) {
+            // This reader takes the lock and starts the refresh; nobody else does.
+            return Err(f);
+        }
         let id = self.head.id;
         let mut pending = Some((f, call));
         let remembered = MEMORY.try_with(|memory| {
@@ -201,6 +212,7 @@ impl TokenSlot {
         for shard in &self.shards {
             shard.token.store(Some(Arc::new(token.clone())));
         }
+        self.head.due.store(false, Ordering::Relaxed);
         self.head.generation.fetch_add(1, Ordering::Release);
     }
 
@@ -209,7 +221,28 @@ impl TokenSlot {
         for shard in &self.shards {
             shard.token.store(None);
         }
+        self.head.due.store(false, Ordering::Relaxed);
         self.head.generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// Keeps the token published but sends the next reader, one, to the lock: the token's
+    /// refresh is due and that reader's poll starts it. Set again for as long as no poll
+    /// started it.
+    pub(crate) fn mark_due(&self) {
+        self.head.due.store(true, Ordering::Release);
+    }
+
+    /// Undoes [`TokenSlot::mark_due`]: the refresh started by other means.
+    pub(crate) fn clear_due(&self) {
+        if self.head.due.load(Ordering::Relaxed) {
+            self.head.due.store(false, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether a reader is still to be sent to the lock (see [`TokenSlot::mark_due`]).
+    #[cfg(test)]
+    fn is_due(&self) -> bool {
+        self.head.due.load(Ordering::Relaxed)
     }
 
     #[inline]
@@ -314,6 +347,26 @@ mod tests {
         slot.publish(&token("third"));
         assert_eq!(read(&slot).as_deref(), Some("third"));
         assert_eq!(slot.hits(), 5);
+    }
+
+    #[test]
+    fn a_due_token_sends_exactly_one_reader_to_the_lock() {
+        let slot = TokenSlot::new(2);
+        slot.publish(&token("first"));
+        assert_eq!(read(&slot).as_deref(), Some("first"));
+        slot.mark_due();
+        assert!(slot.is_due());
+        assert_eq!(read(&slot), None, "the one reader that starts the refresh");
+        for _ in 0..3 {
+            assert_eq!(read(&slot).as_deref(), Some("first"), "everyone else");
+        }
+        slot.mark_due();
+        slot.clear_due();
+        assert_eq!(read(&slot).as_deref(), Some("first"), "the refresh started");
+        slot.mark_due();
+        slot.publish(&token("second"));
+        assert!(!slot.is_due(), "a new token is not due");
+        assert_eq!(read(&slot).as_deref(), Some("second"));
     }
 
     #[test]
