@@ -704,3 +704,59 @@ fn bearer(value: &str) -> Token {
         .parse_response(wall, StatusCode::OK, &HeaderMap::new(), body.as_bytes())
         .unwrap()
 }
+
+/// `polls_without_token` counts the callers who wait on the token endpoint: every caller of
+/// a cold start, none across a refresh ahead of expiry.
+#[test]
+fn polls_without_a_token_count_the_callers_who_wait_on_the_endpoint() {
+    let mut policy = Policy::default();
+    policy.refresh_jitter = 0.0;
+    policy.idle_eviction = secs(100_000);
+    let (mut cache, start) = cache(policy);
+    let shape = request();
+    let waiting = |cache: &Cache| {
+        cache
+            .counters(shape.cache_key())
+            .expect("not evicted")
+            .polls_without_token
+    };
+
+    let Action::Send {
+        id, current: None, ..
+    } = cache.poll(start, &shape)
+    else {
+        panic!("a cold start sends")
+    };
+    for _ in 0..2 {
+        assert!(matches!(cache.poll(start, &shape), Action::Wait(_)));
+    }
+    assert_eq!(waiting(&cache), 3, "the sender and two waiters");
+    let _ = cache.handle_response(
+        start,
+        id,
+        StatusCode::OK,
+        &HeaderMap::new(),
+        &body("first", 3600),
+    );
+    assert!(matches!(cache.poll(start, &shape), Action::Ready(_)));
+
+    // 3600 s, 10 s margin, refresh at 80 % of the usable life: 2872 s.
+    let refresh_at = start + Duration::from_millis(2_872_000);
+    let Action::Send {
+        id,
+        current: Some(_),
+        ..
+    } = cache.poll(refresh_at, &shape)
+    else {
+        panic!("the refresh is due")
+    };
+    assert!(matches!(cache.poll(refresh_at, &shape), Action::Ready(_)));
+    let _ = cache.handle_response(
+        refresh_at,
+        id,
+        StatusCode::OK,
+        &HeaderMap::new(),
+        &body("second", 3600),
+    );
+    assert_eq!(waiting(&cache), 3, "nobody waited across the refresh");
+}

@@ -46,8 +46,9 @@ static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 
 /// Time to start the tasks before they are released.
 const RELEASE_AFTER: Duration = Duration::from_millis(200);
-/// A call this slow waited for a token request (its own or another caller's); scheduling
-/// delays of a loaded machine stay well below it.
+/// A call this slow is counted: it waited for a token request (its own or another
+/// caller's), or it was delayed that long by scheduling; the client's `polls_without_token`
+/// tells which.
 const WAITED: Duration = Duration::from_millis(10);
 
 fn config(token_url: &str) -> Config {
@@ -115,45 +116,57 @@ impl Naive {
 }
 
 type Get = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Arc<Token>> + Send>> + Send + Sync>;
+/// How many callers' polls waited on the token endpoint so far, for a cache that counts them.
+type Waited = Option<Box<dyn Fn() -> u64>>;
 
-fn ours(server: &Server) -> Get {
+fn ours_with(server: &Server, background_refresh: bool) -> (Get, Waited) {
     let client = Client::builder(config(&server.token_url()))
         .seed(1)
+        .background_refresh(background_refresh)
         .build()
         .unwrap();
-    Arc::new(move || {
-        let client = client.clone();
-        Box::pin(async move { client.token().await.unwrap() })
-    })
+    let counted = client.clone();
+    (
+        Arc::new(move || {
+            let client = client.clone();
+            Box::pin(async move { client.token().await.unwrap() })
+        }),
+        Some(Box::new(move || counted.counters().polls_without_token)),
+    )
 }
 
-fn ours_background(server: &Server) -> Get {
-    let client = Client::builder(config(&server.token_url()))
-        .seed(1)
-        .background_refresh(true)
-        .build()
-        .unwrap();
-    Arc::new(move || {
-        let client = client.clone();
-        Box::pin(async move { client.token().await.unwrap() })
-    })
+fn ours(server: &Server) -> (Get, Waited) {
+    ours_with(server, false)
 }
 
-fn naive(server: &Server) -> Get {
+fn ours_background(server: &Server) -> (Get, Waited) {
+    ours_with(server, true)
+}
+
+fn naive(server: &Server) -> (Get, Waited) {
     let naive = Arc::new(Naive::new(&config(&server.token_url())));
-    Arc::new(move || {
-        let naive = Arc::clone(&naive);
-        Box::pin(async move { naive.token().await })
-    })
+    (
+        Arc::new(move || {
+            let naive = Arc::clone(&naive);
+            Box::pin(async move { naive.token().await })
+        }),
+        None,
+    )
+}
+
+/// What `waited` counted since `before`.
+fn waited_since(waited: &Waited, before: Option<u64>) -> Option<u64> {
+    Some(waited.as_ref()?() - before?)
 }
 
 /// 1 000 tasks released together on an empty cache: requests made, latencies.
 ///
 /// The tasks sleep until one instant, and each latency counts from that instant: the time
 /// from wanting a token to having it, scheduling delays included.
-fn cold(rt: &Runtime, make: fn(&Server) -> Get) -> (usize, Latencies) {
+fn cold(rt: &Runtime, make: fn(&Server) -> (Get, Waited)) -> (usize, Latencies, Option<u64>) {
     let server = Server::start(SERVER_DELAY, Duration::from_secs(3600));
-    let get = make(&server);
+    let (get, waited) = make(&server);
+    let waited_before = waited.as_ref().map(|w| w());
     let samples = rt.block_on(async {
         let release = tokio::time::Instant::now() + RELEASE_AFTER;
         let tasks: Vec<_> = (0..CALLERS)
@@ -172,17 +185,26 @@ fn cold(rt: &Runtime, make: fn(&Server) -> Get) -> (usize, Latencies) {
         }
         samples
     });
-    (server.count(), Latencies::of(samples, WAITED))
+    (
+        server.count(),
+        Latencies::of(samples, WAITED),
+        waited_since(&waited, waited_before),
+    )
 }
 
 /// 1 000 tasks calling every 20 ms for 4.5 s while 2-second tokens expire: requests made
 /// during that time, latencies, and calls that waited for a token request.
-fn across_expiry(rt: &Runtime, make: fn(&Server) -> Get) -> (usize, Latencies) {
+fn across_expiry(
+    rt: &Runtime,
+    make: fn(&Server) -> (Get, Waited),
+) -> (usize, Latencies, Option<u64>) {
     let server = Server::start(SERVER_DELAY, SHORT_LIFETIME);
-    let get = make(&server);
+    let (get, waited) = make(&server);
+    let mut waited_before = None;
     let (before, samples) = rt.block_on(async {
         drop(get().await); // warm
         let before = server.count();
+        waited_before = waited.as_ref().map(|w| w());
         let release = tokio::time::Instant::now() + RELEASE_AFTER;
         let tasks: Vec<_> = (0..CALLERS)
             .map(|_| {
@@ -207,7 +229,11 @@ fn across_expiry(rt: &Runtime, make: fn(&Server) -> Get) -> (usize, Latencies) {
         }
         (before, samples)
     });
-    (server.count() - before, Latencies::of(samples, WAITED))
+    (
+        server.count() - before,
+        Latencies::of(samples, WAITED),
+        waited_since(&waited, waited_before),
+    )
 }
 
 use support::stampede_row as row;
@@ -259,20 +285,21 @@ fn main() {
     support::stampede_table(&format!(
         "Async client: {CALLERS} tasks on 2 workers, token endpoint latency 50 ms"
     ));
-    let (n, l) = cold(&rt, ours);
-    row("cold cache, ours", n, &l);
-    let (n, l) = cold(&rt, naive);
-    row("cold cache, naive", n, &l);
-    let (n, l) = across_expiry(&rt, ours);
-    row("across expiry (4.5 s, 2 s tokens), ours", n, &l);
-    let (n, l) = across_expiry(&rt, ours_background);
+    let (n, l, w) = cold(&rt, ours);
+    row("cold cache, ours", n, &l, w);
+    let (n, l, w) = cold(&rt, naive);
+    row("cold cache, naive", n, &l, w);
+    let (n, l, w) = across_expiry(&rt, ours);
+    row("across expiry (4.5 s, 2 s tokens), ours", n, &l, w);
+    let (n, l, w) = across_expiry(&rt, ours_background);
     row(
         "across expiry (4.5 s, 2 s tokens), ours with background refresh",
         n,
         &l,
+        w,
     );
-    let (n, l) = across_expiry(&rt, naive);
-    row("across expiry (4.5 s, 2 s tokens), naive", n, &l);
+    let (n, l, w) = across_expiry(&rt, naive);
+    row("across expiry (4.5 s, 2 s tokens), naive", n, &l, w);
     drop(rt);
     println!("\n## Async client: heap held\n");
     heap();

@@ -39,8 +39,9 @@ use support::{CLIENT_ID, CLIENT_SECRET, Latencies, Server};
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 
-/// A call this slow waited for a token request (its own or another caller's); scheduling
-/// delays of a loaded machine stay well below it.
+/// A call this slow is counted: it waited for a token request (its own or another
+/// caller's), or it was descheduled that long (1 000 threads share two cores); the client's
+/// `polls_without_token` tells which.
 const WAITED: Duration = Duration::from_millis(10);
 const STACK: usize = 256 * 1024;
 /// Time to start the threads before they are released.
@@ -102,15 +103,26 @@ impl Naive {
 }
 
 type Get = Arc<dyn Fn() -> Arc<Token> + Send + Sync>;
+/// How many callers' polls waited on the token endpoint so far, for a cache that counts them.
+type Waited = Option<Box<dyn Fn() -> u64>>;
 
-fn ours(server: &Server) -> Get {
+fn ours(server: &Server) -> (Get, Waited) {
     let client = Client::builder(config(&server.token_url())).seed(1).build();
-    Arc::new(move || client.token().unwrap())
+    let counted = client.clone();
+    (
+        Arc::new(move || client.token().unwrap()),
+        Some(Box::new(move || counted.counters().polls_without_token)),
+    )
 }
 
-fn naive(server: &Server) -> Get {
+fn naive(server: &Server) -> (Get, Waited) {
     let naive = Naive::new(&config(&server.token_url()));
-    Arc::new(move || naive.token())
+    (Arc::new(move || naive.token()), None)
+}
+
+/// What `waited` counted since `before`.
+fn waited_since(waited: &Waited, before: Option<u64>) -> Option<u64> {
+    Some(waited.as_ref()?() - before?)
 }
 
 /// 1 000 threads released together on an empty cache: requests made, latencies.
@@ -118,9 +130,10 @@ fn naive(server: &Server) -> Get {
 /// The threads sleep until one instant rather than wait on a barrier (a barrier wakes them
 /// one after another, too slowly to make a stampede), and each latency counts from that
 /// instant: the time from wanting a token to having it, scheduling delays included.
-fn cold(make: fn(&Server) -> Get) -> (usize, Latencies) {
+fn cold(make: fn(&Server) -> (Get, Waited)) -> (usize, Latencies, Option<u64>) {
     let server = Server::start(SERVER_DELAY, Duration::from_secs(3600));
-    let get = make(&server);
+    let (get, waited) = make(&server);
+    let waited_before = waited.as_ref().map(|w| w());
     let release = Instant::now() + RELEASE_AFTER;
     let threads: Vec<_> = (0..CALLERS)
         .map(|_| {
@@ -136,16 +149,21 @@ fn cold(make: fn(&Server) -> Get) -> (usize, Latencies) {
         })
         .collect();
     let samples = threads.into_iter().map(|t| t.join().unwrap()).collect();
-    (server.count(), Latencies::of(samples, WAITED))
+    (
+        server.count(),
+        Latencies::of(samples, WAITED),
+        waited_since(&waited, waited_before),
+    )
 }
 
 /// 1 000 threads calling every 20 ms for 4.5 s while 2-second tokens expire: requests made
 /// during that time, latencies, and calls that waited for a token request.
-fn across_expiry(make: fn(&Server) -> Get) -> (usize, Latencies) {
+fn across_expiry(make: fn(&Server) -> (Get, Waited)) -> (usize, Latencies, Option<u64>) {
     let server = Server::start(SERVER_DELAY, SHORT_LIFETIME);
-    let get = make(&server);
+    let (get, waited) = make(&server);
     drop(get()); // warm
     let before = server.count();
+    let waited_before = waited.as_ref().map(|w| w());
     let release = Instant::now() + RELEASE_AFTER;
     let threads: Vec<_> = (0..CALLERS)
         .map(|_| {
@@ -171,7 +189,11 @@ fn across_expiry(make: fn(&Server) -> Get) -> (usize, Latencies) {
         .into_iter()
         .flat_map(|t| t.join().unwrap())
         .collect();
-    (server.count() - before, Latencies::of(samples, WAITED))
+    (
+        server.count() - before,
+        Latencies::of(samples, WAITED),
+        waited_since(&waited, waited_before),
+    )
 }
 
 use support::stampede_row as row;
@@ -218,14 +240,14 @@ fn main() {
     support::stampede_table(&format!(
         "Blocking client: {CALLERS} threads, token endpoint latency 50 ms"
     ));
-    let (n, l) = cold(ours);
-    row("cold cache, ours", n, &l);
-    let (n, l) = cold(naive);
-    row("cold cache, naive", n, &l);
-    let (n, l) = across_expiry(ours);
-    row("across expiry (4.5 s, 2 s tokens), ours", n, &l);
-    let (n, l) = across_expiry(naive);
-    row("across expiry (4.5 s, 2 s tokens), naive", n, &l);
+    let (n, l, w) = cold(ours);
+    row("cold cache, ours", n, &l, w);
+    let (n, l, w) = cold(naive);
+    row("cold cache, naive", n, &l, w);
+    let (n, l, w) = across_expiry(ours);
+    row("across expiry (4.5 s, 2 s tokens), ours", n, &l, w);
+    let (n, l, w) = across_expiry(naive);
+    row("across expiry (4.5 s, 2 s tokens), naive", n, &l, w);
     println!("\n## Blocking client: heap held\n");
     heap();
 }

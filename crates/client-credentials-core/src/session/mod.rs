@@ -441,6 +441,12 @@ pub struct Counters {
     /// (`use_dpop_nonce`, RFC 9449 §8); part of the fetch they retry, not counted in
     /// `fetches_started`.
     pub dpop_nonce_retries: u64,
+    /// Callers' polls that found no valid token to serve: answered with [`Action::Wait`]
+    /// (another caller's request is in flight) or with an [`Action::Send`] that carries no
+    /// current token (the caller sends and waits). Each is a caller waiting on the token
+    /// endpoint (one that waits long may count more than once); a cold start counts one per
+    /// caller, a refresh ahead of expiry none.
+    pub polls_without_token: u64,
 }
 
 impl Counters {
@@ -463,6 +469,7 @@ impl Counters {
             background_refreshes,
             stale_hits,
             dpop_nonce_retries,
+            polls_without_token,
         } = *other;
         self.fetches_started += fetches_started;
         self.fetches_succeeded += fetches_succeeded;
@@ -478,6 +485,7 @@ impl Counters {
         self.ignored_reports += ignored_reports;
         self.consecutive_failures = self.consecutive_failures.max(consecutive_failures);
         self.background_refreshes += background_refreshes;
+        self.polls_without_token += polls_without_token;
         self.stale_hits += stale_hits;
         self.dpop_nonce_retries += dpop_nonce_retries;
     }
@@ -1122,6 +1130,9 @@ impl Session {
             }
         };
         self.state = state;
+        if count_hits && matches!(action, Action::Wait(_) | Action::Send { current: None, .. }) {
+            self.counters.polls_without_token += 1;
+        }
         action
     }
 
