@@ -3,7 +3,7 @@
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use arc_swap::ArcSwapOption;
 
@@ -68,12 +68,13 @@ pub struct TokenSlot {
 struct Head {
     /// This slot's identity in the threads' memories; never reused.
     id: u64,
-    /// Bumped after every publication and withdrawal (`Release`), read first by every read
-    /// (`Acquire`), so a reader that sees a generation sees at least its shards' state.
+    /// Raised to the next even value after every publication and withdrawal (`Release`),
+    /// read first by every read (`Acquire`), so a reader that sees a generation sees at
+    /// least its shards' state. Odd while the published token's refresh is due: the one
+    /// reader that moves it on to the next even value is sent to the lock (its poll starts
+    /// the refresh), every other reader keeps the token. One word, so that a hit tests it
+    /// with the load it makes anyway.
     generation: AtomicU64,
-    /// Set when the published token's refresh is due: the one reader that clears it is
-    /// sent to the lock (its poll starts the refresh); every other reader keeps the token.
-    due: AtomicBool,
 }
 
 /// One cache line: a copy of the token, and the hits read from it.
@@ -117,7 +118,6 @@ impl TokenSlot {
             head: Head {
                 id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
                 generation: AtomicU64::new(0),
-                due: AtomicBool::new(false),
             },
             shards: (0..shards)
                 .map(|_| Shard {
@@ -154,10 +154,6 @@ impl TokenSlot {
     #[inline]
     fn lend<F, R>(&self, f: F, call: impl FnOnce(F, &Arc<Token>) -> R) -> Result<R, F> {
         let generation = self.head.generation.load(Ordering::Acquire);
-        if self.head.due.load(Ordering::Relaxed) && self.head.due.swap(false, Ordering::AcqRel) {
-            // This reader takes the lock and starts the refresh; nobody else does.
-            return Err(f);
-        }
         let id = self.head.id;
         let mut pending = Some((f, call));
         let remembered = MEMORY.try_with(|memory| {
@@ -165,6 +161,12 @@ impl TokenSlot {
             let mut memory = memory.try_borrow_mut().ok()?;
             let memory = &mut memory[way(id)];
             if memory.slot != id || memory.generation != generation {
+                // A change; if it is a refresh come due, the one reader that claims it goes
+                // to the lock (every reader passes here once after the change).
+                if generation & 1 == 1 && self.claim_refresh(generation) {
+                    let (f, _) = pending.take()?;
+                    return Some(Err(f));
+                }
                 *memory = Memory {
                     slot: id,
                     generation,
@@ -207,13 +209,36 @@ impl TokenSlot {
         self.shards[0].token.load().is_some()
     }
 
+    /// Whether this reader, having seen the odd `generation`, is the one sent to the lock
+    /// (see [`TokenSlot::mark_due`]).
+    #[cold]
+    fn claim_refresh(&self, generation: u64) -> bool {
+        self.head
+            .generation
+            .compare_exchange(
+                generation,
+                generation + 1,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            )
+            .is_ok()
+    }
+
+    /// Moves the generation on to the next even value: a change that readers see, and no
+    /// refresh due.
+    fn next_generation(&self) {
+        let _ = self
+            .head
+            .generation
+            .fetch_update(Ordering::Release, Ordering::Relaxed, |g| Some((g | 1) + 1));
+    }
+
     /// Publishes `token`: a copy of its own in every shard.
     pub(crate) fn publish(&self, token: &Token) {
         for shard in &self.shards {
             shard.token.store(Some(Arc::new(token.clone())));
         }
-        self.head.due.store(false, Ordering::Relaxed);
-        self.head.generation.fetch_add(1, Ordering::Release);
+        self.next_generation();
     }
 
     /// Withdraws the token: readers take the lock and poll.
@@ -221,28 +246,31 @@ impl TokenSlot {
         for shard in &self.shards {
             shard.token.store(None);
         }
-        self.head.due.store(false, Ordering::Relaxed);
-        self.head.generation.fetch_add(1, Ordering::Release);
+        self.next_generation();
     }
 
     /// Keeps the token published but sends the next reader, one, to the lock: the token's
-    /// refresh is due and that reader's poll starts it. Set again for as long as no poll
+    /// refresh is due and that reader's poll starts it. Marked again for as long as no poll
     /// started it.
     pub(crate) fn mark_due(&self) {
-        self.head.due.store(true, Ordering::Release);
+        let _ = self
+            .head
+            .generation
+            .fetch_update(Ordering::Release, Ordering::Relaxed, |g| {
+                (g & 1 == 0).then_some(g + 1)
+            });
     }
 
     /// Undoes [`TokenSlot::mark_due`]: the refresh started by other means.
     pub(crate) fn clear_due(&self) {
-        if self.head.due.load(Ordering::Relaxed) {
-            self.head.due.store(false, Ordering::Relaxed);
+        if self.is_due() {
+            self.next_generation();
         }
     }
 
     /// Whether a reader is still to be sent to the lock (see [`TokenSlot::mark_due`]).
-    #[cfg(test)]
     fn is_due(&self) -> bool {
-        self.head.due.load(Ordering::Relaxed)
+        self.head.generation.load(Ordering::Relaxed) & 1 == 1
     }
 
     #[inline]
