@@ -540,6 +540,8 @@ impl fmt::Debug for CacheKey {
 pub struct TokenRequest {
     config: Config,
     params: Arc<Params>,
+    /// The requested scopes, shared by every token that does not name its own.
+    scopes: Arc<[String]>,
     key: CacheKey,
     /// The body and `Authorization` value, encoded on the first send and shared by every
     /// clone: a shape's request never changes.
@@ -559,6 +561,7 @@ impl Config {
         let params = self.inner().defaults.clone();
         TokenRequest {
             key: CacheKey::new(self, &params),
+            scopes: params.scopes().into(),
             params: Arc::new(params),
             config: self.clone(),
             prepared: Arc::default(),
@@ -573,6 +576,7 @@ impl Config {
         let params = Params::resolve(&self.inner().defaults, overrides)?;
         Ok(TokenRequest {
             key: CacheKey::new(self, &params),
+            scopes: params.scopes().into(),
             params: Arc::new(params),
             config: self.clone(),
             prepared: Arc::default(),
@@ -581,6 +585,11 @@ impl Config {
 }
 
 impl TokenRequest {
+    /// The requested scopes, for the tokens that do not name their own.
+    pub(crate) fn requested_scopes(&self) -> &Arc<[String]> {
+        &self.scopes
+    }
+
     /// The configuration.
     #[must_use]
     pub fn config(&self) -> &Config {

@@ -5,6 +5,7 @@
 
 use std::borrow::Cow;
 use std::cell::OnceCell;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::header::{CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
@@ -187,7 +188,7 @@ impl TokenRequest {
                 limit: cap,
             });
         }
-        let (config, requested) = (self.config(), self.params().scopes());
+        let (config, requested) = (self.config(), self.requested_scopes());
         if let Some(token) = fast::parse(config, requested, now, status, headers, body) {
             return Ok(token);
         }
@@ -425,7 +426,7 @@ impl<'a> Context<'a> {
         let requested = self.requested;
         let (scopes, scope_source) = match members.remove("scope") {
             Some(Value::String(s)) if !s.trim().is_empty() => (
-                split_scopes(&s, self.config.scope_separator()),
+                split_scopes(&s, self.config.scope_separator()).into(),
                 ScopeSource::Granted,
             ),
             Some(Value::Array(items)) if items.iter().all(Value::is_string) => {
@@ -436,15 +437,15 @@ impl<'a> Context<'a> {
                         Value::String(s) => Some(s),
                         _ => None,
                     })
-                    .collect();
-                (scopes, ScopeSource::Granted)
+                    .collect::<Vec<_>>();
+                (scopes.into(), ScopeSource::Granted)
             }
             // RFC 6749 §5.1: omitted when identical to the requested scope.
-            None | Some(Value::Null) => (requested.to_vec(), ScopeSource::Requested),
-            Some(Value::String(_)) => (Vec::new(), ScopeSource::Granted),
+            None | Some(Value::Null) => (requested.into(), ScopeSource::Requested),
+            Some(Value::String(_)) => (Arc::from([]), ScopeSource::Granted),
             Some(_) => {
                 self.deviations.push(Deviation::ScopeUnreadable);
-                (requested.to_vec(), ScopeSource::Requested)
+                (requested.into(), ScopeSource::Requested)
             }
         };
         Ok(Token {
@@ -940,20 +941,51 @@ fn seconds(v: &Value) -> Option<(Duration, Seconds)> {
 
 fn split_scopes(s: &str, separator: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    let mut add = |p: &str| {
-        if !p.is_empty() && !out.iter().any(|o| o == p) {
+    for_each_scope(s, separator, |p| {
+        if !out.iter().any(|o| o == p) {
             out.push(p.to_owned());
         }
-    };
+    });
+    out
+}
+
+/// Calls `f` with each non-empty scope of `s`, duplicates included, in order.
+fn for_each_scope(s: &str, separator: &str, mut f: impl FnMut(&str)) {
     let by_space = separator.trim().is_empty();
     for part in s.split(char::is_whitespace) {
         if by_space {
-            add(part);
+            if !part.is_empty() {
+                f(part);
+            }
         } else {
-            part.split(separator).for_each(&mut add);
+            part.split(separator)
+                .filter(|p| !p.is_empty())
+                .for_each(&mut f);
         }
     }
-    out
+}
+
+/// The granted scopes of `s`: the requested ones, shared, when they are the same list (the
+/// usual answer), else a list of their own.
+fn granted_scopes(s: &str, separator: &str, requested: &Arc<[String]>) -> Arc<[String]> {
+    // `split_scopes(s) == requested`, without allocating: while they agree, the scopes
+    // kept so far are `requested[..matched]`.
+    let (mut matched, mut same) = (0, true);
+    for_each_scope(s, separator, |p| {
+        if !same || requested[..matched].iter().any(|r| r == p) {
+            return;
+        }
+        if requested.get(matched).is_some_and(|r| r == p) {
+            matched += 1;
+        } else {
+            same = false;
+        }
+    });
+    if same && matched == requested.len() {
+        Arc::clone(requested)
+    } else {
+        split_scopes(s, separator).into()
+    }
 }
 
 /// At most `max` characters of `s`, with `…` when cut.
@@ -1047,4 +1079,36 @@ fn is_uuid(s: &str) -> bool {
             .iter()
             .zip([8, 4, 4, 4, 12])
             .all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn granted_scopes_share_the_requested_list_only_when_they_are_that_list() {
+        let requested: Arc<[String]> = Arc::from(["a".to_owned(), "b".to_owned()]);
+        let shared =
+            |s: &str, sep: &str| Arc::ptr_eq(&granted_scopes(s, sep, &requested), &requested);
+        assert!(shared("a b", " "));
+        assert!(
+            shared("  a   a b b ", " "),
+            "duplicates and blanks as split_scopes drops them"
+        );
+        assert!(shared("a,b", ","));
+        for (s, sep) in [
+            ("b a", " "),
+            ("a", " "),
+            ("a b c", " "),
+            ("", " "),
+            ("a,c", ","),
+        ] {
+            assert!(!shared(s, sep), "{s:?}");
+            assert_eq!(
+                &*granted_scopes(s, sep, &requested),
+                split_scopes(s, sep),
+                "{s:?}"
+            );
+        }
+    }
 }

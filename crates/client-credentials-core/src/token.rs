@@ -1,6 +1,7 @@
 //! Access tokens as the client holds them: the secret value with its type, lifetime and scope.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::HeaderValue;
@@ -88,7 +89,8 @@ pub struct Token {
     pub(crate) token_type: std::borrow::Cow<'static, str>,
     pub(crate) issued_at: SystemTime,
     pub(crate) lifetime: Option<Duration>,
-    pub(crate) scopes: Vec<String>,
+    /// Shared with the request when they are the requested ones (and with every copy).
+    pub(crate) scopes: Arc<[String]>,
     pub(crate) scope_source: ScopeSource,
     pub(crate) refresh_in: Option<Duration>,
     pub(crate) extra: serde_json::Map<String, serde_json::Value>,
@@ -307,7 +309,7 @@ impl Serialize for StorableToken<'_> {
             token_type: t.token_type.as_ref().into(),
             issued_at_ms: millis(t.issued_at.duration_since(UNIX_EPOCH).unwrap_or_default()),
             lifetime_ms: t.lifetime.map(millis),
-            scopes: t.scopes.as_slice().into(),
+            scopes: std::borrow::Cow::Borrowed(&t.scopes),
             scope_source: t.scope_source,
             refresh_in_ms: t.refresh_in.map(millis),
             extra: std::borrow::Cow::Borrowed(&t.extra),
@@ -338,7 +340,7 @@ impl<'de> Deserialize<'de> for Token {
             lifetime: s
                 .lifetime_ms
                 .map(|ms| Duration::from_millis(ms).min(crate::MAX_LIFETIME)),
-            scopes: s.scopes.into_owned(),
+            scopes: s.scopes.into_owned().into(),
             scope_source: s.scope_source,
             refresh_in: s
                 .refresh_in_ms
@@ -366,6 +368,16 @@ pub(crate) fn is_access_token(s: &str) -> bool {
 pub(crate) fn is_b64token(s: &str) -> bool {
     let body = s.trim_end_matches('=');
     !body.is_empty() && all_bytes(body.as_bytes(), is_b64token_char)
+}
+
+/// [`is_access_token`] and [`is_b64token`] of `s` in one pass over its bytes (a token is
+/// hundreds of them, and both are asked of every token parsed).
+pub(crate) fn access_token_syntax(s: &str) -> (bool, bool) {
+    let body = s.trim_end_matches('=');
+    let (vschar, b64) = all_bytes2(body.as_bytes(), is_vschar, is_b64token_char);
+    // The padding, `=`, is a VSCHAR.
+    let access = !s.is_empty() && vschar && !s.starts_with(' ') && !s.ends_with(' ');
+    (access, !body.is_empty() && b64)
 }
 
 /// `Bearer` without an allocation (almost every token's type), any other type as it is.
@@ -414,9 +426,62 @@ fn all_bytes(bytes: &[u8], ok: impl Fn(u8) -> bool) -> bool {
     blocks.remainder().iter().all(|&b| ok(b))
 }
 
+/// Whether `a` and whether `b` hold for every byte, in one pass as [`all_bytes`] does it;
+/// stops early only once both failed.
+#[inline]
+fn all_bytes2(bytes: &[u8], a: impl Fn(u8) -> bool, b: impl Fn(u8) -> bool) -> (bool, bool) {
+    let (mut all_a, mut all_b) = (true, true);
+    let mut blocks = bytes.chunks_exact(32);
+    for block in &mut blocks {
+        let (block_a, block_b) = block
+            .iter()
+            .fold((true, true), |(x, y), &c| (x & a(c), y & b(c)));
+        all_a &= block_a;
+        all_b &= block_b;
+        if !all_a && !all_b {
+            return (false, false);
+        }
+    }
+    for &c in blocks.remainder() {
+        all_a &= a(c);
+        all_b &= b(c);
+    }
+    (all_a, all_b)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_pass_token_syntax_agrees_with_the_two_checks() {
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let alphabet = b"aZ09-._~+/= !\x7f\x19\"%";
+        let mut cases: Vec<String> = ["", "=", "==", " a", "a ", "a b", "abc=", "a=b", "ab==="]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
+        for _ in 0..20_000 {
+            let len = usize::try_from(next() % 80).unwrap();
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| alphabet[usize::try_from(next() % alphabet.len() as u64).unwrap()])
+                .collect();
+            cases.push(String::from_utf8(bytes).unwrap());
+        }
+        for s in &cases {
+            assert_eq!(
+                access_token_syntax(s),
+                (is_access_token(s), is_b64token(s)),
+                "{s:?}"
+            );
+        }
+    }
 
     fn naive_b64token_char(b: u8) -> bool {
         b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')

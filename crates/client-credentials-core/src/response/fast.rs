@@ -14,6 +14,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use http::header::CONTENT_TYPE;
@@ -21,15 +22,15 @@ use http::{HeaderMap, StatusCode};
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde_json::{Map, Value};
 
-use super::{MAX_LIFETIME, split_scopes};
+use super::{MAX_LIFETIME, granted_scopes};
 use crate::Config;
 use crate::secret::AccessToken;
-use crate::token::{Deviation, ScopeSource, Token, is_access_token, is_b64token, is_header_safe};
+use crate::token::{Deviation, ScopeSource, Token, access_token_syntax, is_header_safe};
 
 /// The token of a plain RFC 6749 §5.1 answer, or `None` to leave it to the full parser.
 pub(super) fn parse(
     config: &Config,
-    requested: &[String],
+    requested: &Arc<[String]>,
     now: SystemTime,
     status: StatusCode,
     headers: &HeaderMap,
@@ -41,10 +42,11 @@ pub(super) fn parse(
     let known = serde_json::from_slice::<Known<'_>>(body).ok()?;
     let mut deviations = Vec::new();
     let access_token = known.access_token?;
-    if !is_access_token(&access_token) {
+    let (access, b64) = access_token_syntax(&access_token);
+    if !access {
         return None;
     }
-    if !is_b64token(&access_token) {
+    if !b64 {
         deviations.push(Deviation::AccessTokenSyntax);
     }
     let token_type = known.token_type?;
@@ -66,12 +68,12 @@ pub(super) fn parse(
     }
     let (scopes, scope_source) = match known.scope {
         Some(s) if !s.trim().is_empty() => (
-            split_scopes(&s, config.scope_separator()),
+            granted_scopes(&s, config.scope_separator(), requested),
             ScopeSource::Granted,
         ),
-        Some(_) => (Vec::new(), ScopeSource::Granted),
-        // RFC 6749 §5.1: omitted when identical to the requested scope.
-        None => (requested.to_vec(), ScopeSource::Requested),
+        Some(_) => (Arc::from([]), ScopeSource::Granted),
+        // RFC 6749 §5.1: omitted when identical to the requested scope: shared, not copied.
+        None => (Arc::clone(requested), ScopeSource::Requested),
     };
     Some(Token {
         access_token: AccessToken::new(access_token.into_owned()),
@@ -223,7 +225,7 @@ mod tests {
 
     /// Both paths on one input; when the fast one answers, the full one must agree.
     fn check(config: &Config, status: StatusCode, headers: &HeaderMap, body: &[u8]) -> bool {
-        let requested = ["a".to_owned(), "b".to_owned()];
+        let requested: Arc<[String]> = Arc::from(["a".to_owned(), "b".to_owned()]);
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         let Some(fast) = parse(config, &requested, now, status, headers, body) else {
             return false;
@@ -276,7 +278,7 @@ mod tests {
         let json = headers("application/json");
         let plain = r#"{"access_token":"abc","token_type":"Bearer","expires_in":3600}"#;
         let declined = |status: StatusCode, headers: &HeaderMap, body: &str| {
-            let requested: [String; 0] = [];
+            let requested: Arc<[String]> = Arc::from([]);
             parse(
                 &config,
                 &requested,

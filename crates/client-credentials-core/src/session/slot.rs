@@ -341,7 +341,7 @@ mod tests {
             token_type: "Bearer".into(),
             issued_at: SystemTime::UNIX_EPOCH,
             lifetime: Some(Duration::from_secs(3600)),
-            scopes: Vec::new(),
+            scopes: Arc::from([]),
             scope_source: ScopeSource::Requested,
             refresh_in: None,
             extra: serde_json::Map::new(),
