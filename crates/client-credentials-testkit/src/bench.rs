@@ -528,19 +528,29 @@ pub mod hit {
         let before = control_ratio(rounds.min(9), batch * 20);
         // Each round counts only when the control run right before it found the second core
         // free: another tenant may take it for a moment.
+        // Round by round across the operations, as for one thread, so that a slow spell of
+        // the machine falls on all of them alike rather than on whichever ran then.
         let two_rounds = rounds.min(9);
-        let two: Vec<(&str, Option<f64>, usize)> = floor_ops
+        let all_ops: Vec<Op<'_>> = floor_ops
             .iter()
             .chain(ours.iter().map(|(op, _)| op))
-            .map(|(name, op)| {
-                let mut ratios: Vec<f64> = (0..two_rounds)
-                    .filter_map(|_| {
-                        let free = control_ratio(1, batch * 5) >= CONTROL_MIN;
-                        let one = op(batch).as_secs_f64();
-                        let ratio = one / on_threads(2, batch, *op).as_secs_f64();
-                        free.then_some(ratio)
-                    })
-                    .collect();
+            .copied()
+            .collect();
+        let mut ratios: Vec<Vec<f64>> = vec![Vec::new(); all_ops.len()];
+        for _ in 0..two_rounds {
+            for (i, (_, op)) in all_ops.iter().enumerate() {
+                let free = control_ratio(1, batch * 5) >= CONTROL_MIN;
+                let one = op(batch).as_secs_f64();
+                let ratio = one / on_threads(2, batch, *op).as_secs_f64();
+                if free {
+                    ratios[i].push(ratio);
+                }
+            }
+        }
+        let two: Vec<(&str, Option<f64>, usize)> = all_ops
+            .iter()
+            .zip(&mut ratios)
+            .map(|((name, _), ratios)| {
                 ratios.sort_by(f64::total_cmp);
                 let kept = ratios.len();
                 let median = (kept * 2 > two_rounds).then(|| ratios[kept / 2]);
