@@ -68,6 +68,26 @@ thread_local! {
     static RUNTIME: Runtime = runtime();
 }
 
+/// One fetch through `client`, timed. Invalidating the token afterwards (so that the next
+/// call fetches again) is the bench's doing, not the fetch's, and is not timed.
+async fn fetch(client: &Client) -> Duration {
+    let start = Instant::now();
+    let token = client.token().await.unwrap();
+    let took = start.elapsed();
+    client.invalidate(token.access_token());
+    took
+}
+
+/// One bare POST of `http` on `client`, its body read, timed.
+async fn bare_fetch(client: &reqwest::Client, http: &http::Request<Vec<u8>>) -> Duration {
+    let request = reqwest::Request::try_from(http.clone()).unwrap();
+    let start = Instant::now();
+    let response = client.execute(request).await.unwrap();
+    assert_eq!(response.status(), reqwest::StatusCode::OK);
+    black_box(response.bytes().await.unwrap());
+    start.elapsed()
+}
+
 fn warm_token(c: &mut Criterion) {
     let server = Server::start(Duration::ZERO, Duration::from_secs(3600));
     let client = Client::builder(config(&server.token_url()))
@@ -140,7 +160,7 @@ fn warm_token(c: &mut Criterion) {
     assert_eq!(server.count(), 1, "warm calls must not fetch");
 }
 
-fn fetch(c: &mut Criterion) {
+fn fetches(c: &mut Criterion) {
     let server = Server::start(Duration::ZERO, Duration::from_secs(3600));
     let config = config(&server.token_url());
     // Every call invalidates the token it just got, so the throttle is off.
@@ -156,26 +176,8 @@ fn fetch(c: &mut Criterion) {
     let default_http = reqwest::Client::new();
     let client_http = client.http_client().clone();
 
-    let send = |http_client: &reqwest::Client| {
-        let request = reqwest::Request::try_from(http.clone()).unwrap();
-        let http_client = http_client.clone();
-        async move {
-            let start = Instant::now();
-            let response = http_client.execute(request).await.unwrap();
-            assert_eq!(response.status(), reqwest::StatusCode::OK);
-            black_box(response.bytes().await.unwrap());
-            start.elapsed()
-        }
-    };
-    // The fetch is timed; invalidating the token afterwards (so that the next call fetches
-    // again) is the bench's doing, not the fetch's, and is not.
-    let ours = || async {
-        let start = Instant::now();
-        let token = client.token().await.unwrap();
-        let took = start.elapsed();
-        client.invalidate(token.access_token());
-        took
-    };
+    let send = |http_client| bare_fetch(http_client, &http);
+    let ours = || fetch(&client);
     let run = |iters: u64, op: &Op<'_>| {
         rt.block_on(async {
             let mut total = Duration::ZERO;
@@ -229,25 +231,10 @@ fn fetch(c: &mut Criterion) {
     let slow_http = plain_request(slow_config.default_request().to_http());
     let slow_reqwest = slow_client.http_client().clone();
     let slow_bare = || -> Pin<Box<dyn Future<Output = Duration> + '_>> {
-        let request = reqwest::Request::try_from(slow_http.clone()).unwrap();
-        let http_client = slow_reqwest.clone();
-        Box::pin(async move {
-            let start = Instant::now();
-            let response = http_client.execute(request).await.unwrap();
-            assert_eq!(response.status(), reqwest::StatusCode::OK);
-            black_box(response.bytes().await.unwrap());
-            start.elapsed()
-        })
+        Box::pin(bare_fetch(&slow_reqwest, &slow_http))
     };
-    let slow_ours = || -> Pin<Box<dyn Future<Output = Duration> + '_>> {
-        Box::pin(async {
-            let start = Instant::now();
-            let token = slow_client.token().await.unwrap();
-            let took = start.elapsed();
-            slow_client.invalidate(token.access_token());
-            took
-        })
-    };
+    let slow_ours =
+        || -> Pin<Box<dyn Future<Output = Duration> + '_>> { Box::pin(fetch(&slow_client)) };
     support::interleaved(
         "async_fetch_1ms",
         15,
@@ -270,4 +257,4 @@ fn fetch(c: &mut Criterion) {
     assert!(server.count() > before, "every call fetches");
 }
 
-client_credentials_testkit::bench_main!(warm_token, fetch);
+client_credentials_testkit::bench_main!(warm_token, fetches);

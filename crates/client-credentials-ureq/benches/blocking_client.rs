@@ -60,6 +60,25 @@ fn plain_http(request: &TokenRequest) -> http::Request<Vec<u8>> {
     http::Request::from_parts(parts, body.into_vec())
 }
 
+/// One fetch through `client`, timed. Invalidating the token afterwards (so that the next
+/// call fetches again) is the bench's doing, not the fetch's, and is not timed.
+fn fetch(client: &Client) -> Duration {
+    let start = Instant::now();
+    let token = client.token().unwrap();
+    let took = start.elapsed();
+    client.invalidate(token.access_token());
+    took
+}
+
+/// One bare POST of `http` on `agent`, its body read, timed.
+fn bare_fetch(agent: &ureq::Agent, http: &http::Request<Vec<u8>>) -> Duration {
+    let start = Instant::now();
+    let mut response = agent.run(http.clone()).unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    black_box(response.body_mut().read_to_vec().unwrap());
+    start.elapsed()
+}
+
 fn warm_token(c: &mut Criterion) {
     let server = Server::start(Duration::ZERO, Duration::from_secs(3600));
     let config = config(&server.token_url());
@@ -121,7 +140,7 @@ fn warm_token(c: &mut Criterion) {
     assert_eq!(server.count(), 1, "warm calls must not fetch");
 }
 
-fn fetch(c: &mut Criterion) {
+fn fetches(c: &mut Criterion) {
     let server = Server::start(Duration::ZERO, Duration::from_secs(3600));
     let config = config(&server.token_url());
     // Every call invalidates the token it just got, so the throttle is off.
@@ -148,25 +167,10 @@ fn fetch(c: &mut Criterion) {
         .new_agent();
 
     // Each op is one fetch and returns how long the fetch itself took.
-    let send = |agent: &ureq::Agent| {
-        let start = Instant::now();
-        let mut response = agent.run(http.clone()).unwrap();
-        assert_eq!(response.status(), StatusCode::OK);
-        black_box(response.body_mut().read_to_vec().unwrap());
-        start.elapsed()
-    };
-    let bare = || send(&agent);
-    let bare_client_agent = || send(&client_agent);
-    let bare_phase_timeouts = || send(&phase_agent);
-    // Invalidating the token afterwards (so that the next call fetches again) is the
-    // bench's doing, not the fetch's, and is not timed.
-    let ours = || {
-        let start = Instant::now();
-        let token = client.token().unwrap();
-        let took = start.elapsed();
-        client.invalidate(token.access_token());
-        took
-    };
+    let bare = || bare_fetch(&agent, &http);
+    let bare_client_agent = || bare_fetch(&client_agent, &http);
+    let bare_phase_timeouts = || bare_fetch(&phase_agent, &http);
+    let ours = || fetch(&client);
     // Both must reach the endpoint and parse as a token.
     for op in [
         &bare as &dyn Fn() -> Duration,
@@ -225,20 +229,8 @@ fn fetch(c: &mut Criterion) {
         .build();
     let slow_http = plain_http(&slow_config.default_request());
     let slow_agent = slow_client.agent().clone();
-    let slow_bare = || {
-        let start = Instant::now();
-        let mut response = slow_agent.run(slow_http.clone()).unwrap();
-        assert_eq!(response.status(), StatusCode::OK);
-        black_box(response.body_mut().read_to_vec().unwrap());
-        start.elapsed()
-    };
-    let slow_ours = || {
-        let start = Instant::now();
-        let token = slow_client.token().unwrap();
-        let took = start.elapsed();
-        slow_client.invalidate(token.access_token());
-        took
-    };
+    let slow_bare = || bare_fetch(&slow_agent, &slow_http);
+    let slow_ours = || fetch(&slow_client);
     support::interleaved(
         "blocking_fetch_1ms",
         15,
@@ -262,4 +254,4 @@ fn fetch(c: &mut Criterion) {
     assert!(server.count() > before, "every call fetches");
 }
 
-client_credentials_testkit::bench_main!(warm_token, fetch);
+client_credentials_testkit::bench_main!(warm_token, fetches);
