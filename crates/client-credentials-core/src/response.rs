@@ -18,7 +18,7 @@ use crate::error::{
 use crate::request::TokenRequest;
 use crate::scrub::Scrubber;
 use crate::secret::AccessToken;
-use crate::token::{Deviation, ScopeSource, Token, is_access_token, is_b64token, is_header_safe};
+use crate::token::{Deviation, ScopeSource, Token, access_token_syntax, is_header_safe};
 use crate::{Config, MissingLifetime};
 
 mod fast;
@@ -384,12 +384,15 @@ impl<'a> Context<'a> {
         }
         // RFC 6749 Appendix A.12: `1*VSCHAR`; RFC 6750's `b64token` is narrower, and noted.
         let access_token = match members.remove("access_token") {
-            Some(Value::String(t)) if is_access_token(&t) => {
-                if !is_b64token(&t) {
-                    self.deviations.push(Deviation::AccessTokenSyntax);
+            Some(Value::String(t)) => match access_token_syntax(&t) {
+                (true, b64) => {
+                    if !b64 {
+                        self.deviations.push(Deviation::AccessTokenSyntax);
+                    }
+                    AccessToken::new(t)
                 }
-                AccessToken::new(t)
-            }
+                (false, _) => return Err(self.invalid(ResponseProblem::MissingAccessToken, false)),
+            },
             _ => return Err(self.invalid(ResponseProblem::MissingAccessToken, false)),
         };
         let token_type = match members.remove("token_type") {

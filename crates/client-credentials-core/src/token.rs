@@ -365,7 +365,9 @@ pub(crate) fn is_access_token(s: &str) -> bool {
 }
 
 /// RFC 6750 §2.1 `b64token`: `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
-pub(crate) fn is_b64token(s: &str) -> bool {
+/// The reference that [`access_token_syntax`], which the parsers call, is tested against.
+#[cfg(test)]
+fn is_b64token(s: &str) -> bool {
     let body = s.trim_end_matches('=');
     !body.is_empty() && all_bytes(body.as_bytes(), is_b64token_char)
 }
