@@ -253,11 +253,7 @@ impl Published {
     fn sync(&mut self, now: Instant, session: &Session) {
         match session.serving(now) {
             Some((token, until)) => {
-                if !self
-                    .token
-                    .as_ref()
-                    .is_some_and(|held| Arc::ptr_eq(held, token))
-                {
+                if !self.holds(token) {
                     self.slot.publish(token);
                     self.token = Some(Arc::clone(token));
                 } else {
@@ -270,12 +266,7 @@ impl Published {
                 // Its refresh is due but it is still usable: it stays published, and the
                 // slot hands the next reader (one) to the lock, whose poll starts the
                 // refresh, while every other reader keeps it.
-                Some((token, usable_until))
-                    if self
-                        .token
-                        .as_ref()
-                        .is_some_and(|held| Arc::ptr_eq(held, token)) =>
-                {
+                Some((token, usable_until)) if self.holds(token) => {
                     self.slot.mark_due();
                     self.until = usable_until;
                 }
@@ -296,6 +287,13 @@ impl Published {
             }
             _ => {}
         }
+    }
+
+    /// Whether the slot holds copies of the session's `token`.
+    fn holds(&self, token: &Arc<Token>) -> bool {
+        self.token
+            .as_ref()
+            .is_some_and(|held| Arc::ptr_eq(held, token))
     }
 
     /// When the published token must be withdrawn, if one is published.
