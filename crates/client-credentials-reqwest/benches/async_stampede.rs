@@ -38,7 +38,9 @@ use client_credentials_reqwest::{Client, Config, Token};
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 use tokio::runtime::{Builder, Runtime};
 
-use support::stampede::{CALLERS, PAUSE, SERVER_DELAY, SHORT_LIFETIME, STEADY_FOR};
+use support::stampede::{
+    CALLERS, PAUSE, SERVER_DELAY, SHORT_LIFETIME, STEADY_FOR, Waited, waited_since,
+};
 use support::{CLIENT_ID, CLIENT_SECRET, Latencies, Server};
 
 #[global_allocator]
@@ -116,8 +118,6 @@ impl Naive {
 }
 
 type Get = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Arc<Token>> + Send>> + Send + Sync>;
-/// How many callers' polls waited on the token endpoint so far, for a cache that counts them.
-type Waited = Option<Box<dyn Fn() -> u64>>;
 
 fn ours_with(server: &Server, background_refresh: bool) -> (Get, Waited) {
     let client = Client::builder(config(&server.token_url()))
@@ -152,11 +152,6 @@ fn naive(server: &Server) -> (Get, Waited) {
         }),
         None,
     )
-}
-
-/// What `waited` counted since `before`.
-fn waited_since(waited: &Waited, before: Option<u64>) -> Option<u64> {
-    Some(waited.as_ref()?() - before?)
 }
 
 /// 1 000 tasks released together on an empty cache: requests made, latencies.

@@ -526,10 +526,9 @@ pub mod hit {
             );
         }
         let before = control_ratio(rounds.min(9), batch * 20);
-        // Each round counts only when the control run right before it found the second core
-        // free: another tenant may take it for a moment.
         // Round by round across the operations, as for one thread, so that a slow spell of
-        // the machine falls on all of them alike rather than on whichever ran then.
+        // the machine falls on all of them alike rather than on whichever ran then; a round
+        // counts only when the control run right before it found the second core free.
         let two_rounds = rounds.min(9);
         let all_ops: Vec<Op<'_>> = floor_ops
             .iter()
@@ -649,6 +648,17 @@ pub fn heap_table<A: std::fmt::Display, B: std::fmt::Display>(
 /// several expiries, and how long and how fast the callers ask.
 pub mod stampede {
     use std::time::Duration;
+
+    /// How many callers' polls waited on the token endpoint so far
+    /// ([`polls_without_token`](client_credentials_core::Counters::polls_without_token)), for
+    /// a cache that counts them.
+    pub type Waited = Option<Box<dyn Fn() -> u64>>;
+
+    /// What `waited` counted since `before` (its reading when the scenario started).
+    #[must_use]
+    pub fn waited_since(waited: &Waited, before: Option<u64>) -> Option<u64> {
+        Some(waited.as_ref()?() - before?)
+    }
 
     /// Callers started together on a cold cache.
     pub const CALLERS: usize = 1_000;

@@ -33,7 +33,9 @@ use client_credentials_ureq::core::http::{self, StatusCode};
 use client_credentials_ureq::{Client, Config, Token};
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 
-use support::stampede::{CALLERS, PAUSE, SERVER_DELAY, SHORT_LIFETIME, STEADY_FOR};
+use support::stampede::{
+    CALLERS, PAUSE, SERVER_DELAY, SHORT_LIFETIME, STEADY_FOR, Waited, waited_since,
+};
 use support::{CLIENT_ID, CLIENT_SECRET, Latencies, Server};
 
 #[global_allocator]
@@ -103,8 +105,6 @@ impl Naive {
 }
 
 type Get = Arc<dyn Fn() -> Arc<Token> + Send + Sync>;
-/// How many callers' polls waited on the token endpoint so far, for a cache that counts them.
-type Waited = Option<Box<dyn Fn() -> u64>>;
 
 fn ours(server: &Server) -> (Get, Waited) {
     let client = Client::builder(config(&server.token_url())).seed(1).build();
@@ -118,11 +118,6 @@ fn ours(server: &Server) -> (Get, Waited) {
 fn naive(server: &Server) -> (Get, Waited) {
     let naive = Naive::new(&config(&server.token_url()));
     (Arc::new(move || naive.token()), None)
-}
-
-/// What `waited` counted since `before`.
-fn waited_since(waited: &Waited, before: Option<u64>) -> Option<u64> {
-    Some(waited.as_ref()?() - before?)
 }
 
 /// 1 000 threads released together on an empty cache: requests made, latencies.
